@@ -1,0 +1,32 @@
+//! `infra-aws`: AWS kinds for `infra` and the provider that converges them on the real AWS APIs.
+//!
+//! Kinds are typed builders (`Vpc`, `Subnet`, `SecurityGroup`, `LaunchTemplate`, `Asg`,
+//! `IamPolicy`, …). References between them are typed: `Subnet::vpc` takes a `&Ref<Vpc>`.
+//!
+//! ```
+//! use infra_aws::{Subnet, Vpc};
+//! use infra_core::Stack;
+//!
+//! let mut stack = Stack::new("demo");
+//! let vpc = stack.add(Vpc::new("main").cidr("10.0.0.0/16"));
+//! stack.add(Subnet::new("public-a").vpc(&vpc).cidr("10.0.1.0/24").az("us-east-1a"));
+//! ```
+//!
+//! Passing a reference of the wrong kind does not compile:
+//!
+//! ```compile_fail
+//! use infra_aws::{Subnet, Vpc};
+//! use infra_core::Stack;
+//!
+//! let mut stack = Stack::new("demo");
+//! let a = stack.add(Subnet::new("a").cidr("10.0.1.0/24").az("us-east-1a"));
+//! // expected `&Ref<Vpc>`, found `&Ref<Subnet>`
+//! stack.add(Subnet::new("b").vpc(&a));
+//! ```
+
+pub mod kinds;
+
+pub use kinds::*;
+
+/// The provider name every AWS kind declares.
+pub const PROVIDER: &str = "aws";

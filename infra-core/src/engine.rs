@@ -1,0 +1,382 @@
+//! The library API for tooling: validate, read, plan, apply, destroy. The deploy program is a
+//! thin layer over these functions.
+//!
+//! ```no_run
+//! # async fn demo(stack: infra_core::dsl::Stack) -> Result<(), infra_core::engine::Error> {
+//! use infra_core::engine::Engine;
+//! use infra_core::plan::PlanOptions;
+//! use infra_core::sandbox::SandboxProvider;
+//!
+//! let engine = Engine::new().with_provider(SandboxProvider::open(".infra/sandbox", "aws").unwrap());
+//! let planned = engine.plan(&stack, &PlanOptions::default()).await?;
+//! println!("{}", infra_core::render::plan_text(&planned.plan));
+//! let report = engine.apply(&planned, &infra_core::reconcile::NoObserver).await?;
+//! assert!(report.is_success());
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::dsl::Stack;
+use crate::graph::Graph;
+use crate::plan::{self, ObservedState, Plan, PlanOptions, ReadStats};
+use crate::provider::{LockError, LockInfo, Provider, ProviderError, Resolved};
+use crate::reconcile::{self, ApplyObserver, ApplyOptions, ApplyReport, Providers, ReconcileError};
+use crate::validate::ValidationErrors;
+
+/// Everything that can stop a plan or an apply before or while it runs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The stack is invalid; nothing was read or changed.
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    /// Kinds in the stack have no registered provider.
+    #[error("no provider is registered for {}: register one (e.g. `--target sandbox`) or narrow the run with `--only`", .0.join(", "))]
+    MissingProvider(Vec<String>),
+    /// `--only` names a provider that isn't registered.
+    #[error("unknown provider `{0}` in --only (registered: {1})")]
+    UnknownProvider(String, String),
+    /// A provider's read failed; nothing was changed.
+    #[error("reading the stack's objects from provider `{provider}` failed: {error}")]
+    Read {
+        /// The provider.
+        provider: String,
+        /// Its error.
+        error: ProviderError,
+    },
+    /// A data source lookup failed; nothing was changed.
+    #[error("{address}: looking up the data source failed: {error}")]
+    Lookup {
+        /// The data source.
+        address: String,
+        /// The provider's error.
+        error: ProviderError,
+    },
+    /// The plan can't be applied.
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+    /// Another apply holds the stack's lock.
+    #[error("{0}. If that run is gone (killed, crashed), break the lock with the `force-unlock` command")]
+    Locked(LockError),
+    /// What the providers hold changed between plan and apply.
+    #[error("the stack's objects changed since this plan was made ({0}); plan again")]
+    StalePlan(String),
+}
+
+/// A plan together with what it was computed from (needed to apply it).
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    graph: Graph,
+    observed: ObservedState,
+}
+
+impl Planned {
+    /// The validated graph the plan came from.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    /// What the providers read.
+    pub fn observed(&self) -> &ObservedState {
+        &self.observed
+    }
+}
+
+/// Providers plus apply options. See the [module docs](self).
+#[derive(Clone, Default)]
+pub struct Engine {
+    providers: Providers,
+    options: ApplyOptions,
+    lock_timeout: Duration,
+}
+
+impl Engine {
+    /// An engine with no providers.
+    pub fn new() -> Self {
+        Engine::default()
+    }
+
+    /// Registers a provider (it serves every kind whose schema names it).
+    pub fn with_provider(self, provider: impl Provider + 'static) -> Self {
+        self.with_provider_arc(Arc::new(provider))
+    }
+
+    /// Registers a shared provider.
+    pub fn with_provider_arc(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.providers.insert(provider.name().to_string(), provider);
+        self
+    }
+
+    /// Sets the apply options (concurrency, retries).
+    pub fn with_options(mut self, options: ApplyOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// How long `apply` waits for a lock held by another run before failing (default: 0).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The registered providers' names, sorted.
+    pub fn provider_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.providers.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// A registered provider.
+    pub fn provider(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(name)
+    }
+
+    fn scope(&self, only: &BTreeSet<String>) -> Result<Vec<String>, Error> {
+        let names = self.provider_names();
+        for o in only {
+            if !self.providers.contains_key(o) {
+                return Err(Error::UnknownProvider(o.clone(), names.join(", ")));
+            }
+        }
+        Ok(names
+            .into_iter()
+            .filter(|n| only.is_empty() || only.contains(n))
+            .collect())
+    }
+
+    /// Validates the stack (before any provider is called), reads what the in-scope providers
+    /// own, and plans.
+    pub async fn plan(&self, stack: &Stack, opts: &PlanOptions) -> Result<Planned, Error> {
+        let graph = Graph::build(stack)?;
+        let scope = self.scope(&opts.only)?;
+        let missing: BTreeSet<String> = graph
+            .in_order()
+            .filter(|r| !self.providers.contains_key(r.schema.provider))
+            .filter(|r| opts.only.is_empty() || opts.only.contains(r.schema.provider))
+            .map(|r| format!("{} (provider `{}`)", r.schema.kind, r.schema.provider))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::MissingProvider(missing.into_iter().collect()));
+        }
+        let observed = self.read(&graph, &scope).await?;
+        let plan = plan::compute(&graph, &observed, &scope, opts);
+        Ok(Planned {
+            plan,
+            graph,
+            observed,
+        })
+    }
+
+    async fn read(&self, graph: &Graph, scope: &[String]) -> Result<ObservedState, Error> {
+        let reads = futures::future::join_all(scope.iter().map(|name| {
+            let p = &self.providers[name];
+            async move {
+                let started = Instant::now();
+                let r = p.read(graph.stack()).await;
+                tracing::info!(provider = %name, elapsed_ms = started.elapsed().as_millis() as u64, "read the stack's objects");
+                (name.clone(), r)
+            }
+        }))
+        .await;
+        let mut observed = ObservedState::default();
+        for (name, r) in reads {
+            let r = r.map_err(|error| Error::Read {
+                provider: name.clone(),
+                error,
+            })?;
+            observed.reads.push(ReadStats {
+                provider: name.clone(),
+                resources: r.resources.len(),
+                api_calls: r.api_calls,
+            });
+            for o in r.resources {
+                observed.provider_of.insert(o.address.clone(), name.clone());
+                observed.resources.insert(o.address.clone(), o);
+            }
+        }
+        // Data sources: looked up now, their outputs feed the plan like any other object's.
+        for spec in graph
+            .in_order()
+            .filter(|r| r.schema.data_source && scope.iter().any(|s| s == r.schema.provider))
+        {
+            let props = spec
+                .props
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.resolve(&|r| {
+                            observed
+                                .resources
+                                .get(&r.address)
+                                .and_then(|o| o.output(&r.attribute))
+                        }),
+                    )
+                })
+                .collect();
+            let resolved = Resolved {
+                address: spec.address.clone(),
+                schema: spec.schema,
+                props,
+                protect: false,
+            };
+            let found = self.providers[spec.schema.provider]
+                .lookup(graph.stack(), &resolved)
+                .await
+                .map_err(|error| Error::Lookup {
+                    address: spec.address.to_string(),
+                    error,
+                })?;
+            observed.resources.insert(spec.address.clone(), found);
+        }
+        Ok(observed)
+    }
+
+    /// Applies a plan under the stack's lock. If the providers' objects changed since the plan
+    /// was made (another run got there first), nothing is done and [`Error::StalePlan`] says so.
+    pub async fn apply(
+        &self,
+        planned: &Planned,
+        observer: &dyn ApplyObserver,
+    ) -> Result<ApplyReport, Error> {
+        if !planned.plan.errors.is_empty() {
+            return Err(ReconcileError::Blocked(planned.plan.errors.clone()).into());
+        }
+        let scope = planned.plan.providers.clone();
+        let holder = self
+            .lock(
+                &planned.plan.stack,
+                &scope,
+                if planned.plan.destroy {
+                    "destroy"
+                } else {
+                    "apply"
+                },
+            )
+            .await?;
+        let result = async {
+            let now = self.read(&planned.graph, &scope).await?;
+            if let Some(diff) = first_difference(&planned.observed, &now) {
+                return Err(Error::StalePlan(diff));
+            }
+            Ok(reconcile::apply(
+                &planned.plan,
+                &planned.graph,
+                &planned.observed,
+                &self.scoped(&scope),
+                &self.options,
+                observer,
+            )
+            .await?)
+        }
+        .await;
+        self.unlock(&planned.plan.stack, &scope, &holder).await;
+        result
+    }
+
+    fn scoped(&self, scope: &[String]) -> Providers {
+        self.providers
+            .iter()
+            .filter(|(n, _)| scope.contains(n))
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect()
+    }
+
+    async fn lock(&self, stack: &str, scope: &[String], operation: &str) -> Result<String, Error> {
+        let info = LockInfo {
+            holder: lock_holder_id(),
+            since_unix: unix_now(),
+            operation: operation.to_string(),
+        };
+        let deadline = Instant::now() + self.lock_timeout;
+        let mut taken: Vec<&String> = Vec::new();
+        for name in scope {
+            loop {
+                match self.providers[name].lock(stack, &info).await {
+                    Ok(()) => {
+                        taken.push(name);
+                        break;
+                    }
+                    Err(LockError::Held { .. }) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => {
+                        for t in taken {
+                            let _ = self.providers[t].unlock(stack, &info.holder).await;
+                        }
+                        return Err(Error::Locked(e));
+                    }
+                }
+            }
+        }
+        Ok(info.holder)
+    }
+
+    async fn unlock(&self, stack: &str, scope: &[String], holder: &str) {
+        for name in scope {
+            if let Err(e) = self.providers[name].unlock(stack, holder).await {
+                tracing::warn!(provider = %name, error = %e, "could not release the stack lock");
+            }
+        }
+    }
+
+    /// Breaks the stack's lock in every in-scope provider, whoever holds it; returns who held it.
+    pub async fn force_unlock(
+        &self,
+        stack: &str,
+        only: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, LockInfo>, Error> {
+        let mut out = BTreeMap::new();
+        for name in self.scope(only)? {
+            if let Some(info) =
+                self.providers[&name]
+                    .force_unlock(stack)
+                    .await
+                    .map_err(|error| Error::Read {
+                        provider: name.clone(),
+                        error,
+                    })?
+            {
+                out.insert(name, info);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn first_difference(a: &ObservedState, b: &ObservedState) -> Option<String> {
+    for (addr, o) in &a.resources {
+        match b.resources.get(addr) {
+            None => return Some(format!("{addr} is gone")),
+            Some(n) if n != o => return Some(format!("{addr} changed")),
+            _ => {}
+        }
+    }
+    b.resources
+        .keys()
+        .find(|k| !a.resources.contains_key(*k))
+        .map(|k| format!("{k} appeared"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn lock_holder_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!(
+        "{}:pid{}:{:08x}",
+        host.trim(),
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}

@@ -1,0 +1,330 @@
+//! The resource graph: a DAG of declared resources and their dependencies (references and
+//! `depends_on`). It knows no resource types: it validates (delegating per-kind checks to the
+//! kinds' schemas), orders deterministically and exports. Building a graph is where validation
+//! happens, so a [`Graph`] is always valid.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::dsl::{Address, ResourceSpec, Stack};
+use crate::validate::{check_name, Problem, ValidationContext, ValidationErrors};
+
+/// A validated, ordered resource graph.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    stack: String,
+    nodes: Vec<ResourceSpec>,
+    index: HashMap<Address, usize>,
+    deps: Vec<Vec<usize>>,
+    order: Vec<usize>,
+}
+
+impl Graph {
+    /// Validates a stack and builds its graph. On failure, every problem is reported at once.
+    pub fn build(stack: &Stack) -> Result<Graph, ValidationErrors> {
+        let mut problems = Vec::new();
+        check_stack_name(stack.name(), &mut problems);
+
+        let specs = stack.resources();
+        let mut index: HashMap<Address, usize> = HashMap::with_capacity(specs.len());
+        let mut counts: HashMap<&Address, usize> = HashMap::with_capacity(specs.len());
+        for (i, r) in specs.iter().enumerate() {
+            index.entry(r.address.clone()).or_insert(i);
+            *counts.entry(&r.address).or_default() += 1;
+        }
+
+        for (i, r) in specs.iter().enumerate() {
+            if let Err(e) = check_name(r.address.name()) {
+                problems.push(Problem::new(&r.address, "name", e));
+            }
+            let n = counts[&r.address];
+            if n > 1 && index[&r.address] == i {
+                problems.push(Problem::new(
+                    &r.address,
+                    "name",
+                    format!(
+                        "`{}` is declared {n} times; names must be unique within a kind",
+                        r.address.name()
+                    ),
+                ));
+            }
+            check_references(r, specs, &index, &mut problems);
+        }
+        for (dependent, dependency) in stack.dangling_dependencies() {
+            problems.push(Problem::new(
+                dependent,
+                "depends_on",
+                format!("add_dependency on {dependency}: {dependent} is not in the stack"),
+            ));
+        }
+
+        // Edges over the first declaration of each address, to existing targets only (missing
+        // targets were reported above).
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); specs.len()];
+        for (i, r) in specs.iter().enumerate() {
+            if index[&r.address] != i {
+                continue;
+            }
+            let mut d: Vec<usize> = r
+                .dependencies()
+                .iter()
+                .filter_map(|a| index.get(a).copied())
+                .collect();
+            d.sort_unstable();
+            d.dedup();
+            deps[i] = d;
+        }
+        check_cycles(specs, &deps, &mut problems);
+
+        let ctx = ValidationContext::new(stack);
+        for r in specs {
+            problems.extend((r.schema.validate)(r, &ctx));
+        }
+
+        if !problems.is_empty() {
+            problems.sort();
+            problems.dedup();
+            return Err(ValidationErrors {
+                stack: stack.name().to_string(),
+                problems,
+            });
+        }
+
+        let order = topological_order(specs, &deps);
+        Ok(Graph {
+            stack: stack.name().to_string(),
+            nodes: specs.to_vec(),
+            index,
+            deps,
+            order,
+        })
+    }
+
+    /// The stack's name.
+    pub fn stack(&self) -> &str {
+        &self.stack
+    }
+
+    /// Resources in a deterministic topological order: every resource after its dependencies,
+    /// ties broken by address.
+    pub fn in_order(&self) -> impl Iterator<Item = &ResourceSpec> + '_ {
+        self.order.iter().map(move |&i| &self.nodes[i])
+    }
+
+    /// The number of resources.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the graph is empty.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The resource at an address.
+    pub fn get(&self, address: &Address) -> Option<&ResourceSpec> {
+        self.index.get(address).map(|&i| &self.nodes[i])
+    }
+
+    /// The direct dependencies of a resource, sorted by address.
+    pub fn dependencies(&self, address: &Address) -> Vec<&Address> {
+        let Some(&i) = self.index.get(address) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&Address> = self.deps[i]
+            .iter()
+            .map(|&d| &self.nodes[d].address)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every edge `(dependent, dependency)`, in topological order of the dependent.
+    pub fn edges(&self) -> Vec<(&Address, &Address)> {
+        let mut out = Vec::new();
+        for &i in &self.order {
+            for d in self.dependencies(&self.nodes[i].address) {
+                out.push((&self.nodes[i].address, d));
+            }
+        }
+        out
+    }
+}
+
+fn check_stack_name(name: &str, problems: &mut Vec<Problem>) {
+    let bad = name.is_empty()
+        || name.len() > 48
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if bad {
+        problems.push(Problem {
+            address: "stack".into(),
+            field: "name".into(),
+            message: format!(
+                "`{name}` is not a valid stack name: use 1-48 lowercase letters, digits and `-`"
+            ),
+        });
+    }
+}
+
+fn check_references(
+    r: &ResourceSpec,
+    specs: &[ResourceSpec],
+    index: &HashMap<Address, usize>,
+    problems: &mut Vec<Problem>,
+) {
+    for (field, value) in &r.props {
+        let mut seen = BTreeSet::new();
+        value.visit_refs(&mut |reference| {
+            if !seen.insert(reference) {
+                return;
+            }
+            match index.get(&reference.address) {
+                None => problems.push(Problem::new(
+                    &r.address,
+                    field,
+                    format!(
+                        "references {}, which is not in the stack",
+                        reference.address
+                    ),
+                )),
+                Some(&t) if !specs[t].schema.has_output(&reference.attribute) => {
+                    problems.push(Problem::new(
+                        &r.address,
+                        field,
+                        format!(
+                            "references output `{}` of {}, which has no such output",
+                            reference.attribute, reference.address
+                        ),
+                    ))
+                }
+                Some(&t) if t == index[&r.address] => problems.push(Problem::new(
+                    &r.address,
+                    field,
+                    "references the resource itself".to_string(),
+                )),
+                Some(_) => {}
+            }
+        });
+    }
+    for d in &r.options.depends_on {
+        if !index.contains_key(d) {
+            problems.push(Problem::new(
+                &r.address,
+                "depends_on",
+                format!("depends on {d}, which is not in the stack"),
+            ));
+        }
+    }
+}
+
+fn check_cycles(specs: &[ResourceSpec], deps: &[Vec<usize>], problems: &mut Vec<Problem>) {
+    let mut g: DiGraph<usize, ()> = DiGraph::with_capacity(specs.len(), specs.len());
+    for i in 0..specs.len() {
+        g.add_node(i);
+    }
+    for (i, d) in deps.iter().enumerate() {
+        for &j in d {
+            g.add_edge(NodeIndex::new(i), NodeIndex::new(j), ());
+        }
+    }
+    for scc in tarjan_scc(&g) {
+        let members: Vec<usize> = scc.iter().map(|n| n.index()).collect();
+        let self_loop = members.len() == 1 && deps[members[0]].contains(&members[0]);
+        if members.len() < 2 && !self_loop {
+            continue;
+        }
+        // Report once, on the smallest address, with the cycle spelled out from it.
+        let start = *members
+            .iter()
+            .min_by_key(|&&i| &specs[i].address)
+            .unwrap_or(&members[0]);
+        let path = cycle_path(start, &members, deps);
+        let text: Vec<String> = path.iter().map(|&i| specs[i].address.to_string()).collect();
+        let via_depends_on = path.windows(2).any(|w| {
+            specs[w[0]]
+                .options
+                .depends_on
+                .contains(&specs[w[1]].address)
+        });
+        let field = if via_depends_on {
+            "depends_on"
+        } else {
+            "references"
+        };
+        problems.push(Problem::new(
+            &specs[start].address,
+            field,
+            format!("dependency cycle: {}", text.join(" -> ")),
+        ));
+    }
+}
+
+/// The shortest path from `start` back to itself inside one strongly connected component.
+fn cycle_path(start: usize, members: &[usize], deps: &[Vec<usize>]) -> Vec<usize> {
+    let inside: BTreeSet<usize> = members.iter().copied().collect();
+    let mut prev: HashMap<usize, usize> = HashMap::new();
+    let mut queue = VecDeque::from([start]);
+    while let Some(n) = queue.pop_front() {
+        for &m in &deps[n] {
+            if !inside.contains(&m) {
+                continue;
+            }
+            if m == start {
+                let mut path = vec![start];
+                let mut cur = n;
+                while cur != start {
+                    path.push(cur);
+                    cur = prev[&cur];
+                }
+                path.push(start);
+                let len = path.len();
+                path[1..len - 1].reverse();
+                return path;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(m) {
+                e.insert(n);
+                queue.push_back(m);
+            }
+        }
+    }
+    vec![start, start]
+}
+
+/// Kahn's algorithm with a min-heap on address rank: deterministic whatever the declaration order.
+fn topological_order(specs: &[ResourceSpec], deps: &[Vec<usize>]) -> Vec<usize> {
+    let mut rank: Vec<usize> = (0..specs.len()).collect();
+    rank.sort_by(|&a, &b| specs[a].address.cmp(&specs[b].address));
+    let mut rank_of = vec![0; specs.len()];
+    for (r, &i) in rank.iter().enumerate() {
+        rank_of[i] = r;
+    }
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); specs.len()];
+    let mut pending = vec![0usize; specs.len()];
+    for (i, d) in deps.iter().enumerate() {
+        pending[i] = d.len();
+        for &j in d {
+            dependents[j].push(i);
+        }
+    }
+    let mut heap: BinaryHeap<Reverse<usize>> = (0..specs.len())
+        .filter(|&i| pending[i] == 0)
+        .map(|i| Reverse(rank_of[i]))
+        .collect();
+    let mut order = Vec::with_capacity(specs.len());
+    while let Some(Reverse(r)) = heap.pop() {
+        let i = rank[r];
+        order.push(i);
+        for &k in &dependents[i] {
+            pending[k] -= 1;
+            if pending[k] == 0 {
+                heap.push(Reverse(rank_of[k]));
+            }
+        }
+    }
+    order
+}

@@ -1,0 +1,28 @@
+//! `infra-core`: the provider-agnostic heart of `infra`.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! dsl (typed builders, Stack, Ref<T>)  →  graph (validated DAG)  →  plan (desired vs observed)
+//!   →  render (text, JSON, DOT, Mermaid)  →  reconcile (ordered, concurrent apply)  →  provider
+//! ```
+//!
+//! The core knows no AWS or Docker types: kinds are declared by provider crates (`infra-aws`,
+//! `infra-swarm`) through [`dsl::KindSchema`] and served by a [`provider::Provider`]. The
+//! [`sandbox`] is a generic in-process provider persisted to a file; the [`conformance`] suite is
+//! what every provider must pass. [`engine`] ties it together for tooling.
+
+pub mod conformance;
+pub mod dsl;
+pub mod engine;
+pub mod graph;
+pub mod plan;
+pub mod provider;
+pub mod reconcile;
+pub mod render;
+pub mod sandbox;
+pub mod validate;
+pub mod value;
+
+pub use dsl::{Address, Input, Output, Ref, Resource, ResourceSpec, Stack};
+pub use value::Value;

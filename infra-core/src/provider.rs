@@ -1,0 +1,260 @@
+//! The provider contract: what the reconciler needs from AWS, Swarm or the sandbox.
+//!
+//! A provider owns a set of kinds (those whose [`KindSchema::provider`] is its
+//! [`name`](Provider::name)). It reads everything it owns for a stack in one batched pass, and
+//! creates, updates and deletes single resources. Ownership is by tag/label (`infra:stack`,
+//! `infra:id`): a read returns only the stack's objects, and nothing else is ever touched.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::dsl::{Address, KindSchema};
+use crate::value::Value;
+
+/// A resource as a provider sees it: its address (from the ownership tag), the provider's id,
+/// its properties normalised to the form the kind's builder emits, plus computed outputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// The logical address, read back from the `infra:id` tag.
+    pub address: Address,
+    /// The provider's id (`vpc-0abc…`, a Swarm service id, …).
+    pub id: String,
+    /// Declared fields (normalised) and computed outputs.
+    pub props: BTreeMap<String, Value>,
+    /// Whether the object is tagged as protected (`infra:protect`); protects it even after its
+    /// declaration is removed from the code.
+    #[serde(default)]
+    pub protect: bool,
+}
+
+impl Observed {
+    /// The value of an output: `id` or a computed property.
+    pub fn output(&self, name: &str) -> Option<Value> {
+        if name == "id" {
+            Some(Value::String(self.id.clone()))
+        } else {
+            self.props.get(name).cloned()
+        }
+    }
+}
+
+/// A resource ready for a provider call: every reference resolved to a concrete value and secret
+/// fields as [`Value::Sensitive`] carrying their plain text.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The logical address (to tag the object with).
+    pub address: Address,
+    /// The kind.
+    pub schema: &'static KindSchema,
+    /// The properties.
+    pub props: BTreeMap<String, Value>,
+    /// Whether to tag the object as protected.
+    pub protect: bool,
+}
+
+impl Resolved {
+    /// A property.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.props.get(field)
+    }
+    /// A string property.
+    pub fn get_str(&self, field: &str) -> Option<&str> {
+        self.get(field).and_then(Value::as_str)
+    }
+}
+
+/// Per-call context.
+#[derive(Clone, Debug)]
+pub struct OpContext {
+    /// The stack whose ownership tags go on created objects.
+    pub stack: String,
+    /// Stable across the retries of one operation in one apply: use it as the API's idempotency
+    /// token (EC2 `ClientToken`) so a retried create after a lost response makes no duplicate.
+    pub idempotency_token: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// What a batched read returns.
+#[derive(Clone, Debug, Default)]
+pub struct ReadResult {
+    /// Every object the stack owns in this provider.
+    pub resources: Vec<Observed>,
+    /// API calls the read made (0 when not counted).
+    pub api_calls: u64,
+}
+
+/// How the reconciler should treat an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Throttling, 5xx, eventual consistency: retry with backoff.
+    Retryable,
+    /// The object doesn't exist (a delete treats this as done).
+    NotFound,
+    /// Anything else: the change fails with this error.
+    Fatal,
+}
+
+/// An error from a provider call, with the API's code and message.
+#[derive(Clone, Debug, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProviderError {
+    /// How to treat it.
+    pub class: ErrorClass,
+    /// The API's error code (`InvalidVpcID.NotFound`, `RequestLimitExceeded`, HTTP status, …).
+    pub code: String,
+    /// The API's message (never containing secret values).
+    pub message: String,
+    /// A wait the API asked for (`Retry-After`), if any.
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ProviderError {
+    /// A fatal error.
+    pub fn fatal(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ProviderError {
+            class: ErrorClass::Fatal,
+            code: code.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// A retryable error.
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ProviderError {
+            class: ErrorClass::Retryable,
+            code: code.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// A not-found error.
+    pub fn not_found(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ProviderError {
+            class: ErrorClass::NotFound,
+            code: code.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// True when the reconciler should retry.
+    pub fn is_retryable(&self) -> bool {
+        self.class == ErrorClass::Retryable
+    }
+}
+
+/// Who holds a stack's apply lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// A unique id of the holder (host, pid, random suffix).
+    pub holder: String,
+    /// When it was taken, seconds since the Unix epoch.
+    pub since_unix: u64,
+    /// What is being done (`apply`, `destroy`, `watch`).
+    pub operation: String,
+}
+
+impl fmt::Display for LockInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}, since unix time {})",
+            self.holder, self.operation, self.since_unix
+        )
+    }
+}
+
+/// A provider: reads and changes the objects of its kinds. Implementations must be safe to call
+/// concurrently (the reconciler runs independent changes in parallel).
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The provider's name; it serves every kind whose schema names it.
+    fn name(&self) -> &str;
+
+    /// Reads every object the stack owns, in as few calls as the API allows (one paginated,
+    /// tag-filtered list per object type, never one call per resource).
+    async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError>;
+
+    /// Looks up a data source (a read-only kind such as an AMI by name pattern).
+    async fn lookup(&self, stack: &str, spec: &Resolved) -> Result<Observed, ProviderError> {
+        let _ = stack;
+        Err(ProviderError::fatal(
+            "Unsupported",
+            format!(
+                "provider `{}` has no data source {}",
+                self.name(),
+                spec.schema.kind
+            ),
+        ))
+    }
+
+    /// Creates an object, tagged as owned by the stack in the same call.
+    async fn create(&self, ctx: &OpContext, desired: &Resolved) -> Result<Observed, ProviderError>;
+
+    /// Updates an object in place; `changed` lists the fields that differ.
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        current: &Observed,
+        desired: &Resolved,
+        changed: &[String],
+    ) -> Result<Observed, ProviderError>;
+
+    /// Deletes an object (and waits for it to be gone where the API requires it).
+    async fn delete(&self, ctx: &OpContext, current: &Observed) -> Result<(), ProviderError>;
+
+    /// Takes the stack's apply lock, or says who holds it.
+    async fn lock(&self, stack: &str, info: &LockInfo) -> Result<(), LockError> {
+        let _ = (stack, info);
+        Ok(())
+    }
+
+    /// Releases the lock taken by `holder`.
+    async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
+        let _ = (stack, holder);
+        Ok(())
+    }
+
+    /// Breaks a lock whoever holds it (the explicit command for a stale lock).
+    async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+        let _ = stack;
+        Ok(None)
+    }
+
+    /// API calls made so far by this provider instance, when it counts them.
+    fn api_calls(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Why a lock was not taken.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum LockError {
+    /// Someone else holds it.
+    #[error("stack \"{stack}\" is locked by {holder}")]
+    Held {
+        /// The stack.
+        stack: String,
+        /// Who holds it.
+        holder: LockInfo,
+    },
+    /// The lock couldn't be read or written.
+    #[error("lock for stack \"{stack}\": {error}")]
+    Failed {
+        /// The stack.
+        stack: String,
+        /// The provider's error.
+        error: ProviderError,
+    },
+}

@@ -1,0 +1,307 @@
+//! Rendering: plans as text (in the spirit of `terraform plan`) and JSON, the plan's JSON
+//! Schema, graphs as DOT and Mermaid, apply reports as text. Rendering never computes: everything
+//! shown is in the [`Plan`], [`Graph`] or [`ApplyReport`].
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::graph::Graph;
+use crate::plan::{Action, Change, FieldChange, Plan};
+use crate::reconcile::{ApplyReport, OpStatus};
+use crate::value::Value;
+
+/// The plan as text. Deterministic: the same plan gives the same bytes.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let actionable: Vec<&Change> = plan.actionable().collect();
+    if actionable.is_empty() {
+        let _ = writeln!(
+            out,
+            "No changes. Stack \"{}\" matches its declaration ({} resource{}).",
+            plan.stack,
+            plan.summary.unchanged,
+            plural(plan.summary.unchanged)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Stack \"{}\": infra will perform the following actions{}:\n",
+            plan.stack,
+            if plan.destroy { " to destroy it" } else { "" }
+        );
+        let _ = writeln!(out, "Symbols: + create, ~ update in place, -/+ replace (destroy first), +/- replace (create first), - destroy\n");
+        for c in &actionable {
+            change_text(&mut out, c);
+            out.push('\n');
+        }
+        let s = plan.summary;
+        let _ = writeln!(
+            out,
+            "Plan: {} to add, {} to change, {} to destroy.",
+            s.add, s.change, s.destroy
+        );
+    }
+    for e in &plan.errors {
+        let _ = writeln!(out, "\nError: {e}");
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn change_text(out: &mut String, c: &Change) {
+    let what = match c.action {
+        Action::NoOp => "is unchanged",
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::DeleteThenCreate | Action::CreateThenDelete => "must be replaced",
+        Action::Delete => "will be destroyed",
+    };
+    let protected = if c.protected { " (protected)" } else { "" };
+    let _ = writeln!(out, "  # {} {what}{protected}", c.address);
+    if matches!(
+        c.action,
+        Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete
+    ) {
+        let _ = writeln!(out, "  # ({})", c.reason);
+    }
+    let id =
+        c.id.as_deref()
+            .map(|i| format!(" ({i})"))
+            .unwrap_or_default();
+    let _ = writeln!(out, "{:>3} {}{id}", c.action.symbol(), c.address);
+    let width = c.fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    for f in &c.fields {
+        field_text(out, c.action, f, width);
+    }
+    if c.unchanged_fields > 0
+        && matches!(
+            c.action,
+            Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
+        )
+    {
+        let _ = writeln!(
+            out,
+            "        # ({} unchanged field{} hidden)",
+            c.unchanged_fields,
+            plural(c.unchanged_fields)
+        );
+    }
+}
+
+fn field_text(out: &mut String, action: Action, f: &FieldChange, width: usize) {
+    let name = format!("{:width$}", f.name);
+    let suffix = if f.forces_replacement {
+        " # forces replacement"
+    } else {
+        ""
+    };
+    match (&f.before, &f.after) {
+        (None, Some(after)) => {
+            let _ = writeln!(out, "      + {name} = {after}{suffix}");
+        }
+        (Some(before), None) => {
+            let _ = writeln!(out, "      - {name} = {before}{suffix}");
+        }
+        (Some(before), Some(after)) if action != Action::Delete => {
+            if let Some(lines) = nested_diff(before, after) {
+                let _ = writeln!(
+                    out,
+                    "      ~ {name} = {}{suffix}",
+                    if matches!(after, Value::Map(_)) {
+                        "{"
+                    } else {
+                        "["
+                    }
+                );
+                for l in lines {
+                    let _ = writeln!(out, "          {l}");
+                }
+                let _ = writeln!(
+                    out,
+                    "        {}{}",
+                    " ".repeat(width + 3),
+                    if matches!(after, Value::Map(_)) {
+                        "}"
+                    } else {
+                        "]"
+                    }
+                );
+            } else {
+                let _ = writeln!(out, "      ~ {name} = {before} -> {after}{suffix}");
+            }
+        }
+        (Some(before), Some(_)) => {
+            let _ = writeln!(out, "      - {name} = {before}{suffix}");
+        }
+        (None, None) => {
+            let _ = writeln!(out, "      ~ {name} = null -> null{suffix}");
+        }
+    }
+}
+
+/// Element-wise lines for two lists (as sets: removed, added, and a count of the unchanged) or
+/// two maps (per key); `None` when the values aren't two lists or two maps.
+fn nested_diff(before: &Value, after: &Value) -> Option<Vec<String>> {
+    match (before, after) {
+        (Value::List(b), Value::List(a)) => {
+            let bs: Vec<String> = b.iter().map(ToString::to_string).collect();
+            let as_: Vec<String> = a.iter().map(ToString::to_string).collect();
+            let bset: BTreeSet<&String> = bs.iter().collect();
+            let aset: BTreeSet<&String> = as_.iter().collect();
+            let mut lines: Vec<String> = Vec::new();
+            lines.extend(
+                bs.iter()
+                    .filter(|x| !aset.contains(x))
+                    .map(|x| format!("- {x},")),
+            );
+            lines.extend(
+                as_.iter()
+                    .filter(|x| !bset.contains(x))
+                    .map(|x| format!("+ {x},")),
+            );
+            let same = as_.iter().filter(|x| bset.contains(x)).count();
+            if lines.is_empty() {
+                return None; // same elements, different order: show the whole values
+            }
+            if same > 0 {
+                lines.push(format!(
+                    "  # ({same} unchanged element{} hidden)",
+                    plural(same)
+                ));
+            }
+            Some(lines)
+        }
+        (Value::Map(b), Value::Map(a)) => {
+            let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            let width = keys.iter().map(|k| k.len() + 2).max().unwrap_or(0);
+            let mut lines = Vec::new();
+            let mut same = 0;
+            for k in keys {
+                let key = format!("{:width$}", format!("\"{k}\""));
+                match (b.get(k), a.get(k)) {
+                    (Some(x), Some(y)) if crate::plan::values_equal(Some(x), Some(y)) => same += 1,
+                    (Some(x), Some(y)) => lines.push(format!("~ {key} = {x} -> {y}")),
+                    (Some(x), None) => lines.push(format!("- {key} = {x}")),
+                    (None, Some(y)) => lines.push(format!("+ {key} = {y}")),
+                    (None, None) => {}
+                }
+            }
+            if same > 0 {
+                lines.push(format!("  # ({same} unchanged key{} hidden)", plural(same)));
+            }
+            Some(lines)
+        }
+        _ => None,
+    }
+}
+
+/// The plan as pretty JSON (see [`plan_schema`]).
+pub fn plan_json(plan: &Plan) -> String {
+    serde_json::to_string_pretty(plan).unwrap_or_default() + "\n"
+}
+
+/// The JSON Schema of [`plan_json`]'s output.
+pub fn plan_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Plan);
+    serde_json::to_value(schema).unwrap_or_default()
+}
+
+/// The graph in Graphviz DOT. Arrows point from a resource to what it depends on (as in
+/// `terraform graph`); resources are grouped by provider.
+pub fn graph_dot(graph: &Graph) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "digraph \"{}\" {{", graph.stack());
+    let _ = writeln!(out, "  rankdir = \"RL\";");
+    let _ = writeln!(out, "  node [shape = \"box\", fontname = \"monospace\"];");
+    let providers: BTreeSet<&str> = graph.in_order().map(|r| r.schema.provider).collect();
+    for p in providers {
+        let _ = writeln!(out, "  subgraph \"cluster_{p}\" {{");
+        let _ = writeln!(out, "    label = \"{p}\";");
+        for r in graph.in_order().filter(|r| r.schema.provider == p) {
+            let _ = writeln!(out, "    \"{}\";", r.address);
+        }
+        let _ = writeln!(out, "  }}");
+    }
+    for (from, to) in graph.edges() {
+        let _ = writeln!(out, "  \"{from}\" -> \"{to}\";");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The graph as a Mermaid flowchart (arrows as in [`graph_dot`]).
+pub fn graph_mermaid(graph: &Graph) -> String {
+    let mut out = String::from("flowchart RL\n");
+    let ids: std::collections::HashMap<String, usize> = graph
+        .in_order()
+        .enumerate()
+        .map(|(i, r)| (r.address.to_string(), i))
+        .collect();
+    let providers: BTreeSet<&str> = graph.in_order().map(|r| r.schema.provider).collect();
+    for p in providers {
+        let _ = writeln!(out, "  subgraph {p}");
+        for r in graph.in_order().filter(|r| r.schema.provider == p) {
+            let _ = writeln!(
+                out,
+                "    n{}[\"{}\"]",
+                ids[&r.address.to_string()],
+                r.address
+            );
+        }
+        let _ = writeln!(out, "  end");
+    }
+    for (from, to) in graph.edges() {
+        let _ = writeln!(
+            out,
+            "  n{} --> n{}",
+            ids[&from.to_string()],
+            ids[&to.to_string()]
+        );
+    }
+    out
+}
+
+/// An apply report as text: one line per failed or skipped change, then a summary line.
+pub fn report_text(report: &ApplyReport) -> String {
+    let mut out = String::new();
+    for o in &report.outcomes {
+        match &o.status {
+            OpStatus::Failed { error } => {
+                let _ = writeln!(
+                    out,
+                    "Error: {} ({}) failed after {} attempt{}: {error}",
+                    o.address,
+                    o.op,
+                    o.attempts,
+                    plural(o.attempts as usize)
+                );
+            }
+            OpStatus::Skipped { because } => {
+                let _ = writeln!(out, "Skipped: {} ({}): {because}", o.address, o.op);
+            }
+            OpStatus::Succeeded | OpStatus::NothingToDo => {}
+        }
+    }
+    let c = report.counts();
+    if report.is_success() {
+        let _ = writeln!(
+            out,
+            "Apply complete! Resources: {} added, {} changed, {} destroyed.",
+            c.added, c.changed, c.destroyed
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Apply failed: {} added, {} changed, {} destroyed; {} failed, {} skipped. Re-run to converge the rest.",
+            c.added, c.changed, c.destroyed, c.failed, c.skipped
+        );
+    }
+    out
+}

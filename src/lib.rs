@@ -1,0 +1,48 @@
+//! `infra`: typed infrastructure as Rust code for AWS and Docker Swarm.
+//!
+//! Write the stack with typed builders, compile it into a resource graph, see a deterministic
+//! plan, and let the reconciler converge the real systems to it. This facade re-exports the
+//! crates and holds the deploy program ([`cli`]).
+//!
+//! ```
+//! use infra::prelude::*;
+//!
+//! let mut stack = Stack::new("demo");
+//! let vpc = stack.add(Vpc::new("main").cidr("10.0.0.0/16"));
+//! stack.add(Subnet::new("public-a").vpc(&vpc).cidr("10.0.1.0/24").az("us-east-1a"));
+//!
+//! // Plan against a throw-away sandbox and inspect the JSON plan, as company tooling would.
+//! let dir = std::env::temp_dir().join(format!("infra-doc-{}", std::process::id()));
+//! let rt = tokio::runtime::Runtime::new().unwrap();
+//! let planned = rt.block_on(async {
+//!     let engine = Engine::new().with_provider(SandboxProvider::open(&dir, "aws").unwrap());
+//!     engine.plan(&stack, &PlanOptions::default()).await
+//! }).unwrap();
+//! let json: serde_json::Value = serde_json::from_str(&infra::core::render::plan_json(&planned.plan)).unwrap();
+//! assert_eq!(json["summary"]["add"], 2);
+//! assert_eq!(json["changes"][0]["address"], "aws_vpc.main");
+//! assert_eq!(json["changes"][1]["action"], "create");
+//! # std::fs::remove_dir_all(&dir).ok();
+//! ```
+
+pub mod cli;
+mod live;
+
+pub use infra_aws as aws;
+pub use infra_core as core;
+pub use infra_swarm as swarm;
+
+/// The names most stacks need.
+pub mod prelude {
+    pub use infra_aws::{
+        Asg, Effect, IamPolicy, LaunchTemplate, LaunchTemplateOutputs, PolicyDocument, Rule,
+        SecurityGroup, Statement, Subnet, Vpc,
+    };
+    pub use infra_core::dsl::{Input, Output, Ref, Resource, Stack};
+    pub use infra_core::engine::{Engine, Planned};
+    pub use infra_core::plan::{Action, Plan, PlanOptions};
+    pub use infra_core::sandbox::SandboxProvider;
+    pub use infra_swarm::{
+        FailureAction, RestartCondition, SwarmService, UpdateOrder, UpdatePolicy,
+    };
+}
