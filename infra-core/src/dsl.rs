@@ -366,7 +366,7 @@ pub trait Resource: Sized {
 /// A typed handle to a resource in a stack. Builders take `&Ref<Kind>`, so passing a resource of
 /// the wrong kind fails to compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0308
 /// use infra_core::dsl::{KindSchema, Ref, Resource, ResourceSpec, Stack};
 /// struct Vpc(ResourceSpec);
 /// struct Subnet(ResourceSpec);

@@ -104,10 +104,18 @@ fn field_text(out: &mut String, action: Action, f: &FieldChange, width: usize) {
     };
     match (&f.before, &f.after) {
         (None, Some(after)) => {
-            let _ = writeln!(out, "      + {name} = {after}{suffix}");
+            let _ = writeln!(
+                out,
+                "      + {name} = {}{suffix}",
+                pretty(after, 8, 8 + width + 3)
+            );
         }
         (Some(before), None) => {
-            let _ = writeln!(out, "      - {name} = {before}{suffix}");
+            let _ = writeln!(
+                out,
+                "      - {name} = {}{suffix}",
+                pretty(before, 8, 8 + width + 3)
+            );
         }
         (Some(before), Some(after)) if action != Action::Delete => {
             if let Some(lines) = nested_diff(before, after) {
@@ -138,11 +146,54 @@ fn field_text(out: &mut String, action: Action, f: &FieldChange, width: usize) {
             }
         }
         (Some(before), Some(_)) => {
-            let _ = writeln!(out, "      - {name} = {before}{suffix}");
+            let _ = writeln!(
+                out,
+                "      - {name} = {}{suffix}",
+                pretty(before, 8, 8 + width + 3)
+            );
         }
         (None, None) => {
             let _ = writeln!(out, "      ~ {name} = null -> null{suffix}");
         }
+    }
+}
+
+const LINE_WIDTH: usize = 100;
+
+/// A value on one line when it fits in [`LINE_WIDTH`] (the line already has `used` columns),
+/// else one element or key per line, indented four more than the line (`indent`), recursively.
+fn pretty(v: &Value, indent: usize, used: usize) -> String {
+    let flat = v.to_string();
+    if used + flat.len() <= LINE_WIDTH {
+        return flat;
+    }
+    let pad = " ".repeat(indent);
+    let inner = indent + 4;
+    match v {
+        Value::List(l) if !l.is_empty() => {
+            let mut s = String::from("[\n");
+            for x in l {
+                let _ = writeln!(s, "{pad}    {},", pretty(x, inner, inner));
+            }
+            s.push_str(&pad);
+            s.push(']');
+            s
+        }
+        Value::Map(m) if !m.is_empty() => {
+            let width = m.keys().map(String::len).max().unwrap_or(0);
+            let mut s = String::from("{\n");
+            for (k, x) in m {
+                let _ = writeln!(
+                    s,
+                    "{pad}    {k:width$} = {}",
+                    pretty(x, inner, inner + width + 3)
+                );
+            }
+            s.push_str(&pad);
+            s.push('}');
+            s
+        }
+        _ => flat,
     }
 }
 

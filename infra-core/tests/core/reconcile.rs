@@ -1,0 +1,309 @@
+//! Applying: ordering, concurrency, retries, failures, lost responses, convergence after faults.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use infra_core::dsl::{Address, Stack};
+use infra_core::engine::Engine;
+use infra_core::plan::PlanOptions;
+use infra_core::provider::{Observed, OpContext, Provider, ProviderError, ReadResult, Resolved};
+use infra_core::reconcile::{ApplyOptions, NoObserver, OpStatus, RetryPolicy};
+use infra_core::render;
+use infra_core::sandbox::{Fault, FaultOp, SandboxProvider};
+
+use crate::kinds::{Host, Network};
+use crate::plan::{converge, plan};
+
+/// Delegates to the sandbox, recording the order of calls and the peak number in flight.
+struct Recording {
+    inner: SandboxProvider,
+    log: Mutex<Vec<String>>,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    delay: Duration,
+}
+
+impl Recording {
+    fn new(dir: &std::path::Path, delay: Duration) -> Arc<Self> {
+        Arc::new(Recording {
+            inner: SandboxProvider::open(dir, "test").unwrap(),
+            log: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            delay,
+        })
+    }
+    async fn around<T>(&self, what: String, f: impl std::future::Future<Output = T>) -> T {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        let r = f.await;
+        self.log.lock().unwrap().push(what);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+    fn position(&self, entry: &str) -> usize {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .rposition(|e| e == entry)
+            .unwrap_or_else(|| panic!("{entry} not in {log:?}"))
+    }
+}
+
+#[async_trait]
+impl Provider for Recording {
+    fn name(&self) -> &str {
+        "test"
+    }
+    async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
+        self.inner.read(stack).await
+    }
+    async fn create(&self, ctx: &OpContext, d: &Resolved) -> Result<Observed, ProviderError> {
+        self.around(format!("create {}", d.address), self.inner.create(ctx, d))
+            .await
+    }
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        c: &Observed,
+        d: &Resolved,
+        ch: &[String],
+    ) -> Result<Observed, ProviderError> {
+        self.around(
+            format!("update {}", d.address),
+            self.inner.update(ctx, c, d, ch),
+        )
+        .await
+    }
+    async fn delete(&self, ctx: &OpContext, c: &Observed) -> Result<(), ProviderError> {
+        self.around(format!("delete {}", c.address), self.inner.delete(ctx, c))
+            .await
+    }
+}
+
+fn fast_retries() -> ApplyOptions {
+    ApplyOptions {
+        concurrency: 10,
+        retry: RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        },
+    }
+}
+
+fn addr(s: &str) -> Address {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn concurrency_is_bounded_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recording::new(dir.path(), Duration::from_millis(20));
+    let e = Engine::new()
+        .with_provider_arc(rec.clone())
+        .with_options(ApplyOptions {
+            concurrency: 4,
+            ..fast_retries()
+        });
+    let mut s = Stack::new("conc");
+    for i in 0..40 {
+        s.add(Network::new(&format!("n{i}"), &format!("10.{i}.0.0/16")));
+    }
+    converge(&e, &s).await;
+    let peak = rec.peak.load(Ordering::SeqCst);
+    assert!(peak > 1 && peak <= 4, "peak in flight {peak}");
+}
+
+#[tokio::test]
+async fn creates_follow_dependencies_and_deletes_go_in_reverse() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recording::new(dir.path(), Duration::from_millis(1));
+    let e = Engine::new().with_provider_arc(rec.clone());
+    let mut s = Stack::new("ord");
+    let net = s.add(Network::new("n", "10.0.0.0/16"));
+    s.add(Host::new("h").network(&net));
+    converge(&e, &s).await;
+    assert!(rec.position("create test_network.n") < rec.position("create test_host.h"));
+
+    // Replace the network (delete first): the host goes first, comes back last.
+    s.get_mut(&addr("test_network.n"))
+        .unwrap()
+        .set("cidr", "10.1.0.0/16");
+    converge(&e, &s).await;
+    assert!(rec.position("delete test_host.h") < rec.position("delete test_network.n"));
+    assert!(rec.position("delete test_network.n") < rec.position("create test_network.n"));
+
+    let p = e
+        .plan(
+            &s,
+            &PlanOptions {
+                destroy: true,
+                ..PlanOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.plan.summary.destroy, 2);
+    assert!(e.apply(&p, &NoObserver).await.unwrap().is_success());
+    let log = rec.log.lock().unwrap().clone();
+    let last_two: Vec<&String> = log.iter().rev().take(2).collect();
+    assert_eq!(last_two, ["delete test_network.n", "delete test_host.h"]);
+}
+
+#[tokio::test]
+async fn retryable_errors_are_retried_with_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    sandbox.inject(Fault {
+        op: FaultOp::Create,
+        address: None,
+        error: ProviderError::retryable("Throttling", "Rate exceeded"),
+        times: 2,
+        after_effect: false,
+    });
+    let e = Engine::new()
+        .with_provider_arc(sandbox.clone())
+        .with_options(fast_retries());
+    let s = crate::kinds::small("retry");
+    let p = plan(&e, &s).await;
+    let r = e.apply(&p, &NoObserver).await.unwrap();
+    assert!(r.is_success(), "{}", render::report_text(&r));
+    assert_eq!(
+        r.outcomes.iter().map(|o| o.attempts).sum::<u32>(),
+        5,
+        "3 creates, 2 of them throttled once each"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_skips_dependents_keeps_independent_branches_and_a_rerun_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    sandbox.inject(Fault {
+        op: FaultOp::Create,
+        address: Some(addr("test_network.a")),
+        error: ProviderError::fatal("InvalidParameterValue", "bad cidr"),
+        times: 1,
+        after_effect: false,
+    });
+    let e = Engine::new()
+        .with_provider_arc(sandbox.clone())
+        .with_options(fast_retries());
+    let mut s = Stack::new("fail");
+    let a = s.add(Network::new("a", "10.0.0.0/16"));
+    let b = s.add(Network::new("b", "10.1.0.0/16"));
+    s.add(Host::new("on-a").network(&a));
+    s.add(Host::new("on-b").network(&b));
+    let p = plan(&e, &s).await;
+    let r = e.apply(&p, &NoObserver).await.unwrap();
+    assert!(!r.is_success());
+    let status = |a: &str| {
+        r.outcomes
+            .iter()
+            .find(|o| o.address == a)
+            .unwrap()
+            .status
+            .clone()
+    };
+    assert_eq!(
+        status("test_network.a"),
+        OpStatus::Failed {
+            error: "InvalidParameterValue: bad cidr".into()
+        }
+    );
+    assert_eq!(
+        status("test_host.on-a"),
+        OpStatus::Skipped {
+            because: "depends on test_network.a (create) failed".into()
+        }
+    );
+    assert_eq!(status("test_network.b"), OpStatus::Succeeded);
+    assert_eq!(status("test_host.on-b"), OpStatus::Succeeded);
+    let text = render::report_text(&r);
+    assert!(
+        text.contains("Apply failed: 2 added, 0 changed, 0 destroyed; 1 failed, 1 skipped."),
+        "{text}"
+    );
+
+    let p = plan(&e, &s).await;
+    assert_eq!(
+        p.plan.summary.add, 2,
+        "only what failed or was skipped remains"
+    );
+    converge(&e, &s).await;
+    assert!(plan(&e, &s).await.plan.is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_create_response_makes_no_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    // The create happens, then the client hears a 503: the retry carries the same token.
+    sandbox.inject(Fault {
+        op: FaultOp::Create,
+        address: Some(addr("test_network.main")),
+        error: ProviderError::retryable("ServiceUnavailable", "503"),
+        times: 1,
+        after_effect: true,
+    });
+    let e = Engine::new()
+        .with_provider_arc(sandbox.clone())
+        .with_options(fast_retries());
+    let s = crate::kinds::small("lost");
+    converge(&e, &s).await;
+    let objects = sandbox.objects().unwrap();
+    assert_eq!(objects.len(), 3, "{objects:#?}");
+    assert!(plan(&e, &s).await.plan.is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_response_that_exhausts_retries_still_converges_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    sandbox.inject(Fault {
+        op: FaultOp::Create,
+        address: Some(addr("test_network.main")),
+        error: ProviderError::fatal("InternalError", "connection reset"),
+        times: 1,
+        after_effect: true,
+    });
+    let e = Engine::new()
+        .with_provider_arc(sandbox.clone())
+        .with_options(fast_retries());
+    let s = crate::kinds::small("lost2");
+    let p = plan(&e, &s).await;
+    assert!(!e.apply(&p, &NoObserver).await.unwrap().is_success());
+    // The next run reads the object by its ownership tag: it is not created twice.
+    let p = plan(&e, &s).await;
+    assert_eq!(
+        p.plan.change("test_network.main").unwrap().action,
+        infra_core::plan::Action::NoOp
+    );
+    converge(&e, &s).await;
+    assert_eq!(sandbox.objects().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn drift_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    let e = Engine::new().with_provider_arc(sandbox.clone());
+    let s = crate::kinds::small("drift");
+    converge(&e, &s).await;
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
+    assert!(sandbox.tamper(&web.id, "size", 99.into()).unwrap());
+    let p = plan(&e, &s).await;
+    let c = p.plan.change("test_host.web").unwrap();
+    assert_eq!(c.action, infra_core::plan::Action::Update);
+    assert!(render::plan_text(&p.plan).contains("~ size = 99 -> 2"));
+    converge(&e, &s).await;
+    assert!(plan(&e, &s).await.plan.is_empty());
+}

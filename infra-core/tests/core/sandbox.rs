@@ -1,0 +1,145 @@
+//! The sandbox provider: persistence, ownership, locking, and the conformance suite.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use infra_core::conformance::{self, Case};
+use infra_core::engine::{Engine, Error};
+use infra_core::plan::PlanOptions;
+use infra_core::provider::{LockInfo, Provider};
+use infra_core::reconcile::NoObserver;
+use infra_core::sandbox::SandboxProvider;
+
+use crate::kinds::{small, Host, Network};
+use crate::plan::{converge, plan};
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    let case = Case {
+        build: Box::new(small),
+        update: Box::new(|s| {
+            s.get_mut(&"test_host.web".parse().unwrap())
+                .unwrap()
+                .set("size", 7);
+        }),
+        replace: Some(Box::new(|s| {
+            s.get_mut(&"test_network.main".parse().unwrap())
+                .unwrap()
+                .set("cidr", "10.7.0.0/16");
+        })),
+    };
+    let out = conformance::run(provider, &case, "conf").await;
+    assert_eq!(out.resources, 3);
+    assert!(out.applies >= 6, "{out:?}");
+}
+
+#[tokio::test]
+async fn state_survives_reopening_and_is_shared_between_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = small("persist");
+    {
+        let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
+        converge(&e, &s).await;
+    }
+    let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
+    assert!(plan(&e, &s).await.plan.is_empty());
+    // Two instances on one directory see each other's writes (as two processes would).
+    let other = SandboxProvider::open(dir.path(), "test").unwrap();
+    let mut s2 = s.clone();
+    s2.remove(&"test_host.web".parse().unwrap());
+    let e2 = Engine::new().with_provider(other);
+    converge(&e2, &s2).await;
+    assert_eq!(plan(&e, &s).await.plan.summary.add, 1);
+}
+
+#[tokio::test]
+async fn objects_not_owned_by_the_stack_are_never_read_or_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    let foreign = sandbox
+        .insert_foreign(
+            "test_network",
+            "main",
+            BTreeMap::from([("cidr".to_string(), "10.0.0.0/16".into())]),
+        )
+        .unwrap();
+    let e = Engine::new().with_provider_arc(sandbox.clone());
+    let s = small("own");
+    converge(&e, &s).await;
+    let p = e
+        .plan(
+            &s,
+            &PlanOptions {
+                destroy: true,
+                ..PlanOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.plan.summary.destroy, 3);
+    assert!(e.apply(&p, &NoObserver).await.unwrap().is_success());
+    let left = sandbox.objects().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, foreign);
+}
+
+#[tokio::test]
+async fn a_held_lock_names_its_holder_and_can_be_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    let holder = LockInfo {
+        holder: "ci-runner:pid42:deadbeef".into(),
+        since_unix: 1,
+        operation: "apply".into(),
+    };
+    sandbox.lock("lk", &holder).await.unwrap();
+    let e = Engine::new().with_provider_arc(sandbox.clone());
+    let mut s = infra_core::Stack::new("lk");
+    let n = s.add(Network::new("n", "10.0.0.0/16"));
+    s.add(Host::new("h").network(&n));
+    let p = plan(&e, &s).await;
+    let err = e.apply(&p, &NoObserver).await.unwrap_err();
+    assert!(matches!(err, Error::Locked(_)));
+    let msg = err.to_string();
+    assert!(
+        msg.contains(
+            "stack \"lk\" is locked by ci-runner:pid42:deadbeef (apply, since unix time 1)"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("force-unlock"), "{msg}");
+    assert!(sandbox.objects().unwrap().is_empty(), "nothing was touched");
+
+    let broken = e.force_unlock("lk", &Default::default()).await.unwrap();
+    assert_eq!(broken["test"].holder, "ci-runner:pid42:deadbeef");
+    converge(&e, &s).await;
+}
+
+#[tokio::test]
+async fn a_plan_made_stale_by_another_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
+    let s = small("stale");
+    let p1 = plan(&e, &s).await;
+    converge(&e, &s).await;
+    let err = e.apply(&p1, &NoObserver).await.unwrap_err();
+    assert!(matches!(err, Error::StalePlan(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_torn_last_journal_line_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = small("torn");
+    {
+        let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
+        converge(&e, &s).await;
+    }
+    let path = dir.path().join("test.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"op\":\"put\",\"object\":{\"id\":\"half");
+    std::fs::write(&path, text).unwrap();
+    let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
+    assert!(plan(&e, &s).await.plan.is_empty());
+}
