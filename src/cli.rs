@@ -265,7 +265,9 @@ pub async fn engine_for(args: &Args) -> Result<Engine, String> {
     Ok(engine)
 }
 
-async fn execute(args: &Args, stack: &Stack) -> Result<u8, String> {
+/// Runs one command on a built stack: `Ok(exit code)` or `Err(message)` (exit code 1). Plans
+/// and reports go to stdout.
+pub async fn execute(args: &Args, stack: &Stack) -> Result<u8, String> {
     match &args.command {
         None => plan_command(args, stack, false).await,
         Some(Command::Plan { destroy }) => plan_command(args, stack, *destroy).await,

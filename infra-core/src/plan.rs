@@ -19,7 +19,9 @@ use crate::value::{Reference, Value};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// What happens to one resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Already as declared.

@@ -29,7 +29,29 @@ pub fn plan_text(plan: &Plan) -> String {
             plan.stack,
             if plan.destroy { " to destroy it" } else { "" }
         );
-        let _ = writeln!(out, "Symbols: + create, ~ update in place, -/+ replace (destroy first), +/- replace (create first), - destroy\n");
+        let used: BTreeSet<Action> = actionable.iter().map(|c| c.action).collect();
+        let _ = writeln!(
+            out,
+            "Resource actions are indicated with the following symbols:"
+        );
+        for (action, meaning) in [
+            (Action::Create, "create"),
+            (Action::Update, "update in place"),
+            (
+                Action::DeleteThenCreate,
+                "destroy and then create replacement",
+            ),
+            (
+                Action::CreateThenDelete,
+                "create replacement and then destroy",
+            ),
+            (Action::Delete, "destroy"),
+        ] {
+            if used.contains(&action) {
+                let _ = writeln!(out, "{:>3} {meaning}", action.symbol());
+            }
+        }
+        out.push('\n');
         for c in &actionable {
             change_text(&mut out, c);
             out.push('\n');
@@ -131,16 +153,12 @@ fn field_text(out: &mut String, action: Action, f: &FieldChange, width: usize) {
                 for l in lines {
                     let _ = writeln!(out, "          {l}");
                 }
-                let _ = writeln!(
-                    out,
-                    "        {}{}",
-                    " ".repeat(width + 3),
-                    if matches!(after, Value::Map(_)) {
-                        "}"
-                    } else {
-                        "]"
-                    }
-                );
+                let close = if matches!(after, Value::Map(_)) {
+                    "}"
+                } else {
+                    "]"
+                };
+                let _ = writeln!(out, "        {close}");
             } else {
                 let _ = writeln!(out, "      ~ {name} = {before} -> {after}{suffix}");
             }

@@ -375,7 +375,13 @@ fn compact(path: &Path, state: &mut State) -> std::io::Result<()> {
 fn next_id(state: &mut State, kind: &str, identity: &str) -> String {
     let n = state.counters.get(identity).copied().unwrap_or(0) + 1;
     state.counters.insert(identity.to_string(), n);
-    let short = kind.rsplit('_').next().unwrap_or(kind);
+    // `aws_vpc` → `vpc`, `aws_security_group` → `sg`, `swarm_service` → `service`.
+    let words: Vec<&str> = kind.split('_').skip(1).collect();
+    let short = match words.as_slice() {
+        [] => kind.to_string(),
+        [one] => one.to_string(),
+        many => many.iter().filter_map(|w| w.chars().next()).collect(),
+    };
     let digest = Sha256::digest(format!("{identity}#{n}"));
     format!("{short}-{}", hex::encode(&digest[..8]))
 }

@@ -1,0 +1,321 @@
+//! The deploy program as a user runs it: exit codes, prompts, JSON against its schema.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use clap::Parser;
+use infra::cli::{execute, Args};
+use infra::prelude::*;
+
+fn example_binary() -> PathBuf {
+    // target/debug/deps/<this test> → target/debug/examples/production (cargo test builds examples).
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(format!("production{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "production"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    bin
+}
+
+fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(example_binary())
+        .args(args)
+        .env("INFRA_SANDBOX_DIR", dir.join("sandbox"))
+        .env("INFRA_AUDIT_LOG", dir.join("audit.jsonl"))
+        .env_remove("INFRA_TARGET")
+        .env_remove("INFRA_ENV")
+        .env("INFRA_LOCAL_IMAGE", "sha256:aaaa")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn plan_apply_replan_with_detailed_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = run(dir.path(), &["plan", "--detailed-exitcode"], "");
+    assert_eq!(
+        p.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&p.stderr)
+    );
+    assert!(
+        stdout(&p).contains(" to add, 0 to change, 0 to destroy."),
+        "{}",
+        stdout(&p)
+    );
+
+    let plain = run(dir.path(), &["plan"], "");
+    assert_eq!(
+        plain.status.code(),
+        Some(0),
+        "plain plan exits 0 even with changes"
+    );
+
+    let cancelled = run(dir.path(), &["apply"], "no\n");
+    assert_eq!(cancelled.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&cancelled.stderr)
+        .contains("Apply cancelled; nothing was changed."));
+    assert_eq!(
+        run(dir.path(), &["plan", "--detailed-exitcode"], "")
+            .status
+            .code(),
+        Some(2),
+        "cancel changed nothing"
+    );
+
+    let a = run(dir.path(), &["apply"], "yes\n");
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert!(
+        stdout(&a).contains("Apply complete! Resources: "),
+        "{}",
+        stdout(&a)
+    );
+
+    let again = run(dir.path(), &["plan", "--detailed-exitcode"], "");
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stdout(&again).starts_with("No changes. Stack \"local\" matches its declaration"),
+        "{}",
+        stdout(&again)
+    );
+
+    // One audit event per change, JSON lines.
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!events.is_empty());
+    assert!(events
+        .iter()
+        .all(|e| e["status"] == "succeeded" && e["stack"] == "local"));
+
+    // Editing a field (the app image, from the environment) shows exactly that update.
+    let edited = run_with_image(dir.path(), "sha256:bbbb");
+    assert_eq!(edited.status.code(), Some(2));
+    let text = stdout(&edited);
+    assert!(
+        text.contains("~ image = \"sha256:aaaa\" -> \"sha256:bbbb\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{text}"
+    );
+}
+
+fn run_with_image(dir: &Path, image: &str) -> Output {
+    Command::new(example_binary())
+        .args(["plan", "--detailed-exitcode"])
+        .env("INFRA_SANDBOX_DIR", dir.join("sandbox"))
+        .env("INFRA_LOCAL_IMAGE", image)
+        .env_remove("INFRA_TARGET")
+        .env_remove("INFRA_ENV")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn json_plan_validates_against_the_printed_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_slice(&run(dir.path(), &["schema"], "").stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let fresh: serde_json::Value =
+        serde_json::from_slice(&run(dir.path(), &["plan", "--json"], "").stdout).unwrap();
+    assert!(
+        validator.is_valid(&fresh),
+        "{:?}",
+        validator
+            .iter_errors(&fresh)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(fresh["format_version"], 1);
+    assert_eq!(
+        run(dir.path(), &["apply", "--auto-approve"], "")
+            .status
+            .code(),
+        Some(0)
+    );
+    let noop: serde_json::Value =
+        serde_json::from_slice(&run(dir.path(), &["plan", "--json"], "").stdout).unwrap();
+    assert!(validator.is_valid(&noop));
+    assert_eq!(noop["summary"]["unchanged"], fresh["summary"]["add"]);
+    // A plan that isn't a plan fails the schema (the schema constrains something).
+    let broken = serde_json::json!({ "format_version": "one", "stack": 3 });
+    assert!(!validator.is_valid(&broken));
+}
+
+#[test]
+fn graph_command_prints_dot_and_mermaid() {
+    let dir = tempfile::tempdir().unwrap();
+    let dot = stdout(&run(dir.path(), &["graph"], ""));
+    assert!(dot.starts_with("digraph \"local\" {"), "{dot}");
+    assert!(
+        dot.contains("\"aws_subnet.public-a\" -> \"aws_vpc.main\";"),
+        "{dot}"
+    );
+    let mermaid = stdout(&run(dir.path(), &["graph", "--format", "mermaid"], ""));
+    assert!(mermaid.starts_with("flowchart RL"), "{mermaid}");
+}
+
+fn args(dir: &Path, extra: &[&str]) -> Args {
+    let sandbox = dir.join("sandbox").display().to_string();
+    let audit = dir.join("audit.jsonl").display().to_string();
+    let mut v = vec![
+        "production",
+        "--sandbox-dir",
+        sandbox.as_str(),
+        "--audit-log",
+        audit.as_str(),
+        "--target",
+        "sandbox",
+    ];
+    v.extend_from_slice(extra);
+    Args::parse_from(v)
+}
+
+#[tokio::test]
+async fn an_invalid_stack_reports_everything_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stack::new("broken");
+    let vpc = s.add(Vpc::new("main").cidr("10.0.0.0/8"));
+    s.add(
+        Subnet::new("a")
+            .vpc(&vpc)
+            .cidr("10.1.0.0/24")
+            .az("us-east-1a"),
+    );
+    s.add(Subnet::new("b").vpc(&vpc).cidr("10.1.0.0/25"));
+    for cmd in [vec!["plan"], vec!["apply", "--auto-approve"]] {
+        let err = execute(&args(dir.path(), &cmd), &s).await.unwrap_err();
+        assert!(
+            err.starts_with(
+                "stack \"broken\" is invalid: 3 problems found (nothing was read or changed):"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("aws_subnet.b: field `availability_zone`: is required"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`10.0.0.0/8`: AWS allows prefixes from /16 to /28, got /8"),
+            "{err}"
+        );
+        assert!(err.contains("aws_subnet.b: field `cidr_block`: `10.1.0.0/25` overlaps aws_subnet.a (10.1.0.0/24) in the same VPC"), "{err}");
+    }
+    assert!(
+        !dir.path().join("sandbox").exists(),
+        "the sandbox was never opened"
+    );
+}
+
+#[tokio::test]
+async fn removing_a_resource_plans_its_deletion_and_protection_blocks_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stack::new("rm");
+    let vpc = s.add(Vpc::new("main").cidr("10.0.0.0/16").protect());
+    s.add(
+        Subnet::new("a")
+            .vpc(&vpc)
+            .cidr("10.0.1.0/24")
+            .az("us-east-1a"),
+    );
+    assert_eq!(
+        execute(&args(dir.path(), &["apply", "--auto-approve"]), &s).await,
+        Ok(0)
+    );
+    let mut smaller = s.clone();
+    smaller.remove(&"aws_subnet.a".parse().unwrap());
+    assert_eq!(
+        execute(
+            &args(dir.path(), &["plan", "--detailed-exitcode"]),
+            &smaller
+        )
+        .await,
+        Ok(2)
+    );
+    assert_eq!(
+        execute(&args(dir.path(), &["apply", "--auto-approve"]), &smaller).await,
+        Ok(0)
+    );
+    assert_eq!(
+        execute(
+            &args(dir.path(), &["plan", "--detailed-exitcode"]),
+            &smaller
+        )
+        .await,
+        Ok(0)
+    );
+    // Destroying the protected VPC is refused without --allow-destroy, and nothing is touched.
+    let err = execute(&args(dir.path(), &["destroy", "--auto-approve"]), &smaller)
+        .await
+        .unwrap_err();
+    assert!(err.contains("the plan has errors"), "{err}");
+    assert_eq!(
+        execute(
+            &args(dir.path(), &["plan", "--detailed-exitcode"]),
+            &smaller
+        )
+        .await,
+        Ok(0)
+    );
+    assert_eq!(
+        execute(
+            &args(
+                dir.path(),
+                &[
+                    "destroy",
+                    "--auto-approve",
+                    "--allow-destroy",
+                    "aws_vpc.main"
+                ]
+            ),
+            &smaller
+        )
+        .await,
+        Ok(0)
+    );
+    assert_eq!(
+        execute(
+            &args(dir.path(), &["plan", "--detailed-exitcode"]),
+            &smaller
+        )
+        .await,
+        Ok(2),
+        "everything is gone: a create is pending"
+    );
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the `infra` facade: plan snapshots and the deploy program.
+
+mod fixture;
+
+mod cli;
+mod snapshots;
