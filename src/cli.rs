@@ -369,7 +369,7 @@ async fn plan_command(args: &Args, stack: &Stack, destroy: bool) -> Result<u8, S
     let opts = plan_options(args, destroy, &[], false);
     let (_, planned) = make_plan(args, stack, &opts).await?;
     print_plan(args, &planned);
-    if !planned.plan.errors.is_empty() {
+    if !planned.plan.blockers().is_empty() {
         return Ok(1);
     }
     Ok(if args.detailed_exitcode && !planned.plan.is_empty() {
@@ -397,7 +397,7 @@ async fn apply_command(
     if !args.json {
         print_plan(args, &planned);
     }
-    if !planned.plan.errors.is_empty() {
+    if !planned.plan.blockers().is_empty() {
         return Err("the plan has errors (see above); nothing was changed".into());
     }
     if planned.plan.is_empty() {
@@ -476,7 +476,7 @@ async fn watch_command(
             }
             Ok((engine, planned)) => {
                 print_plan(args, &planned);
-                if planned.plan.errors.is_empty() {
+                if planned.plan.blockers().is_empty() {
                     let observer = CliObserver::new(&args.audit_log)?;
                     match engine.apply(&planned, &observer).await {
                         Ok(report) => {

@@ -17,19 +17,29 @@ use infra_core::sandbox::SandboxProvider;
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, map, Value};
 
-static NET: KindSchema = KindSchema::new("bench_network", "bench").force_new(&["cidr"]).computed(&["id", "arn"]).validate(check_net);
-static SUBNET: KindSchema = KindSchema::new("bench_subnet", "bench").force_new(&["network_id", "cidr"]).computed(&["id"]);
-static GROUP: KindSchema = KindSchema::new("bench_group", "bench").computed(&["id"]).unordered(&["rules"]);
-static HOST: KindSchema = KindSchema::new("bench_host", "bench").force_new(&["subnet_id"]).computed(&["id"]).unordered(&["group_ids"]);
+static NET: KindSchema = KindSchema::new("bench_network", "bench")
+    .force_new(&["cidr"])
+    .computed(&["id", "arn"])
+    .validate(check_net);
+static SUBNET: KindSchema = KindSchema::new("bench_subnet", "bench")
+    .force_new(&["network_id", "cidr"])
+    .computed(&["id"]);
+static GROUP: KindSchema = KindSchema::new("bench_group", "bench")
+    .computed(&["id"])
+    .unordered(&["rules"]);
+static HOST: KindSchema = KindSchema::new("bench_host", "bench")
+    .force_new(&["subnet_id"])
+    .computed(&["id"])
+    .unordered(&["group_ids"]);
 
 kind! { /// n
-    struct Net => NET }
+struct Net => NET }
 kind! { /// s
-    struct Sub => SUBNET }
+struct Sub => SUBNET }
 kind! { /// g
-    struct Group => GROUP }
+struct Group => GROUP }
 kind! { /// h
-    struct Host => HOST }
+struct Host => HOST }
 
 fn check_net(spec: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> {
     let mut c = Checker::new(spec);
@@ -51,7 +61,9 @@ fn generate(n: usize) -> Stack {
         let subs: Vec<Ref<Sub>> = (0..8)
             .map(|j| {
                 let mut sp = ResourceSpec::new(&SUBNET, format!("sub-{i}-{j}"));
-                sp.set("network_id", net.id()).set("cidr", format!("10.{i}.{j}.0/28")).set("az", format!("zone-{}", j % 3));
+                sp.set("network_id", net.id())
+                    .set("cidr", format!("10.{i}.{j}.0/28"))
+                    .set("az", format!("zone-{}", j % 3));
                 s.add(Sub(sp))
             })
             .collect();
@@ -60,7 +72,8 @@ fn generate(n: usize) -> Stack {
             let mut sp = ResourceSpec::new(&GROUP, format!("grp-{i}-{g}"));
             sp.set("network_id", net.id());
             for r in 0..5 {
-                let mut rule = map! { "protocol" => "tcp", "port" => 1000 + r, "cidr" => "10.0.0.0/8" };
+                let mut rule =
+                    map! { "protocol" => "tcp", "port" => 1000 + r, "cidr" => "10.0.0.0/8" };
                 if r == 0 {
                     if let (Some(prev), Value::Map(m)) = (groups.last(), &mut rule) {
                         m.remove("cidr");
@@ -76,8 +89,15 @@ fn generate(n: usize) -> Stack {
             sp.set("subnet_id", subs[h % 8].id())
                 .set("image", "img-0123456789")
                 .set("size", "medium")
-                .set("group_ids", vec![Value::from(groups[h % 4].id()), Value::from(groups[(h + 1) % 4].id())]);
-            sp.insert("tags", "role", "web").insert("tags", "index", h.to_string());
+                .set(
+                    "group_ids",
+                    vec![
+                        Value::from(groups[h % 4].id()),
+                        Value::from(groups[(h + 1) % 4].id()),
+                    ],
+                );
+            sp.insert("tags", "role", "web")
+                .insert("tags", "index", h.to_string());
             s.add(Host(sp));
         }
     }
@@ -92,15 +112,30 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![100, 1_000, 10_000] } else { sizes };
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100, 1_000, 10_000]
+    } else {
+        sizes
+    };
     let runs = 5;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     println!("| resources | validate+graph | plan from scratch (total) | no-op re-plan (total) | text bytes | peak RSS MB |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
@@ -121,7 +156,9 @@ fn main() {
         let scratch: Vec<Duration> = (0..runs)
             .map(|_| {
                 let t = Instant::now();
-                let p = rt.block_on(engine.plan(&stack, &PlanOptions::default())).unwrap();
+                let p = rt
+                    .block_on(engine.plan(&stack, &PlanOptions::default()))
+                    .unwrap();
                 text_len = render::plan_text(&p.plan).len();
                 t.elapsed()
             })
@@ -132,9 +169,22 @@ fn main() {
         rt.block_on(async {
             let mut ids = std::collections::HashMap::new();
             for spec in graph.in_order() {
-                let props = spec.props.iter().map(|(k, v)| (k.clone(), v.resolve(&|r| ids.get(&r.address).cloned()))).collect();
-                let resolved = Resolved { address: spec.address.clone(), schema: spec.schema, props, protect: false };
-                let ctx = OpContext { stack: "bench".into(), idempotency_token: spec.address.to_string(), attempt: 1 };
+                let props = spec
+                    .props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.resolve(&|r| ids.get(&r.address).cloned())))
+                    .collect();
+                let resolved = Resolved {
+                    address: spec.address.clone(),
+                    schema: spec.schema,
+                    props,
+                    protect: false,
+                };
+                let ctx = OpContext {
+                    stack: "bench".into(),
+                    idempotency_token: spec.address.to_string(),
+                    attempt: 1,
+                };
                 let o = sandbox.create(&ctx, &resolved).await.unwrap();
                 ids.insert(spec.address.clone(), Value::String(o.id));
             }
@@ -142,7 +192,9 @@ fn main() {
         let noop: Vec<Duration> = (0..runs)
             .map(|_| {
                 let t = Instant::now();
-                let p = rt.block_on(engine.plan(&stack, &PlanOptions::default())).unwrap();
+                let p = rt
+                    .block_on(engine.plan(&stack, &PlanOptions::default()))
+                    .unwrap();
                 assert!(p.plan.is_empty(), "{}", render::plan_text(&p.plan));
                 std::hint::black_box(render::plan_text(&p.plan));
                 t.elapsed()

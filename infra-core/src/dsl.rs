@@ -231,6 +231,8 @@ pub struct ResourceOptions {
     pub ignore_changes: BTreeSet<String>,
     /// Ordering that no reference expresses: this resource is created after these.
     pub depends_on: BTreeSet<Address>,
+    /// Policy rules suppressed on this resource, with the mandatory reason.
+    pub suppress: BTreeMap<String, String>,
 }
 
 /// A declared resource, uniform inside the graph: kind, address, properties, options.
@@ -351,6 +353,15 @@ pub trait Resource: Sized {
             .options
             .ignore_changes
             .extend(fields.iter().map(|f| f.to_string()));
+        self
+    }
+    /// Suppresses a policy rule's findings on this resource. The reason is mandatory and is
+    /// shown in every plan.
+    fn suppress(mut self, rule: &str, reason: &str) -> Self {
+        self.spec_mut()
+            .options
+            .suppress
+            .insert(rule.to_string(), reason.to_string());
         self
     }
     /// Create this resource after `other`, for an ordering that no reference expresses.

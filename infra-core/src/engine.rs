@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::dsl::Stack;
 use crate::graph::Graph;
 use crate::plan::{self, ObservedState, Plan, PlanOptions, ReadStats};
+use crate::policy::{self, PolicyRule, Rules};
 use crate::provider::{LockError, LockInfo, Provider, ProviderError, Resolved};
 use crate::reconcile::{self, ApplyObserver, ApplyOptions, ApplyReport, Providers, ReconcileError};
 use crate::validate::ValidationErrors;
@@ -89,6 +90,7 @@ impl Planned {
 #[derive(Clone, Default)]
 pub struct Engine {
     providers: Providers,
+    rules: Rules,
     options: ApplyOptions,
     lock_timeout: Duration,
 }
@@ -107,6 +109,12 @@ impl Engine {
     /// Registers a shared provider.
     pub fn with_provider_arc(mut self, provider: Arc<dyn Provider>) -> Self {
         self.providers.insert(provider.name().to_string(), provider);
+        self
+    }
+
+    /// Adds policy rules, checked on every plan.
+    pub fn with_rules(mut self, rules: impl IntoIterator<Item = Arc<dyn PolicyRule>>) -> Self {
+        self.rules.extend(rules);
         self
     }
 
@@ -162,7 +170,8 @@ impl Engine {
             return Err(Error::MissingProvider(missing.into_iter().collect()));
         }
         let observed = self.read(&graph, &scope).await?;
-        let plan = plan::compute(&graph, &observed, &scope, opts);
+        let mut plan = plan::compute(&graph, &observed, &scope, opts);
+        plan.policy = policy::evaluate(&graph, &self.rules);
         Ok(Planned {
             plan,
             graph,
@@ -242,8 +251,9 @@ impl Engine {
         planned: &Planned,
         observer: &dyn ApplyObserver,
     ) -> Result<ApplyReport, Error> {
-        if !planned.plan.errors.is_empty() {
-            return Err(ReconcileError::Blocked(planned.plan.errors.clone()).into());
+        let blockers = planned.plan.blockers();
+        if !blockers.is_empty() {
+            return Err(ReconcileError::Blocked(blockers).into());
         }
         let scope = planned.plan.providers.clone();
         let holder = self

@@ -82,6 +82,7 @@ impl Graph {
         let ctx = ValidationContext::new(stack);
         for r in specs {
             problems.extend((r.schema.validate)(r, &ctx));
+            problems.extend(crate::policy::check_suppressions(r));
         }
 
         if !problems.is_empty() {

@@ -17,6 +17,7 @@ pub mod dsl;
 pub mod engine;
 pub mod graph;
 pub mod plan;
+pub mod policy;
 pub mod provider;
 pub mod reconcile;
 pub mod render;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dsl::{Address, ResourceSpec};
 use crate::graph::Graph;
+use crate::policy::{PolicyReport, Severity};
 use crate::provider::Observed;
 use crate::value::{Reference, Value};
 
@@ -158,6 +159,9 @@ pub struct Plan {
     /// What the reads cost, per provider.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reads: Vec<ReadStats>,
+    /// The policy findings; unsuppressed errors block apply.
+    #[serde(default)]
+    pub policy: PolicyReport,
 }
 
 impl Plan {
@@ -168,6 +172,19 @@ impl Plan {
     /// The change for an address.
     pub fn change(&self, address: &str) -> Option<&Change> {
         self.changes.iter().find(|c| c.address == address)
+    }
+    /// Everything that stops this plan from being applied: its errors, and one line per
+    /// unsuppressed policy error.
+    pub fn blockers(&self) -> Vec<String> {
+        let mut out = self.errors.clone();
+        out.extend(
+            self.policy
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error && f.suppressed.is_none())
+                .map(|f| format!("policy {} on {}: {}", f.rule, f.address, f.message)),
+        );
+        out
     }
     /// Changes that do something.
     pub fn actionable(&self) -> impl Iterator<Item = &Change> {
@@ -509,6 +526,7 @@ pub fn compute(
         summary,
         errors,
         reads: observed.reads.clone(),
+        policy: PolicyReport::default(),
     }
 }
 

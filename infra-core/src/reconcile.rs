@@ -276,8 +276,9 @@ pub async fn apply(
     opts: &ApplyOptions,
     observer: &dyn ApplyObserver,
 ) -> Result<ApplyReport, ReconcileError> {
-    if !plan.errors.is_empty() {
-        return Err(ReconcileError::Blocked(plan.errors.clone()));
+    let blockers = plan.blockers();
+    if !blockers.is_empty() {
+        return Err(ReconcileError::Blocked(blockers));
     }
     let started = Instant::now();
     let ops = build_ops(plan, graph, observed)?;

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use crate::graph::Graph;
 use crate::plan::{Action, Change, FieldChange, Plan};
+use crate::policy::{PolicyReport, Severity};
 use crate::reconcile::{ApplyReport, OpStatus};
 use crate::value::Value;
 
@@ -63,10 +64,55 @@ pub fn plan_text(plan: &Plan) -> String {
             s.add, s.change, s.destroy
         );
     }
+    policy_text(&mut out, &plan.policy);
     for e in &plan.errors {
         let _ = writeln!(out, "\nError: {e}");
     }
     out
+}
+
+fn policy_text(out: &mut String, report: &PolicyReport) {
+    if report.findings.is_empty() {
+        if !report.rules.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nPolicy: {} rules checked, no findings.",
+                report.rules.len()
+            );
+        }
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nPolicy: {} error{}, {} warning{}, {} suppressed ({} rules checked){}",
+        report.errors,
+        plural(report.errors),
+        report.warnings,
+        plural(report.warnings),
+        report.suppressed,
+        report.rules.len(),
+        if report.errors > 0 {
+            ". Errors block apply."
+        } else {
+            "."
+        }
+    );
+    for f in &report.findings {
+        let mark = match (&f.suppressed, f.severity) {
+            (Some(_), _) => "suppressed",
+            (None, Severity::Error) => "error",
+            (None, Severity::Warning) => "warning",
+        };
+        let _ = writeln!(out, "  [{mark}] {} {}: {}", f.rule, f.address, f.message);
+        if let Some(reason) = &f.suppressed {
+            let _ = writeln!(out, "      reason: {reason}");
+        } else {
+            let _ = writeln!(out, "      fix: {}", f.fix);
+        }
+        if !f.references.is_empty() {
+            let _ = writeln!(out, "      see: {}", f.references.join(", "));
+        }
+    }
 }
 
 fn plural(n: usize) -> &'static str {

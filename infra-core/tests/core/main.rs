@@ -4,5 +4,6 @@ mod kinds;
 
 mod graph;
 mod plan;
+mod policy;
 mod reconcile;
 mod sandbox;
