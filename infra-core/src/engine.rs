@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::dsl::Stack;
 use crate::graph::Graph;
@@ -296,11 +296,7 @@ impl Engine {
     }
 
     async fn lock(&self, stack: &str, scope: &[String], operation: &str) -> Result<String, Error> {
-        let info = LockInfo {
-            holder: lock_holder_id(),
-            since_unix: unix_now(),
-            operation: operation.to_string(),
-        };
+        let info = LockInfo::for_this_process(operation);
         let deadline = Instant::now() + self.lock_timeout;
         let mut taken: Vec<&String> = Vec::new();
         for name in scope {
@@ -369,24 +365,4 @@ fn first_difference(a: &ObservedState, b: &ObservedState) -> Option<String> {
         .keys()
         .find(|k| !a.resources.contains_key(*k))
         .map(|k| format!("{k} appeared"))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn lock_holder_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .unwrap_or_else(|| "unknown-host".into());
-    format!(
-        "{}:pid{}:{:08x}",
-        host.trim(),
-        std::process::id(),
-        rand::random::<u32>()
-    )
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -157,12 +158,56 @@ impl ProviderError {
 /// Who holds a stack's apply lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
-    /// A unique id of the holder (host, pid, random suffix).
+    /// A unique id of the holder (`host:pid<N>:<random>`).
     pub holder: String,
     /// When it was taken, seconds since the Unix epoch.
     pub since_unix: u64,
     /// What is being done (`apply`, `destroy`, `watch`).
     pub operation: String,
+}
+
+impl LockInfo {
+    /// A lock held by this process now.
+    pub fn for_this_process(operation: &str) -> LockInfo {
+        let since_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        LockInfo {
+            holder: format!(
+                "{}:pid{}:{:08x}",
+                this_host(),
+                std::process::id(),
+                rand::random::<u32>()
+            ),
+            since_unix,
+            operation: operation.to_string(),
+        }
+    }
+
+    /// `Some(true)` when the holder was a process on this host that is no longer running (a
+    /// killed run: the lock is stale), `Some(false)` when it still runs, `None` when it can't be
+    /// told (another host, or not Linux).
+    pub fn is_stale(&self) -> Option<bool> {
+        let mut parts = self.holder.split(':');
+        let (host, pid) = (
+            parts.next()?,
+            parts.next()?.strip_prefix("pid")?.parse::<u32>().ok()?,
+        );
+        if host != this_host() || !Path::new("/proc/self").exists() {
+            return None;
+        }
+        Some(!Path::new(&format!("/proc/{pid}")).exists())
+    }
+}
+
+fn this_host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
 }
 
 impl fmt::Display for LockInfo {
@@ -171,7 +216,15 @@ impl fmt::Display for LockInfo {
             f,
             "{} ({}, since unix time {})",
             self.holder, self.operation, self.since_unix
-        )
+        )?;
+        match self.is_stale() {
+            Some(true) => write!(
+                f,
+                "; that process is no longer running on this host, so the lock is stale"
+            ),
+            Some(false) => write!(f, "; that process is still running on this host"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -143,3 +143,32 @@ async fn a_torn_last_journal_line_is_ignored() {
     let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
     assert!(plan(&e, &s).await.plan.is_empty());
 }
+
+#[tokio::test]
+async fn a_lock_left_by_a_dead_process_is_called_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    // A pid that can't be running: above the kernel's pid_max.
+    let mut dead = LockInfo::for_this_process("apply");
+    let host = dead.holder.split(':').next().unwrap().to_string();
+    dead.holder = format!("{host}:pid4194999:0badf00d");
+    sandbox.lock("stale", &dead).await.unwrap();
+    let e = Engine::new().with_provider_arc(sandbox.clone());
+    let mut s = infra_core::Stack::new("stale");
+    s.add(Network::new("n", "10.0.0.0/16"));
+    let err = e
+        .apply(&plan(&e, &s).await, &NoObserver)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("that process is no longer running on this host, so the lock is stale"),
+        "{err}"
+    );
+    assert!(
+        err.contains("break the lock with the `force-unlock` command"),
+        "{err}"
+    );
+    // Our own pid is alive: not stale.
+    assert_eq!(LockInfo::for_this_process("apply").is_stale(), Some(false));
+}
