@@ -2,6 +2,7 @@
 
 mod kinds;
 
+mod fuzz;
 mod graph;
 mod plan;
 mod policy;
