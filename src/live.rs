@@ -6,7 +6,14 @@ use infra_core::provider::Provider;
 
 /// Connects the live provider `name` (`aws` or `swarm`).
 pub(crate) async fn provider(name: &str) -> Result<Arc<dyn Provider>, String> {
-    Err(format!(
-        "--target live: the `{name}` provider is not part of this build yet; use --target sandbox"
-    ))
+    match name {
+        // Docker from DOCKER_HOST or the local socket; swarm mode (a manager) is required.
+        "swarm" => infra_swarm::SwarmProvider::connect()
+            .await
+            .map(|p| Arc::new(p) as Arc<dyn Provider>)
+            .map_err(|e| format!("--target live: {e}")),
+        _ => Err(format!(
+            "--target live: the `{name}` provider is not part of this build yet; use --target sandbox"
+        )),
+    }
 }

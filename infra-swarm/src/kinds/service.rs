@@ -1,30 +1,43 @@
-//! Swarm kinds: typed builders with validation.
+//! `swarm_service`: a Swarm service.
 //!
-//! Durations are stored in milliseconds and every Swarm default is written out by the builders
-//! (update parallelism 1, failure action pause, monitor 5 s, stop-first; restart on any
-//! condition after 5 s), so that what the provider reads back compares equal and a no-op plan is
-//! truly empty.
+//! Durations are stored in milliseconds (`*_ms`). The update, rollback and restart policies are
+//! always written out with Swarm's defaults (update parallelism 1, failure action pause, monitor
+//! 5 s, stop-first; restart on any condition after 5 s), because Swarm fills them in and a read
+//! must compare equal to the declaration. Optional settings whose Swarm default means "nothing"
+//! (endpoint mode `vip`, `init` off, no healthcheck…) are left out by the builder and dropped by
+//! the provider's read when they hold the default, so both sides normalise to the same shape and
+//! a no-op plan is truly empty.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use infra_core::dsl::{KindSchema, ResourceSpec};
+use infra_core::dsl::{KindSchema, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, map, Input, Value};
+
+use super::network::SwarmNetwork;
+use super::secret::{SwarmConfig, SwarmSecret};
 
 pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm")
     .force_new(&["mode"])
     .computed(&["id"])
+    .unordered(&["networks", "secrets", "configs", "ports"])
     .validate(validate_service);
 
 kind! {
-    /// A Swarm service: replicated or global, with rolling-update, rollback and restart policies
-    /// (the seed talk's "rescheduling policies"), placement, resources, healthcheck and ports.
+    /// A Swarm service (`<stack>_<name>` in Swarm): replicated or global, with rolling-update,
+    /// rollback and restart policies (the seed talk's "rescheduling policies"), placement,
+    /// resources, healthcheck, networks, secrets, configs and published ports.
+    ///
+    /// After a create or an update the provider waits until the service has converged: every
+    /// replica running the new spec and the rolling update completed. A rolled-back or paused
+    /// update is reported as a failure of that change.
     pub struct SwarmService => SERVICE
 }
 
 /// What to do when an update's tasks fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailureAction {
     /// Pause the update (Swarm's default).
     Pause,
@@ -46,10 +59,12 @@ impl FailureAction {
 
 /// Start the new task before stopping the old one, or the reverse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UpdateOrder {
     /// Stop the old task first (Swarm's default).
     StopFirst,
-    /// Start the new task first: no capacity dip.
+    /// Start the new task first: no capacity dip. Not possible with host-mode ports on one node
+    /// (the new task can't bind the port the old one holds).
     StartFirst,
 }
 
@@ -97,12 +112,13 @@ impl UpdatePolicy {
         self.failure_action = a;
         self
     }
-    /// How long to watch each task for failure.
+    /// How long to watch each updated task for failure. Swarm reports the update completed only
+    /// once the last batch's monitor has run, so this bounds how long an apply waits.
     pub fn monitor(mut self, d: Duration) -> Self {
         self.monitor = d;
         self
     }
-    /// The fraction of tasks that may fail.
+    /// The fraction of tasks that may fail during an update before the failure action applies.
     pub fn max_failure_ratio(mut self, r: f64) -> Self {
         self.max_failure_ratio = r;
         self
@@ -126,6 +142,7 @@ impl UpdatePolicy {
 
 /// When Swarm restarts a service's tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RestartCondition {
     /// Always (Swarm's default).
     Any,
@@ -133,6 +150,16 @@ pub enum RestartCondition {
     OnFailure,
     /// Never.
     None,
+}
+
+/// How a service is reached on its networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointMode {
+    /// A virtual IP load-balanced by IPVS (Swarm's default).
+    Vip,
+    /// DNS round robin over the task IPs: no IPVS needed, no ingress-published ports.
+    Dnsrr,
 }
 
 impl SwarmService {
@@ -153,26 +180,20 @@ impl SwarmService {
     }
     /// The command (entrypoint override).
     pub fn command<S: AsRef<str>>(mut self, cmd: impl IntoIterator<Item = S>) -> Self {
-        self.0.set(
-            "command",
-            Value::List(cmd.into_iter().map(|c| Value::from(c.as_ref())).collect()),
-        );
+        self.0.set("command", strings(cmd));
         self
     }
-    /// Arguments.
+    /// Arguments (the image's `CMD` override).
     pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.0.set(
-            "args",
-            Value::List(args.into_iter().map(|c| Value::from(c.as_ref())).collect()),
-        );
+        self.0.set("args", strings(args));
         self
     }
-    /// An environment variable (not for secrets: use a secret reference).
+    /// An environment variable (not for secrets: use [`SwarmService::secret`]).
     pub fn env(mut self, key: &str, value: impl Into<Input<String>>) -> Self {
         self.0.insert("env", key, value.into());
         self
     }
-    /// A service label.
+    /// A service label (keys starting with `infra.` are reserved for ownership).
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.0.insert("labels", key, value);
         self
@@ -193,7 +214,7 @@ impl SwarmService {
         self.0.set("update_config", p.to_value());
         self
     }
-    /// The rollback policy.
+    /// The rollback policy (how Swarm rolls back a failed update).
     pub fn rollback_policy(mut self, p: UpdatePolicy) -> Self {
         self.0.set("rollback_config", p.to_value());
         self
@@ -227,7 +248,7 @@ impl SwarmService {
         self.placement(|p| push(p, "spread", Value::from(label)));
         self
     }
-    /// At most `n` tasks of this service per node.
+    /// At most `n` tasks of this service per node (replicated services only).
     pub fn max_replicas_per_node(mut self, n: u32) -> Self {
         self.placement(|p| {
             p.insert("max_replicas_per_node".into(), Value::from(n));
@@ -248,13 +269,15 @@ impl SwarmService {
         self.0.insert("resources", "limit_memory_mb", memory_mb);
         self
     }
-    /// CPU and memory reservations.
+    /// CPU and memory reservations: the scheduler places a task only where they are free.
     pub fn reservations(mut self, cpus: f64, memory_mb: u32) -> Self {
         self.0.insert("resources", "reserve_cpus", cpus);
         self.0.insert("resources", "reserve_memory_mb", memory_mb);
         self
     }
-    /// A healthcheck command run with `/bin/sh -c` inside the container.
+    /// A healthcheck command run with `/bin/sh -c` inside the container. With a healthcheck a
+    /// task counts as running (for rolling updates and for the provider's convergence wait) only
+    /// once it is healthy.
     pub fn healthcheck(
         mut self,
         shell: &str,
@@ -273,21 +296,104 @@ impl SwarmService {
         );
         self
     }
-    /// Publish a TCP port in host mode (the container's `target` port on each node's `published`).
-    pub fn publish(mut self, published: u16, target: u16) -> Self {
-        self.0.push("ports", map! { "published" => published, "target" => target, "protocol" => "tcp", "mode" => "host" });
+    /// The grace period before the first healthcheck failure counts (set after
+    /// [`SwarmService::healthcheck`]).
+    pub fn healthcheck_start_period(mut self, d: Duration) -> Self {
+        if d.is_zero() {
+            if let Some(Value::Map(m)) = self.0.props.get_mut("healthcheck") {
+                m.remove("start_period_ms");
+            }
+        } else {
+            self.0
+                .insert("healthcheck", "start_period_ms", d.as_millis() as i64);
+        }
         self
     }
-    /// Publish a TCP port through Swarm's ingress routing mesh.
-    pub fn publish_ingress(mut self, published: u16, target: u16) -> Self {
-        self.0.push("ports", map! { "published" => published, "target" => target, "protocol" => "tcp", "mode" => "ingress" });
+    /// Publish a TCP port in host mode: the container's `target` port on `published` of each node
+    /// running a task. Host mode is the default because it needs neither IPVS nor the ingress
+    /// network.
+    pub fn publish(self, published: u16, target: u16) -> Self {
+        self.port(published, target, "tcp", "host")
+    }
+    /// Publish a UDP port in host mode.
+    pub fn publish_udp(self, published: u16, target: u16) -> Self {
+        self.port(published, target, "udp", "host")
+    }
+    /// Publish a TCP port through Swarm's ingress routing mesh (every node answers on
+    /// `published`; needs IPVS on the nodes).
+    pub fn publish_ingress(self, published: u16, target: u16) -> Self {
+        self.port(published, target, "tcp", "ingress")
+    }
+    fn port(mut self, published: u16, target: u16, protocol: &str, mode: &str) -> Self {
+        self.0.push(
+            "ports",
+            map! { "published" => published, "target" => target, "protocol" => protocol, "mode" => mode },
+        );
         self
     }
-    /// How long tasks get to stop before being killed.
+    /// How tasks are reached: a virtual IP (default) or DNS round robin.
+    pub fn endpoint_mode(mut self, mode: EndpointMode) -> Self {
+        match mode {
+            EndpointMode::Vip => self.0.set("endpoint_mode", Value::Null),
+            EndpointMode::Dnsrr => self.0.set("endpoint_mode", "dnsrr"),
+        };
+        self
+    }
+    /// How long tasks get to stop (SIGTERM) before being killed (Swarm's default: 10 s).
     pub fn stop_grace_period(mut self, d: Duration) -> Self {
         self.0.set("stop_grace_period_ms", d.as_millis() as i64);
         self
     }
+    /// Run an init process as PID 1 that forwards signals and reaps zombies, so that a process
+    /// that ignores SIGTERM as PID 1 (most shells and busybox applets) still stops at once.
+    pub fn init(mut self, on: bool) -> Self {
+        self.0
+            .set("init", if on { Value::Bool(true) } else { Value::Null });
+        self
+    }
+    /// Attach the service to an overlay network of the stack.
+    pub fn network(mut self, network: &Ref<SwarmNetwork>) -> Self {
+        self.0.push("networks", network.id());
+        self
+    }
+    /// Mount a secret of the stack at `target` (a file name under `/run/secrets/`, or an
+    /// absolute path), owned by root, mode 0444. When the secret's value changes, the secret is
+    /// replaced by a new object and the service is updated to it (a rolling update) before the old
+    /// one is deleted.
+    pub fn secret(mut self, secret: &Ref<SwarmSecret>, target: &str) -> Self {
+        self.0.push(
+            "secrets",
+            map! {
+                "secret_id" => secret.id(),
+                "secret_name" => secret.output::<String>("name"),
+                "target" => target,
+                "uid" => "0",
+                "gid" => "0",
+                "mode" => 0o444,
+            },
+        );
+        self
+    }
+    /// Mount a config of the stack at `target` (an absolute path, or a name under `/`), owned by
+    /// root, mode 0444. Rotated like secrets.
+    pub fn config(mut self, config: &Ref<SwarmConfig>, target: &str) -> Self {
+        self.0.push(
+            "configs",
+            map! {
+                "config_id" => config.id(),
+                "config_name" => config.output::<String>("name"),
+                "target" => target,
+                "uid" => "0",
+                "gid" => "0",
+                "mode" => 0o444,
+            },
+        );
+        self
+    }
+}
+
+fn strings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
+    Value::List(items.into_iter().map(|c| Value::from(c.as_ref())).collect())
 }
 
 fn push(map: &mut BTreeMap<String, Value>, key: &str, v: Value) {
@@ -318,20 +424,39 @@ fn check_policy(c: &mut Checker<'_>, spec: &ResourceSpec, field: &str) {
     }
 }
 
+/// Swarm's rule for service names (they are also DNS names on the stack's networks).
+fn check_service_name(name: &str) -> Option<String> {
+    if name.len() > 63 {
+        return Some(format!(
+            "the service name `{name}` is {} characters; Swarm allows 63",
+            name.len()
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Some(format!(
+            "the service name `{name}` must start with a letter or a digit"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Some(format!(
+            "the service name `{name}` contains `{c}`; Swarm allows letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    None
+}
+
 fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
     let mut c = Checker::new(spec);
     c.required_str("image");
     let full = format!("{}_{}", ctx.stack().name(), spec.address.name());
-    if full.len() > 63 {
-        c.problem(
-            "name",
-            format!(
-                "the service name `{full}` is {} characters; Swarm allows 63",
-                full.len()
-            ),
-        );
+    if let Some(problem) = check_service_name(&full) {
+        c.problem("name", problem);
     }
-    match spec.get_str("mode") {
+    let mode = spec.get_str("mode");
+    match mode {
         Some("replicated") => {
             c.int_in("replicas", 0, 10_000);
         }
@@ -359,6 +484,120 @@ fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Pro
             ),
         }
     }
+    if let Some(labels) = spec.get("labels").and_then(Value::as_map) {
+        for k in labels.keys().filter(|k| k.starts_with("infra.")) {
+            c.problem(
+                "labels",
+                format!("`{k}`: labels starting with `infra.` are reserved for ownership"),
+            );
+        }
+    }
+    if let Some(env) = spec.get("env").and_then(Value::as_map) {
+        for k in env.keys().filter(|k| k.is_empty() || k.contains('=')) {
+            c.problem(
+                "env",
+                format!("`{k}` is not a valid variable name (empty or containing `=`)"),
+            );
+        }
+    }
+    if let Some(p) = spec.get("placement").and_then(Value::as_map) {
+        for (i, con) in p
+            .get("constraints")
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let text = con.as_str().unwrap_or_default();
+            if !(text.contains("==") || text.contains("!=")) {
+                c.problem(
+                    &format!("placement.constraints[{i}]"),
+                    format!("`{text}` is not a constraint: expected `<attribute> == <value>` or `<attribute> != <value>`"),
+                );
+            }
+        }
+        for (i, s) in p
+            .get("spread")
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let text = s.as_str().unwrap_or_default();
+            if !(text.starts_with("node.labels.") || text.starts_with("engine.labels.")) {
+                c.problem(
+                    &format!("placement.spread[{i}]"),
+                    format!(
+                        "`{text}` can't be spread over: use a node label such as `node.labels.az`"
+                    ),
+                );
+            }
+        }
+        if p.contains_key("max_replicas_per_node") && mode == Some("global") {
+            c.problem(
+                "placement",
+                "max_replicas_per_node applies to replicated services only",
+            );
+        }
+    }
+    if let Some(r) = spec.get("resources").and_then(Value::as_map) {
+        for key in [
+            "limit_cpus",
+            "reserve_cpus",
+            "limit_memory_mb",
+            "reserve_memory_mb",
+        ] {
+            if let Some(v) = r.get(key).and_then(Value::as_f64) {
+                if v <= 0.0 {
+                    c.problem("resources", format!("{key} must be positive, got {v}"));
+                }
+            }
+        }
+        for (limit, reserve) in [
+            ("limit_cpus", "reserve_cpus"),
+            ("limit_memory_mb", "reserve_memory_mb"),
+        ] {
+            if let (Some(l), Some(r)) = (
+                r.get(limit).and_then(Value::as_f64),
+                r.get(reserve).and_then(Value::as_f64),
+            ) {
+                if r > l {
+                    c.problem(
+                        "resources",
+                        format!(
+                            "{reserve} {r} is more than {limit} {l}: the task could never start"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(h) = spec.get("healthcheck").and_then(Value::as_map) {
+        let shell = h
+            .get("test")
+            .and_then(Value::as_list)
+            .and_then(|t| t.get(1))
+            .and_then(Value::as_str);
+        if shell.is_none_or(|s| s.trim().is_empty()) {
+            c.problem("healthcheck", "the healthcheck command is empty");
+        }
+        if h.get("interval_ms").and_then(Value::as_i64) == Some(0) {
+            c.problem("healthcheck", "interval must be positive (at least 1 ms)");
+        }
+    }
+    if let Some(ms) = spec.get("stop_grace_period_ms").and_then(Value::as_i64) {
+        if ms < 0 {
+            c.problem("stop_grace_period_ms", "must not be negative");
+        }
+    }
+    let endpoint_mode = spec.get_str("endpoint_mode");
+    if !matches!(endpoint_mode, None | Some("vip" | "dnsrr")) {
+        c.problem(
+            "endpoint_mode",
+            format!("must be vip or dnsrr, got {endpoint_mode:?}"),
+        );
+    }
+    let mut published = Vec::new();
     for (i, p) in spec
         .get("ports")
         .and_then(Value::as_list)
@@ -372,6 +611,57 @@ fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Pro
             match m.and_then(|m| m.get(key)).and_then(Value::as_i64) {
                 Some(n) if (1..=65535).contains(&n) => {}
                 other => c.problem(&at, format!("{key} port {other:?} is outside 1-65535")),
+            }
+        }
+        let protocol = m.and_then(|m| m.get("protocol")).and_then(Value::as_str);
+        let mode = m.and_then(|m| m.get("mode")).and_then(Value::as_str);
+        if mode == Some("ingress") && endpoint_mode == Some("dnsrr") {
+            c.problem(
+                &at,
+                "an ingress-published port needs endpoint mode vip; publish it in host mode with dnsrr",
+            );
+        }
+        let key = (
+            m.and_then(|m| m.get("published")).and_then(Value::as_i64),
+            protocol,
+        );
+        if published.contains(&key) {
+            c.problem(
+                &at,
+                format!(
+                    "port {}/{} is published twice",
+                    key.0.unwrap_or_default(),
+                    protocol.unwrap_or("tcp")
+                ),
+            );
+        }
+        published.push(key);
+    }
+    for (field, id_key) in [("secrets", "secret_id"), ("configs", "config_id")] {
+        let mut targets = Vec::new();
+        for (i, r) in spec
+            .get(field)
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let m = r.as_map();
+            let target = m
+                .and_then(|m| m.get("target"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if target.trim().is_empty() {
+                c.problem(&format!("{field}[{i}]"), "the target path is empty");
+            } else if targets.contains(&target) {
+                c.problem(
+                    &format!("{field}[{i}]"),
+                    format!("`{target}` is mounted twice"),
+                );
+            }
+            targets.push(target);
+            if m.and_then(|m| m.get(id_key)).is_none() {
+                c.problem(&format!("{field}[{i}]"), format!("`{id_key}` is missing"));
             }
         }
     }

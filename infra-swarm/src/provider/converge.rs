@@ -1,0 +1,216 @@
+//! Waiting for a service to converge after a change, and for a removed service's tasks to go.
+//!
+//! Swarm accepts a service spec at once and converges in the background; `docker stack deploy`
+//! returns at that point and never says whether the rollout worked (docker/cli#6752). The
+//! provider instead polls until the change has taken effect:
+//!
+//! * the service's `UpdateStatus` is absent (a create, or a change that restarts no task) or
+//!   `completed` — which Swarm reports only after the last batch's update monitor has run;
+//! * every task Swarm wants running is running and was created from the task template just sent
+//!   (the `infra.template` container label), and there are as many as the declared replicas (at
+//!   least one for a global service).
+//!
+//! `paused`, `rollback_paused` and `rollback_completed` end the wait with a failure naming
+//! Swarm's reason and the failing task's error; so does a task template whose tasks keep failing
+//! on a create (three failed or rejected tasks and none running), and the timeout.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bollard::models::{Task, TaskState};
+use bollard::query_parameters::ListTasksOptions;
+use infra_core::provider::ProviderError;
+
+use super::convert::task_template;
+use super::{api_error, SwarmProvider};
+
+/// Failed or rejected tasks of the new template, with none running, that end a wait early.
+const FAILURES_BEFORE_GIVING_UP: usize = 3;
+
+fn state_name<T: serde::Serialize>(s: Option<&T>) -> String {
+    s.and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn is_state(t: &Task, state: TaskState) -> bool {
+    t.status.as_ref().and_then(|s| s.state) == Some(state)
+}
+
+/// The most recent failure among tasks, as "task <id> <state>: <error> (exit code N)".
+fn last_failure(tasks: &[Task], template: Option<&str>) -> Option<String> {
+    tasks
+        .iter()
+        .filter(|t| is_state(t, TaskState::FAILED) || is_state(t, TaskState::REJECTED))
+        .filter(|t| template.is_none_or(|tpl| task_template(t.spec.as_ref()) == Some(tpl)))
+        .max_by_key(|t| t.updated_at.clone().unwrap_or_default())
+        .map(|t| {
+            let s = t.status.clone().unwrap_or_default();
+            let exit = s
+                .container_status
+                .as_ref()
+                .and_then(|c| c.exit_code)
+                .map(|c| format!(" (exit code {c})"))
+                .unwrap_or_default();
+            format!(
+                "task {} {}: {}{exit}",
+                t.id.as_deref().unwrap_or("?"),
+                state_name(s.state.as_ref()),
+                s.err.or(s.message).unwrap_or_default()
+            )
+        })
+}
+
+impl SwarmProvider {
+    /// Waits until service `id` runs `template` everywhere it should. See the [module docs](self).
+    pub(super) async fn wait_converged(
+        &self,
+        id: &str,
+        name: &str,
+        template: &str,
+        started: Instant,
+    ) -> Result<(), ProviderError> {
+        let deadline = started + self.converge_timeout;
+        let filters = HashMap::from([("service".to_string(), vec![id.to_string()])]);
+        loop {
+            self.count();
+            let svc = self
+                .docker
+                .inspect_service(id, None)
+                .await
+                .map_err(|e| api_error(&format!("inspecting service {name}"), e))?;
+            let replicas = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.mode.as_ref())
+                .and_then(|m| m.replicated.as_ref())
+                .map(|r| r.replicas.unwrap_or(1).max(0) as usize);
+            let status = svc.update_status.clone().unwrap_or_default();
+            let state = state_name(status.state.as_ref());
+            let swarm_says = status.message.clone().unwrap_or_default();
+
+            self.count();
+            let tasks = self
+                .docker
+                .list_tasks(Some(ListTasksOptions {
+                    filters: Some(filters.clone()),
+                }))
+                .await
+                .map_err(|e| api_error(&format!("listing the tasks of {name}"), e))?;
+            let detail = || {
+                last_failure(&tasks, Some(template))
+                    .or_else(|| last_failure(&tasks, None))
+                    .map(|f| format!("; last task failure: {f}"))
+                    .unwrap_or_default()
+            };
+
+            match state.as_str() {
+                "paused" => {
+                    return Err(ProviderError::fatal(
+                        "UpdatePaused",
+                        format!("{name}: Swarm paused the rolling update ({swarm_says}){}; the service runs a mix of old and new tasks until the next apply", detail()),
+                    ))
+                }
+                "rollback_paused" | "rollback_completed" => {
+                    return Err(ProviderError::fatal(
+                        "UpdateRolledBack",
+                        format!("{name}: the update failed and Swarm rolled it back ({swarm_says}){}; the service runs its previous spec", detail()),
+                    ))
+                }
+                "updating" | "rollback_started" => {}
+                _ => {
+                    let wanted: Vec<&Task> = tasks
+                        .iter()
+                        .filter(|t| t.desired_state == Some(TaskState::RUNNING))
+                        .collect();
+                    let ours = wanted
+                        .iter()
+                        .filter(|t| {
+                            is_state(t, TaskState::RUNNING)
+                                && task_template(t.spec.as_ref()) == Some(template)
+                        })
+                        .count();
+                    let others = wanted.len() - ours;
+                    let done = match replicas {
+                        Some(n) => ours == n && others == 0,
+                        None => others == 0 && ours >= 1,
+                    };
+                    if done {
+                        tracing::debug!(service = %name, elapsed_ms = started.elapsed().as_millis() as u64, "converged");
+                        return Ok(());
+                    }
+                    let failed = tasks
+                        .iter()
+                        .filter(|t| task_template(t.spec.as_ref()) == Some(template))
+                        .filter(|t| {
+                            is_state(t, TaskState::FAILED) || is_state(t, TaskState::REJECTED)
+                        })
+                        .count();
+                    if failed >= FAILURES_BEFORE_GIVING_UP && ours == 0 {
+                        return Err(ProviderError::fatal(
+                            "TasksFailing",
+                            format!("{name}: {failed} tasks of the new spec failed and none is running{}", detail()),
+                        ));
+                    }
+                    if Instant::now() > deadline {
+                        let want = replicas.map_or("every node's".to_string(), |n| n.to_string());
+                        return Err(ProviderError::fatal(
+                            "ConvergeTimeout",
+                            format!(
+                                "{name}: not converged after {}s: {ours} of {want} task(s) running the new spec, {others} other task(s) wanted{}",
+                                self.converge_timeout.as_secs(),
+                                detail()
+                            ),
+                        ));
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(ProviderError::fatal(
+                    "ConvergeTimeout",
+                    format!(
+                        "{name}: the rolling update is still `{state}` after {}s{}",
+                        self.converge_timeout.as_secs(),
+                        detail()
+                    ),
+                ));
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+
+    /// Waits (bounded) until a removed service's tasks are gone, so that the networks, secrets
+    /// and node labels they used can be removed next. Listing by service id fails once the
+    /// service is gone, so tasks are listed by name (a prefix match) and kept by service id.
+    pub(super) async fn wait_tasks_gone(&self, id: &str, name: &str) {
+        let deadline = Instant::now() + self.converge_timeout;
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        loop {
+            self.count();
+            let left = match self
+                .docker
+                .list_tasks(Some(ListTasksOptions {
+                    filters: Some(filters.clone()),
+                }))
+                .await
+            {
+                Ok(tasks) => tasks
+                    .iter()
+                    .filter(|t| t.service_id.as_deref() == Some(id))
+                    .count(),
+                Err(e) => {
+                    tracing::warn!(service = %name, error = %e, "could not list the removed service's tasks");
+                    return;
+                }
+            };
+            if left == 0 {
+                return;
+            }
+            if Instant::now() > deadline {
+                tracing::warn!(service = %name, tasks = left, "the removed service's tasks are still stopping");
+                return;
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Shared test plumbing: connecting (or skipping loudly), the test images, unique stack names,
+//! the docker CLI for out-of-band changes, and a guard that removes whatever a test's stack left.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use infra_core::engine::{Engine, Planned};
+use infra_core::plan::PlanOptions;
+use infra_core::reconcile::{ApplyReport, NoObserver};
+use infra_core::Stack;
+use infra_swarm::{FailureAction, RestartCondition, SwarmProvider, SwarmService, UpdatePolicy};
+
+/// Connects to the local engine, or says loudly that the test is skipped. Under `CI=true` an
+/// unreachable engine or an inactive swarm fails the test instead.
+pub(crate) async fn provider(test: &str) -> Option<Arc<SwarmProvider>> {
+    match SwarmProvider::connect().await {
+        Ok(p) => Some(Arc::new(p.with_converge_timeout(Duration::from_secs(90)))),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: CI=true and the swarm is not usable: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "\n========================================================================\n\
+                 SKIPPED {test}: no usable Docker swarm ({e}).\n\
+                 Run `eval \"$(.ci/setup-swarm)\"` to enable the Swarm tests.\n\
+                 ========================================================================\n"
+            );
+            None
+        }
+    }
+}
+
+fn image_from(var: &str, file: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::fs::read_to_string(file).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| {
+            panic!("no test image: set {var} or run .ci/setup-swarm (writes {file})")
+        })
+}
+
+/// The busybox test image (by ID: nothing is pulled).
+pub(crate) fn image() -> String {
+    image_from("INFRA_TEST_IMAGE", "/tmp/infra-test-image-id")
+}
+
+/// The second test image (same content, `/www/version` says v2).
+pub(crate) fn image_v2() -> String {
+    image_from("INFRA_TEST_IMAGE_V2", "/tmp/infra-test-image-id-v2")
+}
+
+/// A stack name unique to this test run (tests run in parallel on one engine).
+pub(crate) fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}{}{}x{:x}",
+        std::process::id() % 10_000,
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 4096
+    )
+}
+
+/// Runs the docker CLI; panics with its stderr on failure.
+pub(crate) fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs the docker CLI and ignores failures (cleanup).
+fn docker_quiet(args: &[&str]) -> String {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Lines of output, empty ones dropped.
+pub(crate) fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Everything on the engine labelled as the stack's: `(kind, name)` pairs.
+pub(crate) fn owned_objects(stack: &str) -> Vec<(String, String)> {
+    let filter = format!("label=infra.stack={stack}");
+    let mut out = Vec::new();
+    for kind in ["service", "network", "secret", "config"] {
+        let names = docker(&[kind, "ls", "--filter", &filter, "--format", "{{.Name}}"]);
+        out.extend(lines(&names).into_iter().map(|n| (kind.to_string(), n)));
+    }
+    out
+}
+
+/// Removes whatever the stack left on the engine when the test ends, pass or fail, and objects
+/// created by hand under the stack's prefix.
+pub(crate) struct Cleanup {
+    stack: String,
+    extra_services: Vec<String>,
+}
+
+impl Cleanup {
+    pub(crate) fn new(stack: &str) -> Self {
+        Cleanup {
+            stack: stack.to_string(),
+            extra_services: Vec::new(),
+        }
+    }
+    /// Also remove this hand-made service at the end.
+    pub(crate) fn service(&mut self, name: &str) {
+        self.extra_services.push(name.to_string());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=infra.stack={}", self.stack);
+        let mut services = lines(&docker_quiet(&["service", "ls", "-q", "--filter", &filter]));
+        services.extend(self.extra_services.iter().cloned());
+        if !services.is_empty() {
+            let mut args = vec!["service", "rm"];
+            args.extend(services.iter().map(String::as_str));
+            docker_quiet(&args);
+        }
+        for kind in ["secret", "config"] {
+            let ids = lines(&docker_quiet(&[kind, "ls", "-q", "--filter", &filter]));
+            for id in ids {
+                docker_quiet(&[kind, "rm", &id]);
+            }
+        }
+        docker_quiet(&["config", "rm", &format!("infra-lock_{}", self.stack)]);
+        // Networks go once the removed services' tasks have stopped.
+        for _ in 0..100 {
+            let ids = lines(&docker_quiet(&["network", "ls", "-q", "--filter", &filter]));
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids {
+                docker_quiet(&["network", "rm", &id]);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Update and rollback policies fast enough for tests: 300 ms monitor, no delay.
+pub(crate) fn quick_policy() -> UpdatePolicy {
+    UpdatePolicy::new()
+        .monitor(Duration::from_millis(300))
+        .failure_action(FailureAction::Rollback)
+}
+
+/// A service that starts and stops in about a second: `init` (busybox ignores SIGTERM as PID
+/// 1), a 1 s grace period, quick update/rollback policies and a short restart delay.
+pub(crate) fn quick_service(name: &str, image: &str) -> SwarmService {
+    SwarmService::new(name)
+        .image(image)
+        .args(["sleep", "100000"])
+        .init(true)
+        .stop_grace_period(Duration::from_secs(1))
+        .update_policy(quick_policy())
+        .rollback_policy(UpdatePolicy::new().monitor(Duration::from_millis(300)))
+        .restart_policy(
+            RestartCondition::Any,
+            Duration::from_millis(500),
+            0,
+            Duration::ZERO,
+        )
+}
+
+pub(crate) fn engine(p: &Arc<SwarmProvider>) -> Engine {
+    Engine::new().with_provider_arc(p.clone())
+}
+
+pub(crate) async fn plan(engine: &Engine, stack: &Stack) -> Planned {
+    engine
+        .plan(stack, &PlanOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("plan: {e}"))
+}
+
+pub(crate) async fn destroy_plan(engine: &Engine, stack: &Stack) -> Planned {
+    engine
+        .plan(
+            stack,
+            &PlanOptions {
+                destroy: true,
+                ..PlanOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("plan: {e}"))
+}
+
+pub(crate) async fn apply_planned(engine: &Engine, planned: &Planned) -> ApplyReport {
+    engine
+        .apply(planned, &NoObserver)
+        .await
+        .unwrap_or_else(|e| panic!("apply: {e}"))
+}
+
+/// Plans and applies, asserting success.
+pub(crate) async fn converge(engine: &Engine, stack: &Stack) -> ApplyReport {
+    let planned = plan(engine, stack).await;
+    let report = apply_planned(engine, &planned).await;
+    assert!(
+        report.is_success(),
+        "apply failed:\n{}\nplan was:\n{}",
+        infra_core::render::report_text(&report),
+        infra_core::render::plan_text(&planned.plan)
+    );
+    report
+}
+
+/// Asserts that a fresh plan changes nothing.
+pub(crate) async fn assert_no_changes(engine: &Engine, stack: &Stack, step: &str) {
+    let p = plan(engine, stack).await;
+    assert!(
+        p.plan.is_empty(),
+        "{step}: expected no changes, got:\n{}",
+        infra_core::render::plan_text(&p.plan)
+    );
+}
+
+/// One task of a service as `docker service ps` shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskRow {
+    pub(crate) id: String,
+    pub(crate) image: String,
+    pub(crate) desired: String,
+    pub(crate) current: String,
+}
+
+/// Every task of a service (history included).
+pub(crate) fn tasks(service: &str) -> Vec<TaskRow> {
+    let out = docker(&[
+        "service",
+        "ps",
+        "--no-trunc",
+        service,
+        "--format",
+        "{{.ID}}|{{.Image}}|{{.DesiredState}}|{{.CurrentState}}",
+    ]);
+    lines(&out)
+        .into_iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            TaskRow {
+                id: f[0].to_string(),
+                image: f[1].to_string(),
+                desired: f[2].to_string(),
+                current: f[3].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The tasks currently running.
+pub(crate) fn running(service: &str) -> Vec<TaskRow> {
+    tasks(service)
+        .into_iter()
+        .filter(|t| t.desired == "Running" && t.current.starts_with("Running"))
+        .collect()
+}

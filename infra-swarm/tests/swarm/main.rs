@@ -1,0 +1,6 @@
+//! Tests of the Swarm provider against the real Docker engine in swarm mode, one module per
+//! topic. Each test uses its own stack name and removes what it made; without a usable swarm
+//! they are skipped loudly (and fail under `CI=true`).
+
+mod common;
+mod lifecycle;
