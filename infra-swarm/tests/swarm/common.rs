@@ -282,3 +282,15 @@ pub(crate) fn running(service: &str) -> Vec<TaskRow> {
         .filter(|t| t.desired == "Running" && t.current.starts_with("Running"))
         .collect()
 }
+
+/// Waits (up to 20 s) until `n` tasks of the service are running; returns them.
+pub(crate) fn wait_running(service: &str, n: usize) -> Vec<TaskRow> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = running(service);
+        if now.len() == n || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -3,4 +3,10 @@
 //! they are skipped loudly (and fail under `CI=true`).
 
 mod common;
+mod conformance;
 mod lifecycle;
+mod nodes;
+mod provider;
+mod rollback;
+mod rotation;
+mod watch;

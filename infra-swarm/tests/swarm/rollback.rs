@@ -1,0 +1,74 @@
+//! A failing update is rolled back by Swarm and reported as a failure of that change — what
+//! `docker stack deploy` doesn't do (docker/cli#6752).
+
+use infra_core::plan::Action;
+use infra_core::reconcile::OpStatus;
+use infra_core::Stack;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_update_is_rolled_back_and_reported() {
+    let Some(p) = provider("failing_update").await else {
+        return;
+    };
+    let name = unique("rb");
+    let _guard = Cleanup::new(&name);
+    let engine = engine(&p);
+    let v1 = image();
+
+    let mut s = Stack::new(&name);
+    s.add(quick_service("app", &v1).replicas(1));
+    converge(&engine, &s).await;
+
+    // The new spec's tasks exit at once with code 3: Swarm's update monitor sees the failure
+    // and (failure action rollback) rolls the service back.
+    let mut broken = Stack::new(&name);
+    broken.add(
+        quick_service("app", &v1)
+            .replicas(1)
+            .args(["sh", "-c", "exit 3"]),
+    );
+    let planned = plan(&engine, &broken).await;
+    assert_eq!(
+        planned.plan.change("swarm_service.app").unwrap().action,
+        Action::Update
+    );
+    let report = apply_planned(&engine, &planned).await;
+    assert!(
+        !report.is_success(),
+        "the failed update must fail the apply"
+    );
+    let outcome = &report.outcomes[0];
+    let OpStatus::Failed { error } = &outcome.status else {
+        panic!("expected a failure, got {outcome:?}");
+    };
+    assert!(error.contains("UpdateRolledBack"), "{error}");
+    assert!(error.contains("rolled it back"), "{error}");
+    assert!(
+        error.contains("exit code 3"),
+        "the failing task's exit code is reported: {error}"
+    );
+
+    // Swarm runs the previous spec again, and the next plan still wants the change.
+    let args = docker(&[
+        "service",
+        "inspect",
+        &format!("{name}_app"),
+        "--format",
+        "{{json .Spec.TaskTemplate.ContainerSpec.Args}}",
+    ]);
+    assert_eq!(args, r#"["sleep","100000"]"#);
+    assert_eq!(wait_running(&format!("{name}_app"), 1).len(), 1);
+    let again = plan(&engine, &broken).await;
+    assert_eq!(
+        again.plan.change("swarm_service.app").unwrap().action,
+        Action::Update
+    );
+    assert_no_changes(
+        &engine,
+        &s,
+        "the original declaration matches the rolled-back service",
+    )
+    .await;
+}
