@@ -19,3 +19,158 @@ pub use service::{
 
 pub(crate) use node::{marker_key, MARKER_PREFIX};
 pub(crate) use secret::swarm_name;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use infra_core::graph::Graph;
+    use infra_core::render::plan_text;
+    use infra_core::Stack;
+
+    use super::*;
+
+    fn problems(stack: &Stack) -> Vec<String> {
+        match Graph::build(stack) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_address_and_field() {
+        let mut s = Stack::new("demo");
+        let net = s.add(SwarmNetwork::new("net"));
+        let secret = s.add(SwarmSecret::new("missing").from_file("/nonexistent/secret.txt"));
+        s.add(SwarmSecret::new("unset").from_env("INFRA_TEST_SURELY_UNSET_VARIABLE"));
+        s.add(
+            SwarmService::new("web")
+                .image("sha256:1")
+                .network(&net)
+                .secret(&secret, "")
+                .label("infra.id", "mine")
+                .publish_ingress(80, 80)
+                .endpoint_mode(EndpointMode::Dnsrr)
+                .limits(0.5, 64)
+                .reservations(1.0, 32)
+                .constraint("node.role worker"),
+        );
+        s.add(
+            SwarmService::new("noimage")
+                .global()
+                .max_replicas_per_node(1),
+        );
+        let p = problems(&s);
+        let expect = [
+            "swarm_secret.missing: field `value`: cannot read `/nonexistent/secret.txt`",
+            "swarm_secret.unset: field `value`: the environment variable `INFRA_TEST_SURELY_UNSET_VARIABLE` is not set",
+            "swarm_service.web: field `secrets[0]`: the target path is empty",
+            "swarm_service.web: field `labels`: `infra.id`: labels starting with `infra.` are reserved",
+            "swarm_service.web: field `ports[0]`: an ingress-published port needs endpoint mode vip",
+            "swarm_service.web: field `resources`: reserve_cpus 1 is more than limit_cpus 0.5",
+            "swarm_service.web: field `placement.constraints[0]`: `node.role worker` is not a constraint",
+            "swarm_service.noimage: field `image`: is required",
+            "swarm_service.noimage: field `placement`: max_replicas_per_node applies to replicated services only",
+        ];
+        for e in expect {
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing `{e}` in:\n{}",
+                p.join("\n")
+            );
+        }
+        assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
+    }
+
+    #[test]
+    fn a_secret_file_problem_never_shows_its_content() {
+        let dir = std::env::temp_dir().join(format!("infra-swarm-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A directory can't be read as a file: the error names the path only.
+        let mut s = Stack::new("demo");
+        s.add(SwarmSecret::new("dir").from_file(&dir));
+        let p = problems(&s).join("\n");
+        assert!(
+            p.contains("swarm_secret.dir: field `value`: cannot read"),
+            "{p}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_secret_from_a_file_shows_only_its_digest_in_a_plan() {
+        let path =
+            std::env::temp_dir().join(format!("infra-swarm-secret-{}.txt", std::process::id()));
+        std::fs::write(&path, "correct horse battery staple").unwrap();
+        let mut s = Stack::new("demo");
+        let token = s.add(SwarmSecret::new("token").from_file(&path));
+        s.add(
+            SwarmService::new("app")
+                .image("sha256:1")
+                .secret(&token, "token"),
+        );
+        std::fs::remove_file(&path).ok();
+        assert!(problems(&s).is_empty(), "{:?}", problems(&s));
+        let dir = std::env::temp_dir().join(format!("infra-swarm-sbx-{}", std::process::id()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let planned = rt
+            .block_on(async {
+                let engine = infra_core::engine::Engine::new().with_provider(
+                    infra_core::sandbox::SandboxProvider::open(&dir, "swarm").unwrap(),
+                );
+                engine.plan(&s, &Default::default()).await
+            })
+            .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let text = plan_text(&planned.plan);
+        let json = infra_core::render::plan_json(&planned.plan);
+        assert!(
+            !text.contains("battery") && !json.contains("battery"),
+            "{text}"
+        );
+        assert!(text.contains("sensitive"), "{text}");
+    }
+
+    #[test]
+    fn secrets_and_configs_rotate_create_before_destroy() {
+        let mut s = Stack::new("demo");
+        s.add(SwarmSecret::new("a").value(b"x".to_vec()));
+        s.add(SwarmConfig::new("b").data("y"));
+        assert!(s
+            .resources()
+            .iter()
+            .all(|r| r.options.create_before_destroy));
+        assert_eq!(
+            swarm_name("demo", "a", "sha256:0123456789abcdef"),
+            "demo_a_0123456789ab"
+        );
+    }
+
+    #[test]
+    fn node_labels_of_one_node_may_not_overlap() {
+        let mut s = Stack::new("demo");
+        s.add(NodeLabels::new("a").node("self").label("az", "a"));
+        s.add(NodeLabels::new("b").node("self").label("az", "b"));
+        s.add(NodeLabels::new("c").node("other").label("az", "c"));
+        let p = problems(&s);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("swarm_node_labels.b: field `labels`: `az` on node `self` is also managed by swarm_node_labels.a"), "{p:?}");
+    }
+
+    #[test]
+    fn defaults_are_left_out_so_reads_compare_equal() {
+        use infra_core::Resource;
+        let spec = SwarmService::new("a")
+            .image("i")
+            .init(false)
+            .endpoint_mode(EndpointMode::Vip)
+            .healthcheck("true", Duration::from_secs(1), Duration::from_secs(1), 1)
+            .healthcheck_start_period(Duration::ZERO)
+            .into_spec();
+        for k in ["init", "endpoint_mode"] {
+            assert!(spec.get(k).is_none(), "{k}");
+        }
+    }
+}

@@ -723,3 +723,104 @@ pub(crate) fn label_map(m: Map<String, Json>) -> HashMap<String, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use infra_core::dsl::Resource;
+    use infra_core::plan::values_equal;
+
+    use super::*;
+    use crate::{
+        EndpointMode, FailureAction, RestartCondition, SwarmService, UpdateOrder, UpdatePolicy,
+    };
+
+    /// What the builder declares comes back unchanged from the spec the provider sends: the
+    /// offline half of "a no-op plan is truly empty" (the live tests cover Swarm's fill-ins).
+    #[test]
+    fn a_declared_service_reads_back_as_declared() {
+        let spec = SwarmService::new("app")
+            .image("sha256:abc")
+            .command(["/bin/sh"])
+            .args(["-c", "sleep 1"])
+            .env("A", "1")
+            .label("team", "core")
+            .replicas(3)
+            .update_policy(
+                UpdatePolicy::new()
+                    .parallelism(2)
+                    .delay(Duration::from_millis(1500))
+                    .order(UpdateOrder::StartFirst)
+                    .failure_action(FailureAction::Rollback)
+                    .max_failure_ratio(0.1),
+            )
+            .restart_policy(
+                RestartCondition::OnFailure,
+                Duration::from_secs(2),
+                3,
+                Duration::from_secs(60),
+            )
+            .constraint("node.role == worker")
+            .spread("node.labels.az")
+            .max_replicas_per_node(2)
+            .limits(0.5, 256)
+            .reservations(0.1, 64)
+            .healthcheck(
+                "true",
+                Duration::from_secs(1),
+                Duration::from_millis(500),
+                3,
+            )
+            .publish(8080, 80)
+            .endpoint_mode(EndpointMode::Dnsrr)
+            .stop_grace_period(Duration::from_secs(2))
+            .init(true)
+            .into_spec();
+        let address = spec.address.clone();
+        let (docker_spec, template) = service_spec("st", &address, &spec.props, false).unwrap();
+        assert!(template.starts_with("sha256:"));
+        // Swarm stores MaxFailureRatio as a float32.
+        let mut docker_spec = docker_spec;
+        if let Some(u) = docker_spec.update_config.as_mut() {
+            u.max_failure_ratio = u.max_failure_ratio.map(|r| r as f32 as f64);
+        }
+        let svc = Service {
+            id: Some("svc1".into()),
+            spec: Some(docker_spec),
+            ..Default::default()
+        };
+        let observed = observe_service(&svc, "st").unwrap();
+        assert_eq!(observed.address, address);
+        let keys: std::collections::BTreeSet<&String> =
+            spec.props.keys().chain(observed.props.keys()).collect();
+        for k in keys {
+            assert!(
+                values_equal(spec.props.get(k), observed.props.get(k)),
+                "{k}: declared {:?}, read {:?}",
+                spec.props.get(k),
+                observed.props.get(k)
+            );
+        }
+        assert!(
+            observe_service(&svc, "other-stack").is_none(),
+            "another stack's service is not ours"
+        );
+    }
+
+    #[test]
+    fn the_template_digest_ignores_replicas_and_labels() {
+        let a = SwarmService::new("app").image("x").replicas(1).into_spec();
+        let b = SwarmService::new("app")
+            .image("x")
+            .replicas(5)
+            .label("k", "v")
+            .into_spec();
+        let c = SwarmService::new("app").image("y").replicas(1).into_spec();
+        let t = |s: &infra_core::dsl::ResourceSpec| {
+            service_spec("st", &s.address, &s.props, false).unwrap().1
+        };
+        assert_eq!(t(&a), t(&b), "scaling or relabelling restarts no task");
+        assert_ne!(t(&a), t(&c));
+    }
+}

@@ -1,24 +1,4 @@
-//! The Swarm provider: converges a real swarm through the Docker Engine API (bollard).
-//!
-//! * **Connection.** [`SwarmProvider::connect`] uses `DOCKER_HOST` or the local socket and
-//!   negotiates the API version: bollard asks for its newest version first, and an older engine
-//!   answers "client version X is too new. Maximum supported API version is Y", which is parsed
-//!   and used (bollard's own `negotiate_version()` can't do this: its `/version` request already
-//!   fails on such an engine). Swarm mode and a manager node are required, with a message saying
-//!   how to get there.
-//! * **Ownership.** Every object carries `infra.stack`, `infra.id` (the address) and
-//!   `infra.protect` labels, set in the create call. A read is one label-filtered list call per
-//!   object type (services, networks, secrets, configs) plus one node list; nothing without the
-//!   stack's labels is ever returned, updated or deleted. When two objects claim one address
-//!   (the new half of an interrupted secret rotation beside the old one), the newest is the
-//!   resource and the others are reported as `<address>~<id>` so the plan deletes them once
-//!   nothing uses them.
-//! * **Updates** send the `Version.Index` just inspected; on "update out of sequence" the
-//!   provider re-inspects, re-diffs (the change may already be there) and retries.
-//! * **Convergence.** After creating or updating a service the provider waits until every
-//!   replica runs the new task template and the rolling update is completed. A rollback or a
-//!   paused update fails that change with Swarm's reason and the failing task's error, which
-//!   `docker stack deploy` never reports (docker/cli#6752).
+//! The Swarm provider; see [`SwarmProvider`].
 
 mod converge;
 mod convert;
@@ -98,7 +78,27 @@ pub enum ConnectError {
     },
 }
 
-/// The Swarm provider. See the [module docs](self).
+/// The Swarm provider: converges a real swarm through the Docker Engine API (bollard).
+///
+/// * **Connection.** [`SwarmProvider::connect`] uses `DOCKER_HOST` or the local socket and
+///   negotiates the API version: bollard asks for its newest version first, and an older engine
+///   answers "client version X is too new. Maximum supported API version is Y", which is parsed
+///   and used (bollard's own `negotiate_version()` can't do this: its `/version` request already
+///   fails on such an engine). Swarm mode and a manager node are required, with a message saying
+///   how to get there.
+/// * **Ownership.** Every object carries `infra.stack`, `infra.id` (the address) and
+///   `infra.protect` labels, set in the create call. A read is one label-filtered list call per
+///   object type (services, networks, secrets, configs) plus one node list; nothing without the
+///   stack's labels is ever returned, updated or deleted. When two objects claim one address
+///   (the new half of an interrupted secret rotation beside the old one), the newest is the
+///   resource and the others are reported as `<address>~<id>` so the plan deletes them once
+///   nothing uses them.
+/// * **Updates** send the `Version.Index` just inspected; on "update out of sequence" the
+///   provider re-inspects, re-diffs (the change may already be there) and retries.
+/// * **Convergence.** After creating or updating a service the provider waits until every
+///   replica runs the new task template and the rolling update is completed. A rollback or a
+///   paused update fails that change with Swarm's reason and the failing task's error, which
+///   `docker stack deploy` never reports (docker/cli#6752).
 pub struct SwarmProvider {
     docker: Docker,
     endpoint: String,
@@ -1287,5 +1287,62 @@ impl SwarmProvider {
             "OutOfSequence",
             format!("node {node_id} kept changing under us"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_maximum_version_is_read_from_its_refusal() {
+        let v = max_version_from(
+            "client version 1.53 is too new. Maximum supported API version is 1.41",
+        )
+        .unwrap();
+        assert_eq!(v.to_string(), "1.41");
+        assert!(max_version_from("page not found").is_none());
+    }
+
+    fn obs(address: &str, id: &str) -> Observed {
+        Observed {
+            address: address.parse().unwrap(),
+            id: id.into(),
+            props: BTreeMap::new(),
+            protect: false,
+        }
+    }
+
+    #[test]
+    fn the_newest_object_of_an_address_wins_and_older_ones_are_deposed() {
+        let out = settle_duplicates(vec![
+            (
+                obs("swarm_secret.token", "old000000000000"),
+                "2026-11-27T06:22:11.3995Z".into(),
+            ),
+            (
+                obs("swarm_secret.token", "new000000000000"),
+                "2026-11-27T06:22:11.39951Z".into(),
+            ),
+            (
+                obs("swarm_service.app", "svc"),
+                "2026-11-27T06:00:00Z".into(),
+            ),
+        ]);
+        let names: Vec<(String, String)> = out
+            .iter()
+            .map(|o| (o.address.to_string(), o.id.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("swarm_secret.token".into(), "new000000000000".into()),
+                (
+                    "swarm_secret.token~old000000000".into(),
+                    "old000000000000".into()
+                ),
+                ("swarm_service.app".into(), "svc".into()),
+            ]
+        );
     }
 }
