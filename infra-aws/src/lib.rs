@@ -2,6 +2,8 @@
 //!
 //! Kinds are typed builders (`Vpc`, `Subnet`, `SecurityGroup`, `LaunchTemplate`, `Asg`,
 //! `IamPolicy`, …). References between them are typed: `Subnet::vpc` takes a `&Ref<Vpc>`.
+//! [`AwsProvider`] converges them on the AWS APIs (see [`provider`] for the ownership model,
+//! batched reads and idempotency).
 //!
 //! ```
 //! use infra_aws::{Subnet, Vpc};
@@ -14,7 +16,7 @@
 //!
 //! Passing a reference of the wrong kind does not compile:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! use infra_aws::{Subnet, Vpc};
 //! use infra_core::Stack;
 //!
@@ -25,8 +27,10 @@
 //! ```
 
 pub mod kinds;
+pub mod provider;
 
 pub use kinds::*;
+pub use provider::{AwsProvider, ConfigError};
 
 /// The provider name every AWS kind declares.
 pub const PROVIDER: &str = "aws";

@@ -1,15 +1,23 @@
-//! Compute kinds: launch template and auto scaling group.
+//! Compute kinds: launch template, auto scaling group, target-tracking scaling policy, and the
+//! AMI lookup (a data source).
 
 use infra_core::dsl::{Input, KindSchema, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, map, Value};
 
+use super::iam::InstanceProfile;
 use super::network::{SecurityGroup, Subnet};
+use super::{check_physical_name, check_tags, launch_template_name_char, printable_char};
+
+/// The root device name used when none is given: Amazon Linux's. Images built from Ubuntu use
+/// `/dev/sda1`; [`LaunchTemplate::image_from`] takes it from the AMI lookup.
+pub const DEFAULT_ROOT_DEVICE: &str = "/dev/xvda";
 
 pub(crate) static LAUNCH_TEMPLATE: KindSchema = KindSchema::new("aws_launch_template", "aws")
-    .computed(&["id", "arn", "latest_version"])
+    .computed(&["id", "latest_version"])
     .changes_on_update(&["latest_version"])
     .unordered(&["security_group_ids"])
+    .sensitive(&["user_data"])
     .validate(validate_launch_template);
 
 kind! {
@@ -26,7 +34,7 @@ impl LaunchTemplate {
         s.set("metadata_http_tokens", "required");
         s.set(
             "root_volume",
-            map! { "size_gb" => 20, "type" => "gp3", "encrypted" => true },
+            map! { "device_name" => DEFAULT_ROOT_DEVICE, "size_gb" => 20, "type" => "gp3", "encrypted" => true },
         );
         s.set("security_group_ids", Value::List(Vec::new()));
         LaunchTemplate(s)
@@ -36,12 +44,30 @@ impl LaunchTemplate {
         self.0.set("image_id", ami.into());
         self
     }
+    /// The image found by an [`Ami`] lookup, with its root device name (so the encrypted root
+    /// volume settings apply to the image's actual root device).
+    pub fn image_from(mut self, ami: &Ref<Ami>) -> Self {
+        self.0.set("image_id", ami.id());
+        self.set_root("device_name", ami.root_device_name().into());
+        self
+    }
+    fn set_root(&mut self, key: &str, value: Value) {
+        let mut m = self
+            .0
+            .get("root_volume")
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
+        m.insert(key.to_string(), value);
+        self.0.set("root_volume", Value::Map(m));
+    }
     /// The instance type (`t3.micro`).
     pub fn instance_type(mut self, t: &str) -> Self {
         self.0.set("instance_type", t);
         self
     }
-    /// User data (a cloud-init script), plain text; it is base64-encoded for the API.
+    /// User data (a cloud-init script), plain text; it is base64-encoded for the API. Treated as
+    /// secret (it often carries join tokens): plans show only its digest.
     pub fn user_data(mut self, script: &str) -> Self {
         self.0.set("user_data", script);
         self
@@ -58,10 +84,14 @@ impl LaunchTemplate {
     }
     /// The root volume: size and whether it is encrypted (default 20 GiB gp3, encrypted).
     pub fn root_volume(mut self, size_gb: u32, encrypted: bool) -> Self {
-        self.0.set(
-            "root_volume",
-            map! { "size_gb" => size_gb, "type" => "gp3", "encrypted" => encrypted },
-        );
+        self.set_root("size_gb", size_gb.into());
+        self.set_root("type", "gp3".into());
+        self.set_root("encrypted", encrypted.into());
+        self
+    }
+    /// The image's root device name (default `/dev/xvda`; `/dev/sda1` for Ubuntu images).
+    pub fn root_device(mut self, device_name: &str) -> Self {
+        self.set_root("device_name", device_name.into());
         self
     }
     /// Allow IMDSv1 (`optional` tokens). Not recommended: the policy report flags it.
@@ -73,6 +103,11 @@ impl LaunchTemplate {
     pub fn instance_profile_arn(mut self, arn: impl Into<Input<String>>) -> Self {
         self.0.set("instance_profile_arn", arn.into());
         self
+    }
+    /// The IAM instance profile the instances run with.
+    pub fn instance_profile(self, profile: &Ref<InstanceProfile>) -> Self {
+        use super::iam::InstanceProfileOutputs;
+        self.instance_profile_arn(profile.arn())
     }
     /// A user tag, applied to the template and propagated to instances and volumes.
     pub fn tag(mut self, key: &str, value: &str) -> Self {
@@ -93,8 +128,17 @@ impl LaunchTemplateOutputs for Ref<LaunchTemplate> {
     }
 }
 
-fn validate_launch_template(spec: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> {
+fn validate_launch_template(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
     let mut c = Checker::new(spec);
+    check_physical_name(
+        &mut c,
+        spec,
+        ctx,
+        "launch template",
+        128,
+        launch_template_name_char,
+    );
+    check_tags(&mut c, spec);
     if let Some(ami) = c.required_str("image_id") {
         if !ami.starts_with("ami-") {
             c.problem("image_id", format!("`{ami}` is not an AMI id (ami-…)"));
@@ -115,14 +159,35 @@ fn validate_launch_template(spec: &ResourceSpec, _: &ValidationContext<'_>) -> V
             format!("must be `required` or `optional`, got {other:?}"),
         ),
     }
-    if let Some(size) = spec
-        .get("root_volume")
-        .and_then(Value::as_map)
-        .and_then(|m| m.get("size_gb"))
-        .and_then(Value::as_i64)
-    {
+    let root = spec.get("root_volume").and_then(Value::as_map);
+    if let Some(size) = root.and_then(|m| m.get("size_gb")).and_then(Value::as_i64) {
         if !(1..=16384).contains(&size) {
             c.problem("root_volume", format!("size {size} GiB is outside 1-16384"));
+        }
+    }
+    match root.and_then(|m| m.get("device_name")) {
+        Some(Value::String(d)) if d.starts_with("/dev/") => {}
+        Some(Value::Ref(_)) => {}
+        other => c.problem(
+            "root_volume",
+            format!("device_name must be a device path such as /dev/xvda, got {other:?}"),
+        ),
+    }
+    match root.and_then(|m| m.get("type")).and_then(Value::as_str) {
+        Some("gp2" | "gp3" | "io1" | "io2" | "st1" | "sc1" | "standard") => {}
+        other => c.problem(
+            "root_volume",
+            format!("volume type {other:?} is not an EBS volume type"),
+        ),
+    }
+    if let Some(arn) = spec.get_str("instance_profile_arn") {
+        if !arn.starts_with("arn:") || !arn.contains(":instance-profile/") {
+            c.problem(
+                "instance_profile_arn",
+                format!(
+                    "`{arn}` is not an instance profile ARN (arn:aws:iam::…:instance-profile/…)"
+                ),
+            );
         }
     }
     if let Some(ud) = spec.get_str("user_data") {
@@ -146,6 +211,12 @@ pub(crate) static ASG: KindSchema = KindSchema::new("aws_autoscaling_group", "aw
 
 kind! {
     /// An auto scaling group across subnets (availability zones), following a launch template.
+    /// Its id is its name, `<stack>-<name>`. When the launch template (or its version) changes,
+    /// the group follows and an instance refresh rolls the instances. Tags are propagated to the
+    /// instances at launch (with `infra:stack` and `Name`).
+    ///
+    /// With a [`ScalingPolicy`], the desired capacity moves at run time: declare
+    /// `.ignore_changes(&["desired_capacity"])` so plans don't fight the policy.
     pub struct Asg => ASG
 }
 
@@ -196,8 +267,10 @@ impl Asg {
     }
 }
 
-fn validate_asg(spec: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> {
+fn validate_asg(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
     let mut c = Checker::new(spec);
+    check_physical_name(&mut c, spec, ctx, "auto scaling group", 255, printable_char);
+    check_tags(&mut c, spec);
     c.required_ref("launch_template_id", "launch_template");
     let min = c.required("min_size").and_then(Value::as_i64);
     let max = c.required("max_size").and_then(Value::as_i64);
@@ -235,5 +308,233 @@ fn validate_asg(spec: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> 
         ),
     }
     c.int_in("health_check_grace_period", 0, 7200);
+    // Subnets in one AZ give no HA: warn through validation only when every subnet is declared
+    // in the stack and they share one zone.
+    let zones: Vec<Option<&str>> = spec
+        .get("subnet_ids")
+        .and_then(Value::as_list)
+        .unwrap_or(&[])
+        .iter()
+        .map(|v| {
+            v.as_ref()
+                .and_then(|r| ctx.get(&r.address))
+                .and_then(|s| s.get_str("availability_zone"))
+        })
+        .collect();
+    if zones.len() > 1 && zones.iter().all(Option::is_some) {
+        let mut distinct: Vec<&str> = zones.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < zones.len() {
+            c.problem(
+                "subnet_ids",
+                format!(
+                    "{} subnets in {} availability zone(s): use one subnet per zone",
+                    zones.len(),
+                    distinct.len()
+                ),
+            );
+        }
+    }
     c.finish()
+}
+
+/// The predefined metrics a target-tracking policy can follow without a load balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScalingPolicyMetric {
+    /// Average CPU utilisation of the group, in percent.
+    AverageCpu,
+    /// Average bytes received per instance.
+    AverageNetworkIn,
+    /// Average bytes sent per instance.
+    AverageNetworkOut,
+}
+
+impl ScalingPolicyMetric {
+    fn api_name(self) -> &'static str {
+        match self {
+            ScalingPolicyMetric::AverageCpu => "ASGAverageCPUUtilization",
+            ScalingPolicyMetric::AverageNetworkIn => "ASGAverageNetworkIn",
+            ScalingPolicyMetric::AverageNetworkOut => "ASGAverageNetworkOut",
+        }
+    }
+}
+
+pub(crate) static SCALING_POLICY: KindSchema = KindSchema::new("aws_autoscaling_policy", "aws")
+    .force_new(&["autoscaling_group_name"])
+    .computed(&["id", "arn"])
+    .validate(validate_scaling_policy);
+
+kind! {
+    /// A target-tracking scaling policy of an auto scaling group (e.g. keep average CPU at 60 %).
+    /// Scaling policies can't be tagged: a policy belongs to its (tagged) group and is named
+    /// `<stack>-<name>`. Its id is its ARN.
+    pub struct ScalingPolicy => SCALING_POLICY
+}
+
+impl ScalingPolicy {
+    /// A target-tracking policy named `name`.
+    pub fn target_tracking(name: &str) -> Self {
+        let mut s = ResourceSpec::new(&SCALING_POLICY, name);
+        s.set("policy_type", "TargetTrackingScaling")
+            .set("disable_scale_in", false);
+        ScalingPolicy(s)
+    }
+    /// The auto scaling group it scales.
+    pub fn asg(mut self, asg: &Ref<Asg>) -> Self {
+        self.0.set("autoscaling_group_name", asg.id());
+        self
+    }
+    /// Keep the group's average CPU utilisation at `percent`.
+    pub fn cpu_target(self, percent: f64) -> Self {
+        self.target(ScalingPolicyMetric::AverageCpu, percent)
+    }
+    /// Keep a predefined metric at `value`.
+    pub fn target(mut self, metric: ScalingPolicyMetric, value: f64) -> Self {
+        self.0
+            .set("metric", metric.api_name())
+            .set("target_value", value);
+        self
+    }
+    /// Only scale out; never remove instances.
+    pub fn disable_scale_in(mut self) -> Self {
+        self.0.set("disable_scale_in", true);
+        self
+    }
+}
+
+fn validate_scaling_policy(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
+    let mut c = Checker::new(spec);
+    check_physical_name(&mut c, spec, ctx, "scaling policy", 255, printable_char);
+    c.required_ref("autoscaling_group_name", "asg");
+    match c.required("metric").and_then(Value::as_str) {
+        Some("ASGAverageCPUUtilization" | "ASGAverageNetworkIn" | "ASGAverageNetworkOut")
+        | None => {}
+        Some(other) => c.problem("metric", format!("`{other}` is not a supported metric")),
+    }
+    if let Some(v) = c.required("target_value").and_then(Value::as_f64) {
+        if v <= 0.0 {
+            c.problem("target_value", format!("must be positive, got {v}"));
+        }
+        if spec.get_str("metric") == Some("ASGAverageCPUUtilization") && v > 100.0 {
+            c.problem(
+                "target_value",
+                format!("CPU utilisation {v} is above 100 %"),
+            );
+        }
+    }
+    if let Some(asg) = ctx.referenced(spec, "autoscaling_group_name") {
+        if !asg.options.ignore_changes.contains("desired_capacity")
+            && asg.get("desired_capacity").is_some()
+        {
+            c.problem(
+                "autoscaling_group_name",
+                format!(
+                    "{} declares a desired capacity that this policy will move: add \
+                     `.ignore_changes(&[\"desired_capacity\"])` to the group so plans don't undo the scaling",
+                    asg.address
+                ),
+            );
+        }
+    }
+    c.finish()
+}
+
+pub(crate) static AMI: KindSchema = KindSchema::new("aws_ami", "aws")
+    .computed(&["id", "name", "creation_date", "root_device_name"])
+    .validate(validate_ami)
+    .data_source();
+
+kind! {
+    /// An AMI lookup (a data source, read-only): the newest available image whose name matches a
+    /// pattern, e.g. one built by Packer. Its id is the image id.
+    ///
+    /// ```
+    /// use infra_aws::{Ami, LaunchTemplate};
+    /// use infra_core::Stack;
+    /// let mut stack = Stack::new("demo");
+    /// let ami = stack.add(Ami::lookup("node").name_pattern("swarm-node-*"));
+    /// stack.add(LaunchTemplate::new("node").image_from(&ami).instance_type("t3.micro"));
+    /// ```
+    pub struct Ami => AMI
+}
+
+impl Ami {
+    /// A lookup named `name`, of images owned by this account (`self`) by default.
+    pub fn lookup(name: &str) -> Self {
+        let mut s = ResourceSpec::new(&AMI, name);
+        s.set("owners", Value::List(vec![Value::from("self")]));
+        Ami(s)
+    }
+    /// The name pattern (`*` and `?` wildcards), e.g. `swarm-node-*`.
+    pub fn name_pattern(mut self, pattern: &str) -> Self {
+        self.0.set("name_pattern", pattern);
+        self
+    }
+    /// The owners to search (`self`, `amazon`, an account id); replaces the default `self`.
+    pub fn owners<S: AsRef<str>>(mut self, owners: impl IntoIterator<Item = S>) -> Self {
+        self.0.set(
+            "owners",
+            Value::List(
+                owners
+                    .into_iter()
+                    .map(|o| Value::from(o.as_ref()))
+                    .collect(),
+            ),
+        );
+        self
+    }
+    /// Only images of this architecture (`x86_64`, `arm64`).
+    pub fn architecture(mut self, arch: &str) -> Self {
+        self.0.set("architecture", arch);
+        self
+    }
+}
+
+/// Typed outputs of an AMI lookup.
+pub trait AmiOutputs {
+    /// The image's root device name (`/dev/xvda`, `/dev/sda1`).
+    fn root_device_name(&self) -> infra_core::Output<String>;
+    /// The image's name.
+    fn image_name(&self) -> infra_core::Output<String>;
+}
+
+impl AmiOutputs for Ref<Ami> {
+    fn root_device_name(&self) -> infra_core::Output<String> {
+        self.output("root_device_name")
+    }
+    fn image_name(&self) -> infra_core::Output<String> {
+        self.output("name")
+    }
+}
+
+fn validate_ami(spec: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> {
+    let mut c = Checker::new(spec);
+    c.required_str("name_pattern");
+    if spec
+        .get("owners")
+        .and_then(Value::as_list)
+        .is_none_or(<[Value]>::is_empty)
+    {
+        c.problem(
+            "owners",
+            "needs at least one owner (`self`, `amazon`, an account id)",
+        );
+    }
+    if let Some(a) = spec.get_str("architecture") {
+        if !["x86_64", "arm64", "i386", "x86_64_mac", "arm64_mac"].contains(&a) {
+            c.problem("architecture", format!("`{a}` is not an EC2 architecture"));
+        }
+    }
+    c.finish()
+}
+
+/// Picks the newest image: latest creation date, then the greatest name (Packer names end in a
+/// timestamp), then the greatest id, so the choice is deterministic.
+pub(crate) fn newest<'a, T>(
+    images: impl IntoIterator<Item = &'a T>,
+    key: impl Fn(&'a T) -> (&'a str, &'a str, &'a str),
+) -> Option<&'a T> {
+    images.into_iter().max_by(|a, b| key(a).cmp(&key(b)))
 }

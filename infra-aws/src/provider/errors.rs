@@ -1,0 +1,270 @@
+//! Classifying AWS errors for the reconciler: retryable (throttling, 5xx, timeouts, IAM eventual
+//! consistency), not found, or fatal with the AWS code and message.
+//!
+//! Messages name the API operation and carry AWS's own message, never request parameters, so
+//! no secret value (user data, …) can end up in a plan, a report or a log.
+
+use std::error::Error as StdError;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use infra_core::provider::{ErrorClass, ProviderError};
+
+/// Error codes that mean "slow down and try again".
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+    "BandwidthLimitExceeded",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// Error codes of transient server-side or concurrency problems.
+const TRANSIENT: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+    "ServiceFailure",
+    "ConcurrentModification",
+    "ConcurrentModificationException",
+    "ResourceContention",
+    "IncorrectInstanceState",
+];
+
+/// Codes that mean the object doesn't exist (besides every `*.NotFound` / `*NotFound` code).
+const NOT_FOUND: &[&str] = &["NoSuchEntity", "NatGatewayNotFound"];
+
+/// Classifies an error code and message. `also_retryable` lists codes that are transient in the
+/// calling context only (e.g. `DependencyViolation` while deleting: an ENI still being released).
+pub(crate) fn classify(code: &str, message: &str, also_retryable: &[&str]) -> ErrorClass {
+    let lower = message.to_ascii_lowercase();
+    if THROTTLING.contains(&code) || TRANSIENT.contains(&code) || also_retryable.contains(&code) {
+        return ErrorClass::Retryable;
+    }
+    // IAM is eventually consistent: a just-created instance profile or role is not usable by EC2
+    // / Auto Scaling for a few seconds, and a new role is not yet a valid principal.
+    if (code == "InvalidParameterValue" || code == "ValidationError")
+        && (lower.contains("instance profile") || lower.contains("iaminstanceprofile"))
+    {
+        return ErrorClass::Retryable;
+    }
+    if code == "MalformedPolicyDocument" && lower.contains("invalid principal") {
+        return ErrorClass::Retryable;
+    }
+    if code.ends_with(".NotFound")
+        || code.ends_with("NotFound")
+        || code.ends_with("NotFoundException")
+        || NOT_FOUND.contains(&code)
+    {
+        return ErrorClass::NotFound;
+    }
+    // Auto Scaling reports a missing group as a validation error.
+    if code == "ValidationError" && lower.contains("not found") {
+        return ErrorClass::NotFound;
+    }
+    ErrorClass::Fatal
+}
+
+/// Converts an SDK error of operation `op`.
+pub(crate) fn from_sdk<E>(
+    op: &str,
+    err: SdkError<E, HttpResponse>,
+    also_retryable: &[&str],
+) -> ProviderError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let (class, code, message) = match &err {
+        SdkError::TimeoutError(_) => (
+            ErrorClass::Retryable,
+            "Timeout".to_string(),
+            "the request timed out".to_string(),
+        ),
+        SdkError::DispatchFailure(_) => (
+            ErrorClass::Retryable,
+            "DispatchFailure".to_string(),
+            format!(
+                "the request could not be sent: {}",
+                DisplayErrorContext(&err)
+            ),
+        ),
+        SdkError::ResponseError(e) => {
+            let status = e.raw().status().as_u16();
+            let class = if status >= 500 {
+                ErrorClass::Retryable
+            } else {
+                ErrorClass::Fatal
+            };
+            (
+                class,
+                format!("HTTP{status}"),
+                format!("the response could not be read (HTTP {status})"),
+            )
+        }
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            match ctx.err().code() {
+                Some(code) => {
+                    let message = ctx.err().message().unwrap_or("").to_string();
+                    let mut class = classify(code, &message, also_retryable);
+                    if class == ErrorClass::Fatal && status >= 500 {
+                        class = ErrorClass::Retryable;
+                    }
+                    (class, code.to_string(), message)
+                }
+                None => (
+                    if status >= 500 {
+                        ErrorClass::Retryable
+                    } else {
+                        ErrorClass::Fatal
+                    },
+                    format!("HTTP{status}"),
+                    format!("an error response without an error code (HTTP {status})"),
+                ),
+            }
+        }
+        other => (
+            ErrorClass::Fatal,
+            "ClientError".to_string(),
+            DisplayErrorContext(other).to_string(),
+        ),
+    };
+    ProviderError {
+        class,
+        code,
+        message: format!("{op}: {message}"),
+        retry_after: None,
+    }
+}
+
+/// `?`-friendly conversion of SDK results.
+pub(crate) trait AwsResult<T> {
+    /// Classifies an error of operation `op`.
+    fn aws(self, op: &str) -> Result<T, ProviderError>;
+    /// Classifies an error of operation `op`, treating `codes` as retryable too.
+    fn aws_retrying(self, op: &str, codes: &[&str]) -> Result<T, ProviderError>;
+}
+
+impl<T, E> AwsResult<T> for Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    fn aws(self, op: &str) -> Result<T, ProviderError> {
+        self.map_err(|e| from_sdk(op, e, &[]))
+    }
+    fn aws_retrying(self, op: &str, codes: &[&str]) -> Result<T, ProviderError> {
+        self.map_err(|e| from_sdk(op, e, codes))
+    }
+}
+
+/// Helpers on classified results.
+pub(crate) trait ProviderResult<T> {
+    /// `Ok(None)` when the object is not found.
+    fn or_not_found(self) -> Result<Option<T>, ProviderError>;
+    /// Success when the error has one of `codes` (an idempotent step already done).
+    fn ok_if(self, codes: &[&str]) -> Result<(), ProviderError>;
+}
+
+impl<T> ProviderResult<T> for Result<T, ProviderError> {
+    fn or_not_found(self) -> Result<Option<T>, ProviderError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn ok_if(self, codes: &[&str]) -> Result<(), ProviderError> {
+        match self {
+            Ok(_) => Ok(()),
+            Err(e) if codes.contains(&e.code.as_str()) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_transient_codes_are_retryable() {
+        for code in [
+            "Throttling",
+            "RequestLimitExceeded",
+            "TooManyRequestsException",
+            "InternalError",
+        ] {
+            assert_eq!(classify(code, "", &[]), ErrorClass::Retryable, "{code}");
+        }
+    }
+
+    #[test]
+    fn iam_eventual_consistency_is_retryable() {
+        assert_eq!(
+            classify(
+                "InvalidParameterValue",
+                "Value (arn:aws:iam::1:instance-profile/x) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+                &[]
+            ),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            classify(
+                "MalformedPolicyDocument",
+                "Invalid principal in policy",
+                &[]
+            ),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            classify("MalformedPolicyDocument", "Syntax errors in policy", &[]),
+            ErrorClass::Fatal
+        );
+    }
+
+    #[test]
+    fn not_found_codes() {
+        for code in [
+            "InvalidVpcID.NotFound",
+            "InvalidGroup.NotFound",
+            "NoSuchEntity",
+            "InvalidLaunchTemplateId.NotFound",
+            "InvalidLaunchTemplateName.NotFoundException",
+            "NatGatewayNotFound",
+        ] {
+            assert_eq!(classify(code, "", &[]), ErrorClass::NotFound, "{code}");
+        }
+        assert_eq!(
+            classify(
+                "ValidationError",
+                "AutoScalingGroup name not found - x",
+                &[]
+            ),
+            ErrorClass::NotFound
+        );
+    }
+
+    #[test]
+    fn context_retryable_and_fatal() {
+        assert_eq!(classify("DependencyViolation", "", &[]), ErrorClass::Fatal);
+        assert_eq!(
+            classify("DependencyViolation", "", &["DependencyViolation"]),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            classify("InvalidParameterValue", "bad cidr", &[]),
+            ErrorClass::Fatal
+        );
+    }
+}
