@@ -727,21 +727,69 @@ pub(super) async fn delete_nat_gateway(
     cx: &Cx<'_>,
     current: &Observed,
 ) -> Result<(), ProviderError> {
+    let id = &current.id;
+    // The gateway's addresses: (allocation id, its network interface).
+    let before =
+        cx.c.ec2_read
+            .describe_nat_gateways()
+            .nat_gateway_ids(id)
+            .send()
+            .await
+            .aws("DescribeNatGateways")
+            .or_not_found()?;
+    let addresses: Vec<(String, String)> = before
+        .iter()
+        .flat_map(|o| o.nat_gateways())
+        .flat_map(|n| n.nat_gateway_addresses())
+        .filter_map(|a| {
+            Some((
+                a.allocation_id()?.to_string(),
+                a.network_interface_id()?.to_string(),
+            ))
+        })
+        .collect();
     cx.c.ec2
         .delete_nat_gateway()
-        .nat_gateway_id(&current.id)
+        .nat_gateway_id(id)
         .send()
         .await
         .aws("DeleteNatGateway")?;
     // Its Elastic IP and subnet can go only once it is deleted (AWS: about a minute).
-    let id = &current.id;
     cx.wait_until(&format!("NAT gateway {id} to be deleted"), || async {
         Ok(match nat_state(cx, id).await? {
             None | Some((NatGatewayState::Deleted, _)) => Some(()),
             _ => None,
         })
     })
-    .await
+    .await?;
+    // AWS releases the Elastic IP's association with the gateway's interface on deletion; an
+    // endpoint that keeps it (moto) would make the address unusable for a replacement gateway.
+    if !addresses.is_empty() {
+        let out =
+            cx.c.ec2_read
+                .describe_addresses()
+                .set_allocation_ids(Some(addresses.iter().map(|(a, _)| a.clone()).collect()))
+                .send()
+                .await
+                .aws("DescribeAddresses")
+                .or_not_found()?;
+        for a in out.iter().flat_map(|o| o.addresses()) {
+            let stale = addresses.iter().any(|(alloc, eni)| {
+                a.allocation_id() == Some(alloc.as_str())
+                    && a.network_interface_id() == Some(eni.as_str())
+            });
+            if let (true, Some(assoc)) = (stale, a.association_id()) {
+                cx.c.ec2
+                    .disassociate_address()
+                    .association_id(assoc)
+                    .send()
+                    .await
+                    .aws("DisassociateAddress")
+                    .ok_if(&["InvalidAssociationID.NotFound"])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -189,8 +189,11 @@ async fn authorize(
     }
 }
 
+/// Revokes a rule; one that is gone already (also because the group it referred to was
+/// deleted, which revoked it) is fine.
 async fn revoke(cx: &Cx<'_>, id: &str, dir: Direction, rule: &Rule) -> Result<(), ProviderError> {
     let p = permission(rule, id);
+    const GONE: &[&str] = &["InvalidPermission.NotFound", "InvalidGroup.NotFound"];
     match dir {
         Direction::Ingress => {
             cx.c.ec2
@@ -200,7 +203,7 @@ async fn revoke(cx: &Cx<'_>, id: &str, dir: Direction, rule: &Rule) -> Result<()
                 .send()
                 .await
                 .aws("RevokeSecurityGroupIngress")
-                .ok_if(&["InvalidPermission.NotFound"])
+                .ok_if(GONE)
         }
         Direction::Egress => {
             cx.c.ec2
@@ -210,7 +213,7 @@ async fn revoke(cx: &Cx<'_>, id: &str, dir: Direction, rule: &Rule) -> Result<()
                 .send()
                 .await
                 .aws("RevokeSecurityGroupEgress")
-                .ok_if(&["InvalidPermission.NotFound"])
+                .ok_if(GONE)
         }
     }
 }

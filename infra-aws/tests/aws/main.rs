@@ -1,0 +1,18 @@
+//! Integration tests of the AWS kinds and provider. Everything but `validation` runs against a
+//! moto server (the real AWS wire protocol, through the real aws-sdk crates): start one with
+//! `eval "$(.ci/setup-moto)"`. Without one, those tests print SKIPPED and pass — except under
+//! `CI=true`, where they fail.
+//!
+//! Tests share one moto server and run in parallel: each uses stack names of its own (a random
+//! suffix) and never resets the server.
+
+mod compute;
+mod conformance;
+mod iam;
+mod idempotency;
+mod network;
+mod ownership;
+mod read_cost;
+mod security_group;
+mod support;
+mod validation;
