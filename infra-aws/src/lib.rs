@@ -27,6 +27,7 @@
 //! ```
 
 pub mod kinds;
+pub mod policy;
 pub mod provider;
 
 pub use kinds::*;

@@ -1108,6 +1108,15 @@ pub(super) async fn update_user(
             .send()
             .await
             .aws("UpdateUser")?;
+        // Tags survive a path change on AWS; moto drops them, which would orphan the user
+        // (its ownership tags are how a read finds it). Re-stating them is a no-op on AWS.
+        cx.c.iam
+            .tag_user()
+            .user_name(user)
+            .set_tags(Some(iam_tags(cx, d)))
+            .send()
+            .await
+            .aws("TagUser")?;
     }
     if changed.iter().any(|c| c == "groups") {
         let (add, remove) = set_diff(

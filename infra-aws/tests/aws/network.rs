@@ -4,7 +4,7 @@
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, Tag};
 use infra_aws::*;
-use infra_core::dsl::{Address, Stack};
+use infra_core::dsl::Stack;
 use infra_core::plan::Action;
 use infra_core::Value;
 
@@ -323,5 +323,4 @@ async fn gateways_nat_and_route_tables_lifecycle() {
     );
 
     destroy(&m, &engine, &stack).await;
-    let _ = Address::new("aws_vpc", "main");
 }
