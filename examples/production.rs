@@ -115,6 +115,7 @@ fn stack(ctx: &Context) -> Stack {
         SecurityGroup::new("bastion")
             .vpc(&vpc)
             .description("Bastion: SSH from the admin network only")
+            .bastion()
             .ingress(Rule::tcp(22).cidr(c.admin_cidr).describe("SSH from admins"))
             .egress_all(),
     );
@@ -188,7 +189,7 @@ fn stack(ctx: &Context) -> Stack {
             .launch_template(&manager_lt)
             .subnets(&private_refs)
             .size(c.managers, c.managers, c.managers)
-            .tag("role", "swarm-manager"),
+            .swarm_managers(),
     );
     s.add(
         Asg::new("workers")

@@ -27,6 +27,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use infra_core::engine::{Engine, Error as EngineError, Planned};
 use infra_core::plan::PlanOptions;
+use infra_core::policy::PolicyRule;
 use infra_core::provider::{Provider, ProviderError};
 use infra_core::reconcile::{ApplyObserver, ApplyOptions, AuditEvent, OpKind, OpStatus};
 use infra_core::render;
@@ -191,8 +192,26 @@ pub fn run(build: impl FnOnce(&Context) -> Stack) -> ExitCode {
     run_with(Args::parse(), build)
 }
 
+/// Runs the deploy program with your own policy rules added to the built-in ones.
+pub fn run_with_rules(
+    build: impl FnOnce(&Context) -> Stack,
+    rules: Vec<Arc<dyn PolicyRule>>,
+) -> ExitCode {
+    let mut all = crate::default_rules();
+    all.extend(rules);
+    run_inner(Args::parse(), build, &all)
+}
+
 /// Runs the deploy program with parsed arguments.
 pub fn run_with(args: Args, build: impl FnOnce(&Context) -> Stack) -> ExitCode {
+    run_inner(args, build, &crate::default_rules())
+}
+
+fn run_inner(
+    args: Args,
+    build: impl FnOnce(&Context) -> Stack,
+    rules: &[Arc<dyn PolicyRule>],
+) -> ExitCode {
     init_logging(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -209,7 +228,7 @@ pub fn run_with(args: Args, build: impl FnOnce(&Context) -> Stack) -> ExitCode {
         target: args.target,
     };
     let stack = build(&ctx);
-    match runtime.block_on(execute(&args, &stack)) {
+    match runtime.block_on(execute_with_rules(&args, &stack, rules)) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             if args.json {
@@ -237,13 +256,14 @@ fn init_logging(format: LogFormat) {
 
 /// Builds the engine for a target: the sandbox serves `aws` and `swarm` kinds from files; live
 /// connects to the real endpoints of the providers in scope.
-pub async fn engine_for(args: &Args) -> Result<Engine, String> {
+pub async fn engine_for(args: &Args, rules: &[Arc<dyn PolicyRule>]) -> Result<Engine, String> {
     let mut engine = Engine::new()
         .with_options(ApplyOptions {
             concurrency: args.concurrency.max(1),
             ..ApplyOptions::default()
         })
-        .with_lock_timeout(Duration::from_secs(args.lock_timeout));
+        .with_lock_timeout(Duration::from_secs(args.lock_timeout))
+        .with_rules(rules.iter().cloned());
     let wanted = |p: &str| args.only.is_empty() || args.only.iter().any(|o| o == p);
     for name in ["aws", "swarm"] {
         if !wanted(name) {
@@ -268,15 +288,24 @@ pub async fn engine_for(args: &Args) -> Result<Engine, String> {
 /// Runs one command on a built stack: `Ok(exit code)` or `Err(message)` (exit code 1). Plans
 /// and reports go to stdout.
 pub async fn execute(args: &Args, stack: &Stack) -> Result<u8, String> {
+    execute_with_rules(args, stack, &crate::default_rules()).await
+}
+
+/// [`execute`] with a given set of policy rules (the built-in ones plus your own, say).
+pub async fn execute_with_rules(
+    args: &Args,
+    stack: &Stack,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<u8, String> {
     match &args.command {
-        None => plan_command(args, stack, false).await,
-        Some(Command::Plan { destroy }) => plan_command(args, stack, *destroy).await,
+        None => plan_command(args, stack, false, rules).await,
+        Some(Command::Plan { destroy }) => plan_command(args, stack, *destroy, rules).await,
         Some(Command::Apply {
             auto_approve,
             allow_destroy,
         }) => {
             let opts = plan_options(args, false, allow_destroy, false);
-            apply_command(args, stack, opts, *auto_approve).await
+            apply_command(args, stack, opts, *auto_approve, rules).await
         }
         Some(Command::Destroy {
             auto_approve,
@@ -284,7 +313,7 @@ pub async fn execute(args: &Args, stack: &Stack) -> Result<u8, String> {
             allow_destroy_all,
         }) => {
             let opts = plan_options(args, true, allow_destroy, *allow_destroy_all);
-            apply_command(args, stack, opts, *auto_approve).await
+            apply_command(args, stack, opts, *auto_approve, rules).await
         }
         Some(Command::Graph { format }) => {
             let graph = infra_core::graph::Graph::build(stack).map_err(|e| e.to_string())?;
@@ -307,9 +336,9 @@ pub async fn execute(args: &Args, stack: &Stack) -> Result<u8, String> {
         Some(Command::Watch {
             interval,
             iterations,
-        }) => watch_command(args, stack, *interval, *iterations).await,
+        }) => watch_command(args, stack, *interval, *iterations, rules).await,
         Some(Command::ForceUnlock) => {
-            let engine = engine_for(args).await?;
+            let engine = engine_for(args, rules).await?;
             let only: BTreeSet<String> = args.only.iter().cloned().collect();
             let broken = engine
                 .force_unlock(stack.name(), &only)
@@ -346,6 +375,7 @@ async fn make_plan(
     args: &Args,
     stack: &Stack,
     opts: &PlanOptions,
+    rules: &[Arc<dyn PolicyRule>],
 ) -> Result<(Engine, Planned), String> {
     // Validate first: a broken stack is reported before any endpoint is contacted.
     if let Err(e) = infra_core::graph::Graph::build(stack) {
@@ -360,14 +390,19 @@ async fn make_plan(
         }
         return Err(e.to_string().trim_end().to_string());
     }
-    let engine = engine_for(args).await?;
+    let engine = engine_for(args, rules).await?;
     let planned = engine.plan(stack, opts).await.map_err(engine_error)?;
     Ok((engine, planned))
 }
 
-async fn plan_command(args: &Args, stack: &Stack, destroy: bool) -> Result<u8, String> {
+async fn plan_command(
+    args: &Args,
+    stack: &Stack,
+    destroy: bool,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<u8, String> {
     let opts = plan_options(args, destroy, &[], false);
-    let (_, planned) = make_plan(args, stack, &opts).await?;
+    let (_, planned) = make_plan(args, stack, &opts, rules).await?;
     print_plan(args, &planned);
     if !planned.plan.blockers().is_empty() {
         return Ok(1);
@@ -392,8 +427,9 @@ async fn apply_command(
     stack: &Stack,
     opts: PlanOptions,
     auto_approve: bool,
+    rules: &[Arc<dyn PolicyRule>],
 ) -> Result<u8, String> {
-    let (engine, planned) = make_plan(args, stack, &opts).await?;
+    let (engine, planned) = make_plan(args, stack, &opts, rules).await?;
     if !args.json {
         print_plan(args, &planned);
     }
@@ -463,12 +499,13 @@ async fn watch_command(
     stack: &Stack,
     interval: u64,
     iterations: Option<u64>,
+    rules: &[Arc<dyn PolicyRule>],
 ) -> Result<u8, String> {
     let opts = plan_options(args, false, &[], false);
     let mut n = 0u64;
     loop {
         n += 1;
-        match make_plan(args, stack, &opts).await {
+        match make_plan(args, stack, &opts, rules).await {
             Ok((engine, planned)) if planned.plan.is_empty() => {
                 tracing::info!(run = n, "watch: no drift");
                 eprintln!("watch #{n}: no changes");

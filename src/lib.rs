@@ -27,10 +27,18 @@
 
 pub mod cli;
 mod live;
+pub mod testing;
 
 pub use infra_aws as aws;
 pub use infra_core as core;
 pub use infra_swarm as swarm;
+
+/// The built-in policy rules (AWS and Swarm) that the deploy program and [`testing`] run.
+pub fn default_rules() -> Vec<std::sync::Arc<dyn infra_core::policy::PolicyRule>> {
+    let mut rules = infra_aws::policy::rules();
+    rules.extend(infra_swarm::policy::rules());
+    rules
+}
 
 /// The names most stacks need.
 pub mod prelude {

@@ -233,6 +233,9 @@ pub struct ResourceOptions {
     pub depends_on: BTreeSet<Address>,
     /// Policy rules suppressed on this resource, with the mandatory reason.
     pub suppress: BTreeMap<String, String>,
+    /// Facts for policy rules that are not part of the object (`public_ports`, `role`): never
+    /// sent to a provider, never diffed.
+    pub annotations: BTreeMap<String, Value>,
 }
 
 /// A declared resource, uniform inside the graph: kind, address, properties, options.
@@ -362,6 +365,12 @@ pub trait Resource: Sized {
             .options
             .suppress
             .insert(rule.to_string(), reason.to_string());
+        self
+    }
+    /// Records a fact for policy rules (not sent to the provider, not diffed), e.g. which ports
+    /// of a security group are meant to be public.
+    fn annotate(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.spec_mut().options.annotations.insert(key.to_string(), value.into());
         self
     }
     /// Create this resource after `other`, for an ordering that no reference expresses.

@@ -254,12 +254,24 @@ async fn removing_a_resource_plans_its_deletion_and_protection_blocks_apply() {
             .cidr("10.0.1.0/24")
             .az("us-east-1a"),
     );
+    s.add(
+        Subnet::new("b")
+            .vpc(&vpc)
+            .cidr("10.0.2.0/24")
+            .az("us-east-1b"),
+    );
+    s.add(
+        Subnet::new("c")
+            .vpc(&vpc)
+            .cidr("10.0.3.0/24")
+            .az("us-east-1c"),
+    );
     assert_eq!(
         execute(&args(dir.path(), &["apply", "--auto-approve"]), &s).await,
         Ok(0)
     );
     let mut smaller = s.clone();
-    smaller.remove(&"aws_subnet.a".parse().unwrap());
+    smaller.remove(&"aws_subnet.c".parse().unwrap());
     assert_eq!(
         execute(
             &args(dir.path(), &["plan", "--detailed-exitcode"]),
