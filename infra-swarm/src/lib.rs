@@ -23,6 +23,7 @@
 //! convergence wait after each change, and how secrets and configs are rotated.
 
 pub mod kinds;
+pub mod policy;
 mod provider;
 
 pub use kinds::*;
