@@ -98,3 +98,45 @@ async fn concurrent_updates_both_land() {
         )])))
     );
 }
+
+/// The stack lock is a Swarm config created atomically: a second holder is refused with the
+/// first one's identity, and `force_unlock` breaks it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stack_lock_excludes_a_second_holder() {
+    use infra_core::provider::{LockError, LockInfo};
+    let Some(p) = provider("stack_lock").await else {
+        return;
+    };
+    let name = unique("lk");
+    let _guard = Cleanup::new(&name);
+    let info = |h: &str| LockInfo {
+        holder: h.into(),
+        since_unix: 1,
+        operation: "apply".into(),
+    };
+    p.lock(&name, &info("first")).await.unwrap();
+    p.lock(&name, &info("first")).await.unwrap();
+    match p.lock(&name, &info("second")).await {
+        Err(LockError::Held { holder, .. }) => assert_eq!(holder.holder, "first"),
+        other => panic!("expected Held, got {other:?}"),
+    }
+    p.unlock(&name, "second").await.unwrap();
+    assert!(
+        p.lock(&name, &info("second")).await.is_err(),
+        "a non-holder can't release it"
+    );
+    assert_eq!(
+        p.force_unlock(&name)
+            .await
+            .unwrap()
+            .map(|i| i.holder)
+            .as_deref(),
+        Some("first")
+    );
+    p.lock(&name, &info("second")).await.unwrap();
+    p.unlock(&name, "second").await.unwrap();
+    assert!(
+        p.read(&name).await.unwrap().resources.is_empty(),
+        "the lock is not a resource"
+    );
+}
