@@ -175,7 +175,16 @@ impl SwarmProvider {
                     ),
                 ));
             }
-            tokio::time::sleep(self.poll_interval).await;
+            tokio::time::sleep(self.poll_after(started)).await;
+        }
+    }
+
+    /// Polls often while a change is young (most converge within seconds), less often after.
+    fn poll_after(&self, started: Instant) -> std::time::Duration {
+        if started.elapsed() < std::time::Duration::from_secs(5) {
+            self.poll_interval
+        } else {
+            self.poll_interval * 3
         }
     }
 
@@ -183,7 +192,8 @@ impl SwarmProvider {
     /// and node labels they used can be removed next. Listing by service id fails once the
     /// service is gone, so tasks are listed by name (a prefix match) and kept by service id.
     pub(super) async fn wait_tasks_gone(&self, id: &str, name: &str) {
-        let deadline = Instant::now() + self.converge_timeout;
+        let started = Instant::now();
+        let deadline = started + self.converge_timeout;
         let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
         loop {
             self.count();
@@ -210,7 +220,7 @@ impl SwarmProvider {
                 tracing::warn!(service = %name, tasks = left, "the removed service's tasks are still stopping");
                 return;
             }
-            tokio::time::sleep(self.poll_interval).await;
+            tokio::time::sleep(self.poll_after(started)).await;
         }
     }
 }

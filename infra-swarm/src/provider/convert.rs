@@ -24,6 +24,11 @@ pub(crate) const LABEL_ID: &str = "infra.id";
 pub(crate) const LABEL_PROTECT: &str = "infra.protect";
 /// Label on secrets and configs: the content digest (Swarm never returns secret data).
 pub(crate) const LABEL_DIGEST: &str = "infra.digest";
+/// Service label: the healthcheck as declared. The engine returns the healthcheck under the key
+/// `Healthcheck` while bollard's model (following the API's swagger file) reads `HealthCheck`,
+/// so a read through bollard never sees it; this label carries it instead. The engine accepts
+/// either spelling on write (Go's JSON decoding ignores case), so what is sent takes effect.
+pub(crate) const LABEL_HEALTHCHECK: &str = "infra.healthcheck";
 /// Container label on a service's tasks: the digest of the task template (and endpoint spec)
 /// they were created from, so the convergence wait can tell new tasks from old ones.
 pub(crate) const LABEL_TEMPLATE: &str = "infra.template";
@@ -290,9 +295,18 @@ pub(crate) fn service_spec(
             json!({ "Replicated": { "Replicas": get("replicas").and_then(Value::as_i64).unwrap_or(1) } })
         }
     };
+    let mut labels = owned_labels(stack, address, protect, get("labels"));
+    if let Some(h) = get("healthcheck") {
+        labels.insert(
+            LABEL_HEALTHCHECK.into(),
+            serde_json::to_string(h)
+                .map_err(|e| bad(address, e))?
+                .into(),
+        );
+    }
     let mut spec = json!({
         "Name": service_name(stack, address),
-        "Labels": owned_labels(stack, address, protect, get("labels")),
+        "Labels": labels,
         "TaskTemplate": task,
         "Mode": mode,
         "EndpointSpec": endpoint,
@@ -487,6 +501,13 @@ pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
             m.insert("start_period_ms".into(), Value::Int(sp));
         }
         put(&mut p, "healthcheck", Some(Value::Map(m)));
+    } else if let Some(h) = spec
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_HEALTHCHECK))
+        .and_then(|h| serde_json::from_str::<Value>(h).ok())
+    {
+        put(&mut p, "healthcheck", Some(h));
     }
     let nets = at(&j, &["TaskTemplate", "Networks"]).or_else(|| j.get("Networks"));
     put(
@@ -784,6 +805,15 @@ mod tests {
         let mut docker_spec = docker_spec;
         if let Some(u) = docker_spec.update_config.as_mut() {
             u.max_failure_ratio = u.max_failure_ratio.map(|r| r as f32 as f64);
+        }
+        // The engine answers with `Healthcheck`, which bollard's model doesn't read: the read
+        // must find the healthcheck in the provider's label instead.
+        if let Some(cs) = docker_spec
+            .task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut())
+        {
+            cs.health_check = None;
         }
         let svc = Service {
             id: Some("svc1".into()),

@@ -1,22 +1,65 @@
 //! The service lifecycle: create → converge → no-op re-plan → rolling update → replica change
 //! → removal → destroy, with a hand-made service beside the stack that must survive it all.
 
+use std::time::Duration;
+
 use infra_core::plan::Action;
 use infra_core::Stack;
 use infra_swarm::SwarmService;
 
 use crate::common::*;
 
-fn stack(name: &str, image: &str, replicas: u32, mode: &str) -> Stack {
+/// A web tier with most settings a service can have (so the no-op plans below prove that
+/// Swarm's read-back normalises to the declaration), and an HTTP server published in host mode.
+fn stack(name: &str, image: &str, replicas: u32, mode: &str, port: u16) -> Stack {
     let mut s = Stack::new(name);
     s.add(
         quick_service("web", image)
             .replicas(replicas)
             .env("MODE", mode)
-            .label("team", "core"),
+            .label("team", "core")
+            .healthcheck("true", Duration::from_secs(1), Duration::from_secs(1), 3)
+            .limits(0.5, 64)
+            .reservations(0.01, 4)
+            .constraint("node.role == manager")
+            .spread("node.labels.az")
+            .max_replicas_per_node(5),
     );
-    s.add(quick_service("worker", image));
+    s.add(
+        quick_service("worker", image)
+            .args(["httpd", "-f", "-p", "8080", "-h", "/www"])
+            .publish(port, 8080),
+    );
     s
+}
+
+/// `GET /version` from the host-published port: which image serves.
+fn served_version(port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut c| {
+            c.set_read_timeout(Some(Duration::from_secs(2)))?;
+            c.write_all(b"GET /version HTTP/1.0\r\n\r\n")?;
+            let mut body = String::new();
+            c.read_to_string(&mut body)?;
+            Ok(body)
+        });
+        match attempt {
+            Ok(body) if body.contains("200") => {
+                return body
+                    .rsplit("\r\n\r\n")
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            }
+            _ if std::time::Instant::now() > deadline => {
+                panic!("nothing serves on port {port}: {attempt:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -28,6 +71,7 @@ async fn service_lifecycle_converges_and_leaves_bystanders_alone() {
     let mut guard = Cleanup::new(&name);
     let engine = engine(&p);
     let (v1, v2) = (image(), image_v2());
+    let port = 20_000 + (std::process::id() % 5_000) as u16 * 2;
 
     // A service made by hand beside the stack, with a name in the stack's namespace.
     let bystander = format!("{name}_handmade");
@@ -37,7 +81,7 @@ async fn service_lifecycle_converges_and_leaves_bystanders_alone() {
     ]);
 
     // Create: converged when apply returns.
-    let mut s = stack(&name, &v1, 2, "one");
+    let mut s = stack(&name, &v1, 2, "one", port);
     let first = plan(&engine, &s).await;
     assert_eq!(first.plan.summary.add, 2, "{:?}", first.plan.summary);
     converge(&engine, &s).await;
@@ -48,10 +92,11 @@ async fn service_lifecycle_converges_and_leaves_bystanders_alone() {
         "both replicas running when apply returns"
     );
     assert_no_changes(&engine, &s, "after create").await;
+    assert_eq!(served_version(port), "v1");
 
     // Update image and env: a rolling update, observed in the tasks.
     let before: Vec<String> = running(&web).into_iter().map(|t| t.id).collect();
-    s = stack(&name, &v2, 2, "two");
+    s = stack(&name, &v2, 2, "two", port);
     let p2 = plan(&engine, &s).await;
     let c = p2.plan.change("swarm_service.web").unwrap();
     assert_eq!(c.action, Action::Update);
@@ -72,10 +117,15 @@ async fn service_lifecycle_converges_and_leaves_bystanders_alone() {
         "the old tasks were shut down by the rolling update: {history:?}"
     );
     assert_no_changes(&engine, &s, "after update").await;
+    assert_eq!(
+        served_version(port),
+        "v2",
+        "the published server was rolled to the new image"
+    );
 
     // Replica change: in place, and the running tasks are kept.
     let kept: Vec<String> = running(&web).into_iter().map(|t| t.id).collect();
-    s = stack(&name, &v2, 3, "two");
+    s = stack(&name, &v2, 3, "two", port);
     converge(&engine, &s).await;
     let now = running(&web);
     assert_eq!(now.len(), 3);

@@ -4,6 +4,7 @@
 use infra_core::plan::Action;
 use infra_core::reconcile::OpStatus;
 use infra_core::Stack;
+use infra_swarm::{EndpointMode, FailureAction, SwarmNetwork};
 
 use crate::common::*;
 
@@ -71,4 +72,76 @@ async fn a_failing_update_is_rolled_back_and_reported() {
         "the original declaration matches the rolled-back service",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_update_is_reported() {
+    let Some(p) = provider("paused_update").await else {
+        return;
+    };
+    let name = unique("pz");
+    let _guard = Cleanup::new(&name);
+    let engine = engine(&p);
+    let pausing = || {
+        quick_service("app", &image())
+            .replicas(1)
+            .update_policy(quick_policy().failure_action(FailureAction::Pause))
+    };
+    let mut s = Stack::new(&name);
+    s.add(pausing());
+    converge(&engine, &s).await;
+    let mut broken = Stack::new(&name);
+    broken.add(pausing().args(["sh", "-c", "exit 4"]));
+    let planned = plan(&engine, &broken).await;
+    let report = apply_planned(&engine, &planned).await;
+    let OpStatus::Failed { error } = &report.outcomes[0].status else {
+        panic!("expected a failure, got {:?}", report.outcomes[0]);
+    };
+    assert!(
+        error.contains("UpdatePaused") && error.contains("paused"),
+        "{error}"
+    );
+    assert!(error.contains("exit code 4"), "{error}");
+}
+
+/// A network can't change in place and its Swarm name is stable, so a replacement must delete
+/// it first; while a service uses it the provider refuses, naming the service, and nothing else
+/// is touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_a_network_in_use_fails_clearly() {
+    let Some(p) = provider("network_in_use").await else {
+        return;
+    };
+    let name = unique("ni");
+    let _guard = Cleanup::new(&name);
+    let engine = engine(&p);
+    let build = |attachable: bool| {
+        let mut s = Stack::new(&name);
+        let net = s.add(SwarmNetwork::new("net").attachable(attachable));
+        s.add(
+            quick_service("app", &image())
+                .network(&net)
+                .endpoint_mode(EndpointMode::Dnsrr),
+        );
+        s
+    };
+    converge(&engine, &build(false)).await;
+    let planned = plan(&engine, &build(true)).await;
+    assert_eq!(
+        planned.plan.change("swarm_network.net").unwrap().action,
+        Action::DeleteThenCreate
+    );
+    let report = apply_planned(&engine, &planned).await;
+    let text = infra_core::render::report_text(&report);
+    assert!(!report.is_success(), "{text}");
+    assert!(
+        text.contains(&format!("is used by service(s) {name}_app")),
+        "{text}"
+    );
+    assert_eq!(
+        running(&format!("{name}_app")).len(),
+        1,
+        "the service still runs"
+    );
+    assert_no_changes(&engine, &build(false), "nothing changed").await;
 }
