@@ -6,9 +6,14 @@
 //!
 //! * the service's `UpdateStatus` is absent (a create, or a change that restarts no task) or
 //!   `completed` — which Swarm reports only after the last batch's update monitor has run;
-//! * every task Swarm wants running is running and was created from the task template just sent
-//!   (the `infra.template` container label), and there are as many as the declared replicas (at
-//!   least one for a global service).
+//! * every task Swarm wants running is running and was created from the service's current task
+//!   template (the `infra.template` container label, which the provider sets to a digest of the
+//!   template), and there are as many as the declared replicas (at least one for a global
+//!   service).
+//!
+//! The template is read from the service on every poll rather than remembered from the update:
+//! when another run updates the service meanwhile (its update is merged on top of ours, see
+//! the update's version handling), ours is superseded and what must converge is the latest spec.
 //!
 //! `paused`, `rollback_paused` and `rollback_completed` end the wait with a failure naming
 //! Swarm's reason and the failing task's error; so does a task template whose tasks keep failing
@@ -62,12 +67,12 @@ fn last_failure(tasks: &[Task], template: Option<&str>) -> Option<String> {
 }
 
 impl SwarmProvider {
-    /// Waits until service `id` runs `template` everywhere it should. See the [module docs](self).
+    /// Waits until service `id` runs its current spec everywhere it should. See the
+    /// [module docs](self).
     pub(super) async fn wait_converged(
         &self,
         id: &str,
         name: &str,
-        template: &str,
         started: Instant,
     ) -> Result<(), ProviderError> {
         let deadline = started + self.converge_timeout;
@@ -85,6 +90,9 @@ impl SwarmProvider {
                 .and_then(|s| s.mode.as_ref())
                 .and_then(|m| m.replicated.as_ref())
                 .map(|r| r.replicas.unwrap_or(1).max(0) as usize);
+            let current = task_template(svc.spec.as_ref().and_then(|s| s.task_template.as_ref()))
+                .map(str::to_string);
+            let template = current.as_deref();
             let status = svc.update_status.clone().unwrap_or_default();
             let state = state_name(status.state.as_ref());
             let swarm_says = status.message.clone().unwrap_or_default();
@@ -98,7 +106,7 @@ impl SwarmProvider {
                 .await
                 .map_err(|e| api_error(&format!("listing the tasks of {name}"), e))?;
             let detail = || {
-                last_failure(&tasks, Some(template))
+                last_failure(&tasks, template)
                     .or_else(|| last_failure(&tasks, None))
                     .map(|f| format!("; last task failure: {f}"))
                     .unwrap_or_default()
@@ -127,7 +135,7 @@ impl SwarmProvider {
                         .iter()
                         .filter(|t| {
                             is_state(t, TaskState::RUNNING)
-                                && task_template(t.spec.as_ref()) == Some(template)
+                                && task_template(t.spec.as_ref()) == template
                         })
                         .count();
                     let others = wanted.len() - ours;
@@ -141,7 +149,7 @@ impl SwarmProvider {
                     }
                     let failed = tasks
                         .iter()
-                        .filter(|t| task_template(t.spec.as_ref()) == Some(template))
+                        .filter(|t| task_template(t.spec.as_ref()) == template)
                         .filter(|t| {
                             is_state(t, TaskState::FAILED) || is_state(t, TaskState::REJECTED)
                         })

@@ -698,7 +698,7 @@ impl SwarmProvider {
         desired: &Resolved,
     ) -> Result<Observed, ProviderError> {
         let name = service_name(&ctx.stack, &desired.address);
-        let (spec, template) = convert::service_spec(
+        let (spec, _template) = convert::service_spec(
             &ctx.stack,
             &desired.address,
             &desired.props,
@@ -738,7 +738,7 @@ impl SwarmProvider {
             }
             Err(e) => return Err(api_error(&format!("creating service {name}"), e)),
         };
-        self.wait_converged(&id, &name, &template, started).await?;
+        self.wait_converged(&id, &name, started).await?;
         self.inspect_observed(&id, &ctx.stack).await
     }
 
@@ -770,7 +770,7 @@ impl SwarmProvider {
         let name = service_name(&ctx.stack, &desired.address);
         let started = Instant::now();
         let mut attempt = 0;
-        let template = loop {
+        loop {
             attempt += 1;
             self.count();
             let svc = self
@@ -790,23 +790,22 @@ impl SwarmProvider {
             })?;
             let still = still_changed(desired, &live, changed);
             let props = merged(&live, desired, changed);
-            let (spec, template) =
+            let (spec, _template) =
                 convert::service_spec(&ctx.stack, &desired.address, &props, desired.protect)?;
             if still.is_empty() && live.protect == desired.protect {
                 // Someone (a concurrent run, or Swarm itself) already made this change.
-                break template;
+                break;
             }
             match self.send_service_update(&current.id, spec, version).await {
-                Ok(()) => break template,
+                Ok(()) => break,
                 Err(e) if out_of_sequence(&e) && attempt < SEQUENCE_ATTEMPTS => {
                     tracing::info!(service = %name, attempt, "update out of sequence; re-inspecting");
                     continue;
                 }
                 Err(e) => return Err(api_error(&format!("updating service {name}"), e)),
             }
-        };
-        self.wait_converged(&current.id, &name, &template, started)
-            .await?;
+        }
+        self.wait_converged(&current.id, &name, started).await?;
         self.inspect_observed(&current.id, &ctx.stack).await
     }
 

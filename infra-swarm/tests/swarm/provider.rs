@@ -1,6 +1,7 @@
 //! Provider-level behaviour: version negotiation, connection errors, concurrent updates.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use infra_core::provider::{OpContext, Provider, Resolved};
 use infra_core::{Resource, Stack, Value};
@@ -51,10 +52,11 @@ fn resolved(svc: infra_swarm::SwarmService) -> Resolved {
     }
 }
 
-/// Two runs updating different fields of one service at once: whichever writes second meets
-/// "update out of sequence" (or sees the first's write), re-inspects and keeps both changes.
+/// Four runs updating different fields of one service at once: each writes with the version it
+/// just inspected, so all but one meet "update out of sequence" (or see an earlier write),
+/// re-inspect, re-diff and retry; every change lands.
 #[tokio::test(flavor = "multi_thread")]
-async fn concurrent_updates_both_land() {
+async fn concurrent_updates_all_land() {
     let Some(p) = provider("concurrent_updates").await else {
         return;
     };
@@ -72,16 +74,23 @@ async fn concurrent_updates_both_land() {
         idempotency_token: t.into(),
         attempt: 1,
     };
-    let env = resolved(base().env("A", "1"));
-    let labels = resolved(base().label("owner", "team-b"));
-    let (c1, c2) = (ctx("one"), ctx("two"));
-    let (envs, labelled) = (vec!["env".to_string()], vec!["labels".to_string()]);
-    let (r1, r2) = tokio::join!(
-        p.update(&c1, &current, &env, &envs),
-        p.update(&c2, &current, &labels, &labelled),
-    );
-    r1.unwrap();
-    r2.unwrap();
+    let edits = [
+        (resolved(base().env("A", "1")), "env"),
+        (resolved(base().label("owner", "team-b")), "labels"),
+        (resolved(base().replicas(2)), "replicas"),
+        (
+            resolved(base().stop_grace_period(Duration::from_secs(2))),
+            "stop_grace_period_ms",
+        ),
+    ];
+    let runs = edits.iter().enumerate().map(|(i, (desired, field))| {
+        let (ctx, changed, current, p) =
+            (ctx(&i.to_string()), vec![field.to_string()], &current, &p);
+        async move { p.update(&ctx, current, desired, &changed).await }
+    });
+    for r in futures::future::join_all(runs).await {
+        r.unwrap();
+    }
     let now = p.read(&name).await.unwrap().resources.remove(0);
     assert_eq!(
         now.props.get("env"),
@@ -96,6 +105,11 @@ async fn concurrent_updates_both_land() {
             "owner".into(),
             Value::from("team-b")
         )])))
+    );
+    assert_eq!(now.props.get("replicas"), Some(&Value::Int(2)));
+    assert_eq!(
+        now.props.get("stop_grace_period_ms"),
+        Some(&Value::Int(2000))
     );
 }
 
