@@ -9,9 +9,10 @@
 //! let mut stack = Stack::new("demo");
 //! let vpc = stack.add(Vpc::new("main").cidr("10.0.0.0/16"));
 //! stack.add(Subnet::new("a").vpc(&vpc).cidr("10.0.1.0/24").az("us-east-1a"));
+//! stack.add(Subnet::new("b").vpc(&vpc).cidr("10.0.2.0/24").az("us-east-1b"));
 //!
 //! let plan = testing::plan(&stack);
-//! assert_eq!(plan.resources::<Subnet>().len(), 1);
+//! assert_eq!(plan.resources::<Subnet>().len(), 2);
 //! plan.resource("aws_subnet.a").assert_props(serde_json::json!({ "cidr_block": "10.0.1.0/24" }));
 //! assert_no_policy_errors(&plan);
 //! ```
@@ -244,7 +245,7 @@ pub fn redacted_text(plan: &Plan) -> String {
     redact(&render::plan_text(plan))
 }
 
-/// Replaces provider ids (`vpc-0abc…`, `sg-…`, `arn:aws:…`, Swarm ids) with placeholders.
+/// Replaces provider ids (`vpc-0abc…` → `vpc-[id]`, the account in ARNs) with placeholders.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for token in split_keep(text) {
@@ -273,7 +274,14 @@ fn split_keep(text: &str) -> Vec<&str> {
 
 fn redact_token(token: &str) -> String {
     if token.starts_with("arn:aws:") {
-        return "[arn]".into();
+        // The account id is what changes between accounts and runs; the rest is declared.
+        let mut parts: Vec<&str> = token.splitn(6, ':').collect();
+        if parts.len() == 6 && parts[4].len() == 12 && parts[4].chars().all(|c| c.is_ascii_digit())
+        {
+            parts[4] = "[account]";
+            return parts.join(":");
+        }
+        return token.to_string();
     }
     if let Some((prefix, rest)) = token.split_once('-') {
         let is_id = !prefix.is_empty()

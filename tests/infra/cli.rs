@@ -35,7 +35,7 @@ fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
         .env("INFRA_AUDIT_LOG", dir.join("audit.jsonl"))
         .env_remove("INFRA_TARGET")
         .env_remove("INFRA_ENV")
-        .env("INFRA_LOCAL_IMAGE", "sha256:aaaa")
+        .env("INFRA_TEST_IMAGE", "sha256:aaaa")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -130,7 +130,7 @@ fn plan_apply_replan_with_detailed_exit_codes() {
         "{text}"
     );
     assert!(
-        text.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        text.contains("Plan: 0 to add, 4 to change, 0 to destroy."),
         "{text}"
     );
 }
@@ -139,7 +139,7 @@ fn run_with_image(dir: &Path, image: &str) -> Output {
     Command::new(example_binary())
         .args(["plan", "--detailed-exitcode"])
         .env("INFRA_SANDBOX_DIR", dir.join("sandbox"))
-        .env("INFRA_LOCAL_IMAGE", image)
+        .env("INFRA_TEST_IMAGE", image)
         .env_remove("INFRA_TARGET")
         .env_remove("INFRA_ENV")
         .output()

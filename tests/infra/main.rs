@@ -3,4 +3,5 @@
 mod fixture;
 
 mod cli;
+mod production;
 mod snapshots;

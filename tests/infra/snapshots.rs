@@ -133,27 +133,31 @@ fn validation_failure_lists_every_problem() {
 
 #[test]
 fn every_snapshot_file_is_referenced() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/infra/snapshots");
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/infra/snapshots.rs"),
-    )
-    .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/infra");
     let mut names = Vec::new();
-    for line in source.lines() {
-        for marker in ["assert_plan_snapshot!(\"", "assert_snapshot!(\""] {
-            if let Some((_, rest)) = line.split_once(marker) {
-                let name = rest.split('"').next().unwrap();
-                if marker.starts_with("assert_plan") {
-                    names.push(format!("infra__snapshots__{name}.txt.snap"));
-                    names.push(format!("infra__snapshots__{name}.json.snap"));
-                } else {
-                    names.push(format!("infra__snapshots__{name}.snap"));
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let module = path.file_stem().unwrap().to_string_lossy().to_string();
+        let source = std::fs::read_to_string(&path).unwrap();
+        for line in source.lines() {
+            for marker in ["assert_plan_snapshot!(\"", "assert_snapshot!(\""] {
+                if let Some((_, rest)) = line.split_once(marker) {
+                    let name = rest.split('"').next().unwrap();
+                    if marker.starts_with("assert_plan") {
+                        names.push(format!("infra__{module}__{name}.txt.snap"));
+                        names.push(format!("infra__{module}__{name}.json.snap"));
+                    } else {
+                        names.push(format!("infra__{module}__{name}.snap"));
+                    }
                 }
             }
         }
     }
     let mut unreferenced = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for entry in std::fs::read_dir(root.join("snapshots")).unwrap() {
         let file = entry.unwrap().file_name().to_string_lossy().to_string();
         if file.ends_with(".snap") && !names.contains(&file) {
             unreferenced.push(file);

@@ -1,0 +1,384 @@
+//! The stack itself, shared by the deploy program (`main.rs`) and the tests (`tests/`).
+
+use std::time::Duration;
+
+use infra::aws::{
+    nat_gateway_with_eip, Ami, IamGroup, IamRole, IamUser, InstanceProfile, InternetGateway,
+    RouteTable, ScalingPolicy,
+};
+use infra::cli::Context;
+use infra::prelude::*;
+use infra::swarm::{NodeLabels, SwarmConfig, SwarmNetwork, SwarmSecret};
+
+/// Where a secret's value comes from.
+enum SecretSource {
+    /// A fixed value, for the local environment only.
+    Local(&'static str),
+    /// An environment variable of the deploy program (validation says so when it's missing).
+    Env(&'static str),
+}
+
+/// Everything that differs between environments.
+struct Config {
+    stack: &'static str,
+    vpc_cidr: &'static str,
+    azs: [&'static str; 3],
+    admin_cidr: &'static str,
+    ami_pattern: &'static str,
+    instance_type: &'static str,
+    managers: u32,
+    workers: (u32, u32, u32),
+    worker_cpu_target: f64,
+    humans: &'static [&'static str],
+    app_image: String,
+    app_replicas: u32,
+    es_image: String,
+    kibana_image: String,
+    shipper_image: String,
+    /// Commands for the stand-in images of `local` (the real images have their own).
+    local_commands: bool,
+    es_password: SecretSource,
+    /// Overlay encryption (IPsec) needs kernel support the local machine may lack.
+    encrypted_networks: bool,
+    /// How long a rolling update watches each new task.
+    monitor: Duration,
+    /// Label the local node `az=a` (in AWS, the nodes' bootstrap labels themselves).
+    label_local_node: bool,
+}
+
+pub(crate) fn local_image() -> String {
+    std::env::var("INFRA_TEST_IMAGE")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/tmp/infra-test-image-id").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "infra-test:busybox".into())
+}
+
+fn config(env: &str) -> Config {
+    match env {
+        "production" | "staging" => {
+            let prod = env == "production";
+            Config {
+                stack: if prod { "prod" } else { "staging" },
+                vpc_cidr: if prod { "10.0.0.0/16" } else { "10.1.0.0/16" },
+                azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
+                admin_cidr: "203.0.113.0/24",
+                ami_pattern: "infra-swarm-node-*",
+                instance_type: if prod { "m5.large" } else { "t3.medium" },
+                managers: 3,
+                workers: if prod { (3, 12, 3) } else { (2, 6, 2) },
+                worker_cpu_target: 60.0,
+                humans: &["alice", "bob", "carol"],
+                app_image: "registry.example.com/app:1.4.2".into(),
+                app_replicas: if prod { 6 } else { 3 },
+                es_image: "docker.elastic.co/elasticsearch/elasticsearch:8.15.0".into(),
+                kibana_image: "docker.elastic.co/kibana/kibana:8.15.0".into(),
+                shipper_image: "docker.elastic.co/beats/filebeat:8.15.0".into(),
+                local_commands: false,
+                es_password: SecretSource::Env("ES_PASSWORD"),
+                encrypted_networks: true,
+                monitor: Duration::from_secs(30),
+                label_local_node: false,
+            }
+        }
+        _ => {
+            let image = local_image();
+            Config {
+                stack: "local",
+                vpc_cidr: "10.9.0.0/16",
+                azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
+                admin_cidr: "198.51.100.7/32",
+                ami_pattern: "infra-swarm-node-*",
+                instance_type: "t3.micro",
+                managers: 3,
+                workers: (1, 3, 1),
+                worker_cpu_target: 60.0,
+                humans: &["alice"],
+                app_image: image.clone(),
+                app_replicas: 2,
+                es_image: image.clone(),
+                kibana_image: image.clone(),
+                shipper_image: image,
+                local_commands: true,
+                es_password: SecretSource::Local("local-only-es-password"),
+                encrypted_networks: false,
+                monitor: Duration::from_secs(1),
+                label_local_node: true,
+            }
+        }
+    }
+}
+
+/// The network: public and private subnets in each AZ, a NAT gateway per AZ.
+struct Network {
+    vpc: Ref<Vpc>,
+    public: Vec<Ref<Subnet>>,
+    private: Vec<Ref<Subnet>>,
+}
+
+fn network(s: &mut Stack, c: &Config, env: &str) -> Network {
+    let vpc = s.add(Vpc::new("main").cidr(c.vpc_cidr).tag("env", env).protect());
+    let igw = s.add(InternetGateway::new("main").vpc(&vpc));
+    let octets: Vec<&str> = c.vpc_cidr.split('.').take(2).collect();
+    let block = |third: usize| format!("{}.{}.{third}.0/24", octets[0], octets[1]);
+
+    let mut public_rt = RouteTable::new("public")
+        .vpc(&vpc)
+        .default_route_to_internet(&igw);
+    let (mut public, mut private) = (Vec::new(), Vec::new());
+    for (i, az) in c.azs.iter().enumerate() {
+        let zone = &az[az.len() - 1..];
+        let pub_subnet = s.add(
+            Subnet::new(&format!("public-{zone}"))
+                .vpc(&vpc)
+                .az(az)
+                .cidr(&block(i))
+                .public(true),
+        );
+        let priv_subnet = s.add(
+            Subnet::new(&format!("private-{zone}"))
+                .vpc(&vpc)
+                .az(az)
+                .cidr(&block(10 + i)),
+        );
+        // One NAT gateway per AZ: losing an AZ doesn't cut the others off the internet.
+        let nat = nat_gateway_with_eip(s, &format!("nat-{zone}"), &pub_subnet);
+        s.add(
+            RouteTable::new(&format!("private-{zone}"))
+                .vpc(&vpc)
+                .default_route_to_nat(&nat)
+                .associate(&priv_subnet),
+        );
+        public_rt = public_rt.associate(&pub_subnet);
+        public.push(pub_subnet);
+        private.push(priv_subnet);
+    }
+    s.add(public_rt);
+    Network {
+        vpc,
+        public,
+        private,
+    }
+}
+
+fn aws(s: &mut Stack, c: &Config, env: &str) {
+    let net = network(s, c, env);
+
+    // Security groups: the bastion is the only door; Swarm ports only between members.
+    let bastion_sg = s.add(
+        SecurityGroup::new("bastion")
+            .vpc(&net.vpc)
+            .description("Bastion: SSH from the admin network only")
+            .bastion()
+            .ingress(Rule::tcp(22).cidr(c.admin_cidr).describe("SSH from admins"))
+            .egress_all(),
+    );
+    let cluster_sg = s.add(
+        SecurityGroup::new("cluster")
+            .vpc(&net.vpc)
+            .description("Swarm nodes: cluster traffic between members, SSH from the bastion")
+            .ingress(Rule::tcp(2377).from_self().describe("Swarm management"))
+            .ingress(Rule::tcp(7946).from_self().describe("Swarm gossip"))
+            .ingress(Rule::udp(7946).from_self().describe("Swarm gossip"))
+            .ingress(
+                Rule::udp(4789)
+                    .from_self()
+                    .describe("overlay network (VXLAN)"),
+            )
+            .ingress(
+                Rule::tcp(22)
+                    .group(&bastion_sg)
+                    .describe("SSH from the bastion"),
+            )
+            .egress_all(),
+    );
+    let web_sg = s.add(
+        SecurityGroup::new("web")
+            .vpc(&net.vpc)
+            .description("Workers: the public HTTPS port of the app")
+            .public_port(443)
+            .ingress(Rule::tcp(443).cidr("0.0.0.0/0").describe("public HTTPS"))
+            .egress_all(),
+    );
+
+    // IAM: what the nodes may do (discover their peers), and MFA for every human.
+    let node_policy = s.add(
+        IamPolicy::new("node")
+            .description("Swarm nodes: discover cluster peers")
+            .document(
+                PolicyDocument::new().statement(
+                    Statement::allow()
+                        .sid("DiscoverPeers")
+                        .actions([
+                            "ec2:DescribeInstances",
+                            "autoscaling:DescribeAutoScalingGroups",
+                        ])
+                        .resources(["*"]),
+                ),
+            ),
+    );
+    let node_role = s.add(
+        IamRole::new("node")
+            .assumed_by_service("ec2.amazonaws.com")
+            .attach(&node_policy),
+    );
+    let profile = s.add(InstanceProfile::new("node").role(&node_role));
+    let mfa = s.add(IamPolicy::mfa_required("mfa-required"));
+    let humans = s.add(IamGroup::new("humans").attach(&mfa));
+    for name in c.humans {
+        s.add(IamUser::new(name).group(&humans));
+    }
+
+    // Compute: launch templates on the newest Packer-built image.
+    let ami = s.add(Ami::lookup("swarm-node").name_pattern(c.ami_pattern));
+    let template = |name: &str, kind: &str, groups: &[&Ref<SecurityGroup>]| {
+        let mut lt = LaunchTemplate::new(name)
+            .image(ami.id())
+            .instance_type(if kind == "bastion" { "t3.nano" } else { c.instance_type })
+            .instance_profile(&profile)
+            .user_data(&format!("#!/bin/sh\n# bootstrap: join the swarm as a {kind}, label the node with its AZ\n/usr/local/bin/swarm-join {kind}\n"))
+            .tag("role", kind);
+        for g in groups {
+            lt = lt.security_group(g);
+        }
+        lt
+    };
+    let bastion_lt = s.add(template("bastion", "bastion", &[&bastion_sg]));
+    let manager_lt = s.add(template("manager", "manager", &[&cluster_sg]));
+    let worker_lt = s.add(template("worker", "worker", &[&cluster_sg, &web_sg]));
+    let public: Vec<&Ref<Subnet>> = net.public.iter().collect();
+    let private: Vec<&Ref<Subnet>> = net.private.iter().collect();
+    s.add(
+        Asg::new("bastion")
+            .launch_template(&bastion_lt)
+            .subnets(&public)
+            .size(1, 1, 1)
+            .tag("role", "bastion"),
+    );
+    s.add(
+        Asg::new("managers")
+            .launch_template(&manager_lt)
+            .subnets(&private)
+            .size(c.managers, c.managers, c.managers)
+            .health_check("EC2", 300)
+            .swarm_managers(),
+    );
+    let workers = s.add(
+        Asg::new("workers")
+            .launch_template(&worker_lt)
+            .subnets(&private)
+            .size(c.workers.0, c.workers.1, c.workers.2)
+            .tag("role", "swarm-worker")
+            // The scaling policy moves the desired capacity; plans must not undo it.
+            .ignore_changes(&["desired_capacity"]),
+    );
+    s.add(
+        ScalingPolicy::target_tracking("workers-cpu")
+            .asg(&workers)
+            .cpu_target(c.worker_cpu_target),
+    );
+}
+
+fn swarm(s: &mut Stack, c: &Config) {
+    if c.label_local_node {
+        s.add(NodeLabels::new("local-node").node("self").label("az", "a"));
+    }
+    let app_net = s.add(SwarmNetwork::new("app").encrypted(c.encrypted_networks));
+    let logs_net = s.add(
+        SwarmNetwork::new("logging")
+            .encrypted(c.encrypted_networks)
+            .attachable(true),
+    );
+    let es_password = s.add(match c.es_password {
+        SecretSource::Local(v) => SwarmSecret::new("es-password").value(v),
+        SecretSource::Env(var) => SwarmSecret::new("es-password").from_env(var),
+    });
+    let kibana_conf = s.add(
+        SwarmConfig::new("kibana")
+            .data("server.name: kibana\nelasticsearch.hosts: [\"http://elasticsearch:9200\"]\n"),
+    );
+
+    let rolling = UpdatePolicy::new()
+        .parallelism(1)
+        .delay(Duration::from_secs(1))
+        .monitor(c.monitor)
+        .order(UpdateOrder::StartFirst)
+        .failure_action(FailureAction::Rollback);
+    let on_failure = |svc: SwarmService| {
+        svc.restart_policy(
+            RestartCondition::OnFailure,
+            Duration::from_secs(5),
+            5,
+            Duration::from_secs(120),
+        )
+    };
+    let cmd = |svc: SwarmService, args: &[&str]| {
+        if c.local_commands {
+            svc.args(args.iter().copied())
+                .init(true)
+                .stop_grace_period(Duration::from_secs(2))
+        } else {
+            svc
+        }
+    };
+
+    s.add(cmd(
+        on_failure(
+            SwarmService::new("app")
+                .image(c.app_image.as_str())
+                .replicas(c.app_replicas)
+                .spread("node.labels.az")
+                .update_policy(rolling.clone())
+                .rollback_policy(rolling.clone())
+                .network(&app_net)
+                .secret(&es_password, "es_password")
+                .env("ES_PASSWORD_FILE", "/run/secrets/es_password")
+                .env("ES_URL", "http://elasticsearch:9200"),
+        ),
+        &["httpd", "-f", "-p", "8080"],
+    ));
+    s.add(cmd(
+        on_failure(
+            SwarmService::new("elasticsearch")
+                .image(c.es_image.as_str())
+                .replicas(1)
+                .update_policy(rolling.clone())
+                .network(&app_net)
+                .network(&logs_net)
+                .secret(&es_password, "es_password")
+                .limits(2.0, 4096),
+        ),
+        &["httpd", "-f", "-p", "9200"],
+    ));
+    s.add(cmd(
+        on_failure(
+            SwarmService::new("kibana")
+                .image(c.kibana_image.as_str())
+                .replicas(1)
+                .update_policy(rolling.clone())
+                .network(&logs_net)
+                .config(&kibana_conf, "/usr/share/kibana/config/kibana.yml"),
+        ),
+        &["httpd", "-f", "-p", "5601"],
+    ));
+    s.add(cmd(
+        on_failure(
+            SwarmService::new("log-shipper")
+                .image(c.shipper_image.as_str())
+                .global()
+                .update_policy(rolling)
+                .network(&logs_net),
+        ),
+        &["sleep", "1000000"],
+    ));
+}
+
+/// The whole stack for `ctx.env`.
+pub(crate) fn stack(ctx: &Context) -> Stack {
+    let c = config(&ctx.env);
+    let mut s = Stack::new(c.stack);
+    aws(&mut s, &c, &ctx.env);
+    swarm(&mut s, &c);
+    s
+}

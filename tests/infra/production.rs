@@ -1,0 +1,204 @@
+//! The production stack (examples/production) under the test helpers of `infra::testing`: what a
+//! team's CI would check about its own infrastructure, with no cloud.
+
+#[allow(dead_code)]
+#[path = "../../examples/production/stack.rs"]
+mod example;
+
+use infra::cli::{execute, Args, Context, Target};
+use infra::core::Value;
+use infra::prelude::*;
+use infra::testing::{self, assert_no_policy_errors, assert_policy_finding};
+
+fn production_stack(env: &str) -> Stack {
+    example::stack(&Context {
+        env: env.into(),
+        target: Target::Sandbox,
+    })
+}
+
+#[test]
+fn the_local_stack_plans_cleanly_with_the_expected_shape() {
+    let plan = testing::plan(&production_stack("local"));
+    assert_no_policy_errors(&plan);
+    assert_eq!(plan.policy.warnings, 0, "{:#?}", plan.policy.findings);
+    assert_eq!(plan.summary.add, plan.changes.len());
+
+    // Three auto scaling groups; the managers are 3 over the private subnets of 3 AZs.
+    assert_eq!(plan.resources::<Asg>().len(), 3);
+    let managers = plan.resource("aws_autoscaling_group.managers");
+    managers
+        .assert_props(serde_json::json!({ "min_size": 3, "max_size": 3, "desired_capacity": 3 }));
+    assert_eq!(managers.props["subnet_ids"].as_array().unwrap().len(), 3);
+    // Subnets: a public and a private one per AZ, each in its own AZ.
+    let public = plan.find::<Subnet>(serde_json::json!({ "map_public_ip_on_launch": true }));
+    assert_eq!(public.len(), 3);
+    // Every launch template requires IMDSv2 and encrypts its root volume.
+    for lt in plan.resources::<LaunchTemplate>() {
+        lt.assert_props(serde_json::json!({ "metadata_http_tokens": "required", "root_volume": { "encrypted": true } }));
+    }
+    // The app rolls start-first and rolls back on failure.
+    plan.resource("swarm_service.app")
+        .assert_props(serde_json::json!({
+            "update_config": { "order": "start-first", "failure_action": "rollback" },
+            "placement": { "spread": ["node.labels.az"] },
+        }));
+    // The secret is never in the plan in clear.
+    assert!(!plan.text().contains("local-only-es-password"));
+    assert!(!plan.json().contains("local-only-es-password"));
+}
+
+#[test]
+fn the_local_stack_plan_snapshot() {
+    let plan = testing::plan(&production_stack("local"));
+    let text = testing::redacted_text(&plan).replace(&example::local_image(), "[local-image]");
+    insta::assert_snapshot!("production_local_plan.txt", text);
+}
+
+fn edit(stack: &mut Stack, address: &str, f: impl FnOnce(&mut infra::core::ResourceSpec)) {
+    f(stack
+        .get_mut(&address.parse().unwrap())
+        .unwrap_or_else(|| panic!("{address} not in the stack")));
+}
+
+/// Plans `stack` through the deploy program's own code path and checks `apply` refuses it,
+/// touching nothing.
+async fn apply_is_blocked(stack: &Stack) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = dir.path().join("sandbox").display().to_string();
+    let audit = dir.path().join("audit.jsonl").display().to_string();
+    let args = |cmd: &[&str]| {
+        let mut v = vec![
+            "production",
+            "--sandbox-dir",
+            sandbox.as_str(),
+            "--audit-log",
+            audit.as_str(),
+            "--target",
+            "sandbox",
+        ];
+        v.extend_from_slice(cmd);
+        <Args as clap::Parser>::parse_from(v)
+    };
+    assert_eq!(
+        execute(&args(&["plan"]), stack).await,
+        Ok(1),
+        "a plan with policy errors exits 1"
+    );
+    let err = execute(&args(&["apply", "--auto-approve"]), stack)
+        .await
+        .unwrap_err();
+    let engine = testing::engine(&dir.path().join("sandbox"));
+    let p = engine.plan(stack, &PlanOptions::default()).await.unwrap();
+    assert_eq!(
+        p.plan.summary.add,
+        p.plan.changes.len(),
+        "nothing was created"
+    );
+    err
+}
+
+#[tokio::test]
+async fn opening_the_bastion_to_the_world_is_sec001_and_blocks_apply() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_security_group.bastion", |sg| {
+        sg.set("ingress", Value::List(vec![infra::core::map! { "protocol" => "tcp", "from_port" => 22, "to_port" => 22, "cidr" => "0.0.0.0/0" }]));
+    });
+    let plan = testing::plan(&s);
+    assert_policy_finding(&plan, "SEC001", "aws_security_group.bastion");
+    let f = plan.policy.of_rule("SEC001").next().unwrap();
+    assert_eq!(
+        f.message,
+        "allows tcp port 22 from 0.0.0.0/0, which includes SSH (port 22)"
+    );
+    assert!(f.references.contains(&"CKV_AWS_24".to_string()));
+    let err = apply_is_blocked(&s).await;
+    assert!(err.contains("the plan has errors"), "{err}");
+}
+
+#[tokio::test]
+async fn dropping_a_manager_az_is_ha003_and_blocks_apply() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_autoscaling_group.managers", |asg| {
+        let mut subnets = asg.get("subnet_ids").unwrap().as_list().unwrap().to_vec();
+        subnets.pop();
+        asg.set("subnet_ids", Value::List(subnets));
+    });
+    let plan = testing::plan(&s);
+    assert_policy_finding(&plan, "HA003", "aws_autoscaling_group.managers");
+    assert!(plan
+        .policy
+        .of_rule("HA003")
+        .any(|f| f.message.starts_with("managers span 2 availability zones")));
+    apply_is_blocked(&s).await;
+}
+
+#[tokio::test]
+async fn a_star_star_statement_is_sec003_and_blocks_apply() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_iam_policy.node", |p| {
+        let doc = PolicyDocument::new()
+            .statement(
+                Statement::allow()
+                    .actions(["ec2:DescribeInstances"])
+                    .resources(["*"]),
+            )
+            .statement(Statement::allow().actions(["*"]).resources(["*"]));
+        p.set("document", doc.to_value());
+    });
+    let plan = testing::plan(&s);
+    assert_policy_finding(&plan, "SEC003", "aws_iam_policy.node");
+    assert!(
+        plan.text().contains(
+            "[error] SEC003 aws_iam_policy.node: document.Statement[1] allows every action (`*`)"
+        ),
+        "{}",
+        plan.text()
+    );
+    apply_is_blocked(&s).await;
+}
+
+#[test]
+fn a_suppressed_finding_is_shown_with_its_reason() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_autoscaling_group.bastion", |asg| {
+        let mut subnets = asg.get("subnet_ids").unwrap().as_list().unwrap().to_vec();
+        subnets.truncate(1);
+        asg.set("subnet_ids", Value::List(subnets));
+        asg.options.suppress.insert(
+            "HA001".into(),
+            "one bastion in one AZ is enough: it's replaced on failure".into(),
+        );
+    });
+    let plan = testing::plan(&s);
+    assert_no_policy_errors(&plan);
+    assert_eq!(plan.policy.suppressed, 1);
+    assert!(plan
+        .text()
+        .contains("[suppressed] HA001 aws_autoscaling_group.bastion"));
+}
+
+#[test]
+fn every_environment_is_the_same_code_with_other_values() {
+    let local = testing::plan(&production_stack("local"));
+    // staging and production read the Elasticsearch password from the environment; without it
+    // the stack is invalid and says which variable to set.
+    let err = infra::core::graph::Graph::build(&production_stack("production"))
+        .map(|_| ())
+        .unwrap_err();
+    if std::env::var_os("ES_PASSWORD").is_none() {
+        assert!(
+            err.to_string()
+                .contains("the environment variable `ES_PASSWORD` is not set"),
+            "{err}"
+        );
+    }
+    let kinds = |p: &infra::testing::TestPlan| {
+        let mut k: Vec<String> = p.changes.iter().map(|c| c.kind.clone()).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    assert!(kinds(&local).contains(&"swarm_node_labels".to_string()));
+    assert_eq!(local.resources::<SwarmService>().len(), 4);
+}
