@@ -63,7 +63,7 @@ pub enum LogFormat {
 }
 
 /// The deploy program's arguments.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     version,
     about = "Plan and converge the stack's AWS and Docker Swarm infrastructure."
@@ -84,6 +84,10 @@ pub struct Args {
     /// The environment whose parameters the stack is built with (local, staging, production).
     #[arg(long, global = true, env = "INFRA_ENV", default_value = "local")]
     pub env: String,
+    /// Deploy under another stack name than the program's (a second copy of an environment);
+    /// objects are owned, and named, by stack.
+    #[arg(long = "stack", global = true, env = "INFRA_STACK")]
+    pub stack_name: Option<String>,
     /// Only these providers (aws, swarm); repeat or comma-separate. Real deployments go in
     /// phases: the Swarm API exists only once the managers do.
     #[arg(long, global = true, value_delimiter = ',')]
@@ -116,6 +120,13 @@ pub struct Args {
         default_value = ".infra/audit.jsonl"
     )]
     pub audit_log: PathBuf,
+    /// With `--target live`, how long `apply` waits for the Docker endpoint (the Swarm managers
+    /// the AWS phase just created) before giving up, in seconds.
+    #[arg(long, global = true, env = "INFRA_SWARM_WAIT", default_value_t = 600)]
+    pub swarm_wait: u64,
+    /// Set for the phases of a live apply: wait for endpoints (see `--swarm-wait`).
+    #[arg(skip)]
+    pub wait_for_endpoints: bool,
     /// Log format on stderr (level from `INFRA_LOG` or `RUST_LOG`, default `warn`).
     #[arg(
         long,
@@ -128,7 +139,7 @@ pub struct Args {
 }
 
 /// Subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Show what would change (the default).
     Plan {
@@ -227,7 +238,10 @@ fn run_inner(
         env: args.env.clone(),
         target: args.target,
     };
-    let stack = build(&ctx);
+    let mut stack = build(&ctx);
+    if let Some(name) = &args.stack_name {
+        stack.rename(name.clone());
+    }
     match runtime.block_on(execute_with_rules(&args, &stack, rules)) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
@@ -278,7 +292,14 @@ pub async fn engine_for(args: &Args, rules: &[Arc<dyn PolicyRule>]) -> Result<En
                     )
                 })?)
             }
-            Target::Live => crate::live::provider(name).await?,
+            Target::Live => {
+                let wait = if args.wait_for_endpoints {
+                    Duration::from_secs(args.swarm_wait)
+                } else {
+                    Duration::ZERO
+                };
+                crate::live::provider(name, wait).await?
+            }
         };
         engine = engine.with_provider_arc(provider);
     }
@@ -293,6 +314,67 @@ pub async fn execute(args: &Args, stack: &Stack) -> Result<u8, String> {
 
 /// [`execute`] with a given set of policy rules (the built-in ones plus your own, say).
 pub async fn execute_with_rules(
+    args: &Args,
+    stack: &Stack,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<u8, String> {
+    if args.target == Target::Live && args.only.is_empty() {
+        if let Some(code) = phases(args, stack, rules).await? {
+            return Ok(code);
+        }
+    }
+    execute_one(args, stack, rules).await
+}
+
+/// The providers in deployment order: the Swarm API exists only once the AWS phase has made the
+/// managers, so a live run goes AWS first (and Swarm first when destroying).
+const PHASES: [&str; 2] = ["aws", "swarm"];
+
+/// Runs plan/apply/destroy on a live target as phases, one provider after the other. `None` for
+/// commands that don't go in phases.
+async fn phases(
+    args: &Args,
+    stack: &Stack,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Option<u8>, String> {
+    let (order, applying): (Vec<&str>, bool) = match &args.command {
+        None | Some(Command::Plan { destroy: false }) => (PHASES.to_vec(), false),
+        Some(Command::Plan { destroy: true }) => (PHASES.iter().rev().copied().collect(), false),
+        Some(Command::Apply { .. }) => (PHASES.to_vec(), true),
+        Some(Command::Destroy { .. }) => (PHASES.iter().rev().copied().collect(), true),
+        _ => return Ok(None),
+    };
+    // Validate the whole stack once, before any endpoint is contacted.
+    if let Err(e) = infra_core::graph::Graph::build(stack) {
+        return Err(e.to_string().trim_end().to_string());
+    }
+    let mut worst = 0u8;
+    for (i, phase) in order.iter().enumerate() {
+        eprintln!("== Phase {}/{}: {phase} ==", i + 1, order.len());
+        let mut phase_args = args.clone();
+        phase_args.only = vec![phase.to_string()];
+        phase_args.wait_for_endpoints = applying;
+        if !applying && *phase == "swarm" {
+            // A plan doesn't wait: before the managers exist there is no Swarm API to ask.
+            if let Err(e) = crate::live::provider(phase, Duration::ZERO).await {
+                eprintln!("The {phase} phase can't be planned yet ({e}); `apply` runs it once the previous phase has made its endpoint.");
+                worst = worst.max(if args.detailed_exitcode { 2 } else { 0 });
+                continue;
+            }
+        }
+        let code = execute_one(&phase_args, stack, rules).await?;
+        if applying && code != 0 {
+            if i + 1 < order.len() {
+                eprintln!("The {phase} phase did not complete; the later phases were not run.");
+            }
+            return Ok(Some(code));
+        }
+        worst = worst.max(code);
+    }
+    Ok(Some(worst))
+}
+
+async fn execute_one(
     args: &Args,
     stack: &Stack,
     rules: &[Arc<dyn PolicyRule>],

@@ -330,7 +330,8 @@ fn swarm(s: &mut Stack, c: &Config) {
                 .replicas(c.app_replicas)
                 .spread("node.labels.az")
                 .update_policy(rolling.clone())
-                .rollback_policy(rolling.clone())
+                // A failing rollback pauses (Swarm allows only pause or continue there).
+                .rollback_policy(rolling.clone().failure_action(FailureAction::Pause))
                 .network(&app_net)
                 .secret(&es_password, "es_password")
                 .env("ES_PASSWORD_FILE", "/run/secrets/es_password")

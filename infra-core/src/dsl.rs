@@ -370,7 +370,10 @@ pub trait Resource: Sized {
     /// Records a fact for policy rules (not sent to the provider, not diffed), e.g. which ports
     /// of a security group are meant to be public.
     fn annotate(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.spec_mut().options.annotations.insert(key.to_string(), value.into());
+        self.spec_mut()
+            .options
+            .annotations
+            .insert(key.to_string(), value.into());
         self
     }
     /// Create this resource after `other`, for an ordering that no reference expresses.
@@ -583,6 +586,12 @@ impl Stack {
     /// The stack's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Renames the stack (a second copy of an environment, say): its objects are owned under
+    /// the new name, and nothing of the old name's is touched.
+    pub fn rename(&mut self, name: impl Into<String>) {
+        self.name = name.into();
     }
 
     /// Adds a resource and returns its typed handle.

@@ -7,7 +7,7 @@ use clap::Parser;
 use infra::cli::{execute, Args};
 use infra::prelude::*;
 
-fn example_binary() -> PathBuf {
+pub(crate) fn example_binary() -> PathBuf {
     // target/debug/deps/<this test> → target/debug/examples/production (cargo test builds examples).
     let exe = std::env::current_exe().unwrap();
     let bin = exe

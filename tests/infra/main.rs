@@ -3,5 +3,6 @@
 mod fixture;
 
 mod cli;
+mod live;
 mod production;
 mod snapshots;

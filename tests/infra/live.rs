@@ -1,0 +1,201 @@
+//! The full deploy of the production stack against moto (AWS) and the local Docker engine in
+//! swarm mode, through the deploy program as a user runs it: `--target live apply` goes in
+//! phases (AWS, then Swarm), a second plan is empty, `destroy` removes everything the stack owns.
+//!
+//! Needs `eval "$(.ci/test-env)"` (moto on AWS_ENDPOINT_URL, swarm mode, the test image). When
+//! they are missing the test says SKIPPED loudly and passes, except under `CI=true` where it fails.
+
+use std::process::{Command, Output};
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+
+fn skip_or_fail(test: &str, why: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why} (CI=true: a missing endpoint is a failure; run `eval \"$(.ci/test-env)\"`)");
+    }
+    eprintln!("\n*** SKIPPED {test}: {why}; run `eval \"$(.ci/test-env)\"` first ***\n");
+    true
+}
+
+/// Why the live endpoints aren't usable, if they aren't.
+fn missing_endpoints() -> Option<String> {
+    let Ok(url) = std::env::var("AWS_ENDPOINT_URL") else {
+        return Some("AWS_ENDPOINT_URL is not set (no moto)".into());
+    };
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    if std::net::TcpStream::connect(&addr).is_err() {
+        return Some(format!("moto is not answering on {addr}"));
+    }
+    let state = Command::new("docker")
+        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .output();
+    match state {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "active" => {}
+        _ => return Some("Docker is not reachable or not in swarm mode".into()),
+    }
+    if std::env::var("INFRA_TEST_IMAGE").is_err() {
+        return Some("INFRA_TEST_IMAGE is not set (the locally built test image)".into());
+    }
+    None
+}
+
+/// Makes sure moto has an image the stack's AMI lookup (`infra-swarm-node-*`, owned by self)
+/// finds, as Packer would have built it.
+async fn register_node_image(endpoint: &str) {
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .build();
+    let ec2 = aws_sdk_ec2::Client::from_conf(config);
+    let found = ec2
+        .describe_images()
+        .owners("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("name")
+                .values("infra-swarm-node-*")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeImages");
+    if !found.images().is_empty() {
+        return;
+    }
+    let run = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("RunInstances");
+    let instance = run.instances()[0].instance_id().unwrap().to_string();
+    ec2.create_image()
+        .instance_id(&instance)
+        .name("infra-swarm-node-20261127")
+        .send()
+        .await
+        .expect("CreateImage");
+    ec2.terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .expect("TerminateInstances");
+}
+
+fn deploy(dir: &std::path::Path, stack: &str, args: &[&str]) -> Output {
+    Command::new(crate::cli::example_binary())
+        .args(["--target", "live", "--stack", stack])
+        .args(args)
+        .env("INFRA_AUDIT_LOG", dir.join("audit.jsonl"))
+        .env_remove("INFRA_TARGET")
+        .env_remove("INFRA_ENV")
+        .output()
+        .unwrap()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test]
+async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_empty() {
+    let test = "live::the_production_stack_converges";
+    if let Some(why) = missing_endpoints() {
+        skip_or_fail(test, &why);
+        return;
+    }
+    register_node_image(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stack = format!("live{}", std::process::id());
+
+    let apply = deploy(dir.path(), &stack, &["apply", "--auto-approve"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", show(&apply));
+    let err = String::from_utf8_lossy(&apply.stderr);
+    let aws_phase = err.find("== Phase 1/2: aws ==").expect("an AWS phase");
+    let swarm_phase = err.find("== Phase 2/2: swarm ==").expect("a Swarm phase");
+    assert!(aws_phase < swarm_phase, "AWS goes first");
+    assert_eq!(
+        String::from_utf8_lossy(&apply.stdout)
+            .matches("Apply complete!")
+            .count(),
+        2,
+        "{}",
+        show(&apply)
+    );
+
+    let plan = deploy(dir.path(), &stack, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "a second run shows no changes:\n{}",
+        show(&plan)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout)
+            .matches("No changes.")
+            .count(),
+        2,
+        "{}",
+        show(&plan)
+    );
+
+    // The services really run: every replica of the app is up.
+    let ls = Command::new("docker")
+        .args([
+            "service",
+            "ls",
+            "--filter",
+            &format!("label=infra.stack={stack}"),
+            "--format",
+            "{{.Name}} {{.Replicas}}",
+        ])
+        .output()
+        .unwrap();
+    let services = String::from_utf8_lossy(&ls.stdout).to_string();
+    assert!(services.contains(&format!("{stack}_app 2/2")), "{services}");
+    assert_eq!(services.lines().count(), 4, "{services}");
+
+    let destroy = deploy(
+        dir.path(),
+        &stack,
+        &[
+            "destroy",
+            "--auto-approve",
+            "--allow-destroy",
+            "aws_vpc.main",
+        ],
+    );
+    assert_eq!(destroy.status.code(), Some(0), "{}", show(&destroy));
+    let after = deploy(dir.path(), &stack, &["plan", "--detailed-exitcode"]);
+    assert_eq!(after.status.code(), Some(2), "{}", show(&after));
+    let out = String::from_utf8_lossy(&after.stdout);
+    assert!(
+        out.contains("Plan: 34 to add, 0 to change, 0 to destroy.")
+            && out.contains("Plan: 9 to add, 0 to change, 0 to destroy."),
+        "everything is gone:\n{}",
+        show(&after)
+    );
+    let ls = Command::new("docker")
+        .args([
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=infra.stack={stack}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(ls.stdout.is_empty(), "no owned service is left");
+}
