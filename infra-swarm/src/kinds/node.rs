@@ -3,10 +3,12 @@
 //!
 //! Nodes are not created by the stack, so this kind owns label keys, not the node: the provider
 //! records which keys it manages in one marker label on the node,
-//! `infra.owner.<stack>.<name>` (JSON: the node selector, the managed keys, the protect flag).
-//! A read reports the current values of exactly those keys, so a label removed or changed by hand
-//! shows as drift; a delete removes those keys and the marker and leaves every other label alone.
-//! Declaring a key that already exists on the node takes it over (and a delete removes it).
+//! `infra.owner.<stack>.<name>` (JSON: the node selector, the managed keys, the protect flag,
+//! and the values those keys had before the stack took them over). A read reports the current
+//! values of exactly those keys, so a label removed or changed by hand shows as drift. Declaring
+//! a key that already exists on the node takes it over; a delete (or dropping the key from the
+//! declaration) puts back the value it had before, or removes it if it had none, and leaves every
+//! other label alone.
 
 use infra_core::dsl::{KindSchema, ResourceSpec};
 use infra_core::kind;

@@ -309,6 +309,10 @@ struct NodeMarker {
     keys: Vec<String>,
     #[serde(default)]
     protect: bool,
+    /// Values the managed keys had before the stack took them over, restored when the stack
+    /// lets go of them (so `az=a` set by a provisioning script survives a destroy).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    previous: BTreeMap<String, String>,
 }
 
 /// Which of `changed` still differ between `desired` and a fresh observation.
@@ -544,50 +548,41 @@ impl Provider for SwarmProvider {
             stack: stack.to_string(),
             error,
         };
-        let data = serde_json::to_vec(info).unwrap_or_default();
-        let spec = ConfigSpec {
-            name: Some(lock_name(stack)),
-            labels: Some(HashMap::from([(
-                "infra.lock".to_string(),
-                stack.to_string(),
-            )])),
-            data: Some(base64::engine::general_purpose::STANDARD.encode(data)),
-            ..Default::default()
-        };
-        self.count();
-        match self.docker.create_config(spec).await {
-            Ok(_) => Ok(()),
-            Err(DockerError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => match self.lock_holder(stack).await.map_err(failed)? {
-                Some(holder) if holder.holder == info.holder => Ok(()),
-                Some(holder) => Err(LockError::Held {
-                    stack: stack.to_string(),
-                    holder,
-                }),
-                // Released between our create and our look: try once more.
-                None => {
-                    self.count();
-                    self.docker
-                        .create_config(ConfigSpec {
-                            name: Some(lock_name(stack)),
-                            labels: Some(HashMap::from([(
-                                "infra.lock".to_string(),
-                                stack.to_string(),
-                            )])),
-                            data: Some(
-                                base64::engine::general_purpose::STANDARD
-                                    .encode(serde_json::to_vec(info).unwrap_or_default()),
-                            ),
-                            ..Default::default()
+        let data = base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(info).unwrap_or_default());
+        // Twice: the holder may release it between our refused create and our look at it.
+        for _ in 0..2 {
+            let spec = ConfigSpec {
+                name: Some(lock_name(stack)),
+                labels: Some(HashMap::from([(
+                    "infra.lock".to_string(),
+                    stack.to_string(),
+                )])),
+                data: Some(data.clone()),
+                ..Default::default()
+            };
+            self.count();
+            match self.docker.create_config(spec).await {
+                Ok(_) => return Ok(()),
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => match self.lock_holder(stack).await.map_err(failed)? {
+                    Some(holder) if holder.holder == info.holder => return Ok(()),
+                    Some(holder) => {
+                        return Err(LockError::Held {
+                            stack: stack.to_string(),
+                            holder,
                         })
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| failed(api_error("taking the stack lock", e)))
-                }
-            },
-            Err(e) => Err(failed(api_error("taking the stack lock", e))),
+                    }
+                    None => continue,
+                },
+                Err(e) => return Err(failed(api_error("taking the stack lock", e))),
+            }
         }
+        Err(failed(ProviderError::retryable(
+            "LockContended",
+            "the stack lock was taken and released repeatedly while we tried to take it",
+        )))
     }
 
     async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
@@ -1167,23 +1162,34 @@ impl SwarmProvider {
             })
             .collect();
         let key = marker_key(&ctx.stack, desired.address.name());
-        let marker = NodeMarker {
-            node: selector,
-            keys: wanted.keys().cloned().collect(),
-            protect: desired.protect,
-        };
+        let selector_text = selector.clone();
         self.edit_node(&node_id, |labels| {
-            if let Some(old) = labels
+            let old = labels
                 .get(&key)
-                .and_then(|m| serde_json::from_str::<NodeMarker>(m).ok())
-            {
-                for k in old.keys.iter().filter(|k| !wanted.contains_key(*k)) {
-                    labels.remove(k);
-                }
+                .and_then(|m| serde_json::from_str::<NodeMarker>(m).ok());
+            let mut previous = old.as_ref().map(|o| o.previous.clone()).unwrap_or_default();
+            let managed: Vec<String> = old.map(|o| o.keys).unwrap_or_default();
+            // Let go of keys no longer declared: back to what they were before, or gone.
+            for k in managed.iter().filter(|k| !wanted.contains_key(*k)) {
+                match previous.remove(k) {
+                    Some(v) => labels.insert(k.clone(), v),
+                    None => labels.remove(k),
+                };
             }
             for (k, v) in &wanted {
+                if !managed.contains(k) {
+                    if let Some(before) = labels.get(k) {
+                        previous.insert(k.clone(), before.clone());
+                    }
+                }
                 labels.insert(k.clone(), v.clone());
             }
+            let marker = NodeMarker {
+                node: selector_text.clone(),
+                keys: wanted.keys().cloned().collect(),
+                protect: desired.protect,
+                previous,
+            };
             labels.insert(
                 key.clone(),
                 serde_json::to_string(&marker).unwrap_or_default(),
@@ -1192,7 +1198,7 @@ impl SwarmProvider {
         })
         .await?;
         let mut props = BTreeMap::new();
-        props.insert("node".to_string(), Value::from(marker.node.as_str()));
+        props.insert("node".to_string(), Value::from(selector.as_str()));
         props.insert(
             "labels".to_string(),
             Value::Map(
@@ -1225,7 +1231,10 @@ impl SwarmProvider {
                     return false;
                 };
                 for k in &marker.keys {
-                    labels.remove(k);
+                    match marker.previous.get(k) {
+                        Some(v) => labels.insert(k.clone(), v.clone()),
+                        None => labels.remove(k),
+                    };
                 }
                 labels.remove(&key);
                 true

@@ -1,5 +1,6 @@
-//! Node labels managed by the stack: set, repaired after a hand edit, removed on destroy,
-//! and labels the stack doesn't manage left alone.
+//! Node labels managed by the stack: set, repaired after a hand edit, removed on destroy (a
+//! label the stack took over gets its previous value back), and labels the stack doesn't manage
+//! left alone.
 
 use infra_core::plan::Action;
 use infra_core::{Resource, Stack};
@@ -28,9 +29,24 @@ async fn node_labels_are_set_repaired_and_removed() {
     let key = format!("zone-{name}");
     let node_id = p.node_id().to_string();
 
+    // A label set by hand (or by a provisioning script) that the stack takes over.
+    let taken = format!("taken-{name}");
+    docker(&[
+        "node",
+        "update",
+        "--label-add",
+        &format!("{taken}=by-hand"),
+        &node_id,
+    ]);
+    let _unlabel = RemoveLabel(node_id.clone(), taken.clone());
     let build = |value: &str| {
         let mut s = Stack::new(&name);
-        s.add(NodeLabels::new("here").node("self").label(&key, value));
+        s.add(
+            NodeLabels::new("here")
+                .node("self")
+                .label(&key, value)
+                .label(&taken, "by-stack"),
+        );
         // A service placed by the managed label: the label exists before the service.
         let mut svc =
             quick_service("pinned", &image()).constraint(&format!("node.labels.{key} == {value}"));
@@ -74,4 +90,19 @@ async fn node_labels_are_set_repaired_and_removed() {
         before_az,
         "other labels untouched: {after}"
     );
+    assert!(
+        after.contains(&format!("\"{taken}\":\"by-hand\"")),
+        "a taken-over label gets its previous value back: {after}"
+    );
+}
+
+/// Removes a hand-set node label when the test ends, pass or fail.
+struct RemoveLabel(String, String);
+
+impl Drop for RemoveLabel {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["node", "update", "--label-rm", &self.1, &self.0])
+            .output();
+    }
 }
