@@ -58,7 +58,8 @@ mod tests {
         s.add(
             SwarmService::new("noimage")
                 .global()
-                .max_replicas_per_node(1),
+                .max_replicas_per_node(1)
+                .rollback_policy(UpdatePolicy::new().failure_action(FailureAction::Rollback)),
         );
         let p = problems(&s);
         let expect = [
@@ -71,6 +72,7 @@ mod tests {
             "swarm_service.web: field `placement.constraints[0]`: `node.role worker` is not a constraint",
             "swarm_service.noimage: field `image`: is required",
             "swarm_service.noimage: field `placement`: max_replicas_per_node applies to replicated services only",
+            "swarm_service.noimage: field `rollback_config`: a rollback can't itself be rolled back",
         ];
         for e in expect {
             assert!(

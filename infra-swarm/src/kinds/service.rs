@@ -411,7 +411,12 @@ fn check_policy(c: &mut Checker<'_>, spec: &ResourceSpec, field: &str) {
         return;
     };
     match p.get("failure_action").and_then(Value::as_str) {
-        Some("pause" | "continue" | "rollback") => {}
+        Some("pause" | "continue") => {}
+        Some("rollback") if field == "update_config" => {}
+        Some("rollback") => c.problem(
+            field,
+            "a rollback can't itself be rolled back: its failure_action must be pause or continue",
+        ),
         other => c.problem(
             field,
             format!("failure_action must be pause, continue or rollback, got {other:?}"),
