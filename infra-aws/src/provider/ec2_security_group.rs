@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType, UserIdGroupPair};
+use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, ResourceType, UserIdGroupPair};
 use infra_core::dsl::Address;
 use infra_core::provider::{Observed, ProviderError, Resolved};
 use infra_core::Value;
@@ -382,23 +382,48 @@ pub(super) async fn update(
 }
 
 pub(super) async fn delete(cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
-    // AWS refuses to delete a group that other groups' rules refer to. Rules of the stack's own
-    // groups that refer to it are revoked first: when the group is being replaced, those groups'
-    // own updates then authorize the rule for the new group (their plan holds a reference to
-    // it); when it is simply removed, they no longer declare the rule. Rules of groups outside
-    // the stack are not the stack's to change: the deletion fails then, as on AWS.
-    let groups =
+    // AWS refuses to delete a group that other groups' rules refer to. The rules of the stack's
+    // own groups that refer to it are revoked first: when the group is being replaced, those
+    // groups' own updates authorize the rule for the new group (their plan holds a reference
+    // to it); when it is simply removed, they no longer declare the rule. Rules of groups
+    // outside the stack are not the stack's to change: the deletion fails then, as on AWS.
+    // (Moto deletes a referenced group and leaves the rule dangling; revoking first keeps the
+    // same outcome there.)
+    revoke_references(cx, &current.id).await?;
+    delete_group(cx, &current.id).await
+}
+
+async fn delete_group(cx: &Cx<'_>, id: &str) -> Result<(), ProviderError> {
+    // Network interfaces of terminating instances keep the group in use for a while.
+    cx.c.ec2
+        .delete_security_group()
+        .group_id(id)
+        .send()
+        .await
+        .aws_retrying("DeleteSecurityGroup", &["DependencyViolation"])?;
+    Ok(())
+}
+
+/// Revokes the rules of the stack's other groups that refer to group `id`.
+async fn revoke_references(cx: &Cx<'_>, id: &str) -> Result<(), ProviderError> {
+    // AWS filters on references, ingress and egress apart.
+    // Filtered on the reference only (cheap everywhere); ownership is checked on the result.
+    let referring = |filter: &'static str| {
         cx.c.ec2_read
             .describe_security_groups()
-            .set_filters(Some(owned_filters(cx, None)))
+            .filters(Filter::builder().name(filter).values(id).build())
             .into_paginator()
             .items()
             .send()
             .try_collect()
-            .await
-            .aws("DescribeSecurityGroups")?;
-    for g in &groups {
-        let Some(other) = g.group_id().filter(|id| *id != current.id) else {
+    };
+    let (ingress, egress) = tokio::try_join!(
+        referring("ip-permission.group-id"),
+        referring("egress.ip-permission.group-id")
+    )
+    .aws("DescribeSecurityGroups")?;
+    for g in ingress.iter().chain(&egress) {
+        let Some(other) = g.group_id().filter(|other| *other != id) else {
             continue;
         };
         if owned(cx, "aws_security_group", g.tags(), None).is_none() {
@@ -410,20 +435,13 @@ pub(super) async fn delete(cx: &Cx<'_>, current: &Observed) -> Result<(), Provid
         ] {
             for r in rules_of(perms, other) {
                 let Some(rule) = r.as_map() else { continue };
-                if rule.get("group_id").and_then(Value::as_str) == Some(current.id.as_str()) {
-                    tracing::info!(group = %other, referenced = %current.id, "revoking a rule that refers to a group being deleted");
+                if rule.get("group_id").and_then(Value::as_str) == Some(id) {
+                    tracing::info!(group = %other, referenced = %id, "revoking a rule that refers to a group being deleted");
                     revoke(cx, other, dir, rule).await?;
                 }
             }
         }
     }
-    // Network interfaces of terminating instances keep the group in use for a while.
-    cx.c.ec2
-        .delete_security_group()
-        .group_id(&current.id)
-        .send()
-        .await
-        .aws_retrying("DeleteSecurityGroup", &["DependencyViolation"])?;
     Ok(())
 }
 

@@ -70,7 +70,11 @@ impl Intercept for CountCalls {
     ) -> Result<(), BoxError> {
         let operation = cfg
             .load::<Metadata>()
-            .map(|m| format!("{}.{}", m.service().to_ascii_lowercase(), m.name()))
+            .map(|m| {
+                // `Auto Scaling` → `autoscaling`, as in the API's endpoint name.
+                let service: String = m.service().chars().filter(|c| !c.is_whitespace()).collect();
+                format!("{}.{}", service.to_ascii_lowercase(), m.name())
+            })
             .unwrap_or_else(|| "unknown".to_string());
         self.0.record(&operation);
         let _ = SCOPE.try_with(|s| s.record(&operation));

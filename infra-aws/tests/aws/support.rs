@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
 use infra_aws::AwsProvider;
 use infra_core::dsl::Stack;
 use infra_core::engine::{Engine, Planned};
@@ -20,7 +20,6 @@ pub(crate) struct Moto {
     pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) asg: aws_sdk_autoscaling::Client,
     pub(crate) iam: aws_sdk_iam::Client,
-    pub(crate) config: SdkConfig,
 }
 
 /// The moto endpoint: `AWS_ENDPOINT_URL` (what `.ci/setup-moto` exports), else its default.
@@ -75,7 +74,6 @@ pub(crate) async fn moto(test: &str) -> Option<Moto> {
         ec2: aws_sdk_ec2::Client::new(&config),
         asg: aws_sdk_autoscaling::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),
-        config,
     })
 }
 
