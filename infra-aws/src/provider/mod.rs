@@ -3,9 +3,9 @@
 //! region; `AWS_ENDPOINT_URL` honoured, which is how the tests reach moto).
 //!
 //! One module per service area keeps each kind's read, create, update and delete together:
-//! [`ec2_network`] (VPC, subnet, internet gateway, Elastic IP, NAT gateway, route table),
-//! [`ec2_security_group`], [`ec2_compute`] (launch template, AMI lookup), [`autoscaling`]
-//! (group, scaling policy) and [`iam`]. This module dispatches by kind and implements what every
+//! `ec2_network` (VPC, subnet, internet gateway, Elastic IP, NAT gateway, route table),
+//! `ec2_security_group`, `ec2_compute` (launch template, AMI lookup), `autoscaling`
+//! (group, scaling policy) and `iam`. This module dispatches by kind and implements what every
 //! kind shares:
 //!
 //! * **Batched reads.** A read lists each object type once (paginated), filtered by the

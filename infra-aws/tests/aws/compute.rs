@@ -299,8 +299,7 @@ async fn ami_lookup_picks_the_newest_matching_image() {
     let err = engine
         .plan(&bad, &Default::default())
         .await
-        .err()
-        .expect("a lookup without a match fails");
+        .expect_err("a lookup without a match fails");
     let msg = err.to_string();
     assert!(
         msg.contains("aws_ami.node") && msg.contains("NoMatchingImage"),

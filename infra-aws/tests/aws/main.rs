@@ -8,6 +8,7 @@
 
 mod compute;
 mod conformance;
+mod drift;
 mod iam;
 mod idempotency;
 mod network;

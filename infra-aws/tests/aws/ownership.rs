@@ -339,4 +339,17 @@ async fn a_name_taken_by_an_unowned_object_is_an_error_not_a_takeover() {
         .send()
         .await
         .unwrap();
+    m.ec2
+        .delete_launch_template()
+        .launch_template_id(&lt)
+        .send()
+        .await
+        .unwrap();
+    m.ec2
+        .delete_subnet()
+        .subnet_id(&subnet)
+        .send()
+        .await
+        .unwrap();
+    m.ec2.delete_vpc().vpc_id(&vpc).send().await.unwrap();
 }

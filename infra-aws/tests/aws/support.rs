@@ -54,7 +54,12 @@ pub(crate) async fn moto(test: &str) -> Option<Moto> {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{test}: {msg} (CI=true: a missing moto is a failure)");
         }
-        eprintln!("\n*** SKIPPED {test}: {msg} ***\n");
+        // Straight to the process's stderr: the test harness captures `eprintln!`, and a skip
+        // must be seen.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("\n*** SKIPPED {test}: {msg} ***\n").as_bytes(),
+        );
         return None;
     }
     // Always moto, with test credentials: these tests must never reach a real account, whatever

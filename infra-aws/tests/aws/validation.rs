@@ -164,7 +164,7 @@ fn every_problem_is_reported_at_once_with_address_and_field() {
 
 #[test]
 fn long_stack_names_make_names_too_long_for_aws() {
-    let mut s = Stack::new(&"s".repeat(48));
+    let mut s = Stack::new("s".repeat(48));
     let vpc = s.add(Vpc::new("main").cidr("10.0.0.0/16"));
     let sg = s.add(SecurityGroup::new("web").vpc(&vpc));
     let lt = s.add(
