@@ -457,8 +457,17 @@ impl Provider for SandboxProvider {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let digest = Sha256::digest(format!("lookup/{stack}/{}", spec.address));
         let words: Vec<&str> = spec.schema.kind.split('_').skip(1).collect();
-        let id = format!("{}-{}", words.last().copied().unwrap_or("data"), hex::encode(&digest[..8]));
-        Ok(Observed { address: spec.address.clone(), id: id.clone(), props: compute_outputs(spec, &id, stack, None), protect: false })
+        let id = format!(
+            "{}-{}",
+            words.last().copied().unwrap_or("data"),
+            hex::encode(&digest[..8])
+        );
+        Ok(Observed {
+            address: spec.address.clone(),
+            id: id.clone(),
+            props: compute_outputs(spec, &id, stack, None),
+            protect: false,
+        })
     }
 
     async fn create(&self, ctx: &OpContext, desired: &Resolved) -> Result<Observed, ProviderError> {
