@@ -5,7 +5,7 @@
 //! reports. Every operation is idempotent with respect to a re-run: a re-plan after any failure
 //! sees what was done (ownership tags) and converges the rest.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -320,6 +320,11 @@ pub async fn apply(
         outputs,
         semaphore,
         run_id,
+        replaced: plan
+            .actionable()
+            .filter(|c| c.action.is_replace())
+            .filter_map(|c| c.address.parse().ok())
+            .collect(),
     };
 
     observer.started(ops.len());
@@ -375,6 +380,10 @@ struct Env<'a> {
     outputs: Mutex<HashMap<Address, Observed>>,
     semaphore: Semaphore,
     run_id: String,
+    /// Resources this apply replaces: a dependent's fields that refer to one are sent to the
+    /// provider even when the new object's id equals the old one (a name-based id), because
+    /// the relationship (a role in a profile, a policy attachment) went with the old object.
+    replaced: HashSet<Address>,
 }
 
 impl Env<'_> {
@@ -509,7 +518,15 @@ async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOutcome) {
                 let spec = env.graph.get(&op.address);
                 match (current, spec) {
                     (Some(current), Some(spec)) => {
-                        let changed = changed_fields(spec, &desired.props, &current);
+                        let mut changed = changed_fields(spec, &desired.props, &current);
+                        for (field, value) in &spec.props {
+                            let mut refers = false;
+                            value.visit_refs(&mut |r| refers |= env.replaced.contains(&r.address));
+                            if refers && !changed.contains(field) {
+                                changed.push(field.clone());
+                            }
+                        }
+                        changed.sort();
                         if changed.is_empty() {
                             (OpStatus::NothingToDo, 0, Some(current.id.clone()))
                         } else {

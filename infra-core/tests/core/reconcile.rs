@@ -307,3 +307,98 @@ async fn drift_is_repaired() {
     converge(&e, &s).await;
     assert!(plan(&e, &s).await.plan.is_empty());
 }
+
+/// A provider whose ids are the objects' names (as IAM's are): a replacement gets the same id.
+#[derive(Default)]
+struct NamedIds {
+    objects: Mutex<std::collections::BTreeMap<Address, Observed>>,
+    updates: Mutex<Vec<(String, Vec<String>)>>,
+}
+
+#[async_trait]
+impl Provider for NamedIds {
+    fn name(&self) -> &str {
+        "test"
+    }
+    async fn read(&self, _stack: &str) -> Result<ReadResult, ProviderError> {
+        Ok(ReadResult {
+            resources: self.objects.lock().unwrap().values().cloned().collect(),
+            api_calls: 1,
+        })
+    }
+    async fn create(&self, _ctx: &OpContext, d: &Resolved) -> Result<Observed, ProviderError> {
+        let mut props = d.props.clone();
+        props.insert("version".into(), 1.into());
+        let o = Observed {
+            address: d.address.clone(),
+            id: d.address.name().to_string(),
+            props,
+            protect: false,
+        };
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(d.address.clone(), o.clone());
+        Ok(o)
+    }
+    async fn update(
+        &self,
+        _ctx: &OpContext,
+        c: &Observed,
+        d: &Resolved,
+        ch: &[String],
+    ) -> Result<Observed, ProviderError> {
+        self.updates
+            .lock()
+            .unwrap()
+            .push((d.address.to_string(), ch.to_vec()));
+        let mut o = c.clone();
+        o.props.extend(d.props.clone());
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(d.address.clone(), o.clone());
+        Ok(o)
+    }
+    async fn delete(&self, _ctx: &OpContext, c: &Observed) -> Result<(), ProviderError> {
+        self.objects.lock().unwrap().remove(&c.address);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn dependents_of_a_replacement_are_updated_even_when_the_new_id_is_the_old_one() {
+    let provider = Arc::new(NamedIds::default());
+    let e = Engine::new().with_provider_arc(provider.clone());
+    let mut s = Stack::new("named");
+    let n1 = s.add(Network::new("n1", "10.0.0.0/16"));
+    let n2 = s.add(Network::new("n2", "10.1.0.0/16"));
+    let a = s.add(Host::new("a").network(&n1));
+    let mut b = Host::new("b").network(&n1);
+    infra_core::dsl::Resource::spec_mut(&mut b).set("attached_to", a.id());
+    s.add(b);
+    converge(&e, &s).await;
+    provider.updates.lock().unwrap().clear();
+
+    // Move `a` to the other network: it is replaced under the same name, so the same id. `b`'s
+    // `attached_to` resolves to an unchanged value, yet the relationship went with the old
+    // object: the update must still reach the provider.
+    s.get_mut(&addr("test_host.a"))
+        .unwrap()
+        .set("network_id", n2.id());
+    let p = plan(&e, &s).await;
+    assert!(p.plan.change("test_host.a").unwrap().action.is_replace());
+    assert_eq!(
+        p.plan.change("test_host.b").unwrap().action,
+        infra_core::plan::Action::Update
+    );
+    let r = e.apply(&p, &NoObserver).await.unwrap();
+    assert!(r.is_success(), "{}", render::report_text(&r));
+    let updates = provider.updates.lock().unwrap().clone();
+    assert!(
+        updates
+            .iter()
+            .any(|(a, ch)| a == "test_host.b" && ch == &vec!["attached_to".to_string()]),
+        "the host was not told: {updates:?}"
+    );
+}
