@@ -19,6 +19,9 @@
 //!   SDK for the same reason: the reconciler retries them, through that look-up.
 //! * **Re-entrant updates.** A retried update re-reads the object and recomputes what differs,
 //!   so steps done by the failed attempt are not repeated.
+//! * **An apply lock.** Two applies of one stack exclude each other through an IAM policy
+//!   `<stack>.infra-lock` under the stack's IAM path, created atomically with the holder in its
+//!   description (see [`lock_name`] and the `lock` module's notes on why IAM).
 
 mod autoscaling;
 mod common;
@@ -28,6 +31,7 @@ mod ec2_security_group;
 mod errors;
 mod iam;
 mod interceptor;
+mod lock;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -38,12 +42,15 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use infra_core::dsl::Address;
-use infra_core::provider::{Observed, OpContext, Provider, ProviderError, ReadResult, Resolved};
+use infra_core::provider::{
+    LockError, LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
+};
 
 use common::{changed_fields, Cx, SeveredMap, WaitConfig};
 use interceptor::{CallCounter, CountCalls};
 
 pub use common::{TAG_ID, TAG_NAME, TAG_PROTECT, TAG_STACK};
+pub use lock::{lock_name, TAG_LOCK};
 
 /// Why the provider could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -431,6 +438,20 @@ impl Provider for AwsProvider {
             "aws_iam_user" => iam::delete_user(&cx, current).await,
             other => Err(unsupported(other)),
         }
+    }
+
+    /// The lock is an IAM policy `<stack>.infra-lock` under the stack's IAM path (see
+    /// [`lock_name`]): created atomically, never part of a read.
+    async fn lock(&self, stack: &str, info: &LockInfo) -> Result<(), LockError> {
+        lock::lock(&self.clients, stack, info).await
+    }
+
+    async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
+        lock::unlock(&self.clients, stack, holder).await
+    }
+
+    async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+        lock::force_unlock(&self.clients, stack).await
     }
 
     fn api_calls(&self) -> Option<u64> {

@@ -11,6 +11,7 @@ mod conformance;
 mod drift;
 mod iam;
 mod idempotency;
+mod lock;
 mod network;
 mod ownership;
 mod read_cost;
