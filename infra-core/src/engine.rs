@@ -124,7 +124,8 @@ impl Engine {
         self
     }
 
-    /// How long `apply` waits for a lock held by another run before failing (default: 0).
+    /// How long `apply` waits for a lock held by another run before failing (default: 0). A
+    /// holder known to be gone (a killed process on this host) is not waited for.
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self
@@ -155,10 +156,32 @@ impl Engine {
             .collect())
     }
 
-    /// Validates the stack (before any provider is called), reads what the in-scope providers
-    /// own, and plans.
+    /// Validates the stack without calling any API: the graph's checks and the in-scope
+    /// providers' [preflight](Provider::preflight) checks against their configuration (the AWS
+    /// region, …), every problem at once.
+    pub fn validate(&self, stack: &Stack, only: &BTreeSet<String>) -> Result<Graph, Error> {
+        let scope = self.scope(only)?;
+        let mut problems: Vec<_> = scope
+            .iter()
+            .flat_map(|name| self.providers[name].preflight(stack))
+            .collect();
+        match Graph::build(stack) {
+            Ok(graph) if problems.is_empty() => return Ok(graph),
+            Ok(_) => {}
+            Err(e) => problems.extend(e.problems),
+        }
+        problems.sort();
+        problems.dedup();
+        Err(Error::Validation(ValidationErrors {
+            stack: stack.name().to_string(),
+            problems,
+        }))
+    }
+
+    /// Validates the stack (before any provider is called; see [`Engine::validate`]), reads
+    /// what the in-scope providers own, and plans.
     pub async fn plan(&self, stack: &Stack, opts: &PlanOptions) -> Result<Planned, Error> {
-        let graph = Graph::build(stack)?;
+        let graph = self.validate(stack, &opts.only)?;
         let scope = self.scope(&opts.only)?;
         let missing: BTreeSet<String> = graph
             .in_order()
@@ -245,7 +268,9 @@ impl Engine {
     }
 
     /// Applies a plan under the stack's lock. If the providers' objects changed since the plan
-    /// was made (another run got there first), nothing is done and [`Error::StalePlan`] says so.
+    /// was made (another run got there first), nothing is done: the report is empty when the
+    /// objects now match the declaration (the other run did this plan's work), and
+    /// [`Error::StalePlan`] says so otherwise.
     pub async fn apply(
         &self,
         planned: &Planned,
@@ -256,7 +281,7 @@ impl Engine {
             return Err(ReconcileError::Blocked(blockers).into());
         }
         let scope = planned.plan.providers.clone();
-        let holder = self
+        let (holder, waited_for) = self
             .lock(
                 &planned.plan.stack,
                 &scope,
@@ -270,7 +295,27 @@ impl Engine {
         let result = async {
             let now = self.read(&planned.graph, &scope).await?;
             if let Some(diff) = first_difference(&planned.observed, &now) {
-                return Err(Error::StalePlan(diff));
+                // Another run changed the objects since this plan was made (typically the one
+                // whose lock this run waited for). If they now match the declaration, what this
+                // plan was to do is done: nothing to apply. Otherwise the plan is stale.
+                let opts = PlanOptions {
+                    destroy: planned.plan.destroy,
+                    only: scope.iter().cloned().collect(),
+                    ..PlanOptions::default()
+                };
+                if plan::compute(&planned.graph, &now, &scope, &opts).is_empty() {
+                    tracing::warn!(stack = %planned.plan.stack, "the stack's objects changed since this plan was made ({diff}) and now match the declaration: nothing left to do");
+                    return Ok(ApplyReport {
+                        stack: planned.plan.stack.clone(),
+                        outcomes: Vec::new(),
+                        api_calls: BTreeMap::new(),
+                        duration_ms: 0,
+                    });
+                }
+                return Err(Error::StalePlan(match waited_for {
+                    Some(h) => format!("{diff}; this run waited for the lock held by {}", h.holder),
+                    None => diff,
+                }));
             }
             Ok(reconcile::apply(
                 &planned.plan,
@@ -295,10 +340,18 @@ impl Engine {
             .collect()
     }
 
-    async fn lock(&self, stack: &str, scope: &[String], operation: &str) -> Result<String, Error> {
+    /// Takes the lock in every provider of `scope`: this run's holder id, and the holder it
+    /// waited for, if it did.
+    async fn lock(
+        &self,
+        stack: &str,
+        scope: &[String],
+        operation: &str,
+    ) -> Result<(String, Option<LockInfo>), Error> {
         let info = LockInfo::for_this_process(operation);
         let deadline = Instant::now() + self.lock_timeout;
         let mut taken: Vec<&String> = Vec::new();
+        let mut waited_for = None;
         for name in scope {
             loop {
                 match self.providers[name].lock(stack, &info).await {
@@ -306,7 +359,11 @@ impl Engine {
                         taken.push(name);
                         break;
                     }
-                    Err(LockError::Held { .. }) if Instant::now() < deadline => {
+                    // Waiting for a holder known to be gone is pointless: say so at once.
+                    Err(LockError::Held { holder, .. })
+                        if Instant::now() < deadline && holder.is_stale() != Some(true) =>
+                    {
+                        waited_for = Some(holder);
                         tokio::time::sleep(Duration::from_millis(250)).await;
                     }
                     Err(e) => {
@@ -318,7 +375,7 @@ impl Engine {
                 }
             }
         }
-        Ok(info.holder)
+        Ok((info.holder, waited_for))
     }
 
     async fn unlock(&self, stack: &str, scope: &[String], holder: &str) {

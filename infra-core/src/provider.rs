@@ -13,7 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::dsl::{Address, KindSchema};
+use crate::dsl::{Address, KindSchema, Stack};
+use crate::validate::Problem;
 use crate::value::Value;
 
 /// A resource as a provider sees it: its address (from the ownership tag), the provider's id,
@@ -234,6 +235,14 @@ impl fmt::Display for LockInfo {
 pub trait Provider: Send + Sync {
     /// The provider's name; it serves every kind whose schema names it.
     fn name(&self) -> &str;
+
+    /// Checks the stack against this provider's own configuration, such as the AWS provider's
+    /// region, without any API call. It runs with validation, before anything is read, so its
+    /// problems are reported together with the stack's others and nothing is contacted.
+    fn preflight(&self, stack: &Stack) -> Vec<Problem> {
+        let _ = stack;
+        Vec::new()
+    }
 
     /// Reads every object the stack owns, in as few calls as the API allows (one paginated,
     /// tag-filtered list per object type, never one call per resource).
