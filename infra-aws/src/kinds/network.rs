@@ -148,6 +148,34 @@ pub fn is_az_name(az: &str) -> bool {
         && !parts[parts.len() - 1].is_empty()
 }
 
+/// Availability zones of the stack that are not in `region`: `us-east-1a` in a stack deployed
+/// with the region `eu-west-1`. The region is known only where the stack is deployed, so this is
+/// the AWS provider's [preflight](infra_core::provider::Provider::preflight) check, made before
+/// any API call: a zone of another region would otherwise fail halfway through an apply.
+/// Malformed zone names are left to the subnet's own validation.
+pub fn availability_zone_problems(stack: &Stack, region: &str) -> Vec<Problem> {
+    stack
+        .resources()
+        .iter()
+        .filter(|r| r.schema.kind == SUBNET.kind)
+        .filter_map(|r| {
+            let az = r.get_str("availability_zone")?;
+            let in_region = az.strip_suffix(|c: char| c.is_ascii_lowercase()) == Some(region);
+            (is_az_name(az) && !in_region).then(|| {
+                Problem::new(
+                    &r.address,
+                    "availability_zone",
+                    format!(
+                        "`{az}` is not in `{region}`, the region this stack is deployed to \
+                         (AWS_REGION or the profile's region): use a zone of {region} \
+                         ({region}a, …) or deploy to the zone's region"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 fn validate_subnet(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
     let mut c = Checker::new(spec);
     c.required_ref("vpc_id", "vpc");

@@ -45,6 +45,37 @@ const TRANSIENT: &[&str] = &[
 /// Codes that mean the object doesn't exist (besides every `*.NotFound` / `*NotFound` code).
 const NOT_FOUND: &[&str] = &["NoSuchEntity", "NatGatewayNotFound"];
 
+/// The code of a call that failed because aws-config's credential chain found no credentials.
+pub(crate) const NO_CREDENTIALS: &str = "NoCredentials";
+
+/// An error and its causes on one line, `outer: inner: …`, without the debug dump that
+/// `DisplayErrorContext` appends (the causes carry every useful word).
+fn causes(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        // One line: the credential chain reports one provider per line.
+        let mut text = String::new();
+        for line in e
+            .to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            if !text.is_empty() {
+                text.push_str(if text.ends_with(':') { " " } else { "; " });
+            }
+            text.push_str(&line.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        // Wrappers often repeat their cause's text; keep each piece once.
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// Classifies an error code and message. `also_retryable` lists codes that are transient in the
 /// calling context only (e.g. `DependencyViolation` while deleting: an ENI still being released).
 pub(crate) fn classify(code: &str, message: &str, also_retryable: &[&str]) -> ErrorClass {
@@ -91,13 +122,17 @@ where
             "Timeout".to_string(),
             "the request timed out".to_string(),
         ),
+        // No credentials anywhere in aws-config's chain: retrying can't help, and the chain's
+        // own report says what was tried.
+        SdkError::DispatchFailure(d) if d.is_other() && causes(&err).contains("credentials") => (
+            ErrorClass::Fatal,
+            NO_CREDENTIALS.to_string(),
+            format!("no usable AWS credentials: {}", causes(&err)),
+        ),
         SdkError::DispatchFailure(_) => (
             ErrorClass::Retryable,
             "DispatchFailure".to_string(),
-            format!(
-                "the request could not be sent: {}",
-                DisplayErrorContext(&err)
-            ),
+            format!("the request could not be sent: {}", causes(&err)),
         ),
         SdkError::ResponseError(e) => {
             let status = e.raw().status().as_u16();

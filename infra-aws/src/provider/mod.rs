@@ -41,10 +41,11 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use infra_core::dsl::Address;
+use infra_core::dsl::{Address, Stack};
 use infra_core::provider::{
     LockError, LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
 };
+use infra_core::validate::Problem;
 
 use common::{changed_fields, Cx, SeveredMap, WaitConfig};
 use interceptor::{CallCounter, CountCalls};
@@ -109,16 +110,23 @@ impl AwsProvider {
         let calls = Arc::new(CallCounter::default());
         let counter = CountCalls(calls.clone());
         // A hung connection must not stall an apply forever; these bounds are per attempt.
-        let timeouts = TimeoutConfig::builder()
+        let write_timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
             .operation_attempt_timeout(Duration::from_secs(90))
+            .build();
+        // Reads (and polls) are small and quick: an endpoint that accepts connections but never
+        // answers fails a plan within half a minute, not after three attempts of 90 s.
+        let read_timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .operation_timeout(Duration::from_secs(30))
             .build();
         let reads = config
             .retry_config()
             .cloned()
             .unwrap_or_else(RetryConfig::standard);
         let writes = RetryConfig::disabled();
-        let ec2 = |retry: RetryConfig| {
+        let ec2 = |retry: RetryConfig, timeouts: &TimeoutConfig| {
             aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(config)
                     .retry_config(retry)
@@ -127,7 +135,7 @@ impl AwsProvider {
                     .build(),
             )
         };
-        let asg = |retry: RetryConfig| {
+        let asg = |retry: RetryConfig, timeouts: &TimeoutConfig| {
             aws_sdk_autoscaling::Client::from_conf(
                 aws_sdk_autoscaling::config::Builder::from(config)
                     .retry_config(retry)
@@ -136,7 +144,7 @@ impl AwsProvider {
                     .build(),
             )
         };
-        let iam = |retry: RetryConfig| {
+        let iam = |retry: RetryConfig, timeouts: &TimeoutConfig| {
             aws_sdk_iam::Client::from_conf(
                 aws_sdk_iam::config::Builder::from(config)
                     .retry_config(retry)
@@ -147,12 +155,12 @@ impl AwsProvider {
         };
         Ok(AwsProvider {
             clients: Clients {
-                ec2: ec2(writes.clone()),
-                ec2_read: ec2(reads.clone()),
-                asg: asg(writes.clone()),
-                asg_read: asg(reads.clone()),
-                iam: iam(writes),
-                iam_read: iam(reads),
+                ec2: ec2(writes.clone(), &write_timeouts),
+                ec2_read: ec2(reads.clone(), &read_timeouts),
+                asg: asg(writes.clone(), &write_timeouts),
+                asg_read: asg(reads.clone(), &read_timeouts),
+                iam: iam(writes, &write_timeouts),
+                iam_read: iam(reads, &read_timeouts),
                 region,
             },
             calls,
@@ -333,6 +341,12 @@ fn lookup_before_create(kind: &str) -> bool {
 impl Provider for AwsProvider {
     fn name(&self) -> &str {
         crate::PROVIDER
+    }
+
+    /// Availability zones against the configured region: `us-east-1a` can't be used with
+    /// `eu-west-1` (the region is known only here, where the stack is deployed).
+    fn preflight(&self, stack: &Stack) -> Vec<Problem> {
+        crate::kinds::network::availability_zone_problems(stack, &self.clients.region)
     }
 
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
