@@ -34,6 +34,9 @@ use convert::{
 
 /// Seconds bollard waits for any one response.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// Seconds the connection handshake (`/version`, `/info`) waits for each answer: an endpoint
+/// that accepts connections but never answers is reported in seconds, not minutes.
+const HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 /// The oldest Engine API this provider works with (Docker 19.03: `MaxReplicas`, `Init`).
 const MIN_API: ClientVersion = ClientVersion {
     major_version: 1,
@@ -152,15 +155,15 @@ impl SwarmProvider {
         };
         let client = |version: &ClientVersion| -> Result<Docker, ConnectError> {
             let r = if host.starts_with("unix://") || host.starts_with('/') {
-                Docker::connect_with_socket(host, REQUEST_TIMEOUT_SECS, version)
+                Docker::connect_with_socket(host, HANDSHAKE_TIMEOUT_SECS, version)
             } else if host.starts_with("tcp://") || host.starts_with("http://") {
-                Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, version)
+                Docker::connect_with_http(host, HANDSHAKE_TIMEOUT_SECS, version)
             } else {
                 return Err(unreachable(
                     "unsupported DOCKER_HOST scheme: use unix://, tcp:// or http:// (for TLS or ssh, forward the socket)".into(),
                 ));
             };
-            r.map_err(|e| unreachable(e.to_string()))
+            r.map_err(|e| unreachable(handshake_error(&e)))
         };
 
         let mut docker = client(API_DEFAULT_VERSION)?;
@@ -174,9 +177,9 @@ impl SwarmProvider {
                 docker
                     .version()
                     .await
-                    .map_err(|e| unreachable(e.to_string()))?
+                    .map_err(|e| unreachable(handshake_error(&e)))?
             }
-            Err(e) => return Err(unreachable(e.to_string())),
+            Err(e) => return Err(unreachable(handshake_error(&e))),
         };
         let server = version.api_version.clone().unwrap_or_default();
         match parse_version(&server) {
@@ -192,11 +195,11 @@ impl SwarmProvider {
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(handshake_error(&e)))?;
         let info = docker
             .info()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(handshake_error(&e)))?;
         let swarm = info.swarm.unwrap_or_default();
         let state = swarm
             .local_node_state
@@ -221,7 +224,7 @@ impl SwarmProvider {
             .unwrap_or(300);
         Ok(SwarmProvider {
             api_version: docker.client_version().to_string(),
-            docker,
+            docker: docker.with_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS)),
             endpoint: host.to_string(),
             node_id: swarm.node_id.unwrap_or_default(),
             converge_timeout: Duration::from_secs(timeout),
@@ -248,6 +251,16 @@ impl SwarmProvider {
 
     fn count(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A handshake failure in words: bollard's timeout says only "Timeout error".
+fn handshake_error(e: &DockerError) -> String {
+    match e {
+        DockerError::RequestTimeoutError => format!(
+            "it accepted the connection but did not answer within {HANDSHAKE_TIMEOUT_SECS} s (is it a Docker engine?)"
+        ),
+        e => e.to_string(),
     }
 }
 
