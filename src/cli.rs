@@ -345,9 +345,7 @@ async fn phases(
         _ => return Ok(None),
     };
     // Validate the whole stack once, before any endpoint is contacted.
-    if let Err(e) = infra_core::graph::Graph::build(stack) {
-        return Err(e.to_string().trim_end().to_string());
-    }
+    validate(args, stack).await?;
     let mut worst = 0u8;
     for (i, phase) in order.iter().enumerate() {
         eprintln!("== Phase {}/{}: {phase} ==", i + 1, order.len());
@@ -450,7 +448,51 @@ fn plan_options(args: &Args, destroy: bool, allow: &[String], allow_all: bool) -
 }
 
 fn engine_error(e: EngineError) -> String {
+    if let EngineError::Read { provider, error } = &e {
+        if let Some(advice) = crate::live::environment_advice(provider, error) {
+            return advice;
+        }
+    }
     e.to_string().trim_end().to_string()
+}
+
+/// Validates the stack before anything is contacted: the graph's checks and, on a live target,
+/// the AWS provider's preflight against its configuration (a subnet in `us-east-1a` with the
+/// region `eu-west-1`), which makes no API call. Every problem is reported at once; with `--json`
+/// they are also printed as a JSON document.
+async fn validate(args: &Args, stack: &Stack) -> Result<(), String> {
+    let mut problems = match infra_core::graph::Graph::build(stack) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems,
+    };
+    let aws_in_scope = args.only.is_empty() || args.only.iter().any(|o| o == "aws");
+    if args.target == Target::Live && aws_in_scope {
+        // Building the AWS provider only reads configuration (environment, profile files):
+        // credentials are resolved at the first request. A configuration error is reported by
+        // the run itself once the stack is valid.
+        if let Ok(aws) = crate::live::provider("aws", Duration::ZERO).await {
+            problems.extend(aws.preflight(stack));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort();
+    problems.dedup();
+    let e = infra_core::validate::ValidationErrors {
+        stack: stack.name().to_string(),
+        problems,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "error": "validation", "problems": e.problems })
+            )
+            .unwrap_or_default()
+        );
+    }
+    Err(e.to_string().trim_end().to_string())
 }
 
 async fn make_plan(
@@ -460,18 +502,7 @@ async fn make_plan(
     rules: &[Arc<dyn PolicyRule>],
 ) -> Result<(Engine, Planned), String> {
     // Validate first: a broken stack is reported before any endpoint is contacted.
-    if let Err(e) = infra_core::graph::Graph::build(stack) {
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "error": "validation", "problems": e.problems })
-                )
-                .unwrap_or_default()
-            );
-        }
-        return Err(e.to_string().trim_end().to_string());
-    }
+    validate(args, stack).await?;
     let engine = engine_for(args, rules).await?;
     let planned = engine.plan(stack, opts).await.map_err(engine_error)?;
     Ok((engine, planned))
