@@ -118,12 +118,24 @@ async fn a_held_lock_names_its_holder_and_can_be_broken() {
 }
 
 #[tokio::test]
-async fn a_plan_made_stale_by_another_run_is_refused() {
+async fn a_plan_made_stale_by_another_run_is_refused_unless_that_run_did_its_work() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    let e = Engine::new().with_provider_arc(sandbox.clone());
     let s = small("stale");
     let p1 = plan(&e, &s).await;
     converge(&e, &s).await;
+    // The other run did what p1 was to do: nothing is left, nothing is done.
+    let report = e.apply(&p1, &NoObserver).await.unwrap();
+    assert!(report.outcomes.is_empty(), "{report:?}");
+    // The objects changed and don't match the declaration: p1 is refused.
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
+    sandbox.tamper(&web.id, "size", 99.into()).unwrap();
     let err = e.apply(&p1, &NoObserver).await.unwrap_err();
     assert!(matches!(err, Error::StalePlan(_)), "{err}");
 }
