@@ -255,17 +255,36 @@ fn run_inner(
 }
 
 fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("INFRA_LOG")
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, EnvFilter, Layer};
+    let wanted = EnvFilter::try_from_env("INFRA_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = wanted.and(never_log_bodies());
+    let layer = fmt::layer().with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().with_filter(filter))
+            .try_init(),
     };
+}
+
+/// A cap on the libraries that log request and response bodies, whatever `INFRA_LOG` asks for:
+/// bodies carry secrets (a Swarm secret's data and a launch template's user data, base64).
+/// bollard logs every JSON payload it sends at debug (a secret's `Data` included) and every body
+/// at trace; the AWS SDK's orchestrator logs whole requests and responses at trace. Their other
+/// debug output stays available.
+fn never_log_bodies() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("bollard", LevelFilter::INFO)
+        .with_target("aws_smithy_runtime", LevelFilter::DEBUG)
 }
 
 /// Builds the engine for a target: the sandbox serves `aws` and `swarm` kinds from files; live
