@@ -1,0 +1,547 @@
+#!/usr/bin/env python3
+"""Turns bench/results/ into BENCHMARKS.md (called by bench/run).
+
+    bench/report.py markdown bench/results > BENCHMARKS.md
+    bench/report.py callgrind CALLGRIND_ANNOTATE_OUTPUT     # a short summary of a profile
+
+Every figure comes from the results files; the verdicts (target met or not) are computed. The
+explanations of causes are written here once, from the profiles and the code, and say which
+measurement they rest on.
+"""
+
+import json
+import math
+import os
+import re
+import statistics
+import sys
+
+
+def med(v):
+    v = [x for x in v if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return statistics.median(v) if v else float("nan")
+
+
+def f1(x):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.1f}"
+
+
+def f2(x):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.2f}"
+
+
+def f0(x):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.0f}"
+
+
+def lines(path):
+    if not os.path.exists(path):
+        return []
+    out = []
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def load_json(path):
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def header(meta):
+    if not meta:
+        return "_Not measured yet: run `bench/run` for this section._\n"
+    quick = " **(--quick run: not for the record)**" if meta.get("quick") else ""
+    cmds = "\n".join(meta.get("commands", []))
+    return (
+        f"Measured {meta['started']} → {meta['finished']} at commit `{meta['commit']}`{quick}. "
+        f"Machine: {meta['nproc']} cores ({meta['cpu']}), {meta['mem']} RAM, {meta['os']}, "
+        f"kernel {meta['kernel']}, {meta['rustc']}. Load average (1/5/15 min) "
+        f"**{meta['load_before']}** before, **{meta['load_after']}** after: other engineers were "
+        f"building and testing on the same 2 cores, so absolute times are pessimistic.\n\n"
+        f"```sh\n{cmds}\n```\n"
+    )
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+# ------------------------------------------------------------------------------------ plan
+def section_plan(d):
+    meta = load_json(os.path.join(d, "plan.meta.json"))
+    rows = sorted(lines(os.path.join(d, "plan.jsonl")), key=lambda r: r["resources"])
+    rss = lines(os.path.join(d, "plan-rss.jsonl"))
+    o = ["## 1. Planning at scale (sandbox)\n", header(meta)]
+    if not rows:
+        return "\n".join(o), None
+    runs = rows[0].get("runs")
+    o.append(
+        "Generated stacks with generic kinds in `infra-core` (no AWS SDK in the build, so the "
+        "bench compiles in release quickly): per network, 8 subnets, 4 groups of 5 rules (one "
+        "rule referencing a sibling group) and 37 hosts, each on a subnet and in two groups "
+        "(≈2.5 dependency edges per resource). Timings are medians of "
+        f"{runs} runs in one process (50,000: of min(runs, 3)); the *cold* column and the peak "
+        "RSS are medians over fresh processes that each make exactly one plan and render it, "
+        "as `cargo run --example production` does.\n"
+    )
+    by = {}
+    for r in rss:
+        by.setdefault((r["kind"], r["resources"]), []).append(r)
+    o.append(
+        "| resources | edges | validate + graph | plan from scratch + render | no-op: open journal + plan + render | of which: open / read / diff | cold no-op, fresh process | peak RSS, from scratch | peak RSS, no-op | plan text (scratch) |"
+    )
+    o.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        n = r["resources"]
+        s = by.get(("scratch", n), [])
+        z = by.get(("noop", n), [])
+        o.append(
+            f"| {n:,} | {r['edges']:,} | {f1(r['graph_ms'])} ms | {f1(r['total_scratch_ms'])} ms | "
+            f"**{f1(r['total_noop_ms'])} ms** | {f1(r['open_ms'])} / {f1(r['read_ms'])} / {f1(r['compute_ms'])} ms | "
+            f"{f1(med([x['plan_and_render_ms'] for x in z]))} ms | {f0(med([x['peak_rss_mb'] for x in s]))} MB | "
+            f"**{f0(med([x['peak_rss_mb'] for x in z]))} MB** | {r['text_scratch_bytes'] / 1e6:.1f} MB |"
+        )
+    o.append("")
+    # growth
+    g = ["| from → to | × resources | × time, no-op | × time, scratch | × n·log n | × n | µs per resource, no-op / scratch (at the larger n) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for a, b in zip(rows, rows[1:]):
+        na, nb = a["resources"], b["resources"]
+        nlogn = nb * math.log(nb) / (na * math.log(na))
+        tn = b["total_noop_ms"] / a["total_noop_ms"]
+        ts = b["total_scratch_ms"] / a["total_scratch_ms"]
+        g.append(f"| {na:,} → {nb:,} | {nb / na:.0f} | {tn:.1f} | {ts:.1f} | {nlogn:.1f} | {nb / na:.0f} | "
+                 f"{b['total_noop_ms'] * 1000 / nb:.1f} / {b['total_scratch_ms'] * 1000 / nb:.1f} |")
+
+    # Growth: the least-squares slope of log(time) on log(n) over the sizes from 1,000 up,
+    # against the slope n·log n has over the same sizes (1 + a little).
+    def slope(points):
+        xs = [math.log(x) for x, _ in points]
+        ys = [math.log(y) for _, y in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        den = sum((x - mx) ** 2 for x in xs)
+        return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else float("nan")
+
+    big = [r for r in rows if r["resources"] >= 1000]
+    worst = 0.0
+    slopes = {}
+    if len(big) >= 2:
+        ref = slope([(r["resources"], r["resources"] * math.log(r["resources"])) for r in big])
+        for key in ("total_noop_ms", "total_scratch_ms"):
+            slopes[key] = slope([(r["resources"], r[key]) for r in big])
+        worst = max(slopes.values()) - ref
+        slopes["ref"] = ref
+    t10 = next((r for r in rows if r["resources"] == 10000), None)
+    status = None
+    if t10:
+        cold = med([x["plan_and_render_ms"] for x in by.get(("noop", 10000), [])])
+        rss_noop = med([x["peak_rss_mb"] for x in by.get(("noop", 10000), [])])
+        rss_scr = med([x["peak_rss_mb"] for x in by.get(("scratch", 10000), [])])
+        worst_t = max(t10["total_noop_ms"], t10["total_scratch_ms"])
+        ok_t, ok_m = worst_t < 500, max(rss_noop, rss_scr) < 200
+        ok_g = worst <= 0.05
+        status = (ok_t, ok_m, worst_t, cold, max(rss_noop, rss_scr), slopes, ok_g)
+        span = f"{big[0]['resources']:,}–{big[-1]['resources']:,}"
+        o.append(
+            f"**Targets at 10,000 resources:** time < 0.5 s: {verdict(ok_t)} ({f1(worst_t)} ms for the slower of "
+            f"the two plans, median; {f1(cold)} ms for the cold no-op in a fresh process); peak RSS < 200 MB: "
+            f"{verdict(ok_m)} ({f0(max(rss_noop, rss_scr))} MB). Growth no worse than n·log n: {verdict(ok_g)} — "
+            f"over {span} resources time grows as n^{slopes.get('total_noop_ms', float('nan')):.2f} (no-op) and "
+            f"n^{slopes.get('total_scratch_ms', float('nan')):.2f} (from scratch), where n·log n is n^{slopes.get('ref', float('nan')):.2f} "
+            "over the same sizes (least-squares slopes on log-log; a tolerance of 0.05 for noise). Below 1,000 fixed "
+            "costs dominate. The cost per resource roughly doubles between 1,000 and 10,000 and then "
+            "flattens (last column below): the working set leaves the CPU caches, the algorithms don't change.\n"
+        )
+    o.append("Growth between sizes (a ratio ≤ the n·log n column grows no faster than n·log n):\n")
+    o.extend(g)
+    o.append("")
+    o.append("![time vs resources, log-log, with an n·log n reference](bench/results/plan.svg)\n")
+    prof = os.path.join(d, "plan-profile.txt")
+    o.append(PLAN_ANALYSIS)
+    if os.path.exists(prof):
+        o.append("Callgrind, 10,000-resource no-op plan in a fresh process (inclusive instructions, the "
+                 "biggest infra functions):\n\n```text\n" + open(prof).read().rstrip() + "\n```\n")
+    return "\n".join(o), status
+
+
+PLAN_ANALYSIS = """**Where the time and memory go** (callgrind of a 10,000-resource no-op plan, below; perf
+of the 50,000 scratch plan agrees): about a third of all instructions are `malloc`/`free`, and
+page faults of fresh heap are the next cost. The data model is many small heap objects — every
+`Address` is two `String`s, every property map a `BTreeMap<String, Value>` — and planning copies
+them: `Graph::build` clones every `ResourceSpec` (`specs.to_vec()`), `plan::compute` resolves
+every property into a new map and `changed_fields` clones both sides of every set-like list to
+sort it by its JSON text (`plan::sorted`), and the sandbox journal is parsed through serde's
+buffered `Content` for its internally tagged `Entry`. Nothing is quadratic in infra-core: the
+superlinear steps come from cache and allocator behaviour as the working set outgrows the caches
+(the n·log n factor is the deterministic ordering: BTreeMaps and the topological sort by address).
+
+What would fix it, in order of gain (none needed for the 10,000 target):
+1. `infra-core/src/plan.rs`, `sorted`/`changed_fields`: compare set-like lists by sorting
+   references with a total order on `Value` instead of cloning and serialising each element to
+   JSON — `changed_fields` is ~15 % of a no-op plan's instructions, `sorted` ~9 %.
+2. `infra-core/src/sandbox.rs`, the journal `Entry`: an externally tagged (or adjacently tagged)
+   representation, or a compact snapshot beside the journal, so parsing doesn't buffer every
+   object into serde `Content` first — ~18 % of a cold no-op plan.
+3. `infra-core/src/graph.rs`, `Graph::build`: keep the stack's specs (`Arc<ResourceSpec>` or take
+   the `Stack` by value) instead of `specs.to_vec()`, and intern addresses (an `Arc<str>`, or the
+   node index inside the graph): halves the resident copies of the declaration (RSS) and removes
+   most `String::clone` (~12 % of instructions).
+4. The same applies to the AWS kinds' validation, which this bench does not exercise: `Subnet`,
+   `InternetGateway`, `NatGateway` and `RouteTable` compare each resource with every earlier one
+   of its kind (`ctx.of_kind(..)` in `infra-aws/src/kinds/network.rs`), O(k²) per kind; an index
+   by VPC (subnets, gateways) or by subnet (route tables) built once in the `ValidationContext`
+   would make it linear. Harmless at a few hundred subnets, quadratic at thousands.
+"""
+
+
+# ------------------------------------------------------------------------------------ refresh
+TF_ANCHOR = (
+    "Terraform's AWS provider refreshes each resource with its own read (and often several: an "
+    "`aws_vpc` alone reads the VPC, its attributes and its default objects), so its no-op plan "
+    "costs **at least one call per resource**, run 10 at a time (`-parallelism=10`). The anchor: "
+    "hashicorp/terraform#18981, ~2,900 resources → 20–25 min plans, i.e. 0.4–0.5 s of wall time per "
+    "resource even with that parallelism against real AWS and its API rate limits."
+)
+
+
+def section_refresh(d):
+    meta = load_json(os.path.join(d, "refresh.meta.json"))
+    rows = sorted(lines(os.path.join(d, "refresh.jsonl")), key=lambda r: r["resources"])
+    o = ["## 2. Refresh economy (a no-op plan against moto)\n", header(meta)]
+    if not rows:
+        return "\n".join(o), None
+    o.append(
+        "Generated stacks of AWS kinds applied once through the engine with `AwsProvider`, on a "
+        "private moto reset before each size (the account holds only that stack): per VPC (one "
+        "per 250 resources) an internet gateway, a public route table, 3 public and 3 private "
+        "subnets, a route table per private subnet; then services — a security group, an IAM policy, "
+        "a role with it attached, an instance profile, and for the first 15 services a launch template, "
+        "an auto scaling group (size 0) and a target-tracking policy (15: moto answers "
+        "`DescribeLaunchTemplates` with at most 15 templates and no `NextToken` unless `MaxResults` is "
+        "set, which infra-aws doesn't yet; see the report). Then a no-op plan (validation, read, diff, the built-in "
+        f"policy rules) {rows[0]['runs']} times; medians. Moto's CPU time (from /proc, moto serves one "
+        "request at a time) and ours tell where the wall time goes.\n"
+    )
+    o.append("| resources | kinds | read API calls | Terraform (≥ 1 per resource) | no-op plan, wall | moto CPU | infra CPU | first plan after apply | create (apply) |")
+    o.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        kinds = ", ".join(f"{v} {k.replace('aws_', '')}" for k, v in sorted(r["kinds"].items(), key=lambda kv: -kv[1]))
+        o.append(
+            f"| {r['resources']:,} | {kinds} | **{r['read_calls']}** | ≥ {r['resources']:,} | **{f0(r['plan_ms'])} ms** | "
+            f"{f0(r['moto_cpu_ms'])} ms | {f0(r['client_cpu_ms'])} ms | {f0(r['first_plan_ms'])} ms | {r['create_ms'] / 1000:.1f} s, {r.get('create_api_calls')} calls |"
+        )
+    o.append("")
+    ops = sorted({op for r in rows for op in r["read_calls_by_operation"]})
+    o.append("API calls of one read, by operation (each call is one page; moto returns every listing in one page):\n")
+    o.append("| operation | " + " | ".join(f"{r['resources']:,} res." for r in rows) + " |")
+    o.append("|---|" + "---:|" * len(rows))
+    for op in ops:
+        o.append(f"| `{op}` | " + " | ".join(str(r["read_calls_by_operation"].get(op, 0)) for r in rows) + " |")
+    o.append("| **total** | " + " | ".join(f"**{sum(r['read_calls_by_operation'].values())}**" for r in rows) + " |")
+    o.append("")
+    cost = load_json(os.path.join(d, "refresh-moto-cost.json"))
+    if cost:
+        parts = sorted(((k, v) for k, v in cost.items() if k != "stack"), key=lambda kv: -kv[1])
+        total = sum(v for _, v in parts)
+        o.append(
+            f"Moto's time per listing for the {rows[-1]['resources']:,}-resource stack (`bench/moto_cost.py`: the same "
+            f"calls and filters replayed with boto3, medians of 3; ~3 ms of each is boto3's): "
+            + ", ".join(f"`{k.split('.')[1]}` {v:.0f} ms" for k, v in parts[:6])
+            + f"; all {len(parts)} listings {total:.0f} ms in sum.\n"
+        )
+    big = rows[-1]
+    listings = sum(v for k, v in big["read_calls_by_operation"].items() if k != "ec2.DescribeVpcAttribute")
+    attrs = big["read_calls_by_operation"].get("ec2.DescribeVpcAttribute", 0)
+    vpcs = big["kinds"].get("aws_vpc", 0)
+    ok_calls = all(
+        all(v == 1 for k, v in r["read_calls_by_operation"].items() if k != "ec2.DescribeVpcAttribute")
+        for r in rows
+    )
+    ok_time = big["plan_ms"] < 1000 and big["resources"] >= 1000
+    o.append(
+        f"**Targets:** calls = Σ over resource types of the pages: {verdict(ok_calls)} — {listings} listings "
+        f"(one per object type, one page each, whatever the size) plus the VPCs' DNS attributes "
+        f"({attrs} = 2 × {vpcs} VPCs: AWS exposes `enableDnsSupport`/`enableDnsHostnames` only per VPC "
+        f"through `DescribeVpcAttribute`, the one per-object read). 1,000 resources under 1 s: "
+        f"{verdict(ok_time)} ({f0(big['plan_ms'])} ms).\n"
+    )
+    if not ok_time:
+        o.append(REFRESH_MISS.format(
+            wall=f0(big["plan_ms"]), moto=f0(big["moto_cpu_ms"]), me=f0(big["client_cpu_ms"]),
+            rest=f0(big["plan_ms"] - big["moto_cpu_ms"] - big["client_cpu_ms"]),
+            load=meta["load_before"] if meta else "?"))
+    o.append(TF_ANCHOR + f" For the {big['resources']:,}-resource stack that is ≥ {big['resources']:,} calls against "
+             f"infra's {big['read_calls']}; at moto's pace (~7 ms a call, one at a time) ≥ {big['resources'] * 7 / 1000:.0f} s.\n")
+    return "\n".join(o), (ok_calls, ok_time, big)
+
+
+REFRESH_MISS = """**Why 1,000 resources take longer than 1 s here.** Of the {wall} ms, moto's CPU is {moto} ms
+and infra's {me} ms (a debug build: the SDK's signing and XML parsing at opt-level 0, the diff,
+the policy rules); the remaining {rest} ms is waiting for a CPU on a machine at load {load}
+(moto and infra run on the same 2 cores as everyone's builds). Moto's part is its Python
+rendering of every object it lists — per listing above, the security groups (a tag filter
+evaluated group by group) and IAM's account authorization details and instance profiles lead —
+while infra makes one listing per object type, the minimum for a read that must also find
+objects no longer declared. The call count is what the design controls; moto's time per
+object is not. On a quiet machine the same read is moto's + infra's CPU, about 1 s.
+"""
+
+
+# ------------------------------------------------------------------------------------ apply
+def section_apply(d):
+    meta = load_json(os.path.join(d, "apply.meta.json"))
+    rows = lines(os.path.join(d, "apply.jsonl"))
+    o = ["## 3. Apply concurrency (200 independent resources, 50 ms added per call)\n", header(meta)]
+    if not rows:
+        return "\n".join(o), None
+    lat = [r for r in rows if r["latency_ms"] > 0]
+    raw = [r for r in rows if r["latency_ms"] == 0]
+    base = next((r for r in lat if r["concurrency"] == 1), None)
+    o.append(
+        f"{lat[0]['resources'] if lat else 200} IAM managed policies (no references between them: every create is "
+        "ready at once; `CreatePolicy` with its tags is one call) applied by `Engine::apply` with "
+        "`ApplyOptions.concurrency` = 1, 10, 32, through the seeded loopback proxy of "
+        "`tests/support/proxy.rs` (`FaultConfig::with_latency(50 ms)`: every request waits 50 ms before it is "
+        "forwarded) in front of a private moto, reset before each run. The timed span is the whole "
+        "`apply`: the lock (an IAM policy, 2–3 calls), the stale-plan re-read (13 listings), the creates, the "
+        f"unlock. Medians of {lat[0]['runs'] if lat else '?'} runs, each on a fresh stack.\n"
+    )
+    o.append("| concurrency | added latency | apply, wall | speed-up vs 1 | reconciler alone | API calls (creates) | requests through the proxy | moto CPU | infra CPU | retries | throttled / upstream errors |")
+    o.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in lat + raw:
+        b = base if r["latency_ms"] > 0 else next((x for x in raw if x["concurrency"] == 1), None)
+        sp = b["apply_ms"] / r["apply_ms"] if b else float("nan")
+        o.append(
+            f"| {r['concurrency']} | {r['latency_ms']} ms | **{r['apply_ms'] / 1000:.2f} s** | {sp:.1f}× | {r['reconcile_ms'] / 1000:.2f} s | "
+            f"{r['reconcile_api_calls']} | {r['proxy_requests_per_run']} | {r['moto_cpu_ms'] / 1000:.2f} s | {r.get('client_cpu_ms', float('nan')) / 1000:.2f} s | {r['retries']} | {r['throttled']} / {r['upstream_errors']} |"
+        )
+    o.append("")
+    c32 = next((r for r in lat if r["concurrency"] == 32), None)
+    status = None
+    if base and c32:
+        sp = base["apply_ms"] / c32["apply_ms"]
+        req = c32["proxy_requests_per_run"]
+        s_ms = c32["moto_cpu_ms"] / req if req else float("nan")
+        c_ms = c32.get("client_cpu_ms", float("nan")) / req if req else float("nan")
+        per1 = base["apply_ms"] / base["proxy_requests_per_run"]
+        L = c32["latency_ms"]
+        status = (sp >= 8, sp)
+        o.append(
+            f"**Target ≥ 8× at 32 vs 1:** {verdict(sp >= 8)} ({sp:.1f}×). No throttling or error surfaced "
+            f"(retries seen: {sum(r['retries'] for r in rows)}; the proxy injects none in this configuration, "
+            "and every apply reported success and re-planned as a no-op).\n\n"
+            f"**What bounds it.** Moto serves one request at a time (`.ci/moto_serve.py`) and spends "
+            f"~{s_ms:.1f} ms of CPU per request here; infra's process (reconciler, SDK and the in-process proxy, "
+            f"all a debug build) ~{c_ms:.1f} ms. At concurrency 1 each of the {req} requests costs {per1:.0f} ms of wall "
+            f"time: the {L} ms, moto, infra, and waiting for a CPU on a loaded machine. At 32 the {L} ms waits overlap "
+            f"32 ways and what remains is the serial part: moto's {req} × {s_ms:.1f} ms = {req * s_ms / 1000:.2f} s plus "
+            f"infra's CPU on the same 2 cores — {c32['apply_ms'] / 1000:.2f} s measured. So at 32 moto (and this "
+            "machine's 2 busy cores) are the bottleneck, not the reconciler: with the latency removed "
+            "(*moto alone* rows) concurrency 32 is only ~2× faster than 1, because only infra's and moto's CPU "
+            "work overlaps. Against AWS, where each call is mostly latency and the service is parallel, the "
+            "32-way gain approaches the latency bound and is capped by the account's API rate limits instead, "
+            "which is what the reconciler's backoff is for.\n"
+        )
+    return "\n".join(o), status
+
+
+# ------------------------------------------------------------------------------------ peers
+def section_peer(d):
+    meta = load_json(os.path.join(d, "peer.meta.json"))
+    p = load_json(os.path.join(d, "peer.json"))
+    o = ["## 4. Side by side: Ansible `amazon.aws` and infra, on the same moto\n", header(meta)]
+    if not p:
+        return "\n".join(o), None
+    ac, an = med(p["ansible_create_s"]), med(p["ansible_noop_s"])
+    ic, inn, ina = med(p["infra_create_s"]), med(p["infra_noop_s"]), med(p["infra_noop_apply_s"])
+    o.append(
+        "The stack of `bench/peer/stack.yml` (VPC, 3 subnets, internet gateway, a route table with the "
+        "default route associated to the 3 subnets, bastion and cluster security groups with the same "
+        "rules, a launch template with IMDSv2 and an encrypted 8 GiB gp3 root volume and — like the "
+        "playbook — no instance profile, an ASG of 2 (1..3) over the 3 subnets, an IAM role with the inline "
+        "`describe-instances` policy, an instance profile), converged by `bench/peer/ansible.sh` (unchanged) and "
+        "by `examples/bench_peer.rs`, the same stack as an infra deploy program (`infra::cli::run`), "
+        "both on the same private moto, one after the other in one `bench/run`. Each timing is a whole "
+        "process, start-up included, as a user runs it; each run on a fresh stack name; medians of "
+        f"{len(p['infra_create_s'])} runs. infra's is a debug build (`cargo run --example`).\n"
+    )
+    o.append("| | Ansible (`ansible-playbook`) | infra (deploy program) | infra faster by |")
+    o.append("|---|---:|---:|---:|")
+    o.append(f"| create | {f2(ac)} s ({', '.join(f2(x) for x in p['ansible_create_s'])}) | **{f2(ic)} s** ({', '.join(f2(x) for x in p['infra_create_s'])}) | **{ac / ic:.0f}×** |")
+    o.append(f"| no-op re-run (`plan --detailed-exitcode`, exit 0) | {f2(an)} s ({', '.join(f2(x) for x in p['ansible_noop_s'])}) | **{f2(inn)} s** ({', '.join(f2(x) for x in p['infra_noop_s'])}) | **{an / inn:.0f}×** |")
+    o.append(f"| no-op re-run, the apply form (`apply --auto-approve`) | same | {f2(ina)} s | {an / ina:.0f}× |")
+    o.append("")
+    ok = ac / ic >= 10 and an / inn >= 10
+    calls = p.get("infra_create_api_calls") or []
+    o.append(
+        f"**Target ≥ 10× on both:** {verdict(ok)} (create {ac / ic:.0f}×, no-op {an / inn:.0f}×)."
+        + (f" infra's create makes {med(calls):.0f} API calls (its apply report)." if calls else "")
+        + "\n"
+    )
+    o.append(PEER_WAITS)
+    return "\n".join(o), (ok, ac / ic, an / inn)
+
+
+PEER_WAITS = """What each waits for: Ansible runs its 11 tasks one after another, each a new Python process
+that imports boto3 (~1 s per task even when nothing changes), and sleeps where its modules do
+(5 s after a route table change, 3 s after each security group creation: 11 s of a create);
+its ASG task waits for the instances to be InService, which moto makes at once. infra makes one
+read per object type, then creates along the dependency graph (independent objects at once,
+default concurrency 10) and waits only where AWS requires it (NAT gateways, ASG deletion); on
+create it returns when the API calls have returned, like Ansible on moto. See
+`bench/peer/RESULTS.md` for the per-task Ansible breakdown.
+"""
+
+
+def section_swarm(d):
+    meta = load_json(os.path.join(d, "swarm.meta.json"))
+    s = load_json(os.path.join(d, "swarm.json"))
+    o = ["### Swarm: 20 services, `docker stack deploy` and infra\n", header(meta)]
+    if not s:
+        return "\n".join(o), None
+    o.append(
+        "20 services of the local test image (by ID, `sleep`, `init`, 1 replica) on one overlay network: "
+        "`bench/peer/swarm-stack.sh` for `docker stack deploy` (it writes the compose file, deploys, polls "
+        "`docker service ls` every 0.1 s until all 20 are 1/1, removes) and `infra-swarm/examples/"
+        "twenty_services.rs` for infra (plan + apply; the Swarm provider returns from each create once "
+        "the service's task runs the new template). Medians of "
+        f"{len(s['infra_apply_s'])} runs, fresh stack names.\n"
+    )
+    o.append("| | returns after | what it has waited for |")
+    o.append("|---|---:|---|")
+    o.append(f"| `docker stack deploy` (default, detached) | {f2(med(s['stack_deploy_s']))} s | the API accepted the network and the 20 service specs; no task has started |")
+    o.append(f"| … until all 20 are 1/1 (our poll) | {f2(med(s['stack_converged_s']))} s | every service has its task running (not done by the CLI: a script has to poll) |")
+    if s.get("stack_wait_s"):
+        o.append(f"| `docker stack deploy --detach=false` (1 run) | {f2(s['stack_wait_s'])} s | the CLI watches the services one after another, each until its task has been stable for the 5 s monitor period |")
+    o.append(f"| **infra** `twenty_services apply` | **{f2(med(s['infra_apply_s']))} s** | every service's task running its new template, services converged concurrently (10 at a time), failures reported per service |")
+    o.append(f"| removal: `docker stack rm` until gone / infra destroy | {f2(med(s['stack_removed_s']))} s / {f2(med(s['infra_destroy_s']))} s | services, containers and the network gone / each service's tasks stopped, then the network |")
+    o.append("")
+    o.append(
+        "infra waits for what `--detach=false` waits for (tasks running), minus the per-service 5 s "
+        "stability window and the one-after-another order, so it lands near the detached deploy + poll "
+        "figure; the detached `docker stack deploy` is faster to return because it waits for nothing.\n"
+    )
+    o.append("infra's own report lines: " + "; ".join(f"`{x}`" for x in s.get("infra_lines", [])[:3]) + "\n")
+    return "\n".join(o), None
+
+
+# ------------------------------------------------------------------------------------ loop
+def section_loop(d):
+    meta = load_json(os.path.join(d, "loop.meta.json"))
+    rows = lines(os.path.join(d, "loop.jsonl"))
+    o = ["## 5. Edit → plan loop\n", header(meta)]
+    if not rows:
+        return "\n".join(o), None
+    by = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r)
+    o.append(
+        "`touch examples/production/stack.rs`, then `cargo run -q --example production` until the plan "
+        "is printed (against the sandbox): cargo's checks, recompiling the example crate (`main.rs` + "
+        "`stack.rs`), linking the ~110 MB debug binary (AWS SDK, bollard, clap…), running it. Linkers "
+        "are switched at link time by `bench/ld-wrapper` (no rebuild between variants). "
+        f"Medians of {meta['runs'] if meta else '?'} runs each.\n"
+    )
+    o.append("| variant | edit → plan printed | of which link | the run alone | binary |")
+    o.append("|---|---:|---:|---:|---:|")
+    names = {
+        "rust-lld": "rust-lld, rustc's default since 1.90 (**before**)",
+        "lld": "Debian lld 14 (`-fuse-ld=lld`)",
+        "mold": "mold 1.10 (`-fuse-ld=mold`)",
+        "bfd": "GNU ld (bfd), the default before rustc 1.90",
+    }
+    for v, rs in by.items():
+        label = names.get(v, v.replace("rust-lld--config", "rust-lld, `--config ").replace("debug=0", "debug=0`") if "config" in v else v)
+        o.append(f"| {label} | **{f2(med([r['total_s'] for r in rs]))} s** | {f2(med([r['link_s'] for r in rs]))} s | {f2(med([r['run_s'] for r in rs]))} s | {rs[0]['binary_mb']} MB |")
+    o.append("")
+    best = min(by.items(), key=lambda kv: med([r["total_s"] for r in kv[1]]))
+    before = med([r["total_s"] for r in by.get("rust-lld", [])])
+    bt = med([r["total_s"] for r in best[1]])
+    o.append(
+        f"**Target ≤ 5 s:** {verdict(bt <= 5)} — before {f2(before)} s, best {f2(bt)} s ({best[0]}).\n"
+    )
+    o.append(LOOP_ANALYSIS)
+    return "\n".join(o), (bt <= 5, before, bt, best[0])
+
+
+LOOP_ANALYSIS = """rustc ≥ 1.90 already links x86_64 Linux binaries with its bundled LLD, which is why the
+*before* is not bfd: switching to Debian's older lld gains nothing, mold little, and going back
+to GNU ld shows what the faster linker already saved. Line tables are on only for the
+workspace's own crates (`[profile.dev.package."*"] debug = false` in Cargo.toml), so the
+debug-info variants move the link by little. No `.cargo/config.toml` is committed: the gain
+does not justify making every build in the shared tree (and CI) depend on an extra linker.
+"""
+
+
+def summary(statuses):
+    o = ["| item | target | result |", "|---|---|---|"]
+    p = statuses.get("plan")
+    if p:
+        ok_t, ok_m, t, cold, rss, slopes, ok_g = p
+        o.append(f"| 1. planning, 10,000 resources | < 0.5 s, < 200 MB, ≤ n·log n | {verdict(ok_t and ok_m and ok_g)}: {f0(t)} ms (cold {f0(cold)} ms), {f0(rss)} MB; growth n^{max(slopes.get('total_noop_ms', 0), slopes.get('total_scratch_ms', 0)):.2f} vs n·log n ≈ n^{slopes.get('ref', float('nan')):.2f} |")
+    r = statuses.get("refresh")
+    if r:
+        ok_c, ok_t, big = r
+        o.append(f"| 2. refresh, no-op plan | calls = Σ types × pages; 1,000 in < 1 s (moto) | calls {verdict(ok_c)} ({big['read_calls']} for {big['resources']:,}); time {verdict(ok_t)}: {f0(big['plan_ms'])} ms |")
+    a = statuses.get("apply")
+    if a:
+        o.append(f"| 3. apply concurrency 32 vs 1 | ≥ 8× | {verdict(a[0])}: {a[1]:.1f}× |")
+    pe = statuses.get("peer")
+    if pe:
+        o.append(f"| 4. vs Ansible amazon.aws | ≥ 10× create and no-op | {verdict(pe[0])}: {pe[1]:.0f}× / {pe[2]:.0f}× |")
+    lo = statuses.get("loop")
+    if lo:
+        o.append(f"| 5. edit → plan | ≤ 5 s | {verdict(lo[0])}: {f2(lo[1])} s before, {f2(lo[2])} s best ({lo[3]}) |")
+    return "\n".join(o) + "\n"
+
+
+def markdown(d):
+    parts, st = [], {}
+    for name, fn in [("plan", section_plan), ("refresh", section_refresh), ("apply", section_apply), ("peer", section_peer), ("swarm", section_swarm), ("loop", section_loop)]:
+        text, status = fn(d)
+        parts.append(text)
+        if status is not None:
+            st[name] = status
+    print("# Benchmarks (issue 6)\n")
+    print(
+        "Regenerated by `bench/run` (all sections, ~25 min here) or `bench/run plan refresh apply peer "
+        "swarm loop` (any subset; the others keep their last results, in `bench/results/`). Each "
+        "section states the machine, its load, the commands and the number of runs. Timings are "
+        "medians; targets are checked by `bench/report.py` from the figures.\n"
+    )
+    print(summary(st))
+    print("\n".join(parts))
+
+
+def callgrind(path):
+    keep = re.compile(r"infra_core::|infra_aws::|serde_json::de::from_trait|__rust_alloc|__rust_dealloc|plan::generate")
+    seen = set()
+    out = []
+    total = None
+    for line in open(path):
+        m = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+(.*)", line)
+        if not m:
+            continue
+        if "PROGRAM TOTALS" in line:
+            total = m.group(1)
+            continue
+        name = m.group(3)
+        fn = re.sub(r" \[.*\]$", "", name.split(":", 1)[1] if ":" in name else name)
+        if not keep.search(fn) or fn in seen:
+            continue
+        seen.add(fn)
+        out.append(f"{float(m.group(2)):5.1f} %  {fn[:110]}")
+        if len(out) >= 22:
+            break
+    print(f"total {total} instructions")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "markdown":
+        markdown(sys.argv[2])
+    elif sys.argv[1] == "callgrind":
+        callgrind(sys.argv[2])
+    else:
+        sys.exit(__doc__)
