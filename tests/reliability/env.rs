@@ -1,0 +1,285 @@
+//! The environment of the reliability tests: skipping loudly (failing under `CI=true`), private
+//! moto servers, the deploy program, SDK configurations pointed at moto or at a fault proxy, and
+//! the production stack's AWS part.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use infra::aws::AwsProvider;
+use infra::cli::{Context, Target};
+use infra::core::engine::Engine;
+use infra::core::reconcile::{ApplyOptions, RetryPolicy};
+use infra::core::Stack;
+
+/// Writes straight to the process's stderr: the test harness captures `eprintln!`, and skips and
+/// counts must be seen in CI logs.
+pub(crate) fn say(text: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{text}\n").as_bytes());
+}
+
+pub(crate) fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A missing endpoint: a loud SKIPPED line, or a panic under `CI=true`.
+pub(crate) fn skip_or_fail(test: &str, why: &str) {
+    if ci() {
+        panic!("{test}: {why} (CI=true: a missing endpoint is a failure; run `eval \"$(.ci/test-env)\"`)");
+    }
+    say(&format!(
+        "\n*** SKIPPED {test}: {why}; run `eval \"$(.ci/test-env)\"` first ***\n"
+    ));
+}
+
+/// The shared moto of the test environment, if it answers.
+pub(crate) fn shared_moto() -> Result<String, String> {
+    let url = std::env::var("AWS_ENDPOINT_URL")
+        .map_err(|_| "AWS_ENDPOINT_URL is not set (no moto)".to_string())?;
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    std::net::TcpStream::connect_timeout(
+        &addr
+            .parse()
+            .map_err(|e| format!("AWS_ENDPOINT_URL {url}: {e}"))?,
+        Duration::from_secs(2),
+    )
+    .map_err(|e| format!("moto is not answering on {addr}: {e}"))?;
+    Ok(url)
+}
+
+/// Why the local engine can't serve Swarm tests, if it can't.
+pub(crate) fn swarm_missing() -> Option<String> {
+    let state = Command::new("docker")
+        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .output();
+    match state {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "active" => {}
+        _ => return Some("Docker is not reachable or not in swarm mode".into()),
+    }
+    if std::env::var("INFRA_TEST_IMAGE").is_err() {
+        return Some("INFRA_TEST_IMAGE is not set (the locally built test image)".into());
+    }
+    None
+}
+
+/// A moto server of one test's own (moto serves one request at a time: a heavy test on the
+/// shared one would slow every other test down, and the untagged-object invariants need a server
+/// nobody else writes to). Started by `.ci/setup-moto` on a free port, stopped on drop.
+pub(crate) struct PrivateMoto {
+    pub(crate) url: String,
+    port: u16,
+    pid: Option<u32>,
+}
+
+impl PrivateMoto {
+    /// Starts one, or `Err` with why not.
+    pub(crate) fn start() -> Result<PrivateMoto, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/setup-moto");
+        let out = Command::new(&script)
+            .env("MOTO_PORT", port.to_string())
+            .output()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let pid = std::fs::read_to_string(format!("/tmp/moto-{port}.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        Ok(PrivateMoto {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            pid,
+        })
+    }
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            // The server this test started, by its id.
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            let _ = std::fs::remove_file(format!("/tmp/moto-{}.pid", self.port));
+        }
+    }
+}
+
+/// A private moto for `test`, or `None` after a loud skip (a panic under `CI=true`). The shared
+/// moto's presence is what says the environment was prepared.
+pub(crate) fn private_moto(test: &str) -> Option<PrivateMoto> {
+    if let Err(why) = shared_moto() {
+        skip_or_fail(test, &why);
+        return None;
+    }
+    match PrivateMoto::start() {
+        Ok(m) => Some(m),
+        Err(why) => {
+            skip_or_fail(test, &why);
+            None
+        }
+    }
+}
+
+/// An SDK configuration for `endpoint` (moto, or a fault proxy in front of it) with test
+/// credentials; reads retry quickly (moto answers at once), writes are the provider's business.
+pub(crate) async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .test_credentials()
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_max_backoff(Duration::from_millis(500)),
+        )
+        .load()
+        .await
+}
+
+/// An AWS provider on `endpoint`, waiting briefly (moto makes NAT gateways available at once).
+pub(crate) async fn aws_provider(endpoint: &str) -> AwsProvider {
+    AwsProvider::from_sdk_config(&sdk_config(endpoint).await)
+        .expect("region is set")
+        .with_wait_timeout(Duration::from_secs(60))
+        .with_max_poll_interval(Duration::from_millis(200))
+}
+
+/// Quick retries (moto answers at once); the deploy program makes 8 attempts.
+pub(crate) fn apply_options(max_attempts: u32) -> ApplyOptions {
+    ApplyOptions {
+        concurrency: 10,
+        retry: RetryPolicy {
+            max_attempts,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(400),
+        },
+    }
+}
+
+/// An engine with only an AWS provider on `endpoint` (the `--only aws` phase), retrying each
+/// operation up to `max_attempts` times.
+pub(crate) async fn aws_engine(endpoint: &str, max_attempts: u32) -> Engine {
+    Engine::new()
+        .with_provider(aws_provider(endpoint).await)
+        .with_options(apply_options(max_attempts))
+        .with_rules(infra::default_rules())
+}
+
+/// The production stack (`--env local`) under another name.
+pub(crate) fn production(name: &str) -> Stack {
+    let mut s = crate::example::stack(&Context {
+        env: "local".into(),
+        target: Target::Live,
+    });
+    s.rename(name.to_string());
+    s
+}
+
+/// A stack name unique to this process and `tag`: `<prefix><pid hex><tag>`, lowercase.
+pub(crate) fn stack_name(prefix: &str, tag: impl std::fmt::Display) -> String {
+    format!("{prefix}{:x}-{tag}", std::process::id())
+}
+
+/// Registers the image the stack's AMI lookup (`infra-swarm-node-*`, owned by self) finds, as
+/// Packer would have built it, unless there is one.
+pub(crate) async fn register_node_image(endpoint: &str) {
+    let ec2 = aws_sdk_ec2::Client::new(&sdk_config(endpoint).await);
+    let found = ec2
+        .describe_images()
+        .owners("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("name")
+                .values("infra-swarm-node-*")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeImages");
+    if !found.images().is_empty() {
+        return;
+    }
+    let run = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("RunInstances");
+    let instance = run.instances()[0].instance_id().unwrap().to_string();
+    ec2.create_image()
+        .instance_id(&instance)
+        .name("infra-swarm-node-20261127")
+        .send()
+        .await
+        .expect("CreateImage");
+    ec2.terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .expect("TerminateInstances");
+}
+
+/// The deploy program, `target/debug/examples/production` (cargo test builds examples).
+pub(crate) fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(format!("production{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "production"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    bin
+}
+
+/// A deploy-program command line with a clean environment for the run's target (`INFRA_*`
+/// variables of the caller's shell removed; the audit log in `dir`).
+pub(crate) fn deploy(dir: &std::path::Path, endpoint: &str, stack: &str) -> Command {
+    let mut c = Command::new(example_binary());
+    c.args(["--target", "live", "--stack", stack])
+        .env("INFRA_AUDIT_LOG", dir.join("audit.jsonl"))
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("INFRA_LOG", "warn")
+        .env_remove("INFRA_TARGET")
+        .env_remove("INFRA_ENV")
+        .env_remove("INFRA_STACK")
+        .env_remove("INFRA_LOCK_TIMEOUT")
+        .env_remove("INFRA_CONCURRENCY");
+    c
+}
+
+/// Exit code, stdout and stderr of a finished command, for assertion messages.
+pub(crate) fn show(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
