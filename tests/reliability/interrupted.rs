@@ -4,9 +4,9 @@
 //!
 //! 1. right after the kill, no `infra:id` is held twice, no untagged object appeared and the
 //!    objects made by hand are untouched (a lock may be left: the run was killed);
-//! 2. if the lock was left, the next apply fails, naming the dead holder (host and pid of the
-//!    killed process) with the stale-lock message and the `force-unlock` command, and changes
-//!    nothing;
+//! 2. if the lock was left, the next apply (with `--lock-timeout 600`) fails at once, naming the
+//!    dead holder (host and pid of the killed process) with the stale-lock message and the
+//!    `force-unlock` command, and changes nothing;
 //! 3. `force-unlock` breaks it and says whose lock it was (and that it was stale);
 //! 4. the re-run converges, a plan shows no changes, exactly the declared objects exist, once each,
 //!    and nothing untagged or foreign changed;
@@ -130,11 +130,14 @@ fn recover(
 ) -> (Vec<String>, Next) {
     let mut problems = Vec::new();
     let holder = format!("{}:pid{}:", host(), killed.pid);
+    // With a long lock timeout: a holder known to be dead is not waited for.
+    let next_started = Instant::now();
     let next = output({
         let mut c = cmd("next");
-        c.args(["apply", "--auto-approve"]);
+        c.args(["--lock-timeout", "600", "apply", "--auto-approve"]);
         c
     });
+    let next_took = next_started.elapsed();
     let next_err = stderr(&next);
     let nothing_to_do = next.status.code() == Some(0)
         && String::from_utf8_lossy(&next.stdout).contains("No changes.");
@@ -157,6 +160,11 @@ fn recover(
         }
         if audit_lines(&dir.join("next.jsonl")) != 0 {
             problems.push("the refused apply changed something".into());
+        }
+        if next_took > Duration::from_secs(60) {
+            problems.push(format!(
+                "the apply waited {next_took:?} for a lock whose holder is known to be dead"
+            ));
         }
     } else if next.status.code() != Some(0) {
         problems.push(format!(
@@ -368,52 +376,66 @@ async fn a_killed_aws_apply_leaves_a_stale_lock_that_force_unlock_breaks_and_the
     );
 }
 
-/// Swarm objects of the local engine: `(type, id, labels)`.
-pub(crate) fn swarm_objects() -> Vec<(String, String, BTreeMap<String, String>)> {
+/// A Swarm object of the local engine.
+#[derive(Clone, Debug)]
+pub(crate) struct SwarmObj {
+    kind: &'static str,
+    id: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+}
+
+/// Every service, network, secret and config of the local engine (objects removed while they
+/// are listed are left out).
+pub(crate) fn swarm_objects() -> Vec<SwarmObj> {
     let mut out = Vec::new();
     for kind in ["service", "network", "secret", "config"] {
         let ls = Command::new("docker")
             .args([kind, "ls", "-q"])
             .output()
             .unwrap();
-        for id in String::from_utf8_lossy(&ls.stdout).split_whitespace() {
-            let inspect = Command::new("docker")
-                .args([
-                    kind,
-                    "inspect",
-                    id,
-                    "--format",
-                    if kind == "network" {
-                        "{{json .Labels}}"
-                    } else {
-                        "{{json .Spec.Labels}}"
-                    },
-                ])
-                .output()
-                .unwrap();
-            let labels: BTreeMap<String, String> =
-                serde_json::from_slice(&inspect.stdout).unwrap_or_default();
-            out.push((kind.to_string(), id.to_string(), labels));
+        let ids: Vec<String> = String::from_utf8_lossy(&ls.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let inspect = Command::new("docker")
+            .arg(kind)
+            .arg("inspect")
+            .args(&ids)
+            .output()
+            .unwrap();
+        let all: Vec<serde_json::Value> =
+            serde_json::from_slice(&inspect.stdout).unwrap_or_default();
+        for o in all {
+            let spec = if kind == "network" { &o } else { &o["Spec"] };
+            out.push(SwarmObj {
+                kind,
+                id: o["ID"].as_str().or(o["Id"].as_str()).unwrap_or("?").into(),
+                name: spec["Name"].as_str().unwrap_or("").into(),
+                labels: serde_json::from_value(spec["Labels"].clone()).unwrap_or_default(),
+            });
         }
     }
     out
 }
 
-/// Duplicated `infra.id` labels of `stack`, and new unlabelled objects since `before`.
-pub(crate) fn swarm_violations(
-    stack: &str,
-    before: &[(String, String, BTreeMap<String, String>)],
-    now: &[(String, String, BTreeMap<String, String>)],
-) -> Vec<String> {
+/// Duplicated or missing `infra.id` labels among `stack`'s objects, and objects named like the
+/// stack's (`<stack>_…`, how the provider names them) that appeared since `before` without the
+/// stack's labels.
+pub(crate) fn swarm_violations(stack: &str, before: &[SwarmObj], now: &[SwarmObj]) -> Vec<String> {
     let mut out = Vec::new();
     let mut ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (kind, id, labels) in now {
-        if labels.get("infra.stack").map(String::as_str) == Some(stack) {
-            let address = labels
+    for o in now {
+        if o.labels.get("infra.stack").map(String::as_str) == Some(stack) {
+            let address = o
+                .labels
                 .get("infra.id")
                 .cloned()
-                .unwrap_or_else(|| format!("{kind}:{id} (no infra.id)"));
-            ids.entry(address).or_default().push(id.clone());
+                .unwrap_or_else(|| format!("{}:{} (no infra.id)", o.kind, o.id));
+            ids.entry(address).or_default().push(o.id.clone());
         }
     }
     for (address, list) in ids {
@@ -421,13 +443,16 @@ pub(crate) fn swarm_violations(
             out.push(format!("duplicate or unaddressed: {address} {list:?}"));
         }
     }
-    let old: BTreeSet<&String> = before.iter().map(|(_, id, _)| id).collect();
-    for (kind, id, labels) in now {
-        if !old.contains(id)
-            && !labels.contains_key("infra.stack")
-            && !labels.contains_key("infra.lock")
+    let old: BTreeSet<&String> = before.iter().map(|o| &o.id).collect();
+    for o in now {
+        if !old.contains(&o.id)
+            && o.name.starts_with(&format!("{stack}_"))
+            && o.labels.get("infra.stack").map(String::as_str) != Some(stack)
         {
-            out.push(format!("unlabelled {kind} {id} appeared"));
+            out.push(format!(
+                "unlabelled {} {} ({}) appeared",
+                o.kind, o.name, o.id
+            ));
         }
     }
     out
@@ -483,8 +508,18 @@ fn a_killed_swarm_apply_leaves_a_stale_lock_that_force_unlock_breaks_and_the_rer
         let (p, next) = recover(dir.path(), &cmd, "swarm", &stack, &killed, lock_left);
         problems.extend(p.into_iter().map(|p| format!("{label}: {p}")));
         *outcomes.entry(format!("{next:?}")).or_insert(0) += 1;
-        for v in swarm_violations(&stack, &before, &swarm_objects()) {
+        let converged = swarm_objects();
+        for v in swarm_violations(&stack, &before, &converged) {
             problems.push(format!("{label}, after the re-run: {v}"));
+        }
+        let owned = converged
+            .iter()
+            .filter(|o| o.labels.get("infra.stack") == Some(&stack))
+            .count();
+        if owned != 8 {
+            problems.push(format!(
+                "{label}: after the re-run the engine holds {owned} objects of the stack, not the 8 declared (4 services, 2 networks, a secret, a config)"
+            ));
         }
         let destroy = output({
             let mut c = cmd("destroy");
@@ -496,7 +531,7 @@ fn a_killed_swarm_apply_leaves_a_stale_lock_that_force_unlock_breaks_and_the_rer
         }
         let left: Vec<_> = swarm_objects()
             .into_iter()
-            .filter(|(_, _, l)| l.get("infra.stack").map(String::as_str) == Some(stack.as_str()))
+            .filter(|o| o.labels.get("infra.stack").map(String::as_str) == Some(stack.as_str()))
             .collect();
         if !left.is_empty() {
             problems.push(format!("{label}: destroy left {left:?}"));
