@@ -216,6 +216,12 @@ impl SwarmProvider {
                     .iter()
                     .filter(|t| t.service_id.as_deref() == Some(id))
                     .count(),
+                // A failed poll says nothing about the tasks: keep waiting (bounded).
+                Err(e) if Instant::now() <= deadline => {
+                    tracing::warn!(service = %name, error = %e, "could not list the removed service's tasks; retrying");
+                    tokio::time::sleep(self.poll_after(started)).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(service = %name, error = %e, "could not list the removed service's tasks");
                     return;

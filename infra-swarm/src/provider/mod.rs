@@ -481,11 +481,25 @@ impl Provider for SwarmProvider {
     }
 
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
-        let resources = self.read_all(stack).await?;
-        Ok(ReadResult {
-            resources,
-            api_calls: 5,
-        })
+        // A read changes nothing, so a transient failure (a reset connection, a manager
+        // without a leader for a moment) is retried here rather than failing the whole plan.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.read_all(stack).await {
+                Ok(resources) => {
+                    return Ok(ReadResult {
+                        resources,
+                        api_calls: 5 * u64::from(attempt),
+                    })
+                }
+                Err(e) if e.is_retryable() && attempt < READ_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "read failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn create(&self, ctx: &OpContext, desired: &Resolved) -> Result<Observed, ProviderError> {
@@ -563,8 +577,10 @@ impl Provider for SwarmProvider {
         };
         let data = base64::engine::general_purpose::STANDARD
             .encode(serde_json::to_vec(info).unwrap_or_default());
-        // Twice: the holder may release it between our refused create and our look at it.
-        for _ in 0..2 {
+        let mut last = None;
+        // Several times: the holder may release it between our refused create and our look at
+        // it, and a transient error may or may not have taken it.
+        for attempt in 1..=LOCK_ATTEMPTS {
             let spec = ConfigSpec {
                 name: Some(lock_name(stack)),
                 labels: Some(HashMap::from([(
@@ -575,40 +591,57 @@ impl Provider for SwarmProvider {
                 ..Default::default()
             };
             self.count();
-            match self.docker.create_config(spec).await {
+            let error = match self.docker.create_config(spec).await {
                 Ok(_) => return Ok(()),
                 Err(DockerError::DockerResponseServerError {
                     status_code: 409, ..
-                }) => match self.lock_holder(stack).await.map_err(failed)? {
-                    Some(holder) if holder.holder == info.holder => return Ok(()),
-                    Some(holder) => {
-                        return Err(LockError::Held {
-                            stack: stack.to_string(),
-                            holder,
-                        })
-                    }
-                    None => continue,
+                }) => None,
+                Err(e) => match api_error("taking the stack lock", e) {
+                    e if worth_retrying(&e) => Some(e),
+                    e => return Err(failed(e)),
                 },
-                Err(e) => return Err(failed(api_error("taking the stack lock", e))),
+            };
+            // Refused because it exists, or a transient error after which the config may exist
+            // (a lost response): whoever holds the lock now says whether we have it.
+            let holder = self
+                .retrying_lock_call(|| self.lock_holder(stack))
+                .await
+                .map_err(failed)?;
+            match holder {
+                Some(holder) if holder.holder == info.holder => return Ok(()),
+                Some(holder) => {
+                    return Err(LockError::Held {
+                        stack: stack.to_string(),
+                        holder,
+                    })
+                }
+                None => {
+                    last = error;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
             }
         }
-        Err(failed(ProviderError::retryable(
-            "LockContended",
-            "the stack lock was taken and released repeatedly while we tried to take it",
-        )))
+        Err(failed(last.unwrap_or_else(|| {
+            ProviderError::retryable(
+                "LockContended",
+                "the stack lock was taken and released repeatedly while we tried to take it",
+            )
+        })))
     }
 
     async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
-        match self.lock_holder(stack).await? {
-            Some(info) if info.holder == holder => self.drop_lock(stack).await,
+        match self.retrying_lock_call(|| self.lock_holder(stack)).await? {
+            Some(info) if info.holder == holder => {
+                self.retrying_lock_call(|| self.drop_lock(stack)).await
+            }
             _ => Ok(()),
         }
     }
 
     async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
-        let holder = self.lock_holder(stack).await?;
+        let holder = self.retrying_lock_call(|| self.lock_holder(stack)).await?;
         if holder.is_some() {
-            self.drop_lock(stack).await?;
+            self.retrying_lock_call(|| self.drop_lock(stack)).await?;
         }
         Ok(holder)
     }
@@ -652,7 +685,49 @@ fn lock_name(stack: &str) -> String {
     format!("infra-lock_{stack}")
 }
 
+/// Attempts of each lock call on retryable errors: the engine doesn't retry a lock, and a lock
+/// left behind by a failed release blocks the next run until someone breaks it.
+const LOCK_ATTEMPTS: u32 = 8;
+
+/// Attempts of a read on retryable errors.
+const READ_ATTEMPTS: u32 = 4;
+
+/// Lock calls are retried on any server-side error too: the lock is small and its calls are
+/// idempotent or checked (the holder is read back), and giving up leaves a stack locked.
+fn worth_retrying(e: &ProviderError) -> bool {
+    e.is_retryable() || e.code.starts_with("Http5")
+}
+
+/// 100 ms, 200 ms, … up to 3.2 s, each with up to half of it again as jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = 100u64 << attempt.saturating_sub(1).min(5);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    Duration::from_millis(base + nanos % (base / 2 + 1))
+}
+
 impl SwarmProvider {
+    /// Runs a lock call until it succeeds, fails for good, or [`LOCK_ATTEMPTS`] are used.
+    async fn retrying_lock_call<T, F, Fut>(&self, mut call: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call().await {
+                Err(e) if worth_retrying(&e) && attempt < LOCK_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "lock call failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn lock_holder(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
         self.count();
         match self.docker.inspect_config(&lock_name(stack)).await {
@@ -722,8 +797,15 @@ impl SwarmProvider {
             }) => {
                 // Ours already (a retried create whose response was lost)? Then converge it;
                 // anything else by that name is not ours to touch.
+                // A failed look is not a conflict: report it as what it is (often retryable).
                 self.count();
-                let existing = self.docker.inspect_service(&name, None).await.ok();
+                let existing = match self.docker.inspect_service(&name, None).await {
+                    Ok(svc) => Some(svc),
+                    Err(DockerError::DockerResponseServerError {
+                        status_code: 404, ..
+                    }) => None,
+                    Err(e) => return Err(api_error(&format!("inspecting service {name}"), e)),
+                };
                 let ours = existing
                     .as_ref()
                     .and_then(|s| observe_service(s, &ctx.stack))
@@ -824,10 +906,15 @@ impl SwarmProvider {
     ) -> Result<(), ProviderError> {
         let name = service_name(&ctx.stack, &current.address);
         self.count();
-        self.docker
-            .delete_service(&current.id)
-            .await
-            .map_err(|e| api_error(&format!("deleting service {name}"), e))?;
+        match self.docker.delete_service(&current.id).await {
+            Ok(()) => {}
+            // Gone already: an earlier attempt's response was lost. Its tasks may still be
+            // stopping, so wait for them all the same.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(api_error(&format!("deleting service {name}"), e)),
+        }
         // Removal is asynchronous: tasks stop within their grace period. Networks and nodes
         // are only free once they have, so wait (bounded) for the tasks to go.
         self.wait_tasks_gone(&current.id, &name).await;
@@ -851,7 +938,7 @@ impl SwarmProvider {
             Ok(r) => r.id,
             Err(e) => {
                 // A retried create whose response was lost: the network is there and ours.
-                if let Some(o) = self.find_network(&name, &ctx.stack).await {
+                if let Some(o) = self.find_network(&name, &ctx.stack).await? {
                     if o.address == desired.address {
                         return Ok(o);
                     }
@@ -875,10 +962,20 @@ impl SwarmProvider {
             })
     }
 
-    async fn find_network(&self, name: &str, stack: &str) -> Option<Observed> {
+    /// The stack's network of that name, if there is one; a failed look is an error, not "no".
+    async fn find_network(
+        &self,
+        name: &str,
+        stack: &str,
+    ) -> Result<Option<Observed>, ProviderError> {
         self.count();
-        let n = self.docker.inspect_network(name, None).await.ok()?;
-        observe_network(&as_network(&n)?, stack)
+        match self.docker.inspect_network(name, None).await {
+            Ok(n) => Ok(as_network(&n).and_then(|n| observe_network(&n, stack))),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(api_error(&format!("inspecting network {name}"), e)),
+        }
     }
 
     async fn delete_network(&self, current: &Observed) -> Result<(), ProviderError> {
@@ -889,6 +986,13 @@ impl SwarmProvider {
                 Ok(()) => return Ok(()),
                 Err(e) => api_error(&format!("deleting network {}", current.id), e),
             };
+            // Gone (an earlier attempt's response was lost): the engine says so with a 404, or
+            // with a 500 "network … not found" while a local copy of it lingers.
+            if err.class == infra_core::provider::ErrorClass::NotFound
+                || err.message.ends_with("not found")
+            {
+                return Ok(());
+            }
             if !(err.message.contains("in use") || err.message.contains("active endpoints")) {
                 return Err(err);
             }
