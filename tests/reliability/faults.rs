@@ -3,6 +3,10 @@
 //! (throttling, 500/503, connection resets before the request, responses lost after moto served
 //! it) and some latency spikes, for as many seeded iterations as fit in the time budget.
 //!
+//! Faults are the proxy's chaos mix (the four kinds equally likely) plus 3 % latency spikes of
+//! 300 ms, except every fourth iteration, where every fault is a lost response of a write (the
+//! change happened, the client never heard): the hardest case for idempotency.
+//!
 //! Per iteration (a new stack name each time):
 //! 1. with faults on, plan and apply (every other iteration with 2 attempts per operation
 //!    instead of 8, so that runs also stop halfway): either it converges, or it stops with a clear report
@@ -142,6 +146,7 @@ struct Tally {
     faults: Counts,
     lost_writes: u64,
     lost_creates: u64,
+    lost_writes_iterations: u32,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,6 +182,7 @@ async fn the_aws_part_converges_under_injected_faults_without_duplicates_orphans
     let mut t = Tally::default();
     let mut problems: Vec<String> = Vec::new();
     let mut i = 0u64;
+    let mut writes_seen: BTreeSet<String> = BTreeSet::new();
     while i < 3 || started.elapsed() < budget {
         let seed = 7000 + i;
         let rate = [0.10, 0.15, 0.20][(i % 3) as usize];
@@ -198,6 +204,17 @@ async fn the_aws_part_converges_under_injected_faults_without_duplicates_orphans
         let mut chaos = FaultConfig::chaos(seed, rate);
         chaos.spike_rate = 0.03;
         chaos.spike = Duration::from_millis(300);
+        // Every fourth iteration, all the faults are lost responses of writes (the create or
+        // change happened, the client never heard): the hardest case for idempotency.
+        if i % 4 == 3 && !writes_seen.is_empty() {
+            chaos = FaultConfig {
+                seed,
+                lost_response_rate: rate,
+                only_actions: Some(writes_seen.iter().cloned().collect()),
+                ..FaultConfig::transparent()
+            };
+            t.lost_writes_iterations += 1;
+        }
         let stats0 = proxy.stats();
         proxy.set_config(chaos);
         // Every other iteration gives up early (2 attempts per operation instead of 8), so that
@@ -214,6 +231,7 @@ async fn the_aws_part_converges_under_injected_faults_without_duplicates_orphans
         for (action, c) in &stats1.per_action {
             let lost = c.lost_responses - stats0.action(action).lost_responses;
             if is_write(action) {
+                writes_seen.insert(action.clone());
                 t.lost_writes += lost;
                 if action.starts_with("Create")
                     || action.starts_with("Allocate")
@@ -315,9 +333,10 @@ async fn the_aws_part_converges_under_injected_faults_without_duplicates_orphans
 
     let f = &t.faults;
     say(&format!(
-        "faults: {} iterations in {:.0} s (budget {} s); under faults {} converged, {} stopped at the plan, {} at the lock, {} with failed operations ({} failed ops), each converged on the re-run without faults; \
+        "faults: {} iterations ({} of them losing only write responses) in {:.0} s (budget {} s); under faults {} converged, {} stopped at the plan, {} at the lock, {} with failed operations ({} failed ops), each converged on the re-run without faults; \
          {} AWS requests through the proxy under faults, {} faults injected: {} throttled, {} 500/503, {} resets before forwarding, {} responses lost after moto served them ({} of writes, {} of creates), plus {} latency spikes",
         t.iterations,
+        t.lost_writes_iterations,
         started.elapsed().as_secs_f64(),
         budget.as_secs(),
         t.converged_under_faults,
