@@ -43,6 +43,9 @@ pub(crate) async fn provider(name: &str, wait: Duration) -> Result<Arc<dyn Provi
 /// A connection failure with what to do about it (the other refusals already say it).
 fn swarm_advice(e: &ConnectError) -> String {
     match e {
+        ConnectError::Unreachable { message, .. } if message.contains("DOCKER_HOST") => {
+            format!("{e}; nothing was read or changed")
+        }
         ConnectError::Unreachable { .. } => format!(
             "{e}. Start Docker there, or point DOCKER_HOST at a Swarm manager's endpoint \
              (unix:///var/run/docker.sock, tcp://HOST:2375); nothing was read or changed"
