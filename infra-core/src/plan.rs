@@ -448,23 +448,41 @@ pub fn compute(
     }
 
     // create_before_destroy is inherited by the dependencies of a resource replaced that way
-    // (its new object must exist before the old dependencies go), as in terraform.
+    // (its new object must exist before the old dependencies go), as in terraform: the
+    // dependencies it is declared with and those its existing object still refers to (a host
+    // moving to another network keeps the old network busy until the old host is gone), and
+    // transitively.
     let position: HashMap<String, usize> = changes
         .iter()
         .enumerate()
         .map(|(i, c)| (c.address.clone(), i))
         .collect();
-    for i in (0..changes.len()).rev() {
-        if changes[i].action != Action::CreateThenDelete {
-            continue;
-        }
-        for dep in changes[i].depends_on.clone() {
+    let mut old_deps: HashMap<String, Vec<String>> = HashMap::new();
+    for (a, b) in old_edges(graph, observed) {
+        old_deps
+            .entry(a.to_string())
+            .or_default()
+            .push(b.to_string());
+    }
+    let mut work: Vec<usize> = (0..changes.len())
+        .filter(|&i| changes[i].action == Action::CreateThenDelete)
+        .collect();
+    while let Some(i) = work.pop() {
+        let address = changes[i].address.clone();
+        let deps = changes[i]
+            .depends_on
+            .iter()
+            .chain(old_deps.get(&address).into_iter().flatten())
+            .cloned()
+            .collect::<Vec<_>>();
+        for dep in deps {
             if let Some(&j) = position.get(&dep) {
                 if changes[j].action == Action::DeleteThenCreate {
                     changes[j].action = Action::CreateThenDelete;
-                    changes[j]
-                        .reason
-                        .push_str(" (create before destroy, inherited from a dependent)");
+                    changes[j].reason.push_str(&format!(
+                        " (create before destroy, inherited from {address})"
+                    ));
+                    work.push(j);
                 }
             }
         }
@@ -599,4 +617,43 @@ fn delete_change(
 fn quote_list(fields: &[String]) -> String {
     let quoted: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
     quoted.join(", ")
+}
+
+/// `(a, b)`: the existing object `a` refers to the existing object `b`, either as declared or
+/// because one of `a`'s observed properties holds `b`'s id. Sorted, without duplicates.
+pub(crate) fn old_edges(graph: &Graph, observed: &ObservedState) -> Vec<(Address, Address)> {
+    let by_id: HashMap<&str, &Address> = observed
+        .resources
+        .values()
+        .map(|o| (o.id.as_str(), &o.address))
+        .collect();
+    let mut out = Vec::new();
+    for (a, obs) in &observed.resources {
+        for dep in graph.dependencies(a) {
+            if observed.resources.contains_key(dep) {
+                out.push((a.clone(), dep.clone()));
+            }
+        }
+        for v in obs.props.values() {
+            visit_strings(v, &mut |s| {
+                if let Some(&b) = by_id.get(s) {
+                    if b != a {
+                        out.push((a.clone(), b.clone()));
+                    }
+                }
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn visit_strings<'a>(v: &'a Value, f: &mut impl FnMut(&'a str)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::List(l) => l.iter().for_each(|x| visit_strings(x, f)),
+        Value::Map(m) => m.values().for_each(|x| visit_strings(x, f)),
+        _ => {}
+    }
 }

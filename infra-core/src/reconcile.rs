@@ -705,7 +705,7 @@ fn build_ops(
         }
     }
     // Old world: an object is deleted after whatever referenced it is gone or moved off it.
-    for (a, b) in old_edges(graph, observed) {
+    for (a, b) in crate::plan::old_edges(graph, observed) {
         let Some(&db) = del_op.get(&b) else { continue };
         if let Some(&da) = del_op.get(&a) {
             edges.push((db, da));
@@ -748,44 +748,4 @@ fn build_ops(
         return Err(ReconcileError::Cycle(stuck.join(", ")));
     }
     Ok(ops)
-}
-
-/// `(a, b)`: the existing object `a` refers to the existing object `b`, either as declared or
-/// because one of `a`'s observed properties holds `b`'s id.
-fn old_edges(graph: &Graph, observed: &ObservedState) -> Vec<(Address, Address)> {
-    let by_id: HashMap<&str, &Address> = observed
-        .resources
-        .values()
-        .map(|o| (o.id.as_str(), &o.address))
-        .collect();
-    let mut out = Vec::new();
-    for (a, obs) in &observed.resources {
-        for dep in graph.dependencies(a) {
-            if observed.resources.contains_key(dep) {
-                out.push((a.clone(), dep.clone()));
-            }
-        }
-        for v in obs.props.values() {
-            visit_strings(v, &mut |s| {
-                if let Some(&b) = by_id.get(s) {
-                    if b != a {
-                        out.push((a.clone(), b.clone()));
-                    }
-                }
-            });
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-fn visit_strings<'a>(v: &'a crate::value::Value, f: &mut impl FnMut(&'a str)) {
-    use crate::value::Value;
-    match v {
-        Value::String(s) => f(s),
-        Value::List(l) => l.iter().for_each(|x| visit_strings(x, f)),
-        Value::Map(m) => m.values().for_each(|x| visit_strings(x, f)),
-        _ => {}
-    }
 }

@@ -103,6 +103,13 @@ fn build(r: &Recipe, name: &str) -> Stack {
     s
 }
 
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
 static VALID_CASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -113,7 +120,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    // 200 cases by default; PROPTEST_CASES=N for a longer hunt (the seed is random per run and
+    // a failure prints the minimal case).
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn validation_never_panics_and_names_real_addresses(r in recipe()) {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use infra_core::dsl::{Address, Stack};
+use infra_core::dsl::{Address, Resource, Stack};
 use infra_core::engine::Engine;
 use infra_core::plan::PlanOptions;
 use infra_core::provider::{Observed, OpContext, Provider, ProviderError, ReadResult, Resolved};
@@ -151,6 +151,52 @@ async fn creates_follow_dependencies_and_deletes_go_in_reverse() {
     let log = rec.log.lock().unwrap().clone();
     let last_two: Vec<&String> = log.iter().rev().take(2).collect();
     assert_eq!(last_two, ["delete test_network.n", "delete test_host.h"]);
+}
+
+/// Found by the property test (tests/core/fuzz.rs): `h1` (create before destroy) moves off `n3`
+/// while `n3` is replaced and `h3`, which depends on `h1`, stays on `n3`. Old `h1` must outlive
+/// the new `h3`, which needs the new `n3`, so old `n3` must outlive the new `n3`: the
+/// replacement of `n3` inherits create-before-destroy from `h1` through the old object's
+/// reference, or the operations form a cycle (delete h1 -> delete n3 -> create n3 -> create h3
+/// -> delete h1) and nothing can be applied.
+#[tokio::test]
+async fn create_before_destroy_is_inherited_through_what_the_old_object_refers_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recording::new(dir.path(), Duration::from_millis(1));
+    let e = Engine::new().with_provider_arc(rec.clone());
+    let stack = |n3_cidr: &str, h1_on_n3: bool| {
+        let mut s = Stack::new("cbd");
+        let n0 = s.add(Network::new("n0", "10.0.0.0/16"));
+        let n3 = s.add(Network::new("n3", n3_cidr));
+        let h1 = s.add(
+            Host::new("h1")
+                .network(if h1_on_n3 { &n3 } else { &n0 })
+                .create_before_destroy(),
+        );
+        let h3 = s.add(Host::new("h3").network(&n3));
+        s.add_dependency(&h3, &h1);
+        s
+    };
+    converge(&e, &stack("10.3.0.0/16", true)).await;
+    let next = stack("10.4.0.0/16", false);
+    let p = plan(&e, &next).await;
+    let n3 = p.plan.change("test_network.n3").unwrap();
+    assert_eq!(
+        n3.action,
+        infra_core::plan::Action::CreateThenDelete,
+        "{}",
+        n3.reason
+    );
+    assert!(
+        n3.reason.contains("inherited from test_host.h1"),
+        "{}",
+        n3.reason
+    );
+    let r = e.apply(&p, &NoObserver).await.unwrap();
+    assert!(r.is_success(), "{}", render::report_text(&r));
+    assert!(rec.position("delete test_host.h1") < rec.position("delete test_network.n3"));
+    assert!(rec.position("create test_host.h3") < rec.position("delete test_host.h1"));
+    assert!(plan(&e, &next).await.plan.is_empty());
 }
 
 #[tokio::test]
