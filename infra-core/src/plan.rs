@@ -262,11 +262,11 @@ pub fn changed_fields(
             if matches!(d, Some(v) if v.has_refs()) {
                 return true;
             }
-            if spec.schema.is_unordered(n) {
-                !values_equal(sorted(d).as_ref(), sorted(o).as_ref())
-            } else {
-                !values_equal(d, o)
-            }
+            // Set-like fields are compared in a canonical order, but only when they differ as
+            // they are (the common case, a no-op, needs no sorting).
+            !values_equal(d, o)
+                && (!spec.schema.is_unordered(n)
+                    || !values_equal(sorted(d).as_ref(), sorted(o).as_ref()))
         })
         .cloned()
         .collect()
@@ -433,7 +433,11 @@ pub fn compute(
                         }));
                     change.replace_because = forced;
                     if protected && !allowed(opts, &change.address) {
-                        errors.push(protect_error(&change.address, "replaced"));
+                        errors.push(protect_error(
+                            &change.address,
+                            "replaced",
+                            spec.options.protect,
+                        ));
                     }
                 } else if !changed.is_empty() {
                     change.action = Action::Update;
@@ -515,7 +519,13 @@ pub fn compute(
 
     for c in &changes {
         if c.action == Action::Delete && c.protected && !allowed(opts, &c.address) {
-            errors.push(protect_error(&c.address, "destroyed"));
+            let declared = c
+                .address
+                .parse::<Address>()
+                .ok()
+                .and_then(|a| graph.get(&a))
+                .is_some_and(|s| s.options.protect);
+            errors.push(protect_error(&c.address, "destroyed", declared));
         }
     }
     errors.sort();
@@ -552,11 +562,21 @@ fn allowed(opts: &PlanOptions, address: &str) -> bool {
     opts.allow_destroy_all || opts.allow_destroy.contains(address)
 }
 
-fn protect_error(address: &str, verb: &str) -> String {
-    format!(
-        "{address} is protected and would be {verb}; remove `.protect()` from its declaration, \
-         or re-run with `--allow-destroy {address}` if this is intended"
-    )
+/// `declared`: the declaration says `.protect()`; otherwise the protection comes from the
+/// object's `infra:protect` mark, left by an apply while it was declared protected.
+fn protect_error(address: &str, verb: &str, declared: bool) -> String {
+    if declared {
+        format!(
+            "{address} is protected and would be {verb}; remove `.protect()` from its declaration, \
+             or re-run with `--allow-destroy {address}` if this is intended"
+        )
+    } else {
+        format!(
+            "{address} is protected and would be {verb}: its object is marked `infra:protect` \
+             (it was applied while declared with `.protect()`, and the mark stays until the \
+             object goes); re-run with `--allow-destroy {address}` if this is intended"
+        )
+    }
 }
 
 fn computed_fields(spec: &ResourceSpec) -> Vec<FieldChange> {

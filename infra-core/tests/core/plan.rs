@@ -156,6 +156,11 @@ async fn removed_resources_are_deleted_and_protection_blocks_it() {
     assert_eq!(action(&p, "test_network.n"), Action::Delete);
     assert_eq!(p.plan.errors.len(), 1, "{:?}", p.plan.errors);
     assert!(p.plan.errors[0].contains("test_network.n is protected and would be destroyed"));
+    assert!(
+        p.plan.errors[0].contains("marked `infra:protect`") && !p.plan.errors[0].contains("remove"),
+        "no declaration to remove `.protect()` from: {}",
+        p.plan.errors[0]
+    );
     let err = e.apply(&p, &NoObserver).await.unwrap_err();
     assert!(err.to_string().contains("protected"), "{err}");
     assert_eq!(
