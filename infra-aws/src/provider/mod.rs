@@ -365,17 +365,7 @@ impl Provider for AwsProvider {
         .await;
         *self.last_read.lock().unwrap_or_else(|e| e.into_inner()) = scope.by_operation();
         let mut resources = result?;
-        resources.sort_by(|a, b| a.address.cmp(&b.address));
-        if let Some(w) = resources.windows(2).find(|w| w[0].address == w[1].address) {
-            return Err(ProviderError::fatal(
-                "DuplicateOwnership",
-                format!(
-                    "two objects carry the tag infra:id={} of stack `{stack}`: {} and {}; \
-                     delete the one that should not exist (or remove its infra:* tags)",
-                    w[0].address, w[0].id, w[1].id
-                ),
-            ));
-        }
+        settle_duplicates(stack, &mut resources);
         Ok(ReadResult {
             resources,
             api_calls: scope.total(),
@@ -471,4 +461,33 @@ impl Provider for AwsProvider {
     fn api_calls(&self) -> Option<u64> {
         Some(self.calls.total())
     }
+}
+
+/// Several objects carrying one `infra:id`: the two halves of a create-before-destroy
+/// replacement that was interrupted between its create and its delete (or a copy made by hand
+/// with the stack's tags). The first by id stays the resource; the others are read as
+/// `<address>~<id>` ("deposed", as terraform calls them), which no declaration has, so the plan
+/// deletes them once nothing refers to them and the next apply converges. EC2 ids carry no
+/// time order: when the survivor is the old half, the plan replaces it again (one more
+/// replacement, nothing lost). IAM names are unique, so this only happens to EC2 objects.
+fn settle_duplicates(stack: &str, resources: &mut [Observed]) {
+    resources.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| a.id.cmp(&b.id)));
+    let mut primary: Option<(Address, String)> = None;
+    for o in resources.iter_mut() {
+        match &primary {
+            Some((address, kept)) if *address == o.address => {
+                tracing::warn!(
+                    stack,
+                    address = %o.address,
+                    kept = %kept,
+                    deposed = %o.id,
+                    "two objects carry one infra:id; the extra one will be deleted"
+                );
+                o.address =
+                    Address::new(o.address.kind(), format!("{}~{}", o.address.name(), o.id));
+            }
+            _ => primary = Some((o.address.clone(), o.id.clone())),
+        }
+    }
+    resources.sort_by(|a, b| a.address.cmp(&b.address));
 }

@@ -353,3 +353,97 @@ async fn a_name_taken_by_an_unowned_object_is_an_error_not_a_takeover() {
         .unwrap();
     m.ec2.delete_vpc().vpc_id(&vpc).send().await.unwrap();
 }
+
+/// The VPCs carrying the stack's tags for `infra:id = aws_vpc.main`.
+async fn vpcs_claiming(m: &Moto, stack: &str, address: &str) -> Vec<String> {
+    let out = m
+        .ec2
+        .describe_vpcs()
+        .filters(
+            Filter::builder()
+                .name("tag:infra:stack")
+                .values(stack)
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("tag:infra:id")
+                .values(address)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = out
+        .vpcs()
+        .iter()
+        .filter_map(|v| v.vpc_id().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// An interrupted create-before-destroy leaves two objects with one `infra:id` (the new one
+/// made, the old one not yet deleted). The next plan keeps one and deletes the other
+/// ("deposed", `<address>~<id>`) after what refers to it has moved: the run converges to
+/// exactly one object, without a hand-made repair.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_objects_claiming_one_address_converge_to_one() {
+    let Some(m) = moto("two_objects_claiming_one_address_converge_to_one").await else {
+        return;
+    };
+    let engine = m.engine();
+    let name = unique("twice");
+    let mut s = Stack::new(&name);
+    let vpc = s.add(Vpc::new("main").cidr("10.83.0.0/16"));
+    s.add(
+        Subnet::new("a")
+            .vpc(&vpc)
+            .cidr("10.83.1.0/24")
+            .az("us-east-1a"),
+    );
+    apply(&engine, &s).await;
+    let first = vpcs_claiming(&m, &name, "aws_vpc.main").await;
+    assert_eq!(first.len(), 1);
+
+    // The new half of a replacement, as create-before-destroy makes it: same tags.
+    m.ec2
+        .create_vpc()
+        .cidr_block("10.83.0.0/16")
+        .tag_specifications(tags(
+            ResourceType::Vpc,
+            &[
+                ("infra:stack", &name),
+                ("infra:id", "aws_vpc.main"),
+                ("Name", &format!("{name}-main")),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vpcs_claiming(&m, &name, "aws_vpc.main").await.len(), 2);
+
+    let p = plan(&engine, &s).await;
+    let deposed: Vec<&str> = p
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.address.starts_with("aws_vpc.main~"))
+        .map(|c| c.address.as_str())
+        .collect();
+    assert_eq!(
+        deposed.len(),
+        1,
+        "{}",
+        infra_core::render::plan_text(&p.plan)
+    );
+    assert_eq!(
+        p.plan.change(deposed[0]).unwrap().action,
+        infra_core::plan::Action::Delete
+    );
+    apply(&engine, &s).await;
+    assert_eq!(vpcs_claiming(&m, &name, "aws_vpc.main").await.len(), 1);
+    assert_noop(&engine, &s, "after the extra object was deleted").await;
+    destroy(&m, &engine, &s).await;
+    assert!(vpcs_claiming(&m, &name, "aws_vpc.main").await.is_empty());
+}
