@@ -15,7 +15,17 @@ use crate::value::Value;
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
     let actionable: Vec<&Change> = plan.actionable().collect();
-    if actionable.is_empty() {
+    if actionable.is_empty() && plan.destroy {
+        let _ = writeln!(
+            out,
+            "Nothing to destroy: stack \"{}\" owns no objects{}.",
+            plan.stack,
+            match plan.providers.as_slice() {
+                [one] => format!(" in provider `{one}`"),
+                _ => String::new(),
+            }
+        );
+    } else if actionable.is_empty() {
         let _ = writeln!(
             out,
             "No changes. Stack \"{}\" matches its declaration ({} resource{}).",

@@ -303,3 +303,24 @@ async fn kinds_without_a_provider_are_reported() {
         "no provider is registered for test_host (provider `test`), test_network (provider `test`): register one (e.g. `--target sandbox`) or narrow the run with `--only`"
     );
 }
+
+#[tokio::test]
+async fn destroying_a_stack_that_owns_nothing_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let p = e
+        .plan(
+            &small("gone"),
+            &PlanOptions {
+                destroy: true,
+                ..PlanOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(p.plan.is_empty());
+    assert_eq!(
+        render::plan_text(&p.plan).lines().next().unwrap(),
+        "Nothing to destroy: stack \"gone\" owns no objects in provider `test`."
+    );
+}
