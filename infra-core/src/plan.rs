@@ -461,16 +461,19 @@ pub fn compute(
         .enumerate()
         .map(|(i, c)| (c.address.clone(), i))
         .collect();
-    let mut old_deps: HashMap<String, Vec<String>> = HashMap::new();
-    for (a, b) in old_edges(graph, observed) {
-        old_deps
-            .entry(a.to_string())
-            .or_default()
-            .push(b.to_string());
-    }
     let mut work: Vec<usize> = (0..changes.len())
         .filter(|&i| changes[i].action == Action::CreateThenDelete)
         .collect();
+    // The old world's edges cost a pass over every observed property: only when needed.
+    let mut old_deps: HashMap<String, Vec<String>> = HashMap::new();
+    if !work.is_empty() {
+        for (a, b) in old_edges(graph, observed) {
+            old_deps
+                .entry(a.to_string())
+                .or_default()
+                .push(b.to_string());
+        }
+    }
     while let Some(i) = work.pop() {
         let address = changes[i].address.clone();
         let deps = changes[i]
