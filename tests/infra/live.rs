@@ -42,8 +42,7 @@ fn missing_endpoints() -> Option<String> {
     None
 }
 
-/// Makes sure moto has an image the stack's AMI lookup (`infra-swarm-node-*`, owned by self)
-/// finds, as Packer would have built it.
+/// Makes sure moto has an image the stack's AMI lookup finds (`tests/support/node_image.rs`).
 async fn register_node_image(endpoint: &str) {
     let config = aws_sdk_ec2::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -51,42 +50,7 @@ async fn register_node_image(endpoint: &str) {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .build();
-    let ec2 = aws_sdk_ec2::Client::from_conf(config);
-    let found = ec2
-        .describe_images()
-        .owners("self")
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("name")
-                .values("infra-swarm-node-*")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeImages");
-    if !found.images().is_empty() {
-        return;
-    }
-    let run = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .expect("RunInstances");
-    let instance = run.instances()[0].instance_id().unwrap().to_string();
-    ec2.create_image()
-        .instance_id(&instance)
-        .name("infra-swarm-node-20261127")
-        .send()
-        .await
-        .expect("CreateImage");
-    ec2.terminate_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .expect("TerminateInstances");
+    crate::node_image::register_node_image(&aws_sdk_ec2::Client::from_conf(config)).await;
 }
 
 fn deploy(dir: &std::path::Path, stack: &str, args: &[&str]) -> Output {

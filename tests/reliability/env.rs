@@ -193,45 +193,11 @@ pub(crate) fn stack_name(prefix: &str, tag: impl std::fmt::Display) -> String {
     format!("{prefix}{:x}-{tag}", std::process::id())
 }
 
-/// Registers the image the stack's AMI lookup (`infra-swarm-node-*`, owned by self) finds, as
-/// Packer would have built it, unless there is one.
+/// Registers the image the stack's AMI lookup finds on the moto at `endpoint`
+/// (`tests/support/node_image.rs`).
 pub(crate) async fn register_node_image(endpoint: &str) {
-    let ec2 = aws_sdk_ec2::Client::new(&sdk_config(endpoint).await);
-    let found = ec2
-        .describe_images()
-        .owners("self")
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("name")
-                .values("infra-swarm-node-*")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeImages");
-    if !found.images().is_empty() {
-        return;
-    }
-    let run = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .expect("RunInstances");
-    let instance = run.instances()[0].instance_id().unwrap().to_string();
-    ec2.create_image()
-        .instance_id(&instance)
-        .name("infra-swarm-node-20261127")
-        .send()
-        .await
-        .expect("CreateImage");
-    ec2.terminate_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .expect("TerminateInstances");
+    crate::node_image::register_node_image(&aws_sdk_ec2::Client::new(&sdk_config(endpoint).await))
+        .await;
 }
 
 /// The deploy program, `target/debug/examples/production` (cargo test builds examples).

@@ -15,6 +15,8 @@
 #[allow(dead_code)]
 #[path = "../../examples/production/stack.rs"]
 mod example;
+#[path = "../support/node_image.rs"]
+mod node_image;
 #[path = "../support/proxy.rs"]
 mod proxy;
 
