@@ -31,7 +31,6 @@ use infra_core::policy::PolicyRule;
 use infra_core::provider::{Provider, ProviderError};
 use infra_core::reconcile::{ApplyObserver, ApplyOptions, AuditEvent, OpKind, OpStatus};
 use infra_core::render;
-use infra_core::sandbox::SandboxProvider;
 use infra_core::Stack;
 
 /// Where the stack is deployed.
@@ -303,14 +302,12 @@ pub async fn engine_for(args: &Args, rules: &[Arc<dyn PolicyRule>]) -> Result<En
             continue;
         }
         let provider: Arc<dyn Provider> = match args.target {
-            Target::Sandbox => {
-                Arc::new(SandboxProvider::open(&args.sandbox_dir, name).map_err(|e| {
-                    format!(
-                        "cannot open the sandbox at {}: {e}",
-                        args.sandbox_dir.display()
-                    )
-                })?)
-            }
+            Target::Sandbox => Arc::new(crate::sandbox(&args.sandbox_dir, name).map_err(|e| {
+                format!(
+                    "cannot open the sandbox at {}: {e}",
+                    args.sandbox_dir.display()
+                )
+            })?),
             Target::Live => {
                 let wait = if args.wait_for_endpoints {
                     Duration::from_secs(args.swarm_wait)

@@ -40,6 +40,20 @@ pub fn default_rules() -> Vec<std::sync::Arc<dyn infra_core::policy::PolicyRule>
     rules
 }
 
+/// A sandbox standing in for provider `name` (`aws` or `swarm`) under `dir`: it serves exactly
+/// the kinds the real provider serves, so a stack that validates on the sandbox validates live.
+pub fn sandbox(
+    dir: impl AsRef<std::path::Path>,
+    name: &str,
+) -> std::io::Result<infra_core::sandbox::SandboxProvider> {
+    let sandbox = infra_core::sandbox::SandboxProvider::open(dir, name)?;
+    Ok(match name {
+        infra_aws::PROVIDER => sandbox.serving(infra_aws::kinds::schemas()),
+        infra_swarm::PROVIDER => sandbox.serving(infra_swarm::kinds::schemas()),
+        _ => sandbox,
+    })
+}
+
 /// The names most stacks need.
 pub mod prelude {
     pub use infra_aws::{

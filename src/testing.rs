@@ -25,7 +25,6 @@ use infra_core::engine::{Engine, Planned};
 use infra_core::plan::{Action, Change, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
 use infra_core::render;
-use infra_core::sandbox::SandboxProvider;
 
 /// The rules the deploy program runs: every built-in AWS and Swarm rule.
 pub fn default_rules() -> Vec<Arc<dyn PolicyRule>> {
@@ -205,8 +204,7 @@ pub fn apply(stack: &Stack, sandbox_dir: &Path) -> TestPlan {
 /// The sandbox engine the helpers use: `aws` and `swarm` sandboxes in `dir`, default rules.
 pub fn engine(dir: &Path) -> Engine {
     let open = |name: &str| {
-        SandboxProvider::open(dir, name)
-            .unwrap_or_else(|e| panic!("sandbox at {}: {e}", dir.display()))
+        crate::sandbox(dir, name).unwrap_or_else(|e| panic!("sandbox at {}: {e}", dir.display()))
     };
     Engine::new()
         .with_provider(open("aws"))

@@ -19,26 +19,30 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dsl::Stack;
+use crate::dsl::{Address, Stack};
 use crate::graph::Graph;
 use crate::plan::{self, ObservedState, Plan, PlanOptions, ReadStats};
 use crate::policy::{self, PolicyRule, Rules};
 use crate::provider::{LockError, LockInfo, Provider, ProviderError, Resolved};
 use crate::reconcile::{self, ApplyObserver, ApplyOptions, ApplyReport, Providers, ReconcileError};
-use crate::validate::ValidationErrors;
+use crate::validate::{Problem, ValidationErrors};
 
 /// Everything that can stop a plan or an apply before or while it runs.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The stack is invalid; nothing was read or changed.
+    /// The stack is invalid (including kinds that no registered provider serves); nothing was
+    /// read or changed.
     #[error(transparent)]
     Validation(#[from] ValidationErrors),
-    /// Kinds in the stack have no registered provider.
-    #[error("no provider is registered for {}: register one (e.g. `--target sandbox`) or narrow the run with `--only`", .0.join(", "))]
-    MissingProvider(Vec<String>),
-    /// `--only` names a provider that isn't registered.
-    #[error("unknown provider `{0}` in --only (registered: {1})")]
-    UnknownProvider(String, String),
+    /// The run was narrowed to a provider that isn't registered.
+    #[error("unknown provider `{provider}` in the run's scope (registered: {registered})")]
+    UnknownProvider {
+        /// The provider asked for.
+        provider: String,
+        /// The registered providers, comma-separated.
+        registered: String,
+    },
     /// A provider's read failed; nothing was changed.
     #[error("reading the stack's objects from provider `{provider}` failed: {error}")]
     Read {
@@ -51,7 +55,7 @@ pub enum Error {
     #[error("{address}: looking up the data source failed: {error}")]
     Lookup {
         /// The data source.
-        address: String,
+        address: Address,
         /// The provider's error.
         error: ProviderError,
     },
@@ -59,8 +63,16 @@ pub enum Error {
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
     /// Another apply holds the stack's lock.
-    #[error("{0}. If that run is gone (killed, crashed), break the lock with the `force-unlock` command")]
+    #[error("{0}. If that run is gone (killed, crashed), break the lock with force-unlock")]
     Locked(LockError),
+    /// Breaking the lock failed in a provider.
+    #[error("breaking the stack's lock in provider `{provider}` failed: {error}")]
+    ForceUnlock {
+        /// The provider.
+        provider: String,
+        /// Its error.
+        error: ProviderError,
+    },
     /// What the providers hold changed between plan and apply.
     #[error("the stack's objects changed since this plan was made ({0}); plan again")]
     StalePlan(String),
@@ -147,7 +159,10 @@ impl Engine {
         let names = self.provider_names();
         for o in only {
             if !self.providers.contains_key(o) {
-                return Err(Error::UnknownProvider(o.clone(), names.join(", ")));
+                return Err(Error::UnknownProvider {
+                    provider: o.clone(),
+                    registered: names.join(", "),
+                });
             }
         }
         Ok(names
@@ -156,15 +171,17 @@ impl Engine {
             .collect())
     }
 
-    /// Validates the stack without calling any API: the graph's checks and the in-scope
-    /// providers' [preflight](Provider::preflight) checks against their configuration (the AWS
-    /// region, …), every problem at once.
+    /// Validates the stack without calling any API: the graph's checks, every in-scope kind
+    /// against the providers that serve it ([`Provider::kinds`]), and the in-scope providers'
+    /// [preflight](Provider::preflight) checks against their configuration (the AWS region, …),
+    /// every problem at once.
     pub fn validate(&self, stack: &Stack, only: &BTreeSet<String>) -> Result<Graph, Error> {
         let scope = self.scope(only)?;
         let mut problems: Vec<_> = scope
             .iter()
             .flat_map(|name| self.providers[name].preflight(stack))
             .collect();
+        problems.extend(self.unserved_kinds(stack, only));
         match Graph::build(stack) {
             Ok(graph) if problems.is_empty() => return Ok(graph),
             Ok(_) => {}
@@ -178,20 +195,52 @@ impl Engine {
         }))
     }
 
+    /// A problem for each in-scope resource whose kind no registered provider serves: its
+    /// provider isn't registered, or doesn't list the kind.
+    fn unserved_kinds(&self, stack: &Stack, only: &BTreeSet<String>) -> Vec<Problem> {
+        let registered = || match self.provider_names() {
+            names if names.is_empty() => "no provider is registered".to_string(),
+            names => format!("registered: {}", names.join(", ")),
+        };
+        let served: BTreeMap<&str, Option<Vec<&'static str>>> = self
+            .providers
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.as_str(),
+                    p.kinds().map(|k| k.iter().map(|s| s.kind).collect()),
+                )
+            })
+            .collect();
+        stack
+            .resources()
+            .iter()
+            .filter(|r| only.is_empty() || only.contains(r.schema.provider))
+            .filter_map(|r| {
+                let kind = r.schema.kind;
+                let provider = r.schema.provider;
+                let message = match served.get(provider) {
+                    None => format!(
+                        "kind `{kind}` needs provider `{provider}`, which is not registered ({})",
+                        registered()
+                    ),
+                    Some(Some(kinds)) if !kinds.contains(&kind) => format!(
+                        "provider `{provider}` does not serve kind `{kind}` (it serves {}); {}",
+                        kinds.join(", "),
+                        registered()
+                    ),
+                    Some(_) => return None,
+                };
+                Some(Problem::new(&r.address, "kind", message))
+            })
+            .collect()
+    }
+
     /// Validates the stack (before any provider is called; see [`Engine::validate`]), reads
     /// what the in-scope providers own, and plans.
     pub async fn plan(&self, stack: &Stack, opts: &PlanOptions) -> Result<Planned, Error> {
         let graph = self.validate(stack, &opts.only)?;
         let scope = self.scope(&opts.only)?;
-        let missing: BTreeSet<String> = graph
-            .in_order()
-            .filter(|r| !self.providers.contains_key(r.schema.provider))
-            .filter(|r| opts.only.is_empty() || opts.only.contains(r.schema.provider))
-            .map(|r| format!("{} (provider `{}`)", r.schema.kind, r.schema.provider))
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::MissingProvider(missing.into_iter().collect()));
-        }
         let observed = self.read(&graph, &scope).await?;
         let mut plan = plan::compute(&graph, &observed, &scope, opts);
         plan.policy = policy::evaluate(&graph, &self.rules);
@@ -259,7 +308,7 @@ impl Engine {
                 .lookup(graph.stack(), &resolved)
                 .await
                 .map_err(|error| Error::Lookup {
-                    address: spec.address.to_string(),
+                    address: spec.address.clone(),
                     error,
                 })?;
             observed.resources.insert(spec.address.clone(), found);
@@ -398,7 +447,7 @@ impl Engine {
                 self.providers[&name]
                     .force_unlock(stack)
                     .await
-                    .map_err(|error| Error::Read {
+                    .map_err(|error| Error::ForceUnlock {
                         provider: name.clone(),
                         error,
                     })?

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::dsl::{Address, KindSchema, Stack};
+pub use crate::lock::Created;
 use crate::validate::Problem;
 use crate::value::Value;
 
@@ -233,8 +234,16 @@ impl fmt::Display for LockInfo {
 /// concurrently (the reconciler runs independent changes in parallel).
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// The provider's name; it serves every kind whose schema names it.
+    /// The provider's name; kinds name the provider that serves them ([`KindSchema::provider`]).
     fn name(&self) -> &str;
+
+    /// The kinds this provider serves. The engine checks every declared kind against it before
+    /// anything is read, so a kind no configured provider serves is a validation problem, not
+    /// an error half-way through an apply. `None` (the default): every kind whose schema names
+    /// this provider, for generic providers such as the sandbox.
+    fn kinds(&self) -> Option<Vec<&'static KindSchema>> {
+        None
+    }
 
     /// Checks the stack against this provider's own configuration, such as the AWS provider's
     /// region, without any API call. It runs with validation, before anything is read, so its
@@ -276,22 +285,44 @@ pub trait Provider: Send + Sync {
     /// Deletes an object (and waits for it to be gone where the API requires it).
     async fn delete(&self, ctx: &OpContext, current: &Observed) -> Result<(), ProviderError>;
 
-    /// Takes the stack's apply lock, or says who holds it.
-    async fn lock(&self, stack: &str, info: &LockInfo) -> Result<(), LockError> {
+    /// Creates the stack's lock object holding `info`, atomically: [`Created::Exists`] when
+    /// one exists already, whoever holds it. One of the three lock primitives the protocol in
+    /// [`crate::lock`] runs on; the default (no lock object) always creates, for providers that
+    /// need no lock.
+    async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {
         let _ = (stack, info);
-        Ok(())
+        Ok(Created::Created)
     }
 
-    /// Releases the lock taken by `holder`.
-    async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
-        let _ = (stack, holder);
-        Ok(())
-    }
-
-    /// Breaks a lock whoever holds it (the explicit command for a stale lock).
-    async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+    /// Who holds the stack's lock, if anyone (a lock primitive; see [`crate::lock`]).
+    async fn lock_read(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
         let _ = stack;
         Ok(None)
+    }
+
+    /// Deletes the stack's lock object; one that is gone already counts as deleted (a lock
+    /// primitive; see [`crate::lock`]).
+    async fn lock_delete(&self, stack: &str) -> Result<(), ProviderError> {
+        let _ = stack;
+        Ok(())
+    }
+
+    /// Takes the stack's apply lock, or says who holds it: the protocol of [`crate::lock`] on
+    /// this provider's primitives. Providers implement the primitives, not this; wrappers may
+    /// forward it.
+    async fn lock(&self, stack: &str, info: &LockInfo) -> Result<(), LockError> {
+        crate::lock::take(self, stack, info).await
+    }
+
+    /// Releases the lock taken by `holder` ([`crate::lock::release`]).
+    async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
+        crate::lock::release(self, stack, holder).await
+    }
+
+    /// Breaks a lock whoever holds it (the explicit command for a stale lock); returns who held
+    /// it ([`crate::lock::force_unlock`]).
+    async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+        crate::lock::force_unlock(self, stack).await
     }
 
     /// API calls made so far by this provider instance, when it counts them.

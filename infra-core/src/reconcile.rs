@@ -21,43 +21,9 @@ use crate::dsl::Address;
 use crate::graph::Graph;
 use crate::plan::{changed_fields, protect_secrets, Action, ObservedState, Plan};
 use crate::provider::{ErrorClass, Observed, OpContext, Provider, ProviderError, Resolved};
+use crate::retry::{self, WaitStatus};
 
-/// Retry policy for retryable provider errors: exponential backoff with full jitter, bounded.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// The first backoff's upper bound.
-    pub base_delay: Duration,
-    /// The cap on any one backoff.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay before attempt `attempt + 1`: uniform in `[0, min(max, base * 2^(attempt-1))]`.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let cap = exp.min(self.max_delay);
-        let millis = cap.as_millis() as u64;
-        Duration::from_millis(if millis == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=millis)
-        })
-    }
-}
+pub use crate::retry::RetryPolicy;
 
 /// Options for applying.
 #[derive(Clone, Debug)]
@@ -66,6 +32,9 @@ pub struct ApplyOptions {
     pub concurrency: usize,
     /// Retries of retryable errors.
     pub retry: RetryPolicy,
+    /// How often an operation still running is reported to the observer
+    /// ([`ApplyObserver::op_waiting`]), with what it waits for. Default: 10 s.
+    pub heartbeat: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -73,6 +42,7 @@ impl Default for ApplyOptions {
         ApplyOptions {
             concurrency: 10,
             retry: RetryPolicy::default(),
+            heartbeat: Duration::from_secs(10),
         }
     }
 }
@@ -225,6 +195,12 @@ pub trait ApplyObserver: Send + Sync {
     ) {
         let _ = (address, op, attempt, error, delay);
     }
+    /// An operation is still running, every [`ApplyOptions::heartbeat`]: how long it has run and
+    /// what it waits for, when the provider said (a NAT gateway becoming available, a service's
+    /// tasks converging; see [`crate::retry::waiting_for`]).
+    fn op_waiting(&self, address: &str, op: OpKind, elapsed: Duration, waiting_for: Option<&str>) {
+        let _ = (address, op, elapsed, waiting_for);
+    }
     /// An operation ended (also called for skipped ones).
     fn op_finished(&self, event: &AuditEvent) {
         let _ = event;
@@ -333,13 +309,37 @@ pub async fn apply(
     let mut ready: VecDeque<usize> = (0..ops.len()).filter(|&i| pending[i] == 0).collect();
     let mut running = FuturesUnordered::new();
 
+    let mut in_flight: BTreeMap<usize, (tokio::time::Instant, WaitStatus)> = BTreeMap::new();
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + opts.heartbeat,
+        opts.heartbeat.max(Duration::from_millis(10)),
+    );
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while let Some(i) = ready.pop_front() {
-            running.push(run_op(&env, &ops[i], i));
+            let status = WaitStatus::new();
+            in_flight.insert(i, (tokio::time::Instant::now(), status.clone()));
+            running.push(status.scope(run_op(&env, &ops[i], i)));
         }
-        let Some((i, outcome)) = running.next().await else {
+        if running.is_empty() {
+            break;
+        }
+        let next = tokio::select! {
+            next = running.next() => next,
+            _ = heartbeat.tick() => {
+                for (&i, (since, status)) in &in_flight {
+                    let waiting = status.get();
+                    let address = ops[i].address.to_string();
+                    tracing::info!(address = %address, op = %ops[i].kind, elapsed_s = since.elapsed().as_secs(), waiting_for = waiting.as_deref().unwrap_or(""), "still running");
+                    observer.op_waiting(&address, ops[i].kind, since.elapsed(), waiting.as_deref());
+                }
+                continue;
+            }
+        };
+        let Some((i, outcome)) = next else {
             break;
         };
+        in_flight.remove(&i);
         let failed = matches!(outcome.status, OpStatus::Failed { .. });
         env.finish(&outcome);
         outcomes[i] = Some(outcome);
@@ -427,33 +427,28 @@ impl Env<'_> {
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let token = self.token(address, op);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let ctx = OpContext {
-                stack: self.stack.clone(),
-                idempotency_token: token.clone(),
-                attempt,
-            };
-            let result = {
-                let _permit = self.semaphore.acquire().await;
-                f(ctx).await
-            };
-            match result {
-                Err(e) if e.is_retryable() && attempt < self.opts.retry.max_attempts => {
-                    let delay = self
-                        .opts
-                        .retry
-                        .delay(attempt)
-                        .max(e.retry_after.unwrap_or_default());
-                    tracing::warn!(address = %address, %op, attempt, error = %e, delay_ms = delay.as_millis() as u64, "retryable error; backing off");
-                    self.observer
-                        .retrying(&address.to_string(), op, attempt, &e, delay);
-                    tokio::time::sleep(delay).await;
+        retry::run(
+            &self.opts.retry,
+            |attempt| {
+                let ctx = OpContext {
+                    stack: self.stack.clone(),
+                    idempotency_token: token.clone(),
+                    attempt,
+                };
+                let call = f(ctx);
+                async move {
+                    let _permit = self.semaphore.acquire().await;
+                    call.await
                 }
-                other => return (other, attempt),
-            }
-        }
+            },
+            ProviderError::is_retryable,
+            |attempt, e, delay| {
+                tracing::warn!(address = %address, %op, attempt, error = %e, delay_ms = delay.as_millis() as u64, "retryable error; backing off");
+                self.observer
+                    .retrying(&address.to_string(), op, attempt, e, delay);
+            },
+        )
+        .await
     }
 
     fn resolve(&self, address: &Address) -> Result<Resolved, String> {
@@ -529,6 +524,14 @@ async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOutcome) {
                         changed.sort();
                         if changed.is_empty() {
                             (OpStatus::NothingToDo, 0, Some(current.id.clone()))
+                        } else if let Err(e) = force_new_guard(&desired, &changed) {
+                            (
+                                OpStatus::Failed {
+                                    error: e.to_string(),
+                                },
+                                0,
+                                Some(current.id.clone()),
+                            )
                         } else {
                             let (r, n) = env.call(&op.address, op.kind, |ctx| {
                                 let (current, desired, changed) = (&current, &desired, &changed);
@@ -581,6 +584,23 @@ async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOutcome) {
         duration_ms: started.elapsed().as_millis() as u64,
     };
     (index, outcome)
+}
+
+/// Refuses an in-place update of a field that forces replacement: the plan replaces such an
+/// object, so an update that would change one was planned from a stale read or by hand, and a
+/// provider must never be asked for it (AWS and Swarm would reject it half-way, or worse,
+/// accept part of it).
+pub fn force_new_guard(desired: &Resolved, changed: &[String]) -> Result<(), ProviderError> {
+    match changed.iter().find(|f| desired.schema.is_force_new(f)) {
+        Some(f) => Err(ProviderError::fatal(
+            "ForceNew",
+            format!(
+                "{}: `{f}` can't change in place; plan again to replace it",
+                desired.address
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn record(

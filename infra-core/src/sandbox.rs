@@ -24,10 +24,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::dsl::Address;
+use crate::dsl::{Address, KindSchema};
+use crate::lock::Created;
 use crate::provider::{
-    ErrorClass, LockError, LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult,
-    Resolved,
+    ErrorClass, LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
 };
 use crate::value::Value;
 
@@ -109,6 +109,7 @@ pub struct SandboxProvider {
     state: Mutex<State>,
     faults: Mutex<Vec<Fault>>,
     calls: AtomicU64,
+    kinds: Option<Vec<&'static KindSchema>>,
 }
 
 impl SandboxProvider {
@@ -123,9 +124,18 @@ impl SandboxProvider {
             state: Mutex::new(State::default()),
             faults: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
+            kinds: None,
         };
         provider.with_state(|_| Ok((Vec::new(), ())))?;
         Ok(provider)
+    }
+
+    /// Serves only these kinds (those of the real provider it stands in for), so a stack that
+    /// declares a kind the real provider lacks fails validation on the sandbox too. Without it
+    /// the sandbox serves every kind whose schema names its provider.
+    pub fn serving(mut self, kinds: Vec<&'static KindSchema>) -> Self {
+        self.kinds = Some(kinds);
+        self
     }
 
     /// The journal file.
@@ -606,63 +616,43 @@ impl Provider for SandboxProvider {
         }
     }
 
-    async fn lock(&self, stack: &str, info: &LockInfo) -> Result<(), LockError> {
-        let r = self
-            .with_state(|s| match s.locks.get(stack) {
-                Some(holder) if holder.holder != info.holder => {
-                    Ok((Vec::new(), Some(holder.clone())))
-                }
-                _ => {
-                    s.locks.insert(stack.to_string(), info.clone());
-                    Ok((
-                        vec![Entry::Lock {
-                            stack: stack.to_string(),
-                            info: info.clone(),
-                        }],
-                        None,
-                    ))
-                }
-            })
-            .map_err(|e| LockError::Failed {
-                stack: stack.to_string(),
-                error: Self::err(e),
-            })?;
-        match r {
-            Some(holder) => Err(LockError::Held {
-                stack: stack.to_string(),
-                holder,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
-        self.with_state(|s| match s.locks.get(stack) {
-            Some(h) if h.holder == holder => {
-                s.locks.remove(stack);
-                Ok((
-                    vec![Entry::Unlock {
-                        stack: stack.to_string(),
-                    }],
-                    (),
-                ))
+    async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {
+        self.with_state(|s| {
+            if s.locks.contains_key(stack) {
+                return Ok((Vec::new(), Created::Exists));
             }
-            _ => Ok((Vec::new(), ())),
+            s.locks.insert(stack.to_string(), info.clone());
+            Ok((
+                vec![Entry::Lock {
+                    stack: stack.to_string(),
+                    info: info.clone(),
+                }],
+                Created::Created,
+            ))
         })
         .map_err(Self::err)
     }
 
-    async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+    async fn lock_read(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+        self.with_state(|s| Ok((Vec::new(), s.locks.get(stack).cloned())))
+            .map_err(Self::err)
+    }
+
+    async fn lock_delete(&self, stack: &str) -> Result<(), ProviderError> {
         self.with_state(|s| match s.locks.remove(stack) {
-            Some(h) => Ok((
+            Some(_) => Ok((
                 vec![Entry::Unlock {
                     stack: stack.to_string(),
                 }],
-                Some(h),
+                (),
             )),
-            None => Ok((Vec::new(), None)),
+            None => Ok((Vec::new(), ())),
         })
         .map_err(Self::err)
+    }
+
+    fn kinds(&self) -> Option<Vec<&'static KindSchema>> {
+        self.kinds.clone()
     }
 
     fn api_calls(&self) -> Option<u64> {

@@ -166,6 +166,7 @@ pub(crate) fn apply_options(max_attempts: u32) -> ApplyOptions {
             base_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(400),
         },
+        ..ApplyOptions::default()
     }
 }
 

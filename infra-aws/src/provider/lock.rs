@@ -18,26 +18,23 @@
 //!   object name. Its document denies one action on a role that doesn't exist, so attaching
 //!   it by mistake grants and takes away nothing.
 //!
-//! Every call is retried here on retryable errors (throttling, 5xx, a lost response): the
-//! engine doesn't retry a lock. A `CreatePolicy` whose response was lost finds the lock held by
-//! its own holder id on the retry and counts as taken.
+//! This module gives the three primitives (create, read the holder, delete); the protocol on top
+//! of them (retries, lost-response recovery, release only by the holder, force-unlock) is
+//! infra-core's [`infra_core::lock`]. A `CreatePolicy` whose response was lost finds the lock
+//! held by its own holder id and counts as taken.
 //!
-//! `unlock` can only check the holder and then delete (IAM has no conditional delete): the lock
-//! can change hands in between only through `force-unlock`, which is for holders that are gone.
-
-use std::time::Duration;
+//! A release can only check the holder and then delete (IAM has no conditional delete): the lock
+//! can change hands in between only through force-unlock, which is for holders that are gone.
 
 use aws_sdk_iam::types::{PolicyScopeType, Tag};
-use infra_core::provider::{ErrorClass, LockError, LockInfo, ProviderError};
+use infra_core::lock::Created;
+use infra_core::provider::{LockInfo, ProviderError};
 
 use super::errors::{AwsResult, ProviderResult};
 use super::Clients;
 
 /// The tag on the lock policy naming the stack it locks.
 pub const TAG_LOCK: &str = "infra:lock";
-
-/// Attempts of each lock call on retryable errors.
-const ATTEMPTS: u32 = 8;
 
 /// The lock policy's document: a deny of one action on a role that doesn't exist.
 const DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"InfraApplyLockGrantsNothing","Effect":"Deny","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/infra-lock-grants-nothing"}]}"#;
@@ -52,36 +49,6 @@ fn lock_path(stack: &str) -> String {
     crate::kinds::iam_path(stack, "/")
 }
 
-/// Runs `f` until it succeeds, fails with a non-retryable error, or `ATTEMPTS` are used.
-async fn retrying<T, F, Fut>(what: &str, mut f: F) -> Result<T, ProviderError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ProviderError>>,
-{
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match f().await {
-            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
-                let delay = backoff(attempt);
-                tracing::debug!(%what, attempt, error = %e, delay_ms = delay.as_millis() as u64, "lock call failed; retrying");
-                tokio::time::sleep(delay).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// 100 ms, 200 ms, … up to 3.2 s, each with up to half of it again as jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = 100u64 << attempt.saturating_sub(1).min(5);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    Duration::from_millis(base + nanos % (base / 2 + 1))
-}
-
 /// The lock as found: its ARN and holder.
 struct Held {
     arn: String,
@@ -91,19 +58,17 @@ struct Held {
 /// The ARN of the stack's lock policy, if it exists.
 async fn find_arn(c: &Clients, stack: &str) -> Result<Option<String>, ProviderError> {
     let name = lock_name(stack);
-    let policies = retrying("ListPolicies", || async {
-        c.iam_read
-            .list_policies()
-            .scope(PolicyScopeType::Local)
-            .path_prefix(lock_path(stack))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .aws("ListPolicies")
-    })
-    .await?;
+    let policies = c
+        .iam_read
+        .list_policies()
+        .scope(PolicyScopeType::Local)
+        .path_prefix(lock_path(stack))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .aws("ListPolicies")?;
     Ok(policies
         .iter()
         .find(|p| p.policy_name() == Some(name.as_str()) && p.path() == Some(&lock_path(stack)))
@@ -116,16 +81,14 @@ async fn held(c: &Clients, stack: &str) -> Result<Option<Held>, ProviderError> {
     let Some(arn) = find_arn(c, stack).await? else {
         return Ok(None);
     };
-    let policy = retrying("GetPolicy", || async {
-        c.iam_read
-            .get_policy()
-            .policy_arn(&arn)
-            .send()
-            .await
-            .aws("GetPolicy")
-    })
-    .await
-    .or_not_found()?;
+    let policy = c
+        .iam_read
+        .get_policy()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .aws("GetPolicy")
+        .or_not_found()?;
     let Some(policy) = policy.and_then(|o| o.policy) else {
         // Released between the listing and the look.
         return Ok(None);
@@ -142,106 +105,53 @@ async fn held(c: &Clients, stack: &str) -> Result<Option<Held>, ProviderError> {
     Ok(Some(Held { arn, info }))
 }
 
-async fn delete(c: &Clients, arn: &str) -> Result<(), ProviderError> {
-    retrying("DeletePolicy", || async {
-        c.iam
-            .delete_policy()
-            .policy_arn(arn)
-            .send()
-            .await
-            .aws("DeletePolicy")
-            .ok_if(&["NoSuchEntity"])
-    })
-    .await
-}
-
-/// Takes the stack's lock for `info`, or says who holds it.
-pub(super) async fn lock(c: &Clients, stack: &str, info: &LockInfo) -> Result<(), LockError> {
-    let failed = |error: ProviderError| LockError::Failed {
-        stack: stack.to_string(),
-        error,
-    };
+/// Creates the lock policy holding `info` (atomic: policy names are unique in the account).
+pub(super) async fn create(
+    c: &Clients,
+    stack: &str,
+    info: &LockInfo,
+) -> Result<Created, ProviderError> {
     let description = serde_json::to_string(info).unwrap_or_default();
     let tag = Tag::builder()
         .key(TAG_LOCK)
         .value(stack)
         .build()
-        .map_err(|e| failed(ProviderError::fatal("InvalidTag", e.to_string())))?;
-    // A few rounds: the holder may release the lock between our refused create and our look
-    // at it (and IAM's listing may lag a create by a moment).
-    for round in 0..5 {
-        if round > 0 {
-            tokio::time::sleep(backoff(round)).await;
-        }
-        let created = retrying("CreatePolicy", || async {
-            c.iam
-                .create_policy()
-                .policy_name(lock_name(stack))
-                .path(lock_path(stack))
-                .policy_document(DOCUMENT)
-                .description(&description)
-                .tags(tag.clone())
-                .send()
-                .await
-                .aws("CreatePolicy")
-        })
-        .await;
-        match created {
-            Ok(_) => return Ok(()),
-            Err(e) if e.code == "EntityAlreadyExists" => match held(c, stack).await {
-                // Our own create, whose response was lost before a retry.
-                Ok(Some(h)) if h.info.holder == info.holder => return Ok(()),
-                Ok(Some(h)) => {
-                    return Err(LockError::Held {
-                        stack: stack.to_string(),
-                        holder: h.info,
-                    })
-                }
-                Ok(None) => continue,
-                Err(e) => return Err(failed(e)),
-            },
-            Err(e) => return Err(failed(e)),
-        }
-    }
-    Err(failed(ProviderError {
-        class: ErrorClass::Retryable,
-        code: "LockContended".into(),
-        message: format!(
-            "the lock policy {} was taken and released repeatedly while this run tried to take it",
-            lock_name(stack)
-        ),
-        retry_after: None,
-    }))
-}
-
-/// Releases the lock if `holder` holds it. Someone else's lock is left alone (an error says so:
-/// ours was broken with `force-unlock` while we ran).
-pub(super) async fn unlock(c: &Clients, stack: &str, holder: &str) -> Result<(), ProviderError> {
-    match held(c, stack).await? {
-        None => Ok(()),
-        Some(h) if h.info.holder == holder => delete(c, &h.arn).await,
-        Some(h) => Err(ProviderError::fatal(
-            "LockNotHeld",
-            format!(
-                "the lock of stack `{stack}` is now held by {}, not by this run ({holder}): it was broken while this run held it; left in place",
-                h.info
-            ),
-        )),
+        .map_err(|e| ProviderError::fatal("InvalidTag", e.to_string()))?;
+    match c
+        .iam
+        .create_policy()
+        .policy_name(lock_name(stack))
+        .path(lock_path(stack))
+        .policy_document(DOCUMENT)
+        .description(&description)
+        .tags(tag)
+        .send()
+        .await
+        .aws("CreatePolicy")
+    {
+        Ok(_) => Ok(Created::Created),
+        Err(e) if e.code == "EntityAlreadyExists" => Ok(Created::Exists),
+        Err(e) => Err(e),
     }
 }
 
-/// Breaks the lock whoever holds it; returns who held it.
-pub(super) async fn force_unlock(
-    c: &Clients,
-    stack: &str,
-) -> Result<Option<LockInfo>, ProviderError> {
-    match held(c, stack).await? {
-        None => Ok(None),
-        Some(h) => {
-            delete(c, &h.arn).await?;
-            Ok(Some(h.info))
-        }
-    }
+/// Who holds the lock.
+pub(super) async fn read(c: &Clients, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+    Ok(held(c, stack).await?.map(|h| h.info))
+}
+
+/// Deletes the lock policy; a lock that is gone counts as deleted.
+pub(super) async fn delete(c: &Clients, stack: &str) -> Result<(), ProviderError> {
+    let Some(h) = held(c, stack).await? else {
+        return Ok(());
+    };
+    c.iam
+        .delete_policy()
+        .policy_arn(&h.arn)
+        .send()
+        .await
+        .aws("DeletePolicy")
+        .ok_if(&["NoSuchEntity"])
 }
 
 #[cfg(test)]
@@ -256,12 +166,5 @@ mod tests {
         assert_eq!(lock_path("prod"), "/infra/prod/");
         let doc: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap();
         assert_eq!(doc["Statement"][0]["Effect"], "Deny");
-    }
-
-    #[test]
-    fn backoff_grows_and_is_bounded() {
-        assert!(backoff(1) >= Duration::from_millis(100));
-        assert!(backoff(1) <= Duration::from_millis(150));
-        assert!(backoff(20) <= Duration::from_millis(4800));
     }
 }

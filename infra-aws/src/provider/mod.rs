@@ -41,9 +41,11 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
+use infra_core::dsl::KindSchema;
 use infra_core::dsl::{Address, Stack};
+use infra_core::lock::Created;
 use infra_core::provider::{
-    LockError, LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
+    LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
 };
 use infra_core::validate::Problem;
 
@@ -271,15 +273,6 @@ impl AwsProvider {
         d: &Resolved,
         changed: &[String],
     ) -> Result<Observed, ProviderError> {
-        if let Some(f) = changed.iter().find(|f| d.schema.is_force_new(f)) {
-            return Err(ProviderError::fatal(
-                "ForceNew",
-                format!(
-                    "{}: `{f}` can't change in place; the plan should replace it",
-                    d.address
-                ),
-            ));
-        }
         match d.schema.kind {
             "aws_vpc" => ec2_network::update_vpc(cx, current, d, changed).await,
             "aws_subnet" => ec2_network::update_subnet(cx, current, d, changed).await,
@@ -318,6 +311,9 @@ impl AwsProvider {
         if changed.is_empty() && existing.protect == d.protect {
             return Ok(existing);
         }
+        // The reconciler refuses planned force-new updates; this converges an object found by
+        // a look-up, which no plan has seen.
+        infra_core::reconcile::force_new_guard(d, &changed)?;
         self.update_existing(cx, op, &existing, d, &changed).await
     }
 }
@@ -446,16 +442,20 @@ impl Provider for AwsProvider {
 
     /// The lock is an IAM policy `<stack>.infra-lock` under the stack's IAM path (see
     /// [`lock_name`]): created atomically, never part of a read.
-    async fn lock(&self, stack: &str, info: &LockInfo) -> Result<(), LockError> {
-        lock::lock(&self.clients, stack, info).await
+    async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {
+        lock::create(&self.clients, stack, info).await
     }
 
-    async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
-        lock::unlock(&self.clients, stack, holder).await
+    async fn lock_read(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+        lock::read(&self.clients, stack).await
     }
 
-    async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
-        lock::force_unlock(&self.clients, stack).await
+    async fn lock_delete(&self, stack: &str) -> Result<(), ProviderError> {
+        lock::delete(&self.clients, stack).await
+    }
+
+    fn kinds(&self) -> Option<Vec<&'static KindSchema>> {
+        Some(crate::kinds::schemas())
     }
 
     fn api_calls(&self) -> Option<u64> {

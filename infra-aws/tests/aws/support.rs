@@ -108,6 +108,7 @@ impl Moto {
                     base_delay: Duration::from_millis(50),
                     max_delay: Duration::from_millis(500),
                 },
+                ..ApplyOptions::default()
             })
     }
 }

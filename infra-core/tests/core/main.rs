@@ -4,6 +4,7 @@ mod kinds;
 
 mod fuzz;
 mod graph;
+mod lock;
 mod plan;
 mod policy;
 mod reconcile;

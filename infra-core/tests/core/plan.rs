@@ -292,16 +292,61 @@ async fn validation_fails_before_any_provider_call() {
 }
 
 #[tokio::test]
-async fn kinds_without_a_provider_are_reported() {
+async fn kinds_without_a_provider_are_validation_problems() {
     let e = Engine::new();
     let err = e
         .plan(&small("nop"), &PlanOptions::default())
         .await
         .unwrap_err();
+    let infra_core::engine::Error::Validation(v) = &err else {
+        panic!("expected a validation error, got {err:?}");
+    };
+    let problems: Vec<String> = v.problems.iter().map(ToString::to_string).collect();
     assert_eq!(
-        err.to_string(),
-        "no provider is registered for test_host (provider `test`), test_network (provider `test`): register one (e.g. `--target sandbox`) or narrow the run with `--only`"
+        problems,
+        [
+            "test_host.db: field `kind`: kind `test_host` needs provider `test`, which is not registered (no provider is registered)",
+            "test_host.web: field `kind`: kind `test_host` needs provider `test`, which is not registered (no provider is registered)",
+            "test_network.main: field `kind`: kind `test_network` needs provider `test`, which is not registered (no provider is registered)",
+        ]
     );
+}
+
+/// A provider that doesn't list a declared kind: a validation problem naming the resource, the
+/// kind and what the provider serves, before any call (today's alternative was an
+/// `Unsupported` error half-way through an apply).
+#[tokio::test]
+async fn a_kind_the_provider_does_not_serve_is_a_validation_problem_with_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = std::sync::Arc::new(
+        SandboxProvider::open(dir.path(), "test")
+            .unwrap()
+            .serving(vec![&crate::kinds::NETWORK]),
+    );
+    let e = Engine::new().with_provider_arc(sandbox.clone());
+    let err = e
+        .plan(&small("served"), &PlanOptions::default())
+        .await
+        .unwrap_err();
+    let infra_core::engine::Error::Validation(v) = &err else {
+        panic!("expected a validation error, got {err:?}");
+    };
+    assert_eq!(v.problems.len(), 2, "{err}");
+    assert_eq!(v.problems[0].address, "test_host.db");
+    assert_eq!(v.problems[0].field, "kind");
+    assert_eq!(
+        v.problems[0].message,
+        "provider `test` does not serve kind `test_host` (it serves test_network); registered: test"
+    );
+    assert_eq!(
+        infra_core::provider::Provider::api_calls(&*sandbox),
+        Some(0),
+        "nothing was read"
+    );
+    // Served kinds only: the same stack without hosts plans.
+    let mut only_net = Stack::new("served");
+    only_net.add(Network::new("main", "10.0.0.0/16"));
+    assert_eq!(plan(&e, &only_net).await.plan.summary.add, 1);
 }
 
 #[tokio::test]

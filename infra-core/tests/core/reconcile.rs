@@ -91,6 +91,7 @@ fn fast_retries() -> ApplyOptions {
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
         },
+        ..ApplyOptions::default()
     }
 }
 
@@ -447,4 +448,128 @@ async fn dependents_of_a_replacement_are_updated_even_when_the_new_id_is_the_old
             .any(|(a, ch)| a == "test_host.b" && ch == &vec!["attached_to".to_string()]),
         "the host was not told: {updates:?}"
     );
+}
+
+/// A provider whose creates wait (as a NAT gateway's does) through the core's poll, publishing
+/// what they wait for.
+struct Waiting {
+    inner: SandboxProvider,
+    wait: Duration,
+}
+
+#[async_trait]
+impl Provider for Waiting {
+    fn name(&self) -> &str {
+        "test"
+    }
+    async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
+        self.inner.read(stack).await
+    }
+    async fn create(&self, ctx: &OpContext, d: &Resolved) -> Result<Observed, ProviderError> {
+        let until = tokio::time::Instant::now() + self.wait;
+        let policy = infra_core::retry::PollPolicy::new(
+            Duration::from_secs(600),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        );
+        infra_core::retry::poll(
+            &format!("{} to become available", d.address),
+            &policy,
+            || async move {
+                Ok(if tokio::time::Instant::now() >= until {
+                    infra_core::retry::Probe::Done(())
+                } else {
+                    infra_core::retry::Probe::Waiting("pending".into())
+                })
+            },
+        )
+        .await?;
+        self.inner.create(ctx, d).await
+    }
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        c: &Observed,
+        d: &Resolved,
+        ch: &[String],
+    ) -> Result<Observed, ProviderError> {
+        self.inner.update(ctx, c, d, ch).await
+    }
+    async fn delete(&self, ctx: &OpContext, c: &Observed) -> Result<(), ProviderError> {
+        self.inner.delete(ctx, c).await
+    }
+}
+
+/// Heartbeats the observer gets: (address, elapsed seconds, what it waits for).
+#[derive(Default)]
+struct Heartbeats(Mutex<Vec<(String, u64, Option<String>)>>);
+
+impl infra_core::reconcile::ApplyObserver for Heartbeats {
+    fn op_waiting(
+        &self,
+        address: &str,
+        _: infra_core::reconcile::OpKind,
+        elapsed: Duration,
+        waiting_for: Option<&str>,
+    ) {
+        self.0.lock().unwrap().push((
+            address.to_string(),
+            elapsed.as_secs(),
+            waiting_for.map(str::to_string),
+        ));
+    }
+}
+
+/// An operation that waits for minutes is reported every heartbeat with what it waits for, so
+/// a CI log shows progress where a terminal shows a bar.
+#[tokio::test(start_paused = true)]
+async fn a_long_operation_is_reported_every_heartbeat_with_what_it_waits_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(Waiting {
+        inner: SandboxProvider::open(dir.path(), "test").unwrap(),
+        wait: Duration::from_secs(35),
+    });
+    let e = Engine::new()
+        .with_provider_arc(provider)
+        .with_options(ApplyOptions {
+            heartbeat: Duration::from_secs(10),
+            ..ApplyOptions::default()
+        });
+    let mut s = Stack::new("hb");
+    s.add(Network::new("main", "10.0.0.0/16"));
+    let p = plan(&e, &s).await;
+    let observer = Heartbeats::default();
+    let report = e.apply(&p, &observer).await.unwrap();
+    assert!(report.is_success(), "{}", render::report_text(&report));
+    let beats = observer.0.lock().unwrap().clone();
+    assert_eq!(beats.len(), 3, "at 10, 20 and 30 s: {beats:?}");
+    for (i, (address, elapsed, waiting)) in beats.iter().enumerate() {
+        assert_eq!(address, "test_network.main");
+        assert!((*elapsed).abs_diff(10 * (i as u64 + 1)) <= 1, "{beats:?}");
+        assert_eq!(
+            waiting.as_deref(),
+            Some("test_network.main to become available: pending")
+        );
+    }
+}
+
+/// A planned update must never change a field that forces replacement: the reconciler refuses
+/// it before any provider call (both providers used to repeat this check).
+#[test]
+fn the_reconciler_refuses_an_in_place_change_of_a_force_new_field() {
+    let spec = Network::new("main", "10.1.0.0/16").into_spec();
+    let desired = Resolved {
+        address: spec.address.clone(),
+        schema: spec.schema,
+        props: spec
+            .props
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        protect: false,
+    };
+    let e = infra_core::reconcile::force_new_guard(&desired, &["cidr".into()]).unwrap_err();
+    assert_eq!(e.code, "ForceNew");
+    assert!(e.message.starts_with("test_network.main: `cidr`"), "{e}");
+    infra_core::reconcile::force_new_guard(&desired, &["size".into()]).unwrap();
 }

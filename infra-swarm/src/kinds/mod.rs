@@ -18,6 +18,17 @@ pub use service::{
 };
 
 pub(crate) use node::{marker_key, MARKER_PREFIX};
+
+/// Every Swarm kind's schema (what the [`SwarmProvider`](crate::SwarmProvider) serves).
+pub fn schemas() -> Vec<&'static infra_core::dsl::KindSchema> {
+    vec![
+        &service::SERVICE,
+        &network::NETWORK,
+        &secret::SECRET,
+        &secret::CONFIG,
+        &node::NODE_LABELS,
+    ]
+}
 pub(crate) use secret::swarm_name;
 
 #[cfg(test)]

@@ -17,11 +17,14 @@ use bollard::query_parameters::{
     UpdateServiceOptions,
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
+use infra_core::dsl::KindSchema;
 use infra_core::dsl::{Address, Resource, ResourceSpec};
+use infra_core::lock::Created;
 use infra_core::plan::changed_fields;
 use infra_core::provider::{
-    LockError, LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
+    LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
 };
+use infra_core::retry::{self, RetryPolicy};
 use infra_core::value::digest_of;
 use infra_core::Value;
 use serde::{Deserialize, Serialize};
@@ -483,23 +486,17 @@ impl Provider for SwarmProvider {
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
         // A read changes nothing, so a transient failure (a reset connection, a manager
         // without a leader for a moment) is retried here rather than failing the whole plan.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.read_all(stack).await {
-                Ok(resources) => {
-                    return Ok(ReadResult {
-                        resources,
-                        api_calls: 5 * u64::from(attempt),
-                    })
-                }
-                Err(e) if e.is_retryable() && attempt < READ_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %e, "read failed; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let before = self.calls.load(Ordering::Relaxed);
+        let resources = retry::retry(
+            &RetryPolicy::calls().with_max_attempts(READ_ATTEMPTS),
+            "reading the stack's swarm objects",
+            || self.read_all(stack),
+        )
+        .await?;
+        Ok(ReadResult {
+            resources,
+            api_calls: self.calls.load(Ordering::Relaxed) - before,
+        })
     }
 
     async fn create(&self, ctx: &OpContext, desired: &Resolved) -> Result<Observed, ProviderError> {
@@ -519,15 +516,6 @@ impl Provider for SwarmProvider {
         desired: &Resolved,
         changed: &[String],
     ) -> Result<Observed, ProviderError> {
-        if let Some(f) = changed.iter().find(|f| desired.schema.is_force_new(f)) {
-            return Err(ProviderError::fatal(
-                "ForceNew",
-                format!(
-                    "{}: `{f}` can't change in place; plan again",
-                    desired.address
-                ),
-            ));
-        }
         match desired.schema.kind {
             "swarm_service" => self.update_service(ctx, current, desired, changed).await,
             "swarm_secret" | "swarm_config" => self.update_blob_labels(ctx, current, desired).await,
@@ -570,80 +558,63 @@ impl Provider for SwarmProvider {
         }
     }
 
-    async fn lock(&self, stack: &str, info: &LockInfo) -> Result<(), LockError> {
-        let failed = |error: ProviderError| LockError::Failed {
-            stack: stack.to_string(),
-            error,
-        };
+    /// The stack lock is a Swarm config (see [`lock_name`]): names are unique in the raft store.
+    async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {
         let data = base64::engine::general_purpose::STANDARD
             .encode(serde_json::to_vec(info).unwrap_or_default());
-        let mut last = None;
-        // Several times: the holder may release it between our refused create and our look at
-        // it, and a transient error may or may not have taken it.
-        for attempt in 1..=LOCK_ATTEMPTS {
-            let spec = ConfigSpec {
-                name: Some(lock_name(stack)),
-                labels: Some(HashMap::from([(
-                    "infra.lock".to_string(),
-                    stack.to_string(),
-                )])),
-                data: Some(data.clone()),
-                ..Default::default()
-            };
-            self.count();
-            let error = match self.docker.create_config(spec).await {
-                Ok(_) => return Ok(()),
-                Err(DockerError::DockerResponseServerError {
-                    status_code: 409, ..
-                }) => None,
-                Err(e) => match api_error("taking the stack lock", e) {
-                    e if worth_retrying(&e) => Some(e),
-                    e => return Err(failed(e)),
-                },
-            };
-            // Refused because it exists, or a transient error after which the config may exist
-            // (a lost response): whoever holds the lock now says whether we have it.
-            let holder = self
-                .retrying_lock_call(|| self.lock_holder(stack))
-                .await
-                .map_err(failed)?;
-            match holder {
-                Some(holder) if holder.holder == info.holder => return Ok(()),
-                Some(holder) => {
-                    return Err(LockError::Held {
-                        stack: stack.to_string(),
-                        holder,
-                    })
-                }
-                None => {
-                    last = error;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-            }
-        }
-        Err(failed(last.unwrap_or_else(|| {
-            ProviderError::retryable(
-                "LockContended",
-                "the stack lock was taken and released repeatedly while we tried to take it",
-            )
-        })))
-    }
-
-    async fn unlock(&self, stack: &str, holder: &str) -> Result<(), ProviderError> {
-        match self.retrying_lock_call(|| self.lock_holder(stack)).await? {
-            Some(info) if info.holder == holder => {
-                self.retrying_lock_call(|| self.drop_lock(stack)).await
-            }
-            _ => Ok(()),
+        let spec = ConfigSpec {
+            name: Some(lock_name(stack)),
+            labels: Some(HashMap::from([(
+                "infra.lock".to_string(),
+                stack.to_string(),
+            )])),
+            data: Some(data),
+            ..Default::default()
+        };
+        self.count();
+        match self.docker.create_config(spec).await {
+            Ok(_) => Ok(Created::Created),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(Created::Exists),
+            Err(e) => Err(lock_error(api_error("taking the stack lock", e))),
         }
     }
 
-    async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
-        let holder = self.retrying_lock_call(|| self.lock_holder(stack)).await?;
-        if holder.is_some() {
-            self.retrying_lock_call(|| self.drop_lock(stack)).await?;
+    async fn lock_read(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+        self.count();
+        match self.docker.inspect_config(&lock_name(stack)).await {
+            Ok(c) => {
+                let data = c.spec.and_then(|s| s.data).unwrap_or_default();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(data)
+                    .unwrap_or_default();
+                Ok(Some(serde_json::from_slice(&bytes).unwrap_or(LockInfo {
+                    holder: "unknown (unreadable lock)".into(),
+                    since_unix: 0,
+                    operation: "unknown".into(),
+                })))
+            }
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(lock_error(api_error("reading the stack lock", e))),
         }
-        Ok(holder)
+    }
+
+    async fn lock_delete(&self, stack: &str) -> Result<(), ProviderError> {
+        self.count();
+        match self.docker.delete_config(&lock_name(stack)).await {
+            Ok(())
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(lock_error(api_error("releasing the stack lock", e))),
+        }
+    }
+
+    fn kinds(&self) -> Option<Vec<&'static KindSchema>> {
+        Some(crate::kinds::schemas())
     }
 
     fn api_calls(&self) -> Option<u64> {
@@ -685,81 +656,20 @@ fn lock_name(stack: &str) -> String {
     format!("infra-lock_{stack}")
 }
 
-/// Attempts of each lock call on retryable errors: the engine doesn't retry a lock, and a lock
-/// left behind by a failed release blocks the next run until someone breaks it.
-const LOCK_ATTEMPTS: u32 = 8;
-
 /// Attempts of a read on retryable errors.
 const READ_ATTEMPTS: u32 = 4;
 
 /// Lock calls are retried on any server-side error too: the lock is small and its calls are
-/// idempotent or checked (the holder is read back), and giving up leaves a stack locked.
-fn worth_retrying(e: &ProviderError) -> bool {
-    e.is_retryable() || e.code.starts_with("Http5")
-}
-
-/// 100 ms, 200 ms, … up to 3.2 s, each with up to half of it again as jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = 100u64 << attempt.saturating_sub(1).min(5);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos()))
-        .unwrap_or(0);
-    Duration::from_millis(base + nanos % (base / 2 + 1))
+/// checked (the holder is read back), and giving up leaves a stack locked.
+fn lock_error(e: ProviderError) -> ProviderError {
+    if e.code.starts_with("Http5") {
+        ProviderError::retryable(e.code, e.message)
+    } else {
+        e
+    }
 }
 
 impl SwarmProvider {
-    /// Runs a lock call until it succeeds, fails for good, or [`LOCK_ATTEMPTS`] are used.
-    async fn retrying_lock_call<T, F, Fut>(&self, mut call: F) -> Result<T, ProviderError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, ProviderError>>,
-    {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match call().await {
-                Err(e) if worth_retrying(&e) && attempt < LOCK_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %e, "lock call failed; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn lock_holder(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
-        self.count();
-        match self.docker.inspect_config(&lock_name(stack)).await {
-            Ok(c) => {
-                let data = c.spec.and_then(|s| s.data).unwrap_or_default();
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(data)
-                    .unwrap_or_default();
-                Ok(Some(serde_json::from_slice(&bytes).unwrap_or(LockInfo {
-                    holder: "unknown (unreadable lock)".into(),
-                    since_unix: 0,
-                    operation: "unknown".into(),
-                })))
-            }
-            Err(DockerError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(e) => Err(api_error("reading the stack lock", e)),
-        }
-    }
-
-    async fn drop_lock(&self, stack: &str) -> Result<(), ProviderError> {
-        self.count();
-        match self.docker.delete_config(&lock_name(stack)).await {
-            Ok(())
-            | Err(DockerError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(api_error("releasing the stack lock", e)),
-        }
-    }
-
     async fn inspect_observed(&self, id: &str, stack: &str) -> Result<Observed, ProviderError> {
         self.count();
         let svc = self

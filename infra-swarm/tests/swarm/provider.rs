@@ -134,7 +134,11 @@ async fn the_stack_lock_excludes_a_second_holder() {
         Err(LockError::Held { holder, .. }) => assert_eq!(holder.holder, "first"),
         other => panic!("expected Held, got {other:?}"),
     }
-    p.unlock(&name, "second").await.unwrap();
+    // The protocol is infra-core's, the same on every provider: a non-holder's release leaves
+    // the lock in place and says whose it is.
+    let e = p.unlock(&name, "second").await.expect_err("not the holder");
+    assert_eq!(e.code, infra_core::lock::LOCK_NOT_HELD);
+    assert!(e.message.contains("first"), "{e}");
     assert!(
         p.lock(&name, &info("second")).await.is_err(),
         "a non-holder can't release it"
