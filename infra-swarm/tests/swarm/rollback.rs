@@ -4,7 +4,7 @@
 use infra_core::plan::Action;
 use infra_core::reconcile::OpStatus;
 use infra_core::Stack;
-use infra_swarm::{EndpointMode, FailureAction, SwarmNetwork};
+use infra_swarm::{EndpointMode, FailureAction, SwarmNetwork, UpdatePolicy};
 
 use crate::common::*;
 
@@ -23,12 +23,19 @@ async fn a_failing_update_is_rolled_back_and_reported() {
     converge(&engine, &s).await;
 
     // The new spec's tasks exit at once with code 3: Swarm's update monitor sees the failure
-    // and (failure action rollback) rolls the service back.
+    // and (failure action rollback) rolls the service back. The monitor window is 5 s, not the
+    // quick 300 ms: on a loaded machine a task can take longer than 300 ms from `running` to
+    // its exit, and Swarm then calls the update completed and never rolls back.
     let mut broken = Stack::new(&name);
     broken.add(
         quick_service("app", &v1)
             .replicas(1)
-            .args(["sh", "-c", "exit 3"]),
+            .args(["sh", "-c", "exit 3"])
+            .update_policy(
+                UpdatePolicy::new()
+                    .monitor(std::time::Duration::from_secs(5))
+                    .failure_action(FailureAction::Rollback),
+            ),
     );
     let planned = plan(&engine, &broken).await;
     assert_eq!(
