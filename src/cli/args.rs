@@ -1,10 +1,10 @@
 //! The deploy program's arguments, and the ranges its numeric flags accept.
 //!
-//! Every numeric flag is checked by [`Bounded`] while clap parses, so a bad value is one line
-//! naming the flag (or its environment variable) and the allowed range, before anything is
-//! built or contacted: never clap's exit status 2 (which `--detailed-exitcode` reserves for
-//! pending changes), never a panic further down (`Instant + Duration` overflows on huge
-//! seconds, tokio's semaphore refuses more than 2^61 permits).
+//! Every numeric flag is checked by a bounded value parser while clap parses, so a bad value
+//! is one line naming the flag (or its environment variable) and the allowed range, before
+//! anything is built or contacted: never clap's exit status 2 (which `--detailed-exitcode`
+//! reserves for pending changes), never a panic further down (`Instant + Duration` overflows
+//! on huge seconds, tokio's semaphore refuses more than 2^61 permits).
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
