@@ -8,17 +8,21 @@ use std::time::{Duration, Instant};
 use infra_core::provider::{ErrorClass, Provider, ProviderError};
 use infra_swarm::ConnectError;
 
+use crate::cli::Error;
+
 /// Connects the live provider `name` (`aws` or `swarm`). For Swarm, retries for up to `wait`
 /// while the endpoint isn't reachable or not yet a swarm manager (a phased deploy waits for the
-/// managers the AWS phase just made).
-pub(crate) async fn provider(name: &str, wait: Duration) -> Result<Arc<dyn Provider>, String> {
+/// managers the AWS phase just made). A failure is an [`Error::Environment`] saying what to do.
+pub(crate) async fn provider(name: &str, wait: Duration) -> Result<Arc<dyn Provider>, Error> {
     match name {
         // aws-config's default chain: credentials, region, and AWS_ENDPOINT_URL (e.g. moto).
         // Nothing is contacted here: credentials are resolved at the first request.
         "aws" => infra_aws::AwsProvider::from_env()
             .await
             .map(|p| Arc::new(p) as Arc<dyn Provider>)
-            .map_err(|e| format!("--target live: {e}; nothing was read or changed")),
+            .map_err(|e| {
+                Error::Environment(format!("--target live: {e}; nothing was read or changed"))
+            }),
         // Docker from DOCKER_HOST or the local socket; swarm mode (a manager) is required.
         "swarm" => {
             let deadline = Instant::now() + wait;
@@ -30,13 +34,18 @@ pub(crate) async fn provider(name: &str, wait: Duration) -> Result<Arc<dyn Provi
                         eprintln!("Waiting for the Swarm endpoint ({e}); retrying in 5 s…");
                         tokio::time::sleep(Duration::from_secs(5)).await;
                     }
-                    Err(e) => return Err(format!("--target live: {}", swarm_advice(&e))),
+                    Err(e) => {
+                        return Err(Error::Environment(format!(
+                            "--target live: {}",
+                            swarm_advice(&e)
+                        )))
+                    }
                 }
             }
         }
-        _ => Err(format!(
+        _ => Err(Error::Environment(format!(
             "--target live: there is no `{name}` provider (known: aws, swarm)"
-        )),
+        ))),
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use clap::Parser;
-use infra::cli::{execute, Args};
+use infra::cli::{execute, Args, Exit};
 use infra::prelude::*;
 
 pub(crate) fn example_binary() -> PathBuf {
@@ -27,7 +27,7 @@ pub(crate) fn example_binary() -> PathBuf {
     bin
 }
 
-fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(example_binary())
         .args(args)
@@ -220,7 +220,10 @@ async fn an_invalid_stack_reports_everything_and_touches_nothing() {
     );
     s.add(Subnet::new("b").vpc(&vpc).cidr("10.1.0.0/25"));
     for cmd in [vec!["plan"], vec!["apply", "--auto-approve"]] {
-        let err = execute(&args(dir.path(), &cmd), &s).await.unwrap_err();
+        let err = execute(&args(dir.path(), &cmd), &s)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(
                 "stack \"broken\" is invalid: 3 problems found (nothing was read or changed):"
@@ -241,6 +244,11 @@ async fn an_invalid_stack_reports_everything_and_touches_nothing() {
         !dir.path().join("sandbox").exists(),
         "the sandbox was never opened"
     );
+}
+
+/// The deploy program's outcome for a command: its exit status, or its error message.
+async fn status(args: &Args, stack: &Stack) -> Result<Exit, String> {
+    execute(args, stack).await.map_err(|e| e.to_string())
 }
 
 #[tokio::test]
@@ -267,46 +275,46 @@ async fn removing_a_resource_plans_its_deletion_and_protection_blocks_apply() {
             .az("us-east-1c"),
     );
     assert_eq!(
-        execute(&args(dir.path(), &["apply", "--auto-approve"]), &s).await,
-        Ok(0)
+        status(&args(dir.path(), &["apply", "--auto-approve"]), &s).await,
+        Ok(Exit::Success)
     );
     let mut smaller = s.clone();
     smaller.remove(&"aws_subnet.c".parse().unwrap());
     assert_eq!(
-        execute(
+        status(
             &args(dir.path(), &["plan", "--detailed-exitcode"]),
             &smaller
         )
         .await,
-        Ok(2)
+        Ok(Exit::ChangesPending)
     );
     assert_eq!(
-        execute(&args(dir.path(), &["apply", "--auto-approve"]), &smaller).await,
-        Ok(0)
+        status(&args(dir.path(), &["apply", "--auto-approve"]), &smaller).await,
+        Ok(Exit::Success)
     );
     assert_eq!(
-        execute(
+        status(
             &args(dir.path(), &["plan", "--detailed-exitcode"]),
             &smaller
         )
         .await,
-        Ok(0)
+        Ok(Exit::Success)
     );
     // Destroying the protected VPC is refused without --allow-destroy, and nothing is touched.
-    let err = execute(&args(dir.path(), &["destroy", "--auto-approve"]), &smaller)
+    let err = status(&args(dir.path(), &["destroy", "--auto-approve"]), &smaller)
         .await
         .unwrap_err();
     assert!(err.contains("the plan has errors"), "{err}");
     assert_eq!(
-        execute(
+        status(
             &args(dir.path(), &["plan", "--detailed-exitcode"]),
             &smaller
         )
         .await,
-        Ok(0)
+        Ok(Exit::Success)
     );
     assert_eq!(
-        execute(
+        status(
             &args(
                 dir.path(),
                 &[
@@ -319,15 +327,80 @@ async fn removing_a_resource_plans_its_deletion_and_protection_blocks_apply() {
             &smaller
         )
         .await,
-        Ok(0)
+        Ok(Exit::Success)
     );
     assert_eq!(
-        execute(
+        status(
             &args(dir.path(), &["plan", "--detailed-exitcode"]),
             &smaller
         )
         .await,
-        Ok(2),
+        Ok(Exit::ChangesPending),
         "everything is gone: a create is pending"
+    );
+}
+
+/// A held lock: apply exits 1 naming the holder and the exact command line that breaks it
+/// (the engine's own message names no flags); that command works, and the apply then runs.
+#[tokio::test]
+async fn a_held_lock_names_the_force_unlock_command_that_breaks_it() {
+    use infra_core::provider::{LockInfo, Provider};
+    let dir = tempfile::tempdir().unwrap();
+    let holder = LockInfo::for_this_process("apply");
+    infra::sandbox(dir.path().join("sandbox"), "aws")
+        .unwrap()
+        .lock("local", &holder)
+        .await
+        .unwrap();
+    let o = run(dir.path(), &["apply", "--auto-approve"], "");
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("an error line in:\n{err}"));
+    let unlock = format!(
+        "{} --sandbox-dir {} force-unlock",
+        example_binary().display(),
+        dir.path().join("sandbox").display()
+    );
+    assert_eq!(
+        line,
+        format!(
+            "Error: stack \"local\" is locked by {holder}. If that run is gone (killed, crashed), \
+             break the lock with `{unlock}`"
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap_or_default(),
+        "",
+        "nothing was applied"
+    );
+
+    // The command as printed (temporary paths need no quoting).
+    let words: Vec<&str> = unlock.split(' ').collect();
+    let broke = Command::new(words[0])
+        .args(&words[1..])
+        .env("INFRA_AUDIT_LOG", dir.path().join("audit.jsonl"))
+        .env_remove("INFRA_SANDBOX_DIR")
+        .env_remove("INFRA_TARGET")
+        .env_remove("INFRA_ENV")
+        .env("INFRA_TEST_IMAGE", "sha256:aaaa")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&broke.stderr);
+    assert_eq!(broke.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "Broke the lock of stack \"local\" in provider `aws`, held by {holder}"
+        )),
+        "{said}"
+    );
+    let again = run(dir.path(), &["apply", "--auto-approve"], "");
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
     );
 }

@@ -7,4 +7,5 @@ mod node_image;
 mod cli;
 mod live;
 mod production;
+mod progress;
 mod snapshots;

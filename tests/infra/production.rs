@@ -80,14 +80,17 @@ async fn apply_is_blocked(stack: &Stack) -> String {
         v.extend_from_slice(cmd);
         <Args as clap::Parser>::parse_from(v)
     };
-    assert_eq!(
-        execute(&args(&["plan"]), stack).await,
-        Ok(1),
-        "a plan with policy errors exits 1"
+    let plan = execute(&args(&["plan"]), stack).await.unwrap_err();
+    assert_eq!(plan.exit_code(), 1, "a plan with policy errors exits 1");
+    assert!(
+        plan.already_shown(),
+        "the plan shows its errors; no `Error:` line is added"
     );
     let err = execute(&args(&["apply", "--auto-approve"]), stack)
         .await
         .unwrap_err();
+    assert!(!err.already_shown(), "apply says why it refuses: {err}");
+    let err = err.to_string();
     let engine = testing::engine(&dir.path().join("sandbox"));
     let p = engine.plan(stack, &PlanOptions::default()).await.unwrap();
     assert_eq!(

@@ -1,6 +1,8 @@
 //! Issue 7, reliability and safety: bad input, a malformed environment, secrets, and Swarm
 //! faults.
 //!
+//! * `bad_flags`: bad numeric flags are one line naming the flag and its range, exit 1, and
+//!   nothing contacted; other malformed arguments exit 1 too.
 //! * `bad_input`: malformed stacks are refused with every problem at once (address and field)
 //!   and zero API calls, through the library and through the deploy program.
 //! * `environment`: no credentials, no region, an endpoint that refuses or never answers, Docker
@@ -13,6 +15,7 @@
 //! The live parts need `eval "$(.ci/test-env)"` (moto, swarm mode, the test image); without it
 //! they say SKIPPED loudly and pass, except under `CI=true` where they fail.
 
+mod bad_flags;
 mod bad_input;
 mod docker_proxy;
 mod environment;

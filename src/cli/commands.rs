@@ -1,0 +1,526 @@
+//! What each command does: build the engine for the target, validate, plan, print, confirm,
+//! apply, report; live runs go in phases (AWS, then Swarm). Failures become [`Error`]s with the
+//! command-line hints the engine leaves out.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use infra_core::engine::{Engine, Error as EngineError, Planned};
+use infra_core::plan::PlanOptions;
+use infra_core::policy::PolicyRule;
+use infra_core::provider::{LockError, Provider};
+use infra_core::reconcile::{ApplyOptions, OpStatus};
+use infra_core::render;
+use infra_core::validate::ValidationErrors;
+use infra_core::Stack;
+
+use super::args::PROVIDERS;
+use super::progress::{CliObserver, ProgressMode};
+use super::{Args, Command, Error, Exit, GraphFormat, Target};
+
+/// How often an operation still running is reported (a heartbeat line when stderr is not a
+/// terminal): often enough that a CI log shows a NAT gateway or a Swarm service is still
+/// coming, rarely enough not to drown the log.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Builds the engine for a target: the sandbox serves `aws` and `swarm` kinds from files; live
+/// connects to the real endpoints of the providers in scope.
+pub async fn engine_for(args: &Args, rules: &[Arc<dyn PolicyRule>]) -> Result<Engine, Error> {
+    args.check_numbers()?;
+    let mut engine = Engine::new()
+        .with_options(ApplyOptions {
+            concurrency: args.concurrency,
+            heartbeat: HEARTBEAT,
+            ..ApplyOptions::default()
+        })
+        .with_lock_timeout(Duration::from_secs(args.lock_timeout))
+        .with_rules(rules.iter().cloned());
+    let wanted = |p: &str| args.only.is_empty() || args.only.iter().any(|o| o == p);
+    for name in PROVIDERS {
+        if !wanted(name) {
+            continue;
+        }
+        let provider: Arc<dyn Provider> = match args.target {
+            Target::Sandbox => {
+                Arc::new(crate::sandbox(&args.sandbox_dir, name).map_err(|source| {
+                    Error::Sandbox {
+                        dir: args.sandbox_dir.clone(),
+                        source,
+                    }
+                })?)
+            }
+            Target::Live => {
+                let wait = if args.wait_for_endpoints {
+                    Duration::from_secs(args.swarm_wait)
+                } else {
+                    Duration::ZERO
+                };
+                crate::live::provider(name, wait).await?
+            }
+        };
+        engine = engine.with_provider_arc(provider);
+    }
+    Ok(engine)
+}
+
+/// Runs one command on a built stack. Plans and reports go to stdout.
+pub async fn execute(args: &Args, stack: &Stack) -> Result<Exit, Error> {
+    execute_with_rules(args, stack, &crate::default_rules()).await
+}
+
+/// [`execute`] with a given set of policy rules (the built-in ones plus your own, say).
+pub async fn execute_with_rules(
+    args: &Args,
+    stack: &Stack,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Exit, Error> {
+    // Arguments built in code get the checks parsing makes, before anything is contacted.
+    args.check_numbers()?;
+    if args.target == Target::Live && args.only.is_empty() {
+        if let Some(exit) = phases(args, stack, rules).await? {
+            return Ok(exit);
+        }
+    }
+    execute_one(args, stack, rules).await
+}
+
+/// Runs plan/apply/destroy on a live target as phases, one provider after the other (the Swarm
+/// API exists only once the AWS phase has made the managers; destroying goes Swarm first).
+/// `None` for commands that don't go in phases.
+async fn phases(
+    args: &Args,
+    stack: &Stack,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Option<Exit>, Error> {
+    let (order, applying): (Vec<&str>, bool) = match &args.command {
+        None | Some(Command::Plan { destroy: false }) => (PROVIDERS.to_vec(), false),
+        Some(Command::Plan { destroy: true }) => (PROVIDERS.iter().rev().copied().collect(), false),
+        Some(Command::Apply { .. }) => (PROVIDERS.to_vec(), true),
+        Some(Command::Destroy { .. }) => (PROVIDERS.iter().rev().copied().collect(), true),
+        _ => return Ok(None),
+    };
+    // Validate the whole stack once, before any endpoint is contacted.
+    validate(args, stack).await?;
+    let mut worst = Exit::Success;
+    let mut plan_errors = None;
+    for (i, phase) in order.iter().enumerate() {
+        eprintln!("== Phase {}/{}: {phase} ==", i + 1, order.len());
+        let mut phase_args = args.clone();
+        phase_args.only = vec![phase.to_string()];
+        phase_args.wait_for_endpoints = applying;
+        if !applying && *phase == "swarm" {
+            // A plan doesn't wait: before the managers exist there is no Swarm API to ask.
+            if let Err(e) = crate::live::provider(phase, Duration::ZERO).await {
+                eprintln!("The {phase} phase can't be planned yet ({e}); `apply` runs it once the previous phase has made its endpoint.");
+                if args.detailed_exitcode {
+                    worst = worst.max(Exit::ChangesPending);
+                }
+                continue;
+            }
+        }
+        match execute_one(&phase_args, stack, rules).await {
+            Ok(exit) => worst = worst.max(exit),
+            Err(e) if applying => {
+                if e.already_shown() && i + 1 < order.len() {
+                    eprintln!("The {phase} phase did not complete; the later phases were not run.");
+                }
+                return Err(e);
+            }
+            // A plan with errors (shown) doesn't stop the plans of the later phases.
+            Err(e @ Error::PlanHasErrors { .. }) => plan_errors = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match plan_errors {
+        Some(e) => Err(e),
+        None => Ok(Some(worst)),
+    }
+}
+
+async fn execute_one(
+    args: &Args,
+    stack: &Stack,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Exit, Error> {
+    match &args.command {
+        None => plan_command(args, stack, false, rules).await,
+        Some(Command::Plan { destroy }) => plan_command(args, stack, *destroy, rules).await,
+        Some(Command::Apply {
+            auto_approve,
+            allow_destroy,
+        }) => {
+            let opts = plan_options(args, false, allow_destroy, false);
+            apply_command(args, stack, opts, *auto_approve, rules).await
+        }
+        Some(Command::Destroy {
+            auto_approve,
+            allow_destroy,
+            allow_destroy_all,
+        }) => {
+            let opts = plan_options(args, true, allow_destroy, *allow_destroy_all);
+            apply_command(args, stack, opts, *auto_approve, rules).await
+        }
+        Some(Command::Graph { format }) => {
+            let graph = infra_core::graph::Graph::build(stack)
+                .map_err(|errors| Error::InvalidStack { errors, hint: None })?;
+            print!(
+                "{}",
+                match format {
+                    GraphFormat::Dot => render::graph_dot(&graph),
+                    GraphFormat::Mermaid => render::graph_mermaid(&graph),
+                }
+            );
+            Ok(Exit::Success)
+        }
+        Some(Command::Schema) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&render::plan_schema()).unwrap_or_default()
+            );
+            Ok(Exit::Success)
+        }
+        Some(Command::Watch {
+            interval,
+            iterations,
+        }) => watch_command(args, stack, *interval, *iterations, rules).await,
+        Some(Command::ForceUnlock) => force_unlock_command(args, stack, rules).await,
+    }
+}
+
+fn plan_options(args: &Args, destroy: bool, allow: &[String], allow_all: bool) -> PlanOptions {
+    PlanOptions {
+        destroy,
+        only: args.only.iter().cloned().collect(),
+        allow_destroy: allow.iter().cloned().collect(),
+        allow_destroy_all: allow_all,
+    }
+}
+
+/// The deploy program's error for an engine error, with what to do on this command line: the
+/// environment advice for an endpoint that can't be used, the `force-unlock` command for a
+/// held lock, `--only` for a provider out of reach. `otherwise` classifies the rest (a plan or
+/// an apply failure).
+fn from_engine(
+    e: EngineError,
+    args: &Args,
+    stack: &Stack,
+    otherwise: fn(EngineError) -> Error,
+) -> Error {
+    if let EngineError::Read { provider, error } = &e {
+        if let Some(advice) = crate::live::environment_advice(provider, error) {
+            return Error::Environment(advice);
+        }
+    }
+    match e {
+        EngineError::Validation(errors) => invalid(args, stack, errors),
+        EngineError::UnknownProvider { provider, .. } => Error::Scope {
+            provider,
+            known: PROVIDERS.join(", "),
+        },
+        EngineError::Locked(error @ LockError::Held { .. }) => Error::Locked {
+            error,
+            unlock: unlock_command(args),
+        },
+        EngineError::Locked(error) => Error::LockFailed(error),
+        other => otherwise(other),
+    }
+}
+
+/// The command line that breaks this run's lock: this program with the flags that decide
+/// which stack and which providers (the ones that differ from their defaults).
+fn unlock_command(args: &Args) -> String {
+    let program = std::env::args_os()
+        .next()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "production".into());
+    let mut words: Vec<String> = vec![program];
+    if args.target == Target::Live {
+        words.extend(["--target".into(), "live".into()]);
+    } else if args.sandbox_dir.as_os_str() != ".infra/sandbox" {
+        words.extend([
+            "--sandbox-dir".into(),
+            args.sandbox_dir.display().to_string(),
+        ]);
+    }
+    if args.env != "local" {
+        words.extend(["--env".into(), args.env.clone()]);
+    }
+    if let Some(name) = &args.stack_name {
+        words.extend(["--stack".into(), name.clone()]);
+    }
+    if !args.only.is_empty() {
+        words.extend(["--only".into(), args.only.join(",")]);
+    }
+    words.push("force-unlock".into());
+    words
+        .iter()
+        .map(|w| shell_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `w` as one shell word: as it is when it needs no quoting, else single-quoted.
+fn shell_word(w: &str) -> Cow<'_, str> {
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c));
+    if plain {
+        Cow::Borrowed(w)
+    } else {
+        Cow::Owned(format!("'{}'", w.replace('\'', r"'\''")))
+    }
+}
+
+/// An invalid stack: with `--json`, the problems as a JSON document on stdout; a hint when some
+/// resources belong to providers this program doesn't have (`--only` leaves them out).
+fn invalid(args: &Args, stack: &Stack, errors: ValidationErrors) -> Error {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "error": "validation", "problems": errors.problems })
+            )
+            .unwrap_or_default()
+        );
+    }
+    let foreign: BTreeSet<&str> = errors
+        .problems
+        .iter()
+        .filter(|p| p.field == "kind")
+        .filter_map(|p| {
+            stack
+                .resources()
+                .iter()
+                .find(|r| r.address.to_string() == p.address)
+        })
+        .map(|r| r.schema.provider)
+        .filter(|p| !PROVIDERS.contains(p))
+        .collect();
+    let hint = (!foreign.is_empty()).then(|| {
+        format!(
+            "This program has the providers {}; `--only {}` leaves the resources of {} out of the run.",
+            PROVIDERS.join(" and "),
+            PROVIDERS.join(","),
+            foreign.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    });
+    Error::InvalidStack { errors, hint }
+}
+
+/// Validates the stack before anything is contacted: the graph's checks and, on a live target,
+/// the AWS provider's preflight against its configuration (a subnet in `us-east-1a` with the
+/// region `eu-west-1`), which makes no API call. Every problem is reported at once.
+async fn validate(args: &Args, stack: &Stack) -> Result<(), Error> {
+    let mut problems = match infra_core::graph::Graph::build(stack) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems,
+    };
+    let aws_in_scope = args.only.is_empty() || args.only.iter().any(|o| o == "aws");
+    if args.target == Target::Live && aws_in_scope {
+        // Building the AWS provider only reads configuration (environment, profile files):
+        // credentials are resolved at the first request. A configuration error is reported by
+        // the run itself once the stack is valid.
+        if let Ok(aws) = crate::live::provider("aws", Duration::ZERO).await {
+            problems.extend(aws.preflight(stack));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort();
+    problems.dedup();
+    let errors = ValidationErrors {
+        stack: stack.name().to_string(),
+        problems,
+    };
+    Err(invalid(args, stack, errors))
+}
+
+async fn make_plan(
+    args: &Args,
+    stack: &Stack,
+    opts: &PlanOptions,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<(Engine, Planned), Error> {
+    // Validate first: a broken stack is reported before any endpoint is contacted.
+    validate(args, stack).await?;
+    let engine = engine_for(args, rules).await?;
+    let planned = engine
+        .plan(stack, opts)
+        .await
+        .map_err(|e| from_engine(e, args, stack, Error::Plan))?;
+    Ok((engine, planned))
+}
+
+async fn plan_command(
+    args: &Args,
+    stack: &Stack,
+    destroy: bool,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Exit, Error> {
+    let opts = plan_options(args, destroy, &[], false);
+    let (_, planned) = make_plan(args, stack, &opts, rules).await?;
+    print_plan(args, &planned);
+    if !planned.plan.blockers().is_empty() {
+        return Err(Error::PlanHasErrors { shown: true });
+    }
+    Ok(if args.detailed_exitcode && !planned.plan.is_empty() {
+        Exit::ChangesPending
+    } else {
+        Exit::Success
+    })
+}
+
+fn print_plan(args: &Args, planned: &Planned) {
+    if args.json {
+        print!("{}", render::plan_json(&planned.plan));
+    } else {
+        print!("{}", render::plan_text(&planned.plan));
+    }
+}
+
+async fn apply_command(
+    args: &Args,
+    stack: &Stack,
+    opts: PlanOptions,
+    auto_approve: bool,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Exit, Error> {
+    let (engine, planned) = make_plan(args, stack, &opts, rules).await?;
+    if !args.json {
+        print_plan(args, &planned);
+    }
+    if !planned.plan.blockers().is_empty() {
+        return Err(Error::PlanHasErrors { shown: false });
+    }
+    if planned.plan.is_empty() {
+        if args.json {
+            print!("{}", render::plan_json(&planned.plan));
+        }
+        return Ok(Exit::Success);
+    }
+    if !auto_approve && !confirm(stack.name(), opts.destroy)? {
+        eprintln!("Apply cancelled; nothing was changed.");
+        return Err(Error::Cancelled);
+    }
+    let observer = CliObserver::new(&args.audit_log, ProgressMode::for_stderr().on_stderr())?;
+    let applied = engine.apply(&planned, &observer).await;
+    observer.done();
+    let report = applied.map_err(|e| from_engine(e, args, stack, Error::Apply))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "plan": planned.plan, "report": report })
+            )
+            .unwrap_or_default()
+        );
+    } else {
+        print!("\n{}", render::report_text(&report));
+        if !report.api_calls.is_empty() {
+            let calls = report
+                .api_calls
+                .iter()
+                .map(|(p, n)| format!("{p}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            eprintln!(
+                "API calls during apply: {calls}; took {:.1}s.",
+                report.duration_ms as f64 / 1000.0
+            );
+        }
+    }
+    if report.is_success() {
+        return Ok(Exit::Success);
+    }
+    let count = |f: fn(&OpStatus) -> bool| report.outcomes.iter().filter(|o| f(&o.status)).count();
+    Err(Error::OperationsFailed {
+        failed: count(|s| matches!(s, OpStatus::Failed { .. })),
+        skipped: count(|s| matches!(s, OpStatus::Skipped { .. })),
+    })
+}
+
+fn confirm(stack: &str, destroy: bool) -> Result<bool, Error> {
+    let what = if destroy {
+        "destroy every object the stack owns"
+    } else {
+        "perform these actions"
+    };
+    eprint!("\nDo you want to {what} on stack \"{stack}\"?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(Error::Confirmation)?;
+    Ok(line.trim() == "yes")
+}
+
+async fn watch_command(
+    args: &Args,
+    stack: &Stack,
+    interval: u64,
+    iterations: Option<u64>,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Exit, Error> {
+    let opts = plan_options(args, false, &[], false);
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        match make_plan(args, stack, &opts, rules).await {
+            Ok((engine, planned)) if planned.plan.is_empty() => {
+                tracing::info!(run = n, "watch: no drift");
+                eprintln!("watch #{n}: no changes");
+                drop(engine);
+            }
+            Ok((engine, planned)) => {
+                print_plan(args, &planned);
+                if planned.plan.blockers().is_empty() {
+                    let observer =
+                        CliObserver::new(&args.audit_log, ProgressMode::for_stderr().on_stderr())?;
+                    let applied = engine.apply(&planned, &observer).await;
+                    observer.done();
+                    match applied {
+                        Ok(report) => eprint!("watch #{n}: {}", render::report_text(&report)),
+                        Err(e) => eprintln!(
+                            "watch #{n}: apply failed: {}",
+                            from_engine(e, args, stack, Error::Apply)
+                        ),
+                    }
+                } else {
+                    eprintln!("watch #{n}: the plan has errors; not applying");
+                }
+            }
+            Err(e) => eprintln!("watch #{n}: {e}"),
+        }
+        if iterations.is_some_and(|max| n >= max) {
+            return Ok(Exit::Success);
+        }
+        tokio::time::sleep(Duration::from_secs(interval)).await;
+    }
+}
+
+async fn force_unlock_command(
+    args: &Args,
+    stack: &Stack,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Exit, Error> {
+    let engine = engine_for(args, rules).await?;
+    let only: BTreeSet<String> = args.only.iter().cloned().collect();
+    let broken = engine
+        .force_unlock(stack.name(), &only)
+        .await
+        .map_err(|e| from_engine(e, args, stack, Error::ForceUnlock))?;
+    if broken.is_empty() {
+        eprintln!("Stack \"{}\" was not locked.", stack.name());
+    }
+    for (provider, info) in broken {
+        eprintln!(
+            "Broke the lock of stack \"{}\" in provider `{provider}`, held by {info}.",
+            stack.name()
+        );
+    }
+    Ok(Exit::Success)
+}
