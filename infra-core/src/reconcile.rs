@@ -180,7 +180,8 @@ pub trait ApplyObserver: Send + Sync {
     fn started(&self, total: usize) {
         let _ = total;
     }
-    /// An operation begins.
+    /// An operation begins: its first provider call got one of the concurrency slots (one
+    /// still queued behind the limit has not begun; heartbeats say it waits for a slot).
     fn op_started(&self, address: &str, op: OpKind) {
         let _ = (address, op);
     }
@@ -437,7 +438,17 @@ impl Env<'_> {
                 };
                 let call = f(ctx);
                 async move {
+                    if self.semaphore.available_permits() == 0 {
+                        retry::waiting_for(format!(
+                            "a free slot ({} at a time)",
+                            self.opts.concurrency.max(1)
+                        ));
+                    }
                     let _permit = self.semaphore.acquire().await;
+                    retry::done_waiting();
+                    if attempt == 1 {
+                        self.begin(address, op);
+                    }
                     call.await
                 }
             },
@@ -449,6 +460,13 @@ impl Env<'_> {
             },
         )
         .await
+    }
+
+    /// An operation begins: when its first provider call gets a slot (an operation queued
+    /// behind the concurrency limit has not started), or when it finishes without any call.
+    fn begin(&self, address: &Address, op: OpKind) {
+        self.observer.op_started(&address.to_string(), op);
+        tracing::info!(address = %address, op = %op, "starting");
     }
 
     fn resolve(&self, address: &Address) -> Result<Resolved, String> {
@@ -487,8 +505,6 @@ impl Env<'_> {
 
 async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOutcome) {
     let started = Instant::now();
-    env.observer.op_started(&op.address.to_string(), op.kind);
-    tracing::info!(address = %op.address, op = %op.kind, "starting");
     let provider = &env.providers[&op.provider];
     let (status, attempts, id) = match op.kind {
         OpKind::Create | OpKind::Update => match env.resolve(&op.address) {
@@ -574,6 +590,11 @@ async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOutcome) {
             }
         },
     };
+    if attempts == 0 {
+        // No provider call was made (nothing to do, or it failed before any): it begins and
+        // ends now.
+        env.begin(&op.address, op.kind);
+    }
     let outcome = OpOutcome {
         address: op.address.to_string(),
         op: op.kind,

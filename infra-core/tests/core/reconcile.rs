@@ -573,3 +573,68 @@ fn the_reconciler_refuses_an_in_place_change_of_a_force_new_field() {
     assert!(e.message.starts_with("test_network.main: `cidr`"), "{e}");
     infra_core::reconcile::force_new_guard(&desired, &["size".into()]).unwrap();
 }
+
+/// Start, heartbeat and end events in the order the observer got them.
+#[derive(Default)]
+struct Events(Mutex<Vec<String>>);
+
+impl infra_core::reconcile::ApplyObserver for Events {
+    fn op_started(&self, address: &str, _: infra_core::reconcile::OpKind) {
+        self.0.lock().unwrap().push(format!("start {address}"));
+    }
+    fn op_waiting(
+        &self,
+        address: &str,
+        _: infra_core::reconcile::OpKind,
+        _: Duration,
+        waiting_for: Option<&str>,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("wait {address}: {}", waiting_for.unwrap_or("-")));
+    }
+    fn op_finished(&self, event: &infra_core::reconcile::AuditEvent) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("end {}", event.outcome.address));
+    }
+}
+
+/// An operation queued behind the concurrency limit has not begun: it starts when it gets a
+/// slot, and until then its heartbeat says it waits for one.
+#[tokio::test(start_paused = true)]
+async fn a_queued_operation_begins_when_it_gets_a_slot_and_says_it_waits_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(Waiting {
+        inner: SandboxProvider::open(dir.path(), "test").unwrap(),
+        wait: Duration::from_secs(15),
+    });
+    let e = Engine::new()
+        .with_provider_arc(provider)
+        .with_options(ApplyOptions {
+            concurrency: 1,
+            heartbeat: Duration::from_secs(10),
+            ..ApplyOptions::default()
+        });
+    let mut s = Stack::new("slots");
+    s.add(Network::new("a", "10.0.0.0/16"));
+    s.add(Network::new("b", "10.1.0.0/16"));
+    let p = plan(&e, &s).await;
+    let observer = Events::default();
+    assert!(e.apply(&p, &observer).await.unwrap().is_success());
+    let events = observer.0.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            "start test_network.a",
+            "wait test_network.a: test_network.a to become available: pending",
+            "wait test_network.b: a free slot (1 at a time)",
+            "end test_network.a",
+            "start test_network.b",
+            "wait test_network.b: test_network.b to become available: pending",
+            "end test_network.b",
+        ]
+    );
+}
