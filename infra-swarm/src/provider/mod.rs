@@ -558,7 +558,7 @@ impl Provider for SwarmProvider {
         }
     }
 
-    /// The stack lock is a Swarm config (see [`lock_name`]): names are unique in the raft store.
+    /// The stack lock is a Swarm config (named by `lock_name`): names are unique in the raft store.
     async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {
         let data = base64::engine::general_purpose::STANDARD
             .encode(serde_json::to_vec(info).unwrap_or_default());
