@@ -139,11 +139,11 @@ pub(super) fn declared_change(
     spec: &ResourceSpec,
     desired: &BTreeMap<String, Value>,
     current: Option<&Observed>,
-    depends_on: Vec<String>,
+    depends_on: Vec<Address>,
     protected: bool,
 ) -> Change {
     let mut change = Change {
-        address: spec.address.to_string(),
+        address: spec.address.clone(),
         kind: spec.schema.kind.to_string(),
         provider: spec.schema.provider.to_string(),
         action: Action::NoOp,
@@ -259,7 +259,7 @@ pub(super) fn delete_change(
         computed: false,
     }));
     Change {
-        address: obs.address.to_string(),
+        address: obs.address.clone(),
         kind: kind.to_string(),
         provider: provider.to_string(),
         action: Action::Delete,

@@ -96,7 +96,8 @@ pub struct FieldChange {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Change {
     /// The resource's address.
-    pub address: String,
+    #[schemars(with = "String")]
+    pub address: Address,
     /// Its kind.
     pub kind: String,
     /// The provider serving it.
@@ -119,7 +120,8 @@ pub struct Change {
     pub unchanged_fields: usize,
     /// Resources this one depends on in the declared graph.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub depends_on: Vec<Address>,
     /// True when the resource is protected.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub protected: bool,
@@ -182,9 +184,12 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.changes.iter().all(|c| c.action == Action::NoOp)
     }
-    /// The change for an address.
+    /// The change for an address, written `kind.name`.
     pub fn change(&self, address: &str) -> Option<&Change> {
-        self.changes.iter().find(|c| c.address == address)
+        let (kind, name) = address.split_once('.')?;
+        self.changes
+            .iter()
+            .find(|c| c.address.kind() == kind && c.address.name() == name)
     }
     /// Everything that stops this plan from being applied: its errors, and one line per
     /// unsuppressed policy error.
@@ -293,8 +298,8 @@ fn declared_changes(
             let desired = diff::desired_props(spec, graph, &observed.resources, &actions);
             let depends_on = graph
                 .dependencies(&spec.address)
-                .iter()
-                .map(|a| a.to_string())
+                .into_iter()
+                .cloned()
                 .collect();
             diff::declared_change(spec, &desired, current, depends_on, protected)
         };
@@ -331,7 +336,8 @@ fn orphan_deletions(
             ))
         })
         .collect();
-    removed.sort_by(|a, b| a.address.cmp(&b.address));
+    // By the address as written (`kind.name`), the order plans have always had.
+    removed.sort_by_cached_key(|c| c.address.to_string());
     removed
 }
 

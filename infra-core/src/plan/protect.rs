@@ -2,6 +2,7 @@
 //! the options allow it.
 
 use super::{Action, Change, PlanOptions};
+use crate::dsl::Address;
 use crate::graph::Graph;
 
 /// One error per protected resource that the changes replace or destroy without leave.
@@ -19,24 +20,19 @@ pub(super) fn protection_errors(
                 Action::Delete => "destroyed",
                 _ => return None,
             };
-            let declared = c
-                .address
-                .parse()
-                .ok()
-                .and_then(|a| graph.get(&a))
-                .is_some_and(|s| s.options.protect);
+            let declared = graph.get(&c.address).is_some_and(|s| s.options.protect);
             Some(protect_error(&c.address, verb, declared))
         })
         .collect()
 }
 
-fn allowed(opts: &PlanOptions, address: &str) -> bool {
-    opts.allow_destroy_all || opts.allow_destroy.contains(address)
+fn allowed(opts: &PlanOptions, address: &Address) -> bool {
+    opts.allow_destroy_all || opts.allow_destroy.contains(&address.to_string())
 }
 
 /// `declared`: the declaration says `.protect()`; otherwise the protection comes from the
 /// object's `infra:protect` mark, left by an apply while it was declared protected.
-fn protect_error(address: &str, verb: &str, declared: bool) -> String {
+fn protect_error(address: &Address, verb: &str, declared: bool) -> String {
     if declared {
         format!(
             "{address} is protected and would be {verb}; remove `.protect()` from its declaration, \

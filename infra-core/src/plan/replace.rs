@@ -26,17 +26,14 @@ pub(super) fn propagate_create_before_destroy(
         // The old world's edges cost a pass over every observed property: only when needed.
         return;
     }
-    let position: HashMap<String, usize> = changes
+    let position: HashMap<Address, usize> = changes
         .iter()
         .enumerate()
         .map(|(i, c)| (c.address.clone(), i))
         .collect();
-    let mut old_deps: HashMap<String, Vec<String>> = HashMap::new();
+    let mut old_deps: HashMap<Address, Vec<Address>> = HashMap::new();
     for (a, b) in old_edges(graph, observed) {
-        old_deps
-            .entry(a.to_string())
-            .or_default()
-            .push(b.to_string());
+        old_deps.entry(a).or_default().push(b);
     }
     while let Some(i) = work.pop() {
         let address = changes[i].address.clone();
