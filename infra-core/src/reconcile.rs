@@ -325,7 +325,10 @@ pub async fn apply(
         if running.is_empty() {
             break;
         }
+        // An operation that ends at the instant a heartbeat is due is reported as ended, not
+        // as still running: finished operations are taken first.
         let next = tokio::select! {
+            biased;
             next = running.next() => next,
             _ = heartbeat.tick() => {
                 for (&i, (since, status)) in &in_flight {
