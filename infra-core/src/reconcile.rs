@@ -50,6 +50,7 @@ impl Default for ApplyOptions {
 /// One provider call kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OpKind {
     /// A create.
     Create,
@@ -72,6 +73,7 @@ impl fmt::Display for OpKind {
 /// How an operation ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OpStatus {
     /// Done.
     Succeeded,
@@ -214,6 +216,7 @@ impl ApplyObserver for NoObserver {}
 
 /// Why an apply could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReconcileError {
     /// The plan has blocking errors (e.g. a protected resource would be destroyed).
     #[error("the plan cannot be applied:\n  - {}", .0.join("\n  - "))]

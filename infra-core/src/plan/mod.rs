@@ -37,6 +37,7 @@ pub const FORMAT_VERSION: u32 = 1;
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Action {
     /// Already as declared.
     NoOp,
