@@ -13,13 +13,14 @@ use aws_sdk_autoscaling::types::{
 };
 use infra_core::dsl::Address;
 use infra_core::provider::{Observed, ProviderError, Resolved};
+use infra_core::retry::{poll, Probe};
 use infra_core::Value;
 
+use super::common::updated_from as updated;
 use super::common::{
     all_tags, opt_bool, ownership, req_f64, req_i64, req_str, strings, tag_diff, Cx, Props, TAG_ID,
     TAG_PROTECT, TAG_STACK,
 };
-use super::ec2_network::updated;
 use super::errors::AwsResult;
 
 const RESOURCE_TYPE: &str = "auto-scaling-group";
@@ -418,17 +419,16 @@ pub(super) async fn delete_group(cx: &Cx<'_>, current: &Observed) -> Result<(), 
         )?;
     // The group goes once its instances are terminated; subnets and security groups can be
     // deleted only after their network interfaces are released.
-    cx.wait_until(
-        &format!("auto scaling group {name} to be deleted"),
-        || async {
-            Ok(describe_groups(cx, Some(name))
-                .await?
-                .is_empty()
-                .then_some(()))
-        },
-    )
+    let what = format!("auto scaling group {name} to be deleted");
+    poll(&what, cx.waits, || async {
+        Ok(match describe_groups(cx, Some(name)).await?.first() {
+            None => Probe::Done(()),
+            Some(g) => Probe::Waiting(g.status().unwrap_or("still listed").to_string()),
+        })
+    })
     .await?;
-    cx.wait_until(&format!("the instances of {name} to terminate"), || async {
+    let what = format!("the instances of {name} to terminate");
+    poll(&what, cx.waits, || async {
         let out =
             cx.c.ec2_read
                 .describe_instances()
@@ -455,12 +455,17 @@ pub(super) async fn delete_group(cx: &Cx<'_>, current: &Observed) -> Result<(), 
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .any(|i| {
+            .filter(|i| {
                 i.state().and_then(|s| s.name()).is_some_and(|s| {
                     !matches!(s, aws_sdk_ec2::types::InstanceStateName::Terminated)
                 })
-            });
-        Ok((!alive).then_some(()))
+            })
+            .count();
+        Ok(if alive == 0 {
+            Probe::Done(())
+        } else {
+            Probe::Waiting(format!("{alive} not terminated yet"))
+        })
     })
     .await
 }

@@ -15,11 +15,12 @@ use infra_core::dsl::Address;
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
 use infra_core::Value;
 
+use super::common::updated_from as updated;
 use super::common::{
     opt_str, req_str, secret_bytes, sensitive, str_list, user_tags, Cx, Ownership, Props, TAG_NAME,
     TAG_STACK,
 };
-use super::ec2_network::{owned, owned_filters, sync_tags, tag_spec, updated};
+use super::ec2_common::{owned, owned_filters, sync_tags, tag_spec};
 use super::errors::AwsResult;
 
 /// Instance metadata hop limit: 2, so containers on the instance (Swarm tasks) reach IMDSv2.

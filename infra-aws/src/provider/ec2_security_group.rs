@@ -13,8 +13,9 @@ use infra_core::dsl::Address;
 use infra_core::provider::{Observed, ProviderError, Resolved};
 use infra_core::Value;
 
+use super::common::updated_from as updated;
 use super::common::{observed_from, req_str, Cx, Props};
-use super::ec2_network::{owned, owned_filters, sync_tags, tag_spec, updated};
+use super::ec2_common::{owned, owned_filters, sync_tags, tag_spec};
 use super::errors::{AwsResult, ProviderResult};
 
 /// Inbound or outbound.
