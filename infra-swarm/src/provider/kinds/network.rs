@@ -264,6 +264,9 @@ impl SwarmKind for Network {
         current: &Observed,
     ) -> Result<(), ProviderError> {
         let what = format!("the last tasks on {} to stop", current.address);
-        poll(client, &what, || self.try_remove(client, current)).await
+        poll(&client.poll_policy(), &what, || {
+            self.try_remove(client, current)
+        })
+        .await
     }
 }

@@ -77,7 +77,10 @@ pub(super) async fn wait_converged(
     let started = std::time::Instant::now();
     let filters = HashMap::from([("service".to_string(), vec![id.to_string()])]);
     let what = format!("service {name} to converge");
-    poll(client, &what, || look_converged(client, id, name, &filters)).await?;
+    poll(&client.poll_policy(), &what, || {
+        look_converged(client, id, name, &filters)
+    })
+    .await?;
     tracing::debug!(service = %name, elapsed_ms = started.elapsed().as_millis() as u64, "converged");
     Ok(())
 }
@@ -196,7 +199,7 @@ async fn look_converged(
 pub(super) async fn wait_tasks_gone(client: &Client, id: &str, name: &str) {
     let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
     let what = format!("the tasks of removed service {name} to stop");
-    let r = poll(client, &what, || {
+    let r = poll(&client.poll_policy(), &what, || {
         let filters = &filters;
         async move {
             client.count();
