@@ -27,7 +27,7 @@ mod ec2_common;
 mod ec2_compute;
 mod ec2_security_group;
 mod errors;
-mod iam;
+mod iam_common;
 mod interceptor;
 mod kinds;
 mod lock;

@@ -1,5 +1,5 @@
 //! Transitional: the kinds not yet in a module of their own, served by their service modules
-//! (security groups, compute, auto scaling, IAM).
+//! (security groups, compute, auto scaling).
 
 use async_trait::async_trait;
 use infra_core::dsl::{Address, KindSchema};
@@ -8,10 +8,9 @@ use infra_core::registry::KindHandler;
 
 use super::{AwsKind, Listings};
 use crate::kinds::compute::{AMI, ASG, LAUNCH_TEMPLATE, SCALING_POLICY};
-use crate::kinds::iam::{IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER, INSTANCE_PROFILE};
 use crate::kinds::network::SECURITY_GROUP;
 use crate::provider::common::Cx;
-use crate::provider::{autoscaling, ec2_compute, ec2_security_group, iam};
+use crate::provider::{autoscaling, ec2_compute, ec2_security_group};
 
 struct Legacy(&'static KindSchema);
 
@@ -22,11 +21,6 @@ pub(super) fn handlers() -> Vec<Box<dyn AwsKind>> {
         &ASG,
         &SCALING_POLICY,
         &AMI,
-        &IAM_POLICY,
-        &IAM_ROLE,
-        &INSTANCE_PROFILE,
-        &IAM_GROUP,
-        &IAM_USER,
     ]
     .into_iter()
     .map(|s| Box::new(Legacy(s)) as Box<dyn AwsKind>)
@@ -37,18 +31,6 @@ impl KindHandler for Legacy {
     fn schema(&self) -> &'static KindSchema {
         self.0
     }
-}
-
-fn is_iam(kind: &str) -> bool {
-    [
-        &IAM_POLICY,
-        &IAM_ROLE,
-        &INSTANCE_PROFILE,
-        &IAM_GROUP,
-        &IAM_USER,
-    ]
-    .iter()
-    .any(|s| s.kind == kind)
 }
 
 fn unsupported(kind: &str) -> ProviderError {
@@ -69,8 +51,6 @@ impl AwsKind for Legacy {
             ec2_compute::read(cx).await
         } else if k == ASG.kind {
             autoscaling::read(cx).await
-        } else if k == IAM_POLICY.kind {
-            iam::read(cx).await
         } else {
             Ok(Vec::new())
         }
@@ -86,8 +66,6 @@ impl AwsKind for Legacy {
             autoscaling::find_group(cx, a).await
         } else if k == SCALING_POLICY.kind {
             autoscaling::find_policy(cx, a).await
-        } else if is_iam(k) {
-            iam::find(cx, a).await
         } else {
             Err(unsupported(k))
         }
@@ -108,16 +86,6 @@ impl AwsKind for Legacy {
             autoscaling::create_group(cx, d).await
         } else if k == SCALING_POLICY.kind {
             autoscaling::put_policy(cx, d).await
-        } else if k == IAM_POLICY.kind {
-            iam::create_policy(cx, d).await
-        } else if k == IAM_ROLE.kind {
-            iam::create_role(cx, d).await
-        } else if k == INSTANCE_PROFILE.kind {
-            iam::create_instance_profile(cx, d).await
-        } else if k == IAM_GROUP.kind {
-            iam::create_group(cx, d).await
-        } else if k == IAM_USER.kind {
-            iam::create_user(cx, d).await
         } else {
             Err(unsupported(k))
         }
@@ -140,16 +108,6 @@ impl AwsKind for Legacy {
             autoscaling::update_group(cx, current, d, changed).await
         } else if k == SCALING_POLICY.kind {
             autoscaling::put_policy(cx, d).await
-        } else if k == IAM_POLICY.kind {
-            iam::update_policy(cx, current, d, changed).await
-        } else if k == IAM_ROLE.kind {
-            iam::update_role(cx, current, d, changed).await
-        } else if k == INSTANCE_PROFILE.kind {
-            iam::update_instance_profile(cx, current, d, changed).await
-        } else if k == IAM_GROUP.kind {
-            iam::update_group(cx, current, d, changed).await
-        } else if k == IAM_USER.kind {
-            iam::update_user(cx, current, d, changed).await
         } else {
             Err(unsupported(k))
         }
@@ -165,16 +123,6 @@ impl AwsKind for Legacy {
             autoscaling::delete_group(cx, current).await
         } else if k == SCALING_POLICY.kind {
             autoscaling::delete_policy(cx, current).await
-        } else if k == IAM_POLICY.kind {
-            iam::delete_policy(cx, current).await
-        } else if k == IAM_ROLE.kind {
-            iam::delete_role(cx, current).await
-        } else if k == INSTANCE_PROFILE.kind {
-            iam::delete_instance_profile(cx, current).await
-        } else if k == IAM_GROUP.kind {
-            iam::delete_group(cx, current).await
-        } else if k == IAM_USER.kind {
-            iam::delete_user(cx, current).await
         } else {
             Err(unsupported(k))
         }
@@ -182,14 +130,6 @@ impl AwsKind for Legacy {
 
     fn lookup_before_create(&self) -> bool {
         self.0.kind == ASG.kind
-    }
-
-    fn already_exists_codes(&self) -> &'static [&'static str] {
-        if is_iam(self.0.kind) {
-            &["EntityAlreadyExists"]
-        } else {
-            &[]
-        }
     }
 
     async fn lookup(&self, cx: &Cx<'_>, spec: &Resolved) -> Result<Observed, ProviderError> {

@@ -11,6 +11,11 @@
 //! made once per read, so a read still costs one call per object type.
 
 mod eip;
+mod iam_group;
+mod iam_policy;
+mod iam_role;
+mod iam_user;
+mod instance_profile;
 mod internet_gateway;
 mod legacy;
 mod nat_gateway;
@@ -23,7 +28,10 @@ use infra_core::dsl::Address;
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
 use infra_core::registry::{KindHandler, Registry};
 
+use tokio::sync::OnceCell;
+
 use super::common::Cx;
+use super::iam_common::{account_details, DetailsPage};
 
 /// What the provider does with the objects of one AWS kind.
 #[async_trait]
@@ -90,7 +98,19 @@ pub(crate) trait AwsKind: KindHandler + Send + Sync {
 /// Listings several kinds share, made at most once per read (the first kind that needs one
 /// makes the call, the others wait for it).
 #[derive(Debug, Default)]
-pub(crate) struct Listings {}
+pub(crate) struct Listings {
+    iam_details: OnceCell<Vec<DetailsPage>>,
+}
+
+impl Listings {
+    /// The account's IAM authorization details (roles, users, groups, managed policies).
+    pub(crate) async fn iam_details(&self, cx: &Cx<'_>) -> Result<&[DetailsPage], ProviderError> {
+        self.iam_details
+            .get_or_try_init(|| account_details(cx))
+            .await
+            .map(Vec::as_slice)
+    }
+}
 
 /// Every AWS kind's handler. The set of kinds is [`crate::kinds::schemas`]'s.
 pub(crate) fn registry() -> Registry<dyn AwsKind> {
@@ -101,6 +121,11 @@ pub(crate) fn registry() -> Registry<dyn AwsKind> {
         Box::new(eip::ElasticIp),
         Box::new(nat_gateway::NatGateway),
         Box::new(route_table::RouteTable),
+        Box::new(iam_policy::IamPolicy),
+        Box::new(iam_role::IamRole),
+        Box::new(instance_profile::InstanceProfile),
+        Box::new(iam_group::IamGroup),
+        Box::new(iam_user::IamUser),
     ];
     handlers.extend(legacy::handlers());
     Registry::new(crate::PROVIDER, handlers)
