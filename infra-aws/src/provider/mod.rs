@@ -21,11 +21,8 @@
 //!   `<stack>.infra-lock` under the stack's IAM path, created atomically with the holder in its
 //!   description (see [`lock_name`] and the `lock` module's notes on why IAM).
 
-mod autoscaling;
 mod common;
 mod ec2_common;
-mod ec2_compute;
-mod ec2_security_group;
 mod errors;
 mod iam_common;
 mod interceptor;

@@ -3,13 +3,16 @@
 //! Each kind is a unit type implementing [`AwsKind`] in its own module: how its objects are
 //! listed (the stack's objects of the kind in one paginated call), found again after a lost
 //! response, created, updated and deleted, and the facts the provider needs around a create.
-//! The provider only looks handlers up by kind name; adding a kind is a module here and one
-//! line in [`registry`].
+//! The provider only looks handlers up by kind name. Adding a kind is its builder and schema in
+//! `crate::kinds` (listed in [`crate::kinds::schemas`]), a handler module here and one line in
+//! [`registry`]; a unit test checks that the two lists agree.
 //!
 //! Kinds whose objects come out of one listing (IAM's `GetAccountAuthorizationDetails`, the
 //! auto scaling groups a scaling policy's ownership depends on) share it through [`Listings`],
 //! made once per read, so a read still costs one call per object type.
 
+mod ami;
+mod autoscaling_group;
 mod eip;
 mod iam_group;
 mod iam_policy;
@@ -17,17 +20,19 @@ mod iam_role;
 mod iam_user;
 mod instance_profile;
 mod internet_gateway;
-mod legacy;
+mod launch_template;
 mod nat_gateway;
 mod route_table;
+mod scaling_policy;
+mod security_group;
 mod subnet;
 mod vpc;
 
 use async_trait::async_trait;
+use aws_sdk_autoscaling::types::AutoScalingGroup;
 use infra_core::dsl::Address;
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
 use infra_core::registry::{KindHandler, Registry};
-
 use tokio::sync::OnceCell;
 
 use super::common::Cx;
@@ -100,6 +105,7 @@ pub(crate) trait AwsKind: KindHandler + Send + Sync {
 #[derive(Debug, Default)]
 pub(crate) struct Listings {
     iam_details: OnceCell<Vec<DetailsPage>>,
+    asg_groups: OnceCell<Vec<AutoScalingGroup>>,
 }
 
 impl Listings {
@@ -110,25 +116,42 @@ impl Listings {
             .await
             .map(Vec::as_slice)
     }
+
+    /// The auto scaling groups tagged with the stack (scaling policies belong to them).
+    pub(crate) async fn asg_groups(
+        &self,
+        cx: &Cx<'_>,
+    ) -> Result<&[AutoScalingGroup], ProviderError> {
+        self.asg_groups
+            .get_or_try_init(|| autoscaling_group::describe_groups(cx, None))
+            .await
+            .map(Vec::as_slice)
+    }
 }
 
 /// Every AWS kind's handler. The set of kinds is [`crate::kinds::schemas`]'s.
 pub(crate) fn registry() -> Registry<dyn AwsKind> {
-    let mut handlers: Vec<Box<dyn AwsKind>> = vec![
-        Box::new(vpc::Vpc),
-        Box::new(subnet::Subnet),
-        Box::new(internet_gateway::InternetGateway),
-        Box::new(eip::ElasticIp),
-        Box::new(nat_gateway::NatGateway),
-        Box::new(route_table::RouteTable),
-        Box::new(iam_policy::IamPolicy),
-        Box::new(iam_role::IamRole),
-        Box::new(instance_profile::InstanceProfile),
-        Box::new(iam_group::IamGroup),
-        Box::new(iam_user::IamUser),
-    ];
-    handlers.extend(legacy::handlers());
-    Registry::new(crate::PROVIDER, handlers)
+    Registry::new(
+        crate::PROVIDER,
+        vec![
+            Box::new(vpc::Vpc),
+            Box::new(subnet::Subnet),
+            Box::new(internet_gateway::InternetGateway),
+            Box::new(eip::ElasticIp),
+            Box::new(nat_gateway::NatGateway),
+            Box::new(route_table::RouteTable),
+            Box::new(security_group::SecurityGroup),
+            Box::new(launch_template::LaunchTemplate),
+            Box::new(autoscaling_group::Asg),
+            Box::new(scaling_policy::AsgPolicy),
+            Box::new(ami::Ami),
+            Box::new(iam_policy::IamPolicy),
+            Box::new(iam_role::IamRole),
+            Box::new(instance_profile::InstanceProfile),
+            Box::new(iam_group::IamGroup),
+            Box::new(iam_user::IamUser),
+        ],
+    )
 }
 
 #[cfg(test)]
