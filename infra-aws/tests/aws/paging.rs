@@ -171,17 +171,23 @@ enum Api {
     Other,
 }
 
-/// Which listings moto answers in one piece: (action, list element, item element).
-fn cut_by_proxy(action: &str) -> Option<&'static [&'static str]> {
+/// The listings moto answers in one piece, cut into pages here: per list element, the child
+/// elements of an item that identify it (its page key).
+type Lists = &'static [(&'static str, &'static [&'static str])];
+
+fn cut_by_proxy(action: &str) -> Option<Lists> {
     Some(match action {
-        "DescribeSecurityGroups" => &["securityGroupInfo"],
-        "DescribeLaunchTemplates" => &["launchTemplates"],
-        "DescribeLaunchTemplateVersions" => &["launchTemplateVersionSet"],
+        "DescribeSecurityGroups" => &[("securityGroupInfo", &["groupId"])],
+        "DescribeLaunchTemplates" => &[("launchTemplates", &["launchTemplateId"])],
+        "DescribeLaunchTemplateVersions" => &[(
+            "launchTemplateVersionSet",
+            &["launchTemplateId", "versionNumber"],
+        )],
         "GetAccountAuthorizationDetails" => &[
-            "UserDetailList",
-            "GroupDetailList",
-            "RoleDetailList",
-            "Policies",
+            ("UserDetailList", &["UserId"]),
+            ("GroupDetailList", &["GroupId"]),
+            ("RoleDetailList", &["RoleId"]),
+            ("Policies", &["PolicyId"]),
         ],
         _ => return None,
     })
@@ -230,16 +236,14 @@ async fn handle(req: Message, upstream: &str, counts: &Shared) -> std::io::Resul
     let resp = if let Some(lists) = cut_by_proxy(&action) {
         // moto answers in one piece: ask it for everything (with the request's own page size,
         // which moto may truncate to) and cut the page here.
-        let offset: usize = get(&params, token_key)
-            .and_then(|t| t.strip_prefix("pg-").and_then(|n| n.parse().ok()))
-            .unwrap_or(0);
+        let after = get(&params, token_key);
         params.retain(|(k, _)| k != token_key);
         let mut req = req;
         req.body = join(&params).into_bytes();
         let mut resp = forward(req, upstream).await?;
         if resp.start.contains(" 200 ") {
             let text = String::from_utf8_lossy(&resp.body).to_string();
-            resp.body = cut_page(&text, api, lists, offset, page).into_bytes();
+            resp.body = cut_page(&text, api, lists, after.as_deref(), page).into_bytes();
         }
         resp
     } else {
@@ -309,43 +313,86 @@ fn items<'a>(inner: &'a str, item: &str) -> Vec<&'a str> {
     out
 }
 
-/// Keeps the items `offset..offset + page` of the lists (counted across them, in order) and
-/// adds the next-page token when items are left.
-fn cut_page(text: &str, api: Api, lists: &[&str], offset: usize, page: usize) -> String {
+/// The text of `item`'s direct child element `name`.
+fn child<'a>(item: &'a str, name: &str) -> Option<&'a str> {
+    let mut depth = 0i32;
+    let mut i = 0usize;
+    while let Some(lt) = item[i..].find('<') {
+        let at = i + lt;
+        let gt = at + item[at..].find('>')?;
+        let tag = &item[at + 1..gt];
+        if tag.starts_with('/') {
+            depth -= 1;
+        } else if !tag.ends_with('/') && !tag.starts_with('?') {
+            if depth == 1 && tag == name {
+                let end = gt + 1 + item[gt + 1..].find('<')?;
+                return Some(&item[gt + 1..end]);
+            }
+            depth += 1;
+        }
+        i = gt + 1;
+    }
+    None
+}
+
+/// Cuts one page out of moto's whole answer: the items are ordered by their key (list, then
+/// the key children), the page holds the first `page` items after the key `after`, and the next
+/// token is the key of its last item. Keys make the pages stable while other tests create and
+/// delete objects between two pages (offsets would skip items).
+fn cut_page(text: &str, api: Api, lists: Lists, after: Option<&str>, page: usize) -> String {
     let item = if api == Api::Iam { "member" } else { "item" };
+    let mut all: Vec<(String, usize, String)> = Vec::new();
+    for (n, (list, key)) in lists.iter().enumerate() {
+        let (open, close) = (format!("<{list}>"), format!("</{list}>"));
+        let (Some(a), Some(b)) = (text.find(&open), text.find(&close)) else {
+            continue;
+        };
+        for it in items(&text[a + open.len()..b], item) {
+            let k: Vec<String> = key
+                .iter()
+                .map(|c| {
+                    let v = child(it, c).unwrap_or_default();
+                    // Numbers sort as numbers.
+                    v.parse::<u64>()
+                        .map_or(v.to_string(), |n| format!("{n:012}"))
+                })
+                .collect();
+            all.push((format!("{n}.{}", k.join(".")), n, it.to_string()));
+        }
+    }
+    all.sort_by(|x, y| x.0.cmp(&y.0));
+    let kept: Vec<_> = all
+        .iter()
+        .filter(|(k, _, _)| after.is_none_or(|a| k.as_str() > a))
+        .take(page)
+        .collect();
+    let more = all
+        .iter()
+        .filter(|(k, _, _)| after.is_none_or(|a| k.as_str() > a))
+        .count()
+        > page;
     let mut out = text.to_string();
-    let mut seen = 0usize;
-    for list in lists {
-        let open = format!("<{list}>");
-        let close = format!("</{list}>");
+    for (n, (list, _)) in lists.iter().enumerate() {
+        let (open, close) = (format!("<{list}>"), format!("</{list}>"));
         let (Some(a), Some(b)) = (out.find(&open), out.find(&close)) else {
             continue;
         };
-        let inner = &out[a + open.len()..b];
-        let all = items(inner, item);
-        let kept: String = all
+        let body: String = kept
             .iter()
-            .enumerate()
-            .filter(|(i, _)| (offset..offset + page).contains(&(seen + i)))
-            .map(|(_, s)| *s)
+            .filter(|(_, l, _)| *l == n)
+            .map(|(_, _, it)| it.as_str())
             .collect();
-        seen += all.len();
-        out = format!("{}{kept}{}", &out[..a + open.len()], &out[b..]);
+        out = format!("{}{body}{}", &out[..a + open.len()], &out[b..]);
     }
-    if offset + page < seen {
-        let next = offset + page;
+    if let (true, Some((next, _, _))) = (more, kept.last()) {
         out = match api {
             Api::Iam => out.replace(
                 "<IsTruncated>false</IsTruncated>",
-                &format!("<IsTruncated>true</IsTruncated><Marker>pg-{next}</Marker>"),
+                &format!("<IsTruncated>true</IsTruncated><Marker>{next}</Marker>"),
             ),
             _ => {
                 let at = out.rfind("</").expect("a closing root element");
-                format!(
-                    "{}<nextToken>pg-{next}</nextToken>{}",
-                    &out[..at],
-                    &out[at..]
-                )
+                format!("{}<nextToken>{next}</nextToken>{}", &out[..at], &out[at..])
             }
         };
     }
