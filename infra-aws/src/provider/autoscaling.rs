@@ -448,18 +448,18 @@ pub(super) async fn delete_group(cx: &Cx<'_>, current: &Observed) -> Result<(), 
                         ))
                         .build(),
                 )
+                // Every page: a filtered listing may answer an empty page with a NextToken.
+                .into_paginator()
+                .items()
                 .send()
+                .try_collect()
                 .await
                 .aws("DescribeInstances")?;
-        let alive = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .any(|i| {
-                i.state().and_then(|s| s.name()).is_some_and(|s| {
-                    !matches!(s, aws_sdk_ec2::types::InstanceStateName::Terminated)
-                })
-            });
+        let alive = out.iter().flat_map(|r| r.instances()).any(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .is_some_and(|s| !matches!(s, aws_sdk_ec2::types::InstanceStateName::Terminated))
+        });
         Ok((!alive).then_some(()))
     })
     .await
