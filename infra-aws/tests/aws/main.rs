@@ -14,6 +14,7 @@ mod idempotency;
 mod lock;
 mod network;
 mod ownership;
+mod paging;
 mod read_cost;
 mod security_group;
 mod support;

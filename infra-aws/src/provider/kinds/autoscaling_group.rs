@@ -386,11 +386,14 @@ impl AwsKind for Asg {
                             ))
                             .build(),
                     )
+                    // Every page: a filtered listing may answer an empty page with a NextToken.
+                    .into_paginator()
+                    .items()
                     .send()
+                    .try_collect()
                     .await
                     .aws("DescribeInstances")?;
             let alive = out
-                .reservations()
                 .iter()
                 .flat_map(|r| r.instances())
                 .filter(|i| {

@@ -155,6 +155,9 @@ fn data_props(p: &mut Props, data: &ResponseLaunchTemplateData) {
     }
 }
 
+/// The page size of the launch template listings: AWS's maximum for both.
+const LAUNCH_TEMPLATE_PAGE: i32 = 200;
+
 async fn read_templates(
     cx: &Cx<'_>,
     address: Option<&Address>,
@@ -164,6 +167,9 @@ async fn read_templates(
             .describe_launch_templates()
             .set_filters(Some(owned_filters(cx, address)))
             .into_paginator()
+            // The largest page AWS allows. Without a page size moto answers the first 15
+            // templates and no NextToken: a stack with more would re-plan their creation.
+            .page_size(LAUNCH_TEMPLATE_PAGE)
             .items()
             .send()
             .try_collect()
@@ -190,6 +196,8 @@ async fn read_templates(
     };
     let versions: Vec<LaunchTemplateVersion> = req
         .into_paginator()
+        // As above: moto truncates to 15 versions (of all the region's templates) without one.
+        .page_size(LAUNCH_TEMPLATE_PAGE)
         .items()
         .send()
         .try_collect()

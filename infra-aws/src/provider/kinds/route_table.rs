@@ -207,10 +207,14 @@ async fn associate(cx: &Cx<'_>, table: &str, subnet: &str) -> Result<(), Provide
                             .values(subnet)
                             .build(),
                     )
+                    // A filtered listing may answer an empty first page with a NextToken.
+                    .into_paginator()
+                    .items()
                     .send()
+                    .try_collect()
                     .await
                     .aws("DescribeRouteTables")?;
-            let other = tables.route_tables().first();
+            let other = tables.first();
             let assoc = other.and_then(|t| associations(t).get(subnet).cloned());
             match (other, assoc) {
                 (Some(t), _) if t.route_table_id() == Some(table) => Ok(()),
