@@ -38,6 +38,9 @@
 //!
 //! Passing a reference of another kind is a compile error (`Subnet::vpc` takes a `&Ref<Vpc>`, not
 //! a `&Ref<Subnet>`); see the `compile_fail` example on [`Ref`].
+//!
+//! Outputs carry their kind too: `vpc.id()` is an `Output<Id<Vpc>>`, and a builder that wants an
+//! image id takes a literal or the id of an image, never the id of a VPC (see [`output`]).
 
 mod address;
 pub mod output;
@@ -46,7 +49,7 @@ mod schema;
 mod stack;
 
 pub use address::Address;
-pub use output::{Input, Output};
+pub use output::{Arn, Id, Input, Name, Output};
 pub use resource::{Resource, ResourceOptions, ResourceSpec};
 pub use schema::KindSchema;
 pub use stack::{Ref, Stack};

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use crate::value::Reference;
 
-use super::{Address, Output, Resource, ResourceSpec};
+use super::{Address, Id, Output, Resource, ResourceSpec};
 
 /// A typed handle to a resource in a stack. Builders take `&Ref<Kind>`, so passing a resource of
 /// the wrong kind fails to compile:
@@ -61,12 +61,14 @@ impl<T> Ref<T> {
     pub fn address(&self) -> &Address {
         &self.address
     }
-    /// The provider's id of the resource, known after it is created.
-    pub fn id(&self) -> Output<String> {
+    /// The provider's id of the resource, known after it is created: an `Output<Id<T>>`, which a
+    /// builder that wants the id of another kind refuses at compile time.
+    pub fn id(&self) -> Output<Id<T>> {
         self.output("id")
     }
-    /// Any computed output by name. Kind crates wrap this in typed accessors (`role.arn()`);
-    /// an output the kind doesn't declare is reported by validation.
+    /// Any computed output by name, typed by what it holds. Kind crates wrap this in typed
+    /// accessors (`role.arn()` is an `Output<Arn<IamRole>>`); an output the kind doesn't declare
+    /// is reported by validation.
     pub fn output<V>(&self, name: &str) -> Output<V> {
         Output::from_reference(Reference {
             address: self.address.clone(),

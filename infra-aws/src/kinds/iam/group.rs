@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use infra_core::dsl::{KindSchema, Ref, ResourceSpec};
+use infra_core::dsl::{Arn, Input, KindSchema, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, Value};
 
@@ -35,9 +35,9 @@ impl IamGroup {
         self.0.push("managed_policy_arns", policy.id());
         self
     }
-    /// Attaches a managed policy by ARN.
-    pub fn attach_arn(mut self, arn: &str) -> Self {
-        self.0.push("managed_policy_arns", arn);
+    /// Attaches a managed policy by ARN: an AWS managed policy's, or a policy's `arn()`.
+    pub fn attach_arn(mut self, arn: impl Into<Input<Arn<IamPolicy>>>) -> Self {
+        self.0.push("managed_policy_arns", arn.into());
         self
     }
     /// An inline policy.

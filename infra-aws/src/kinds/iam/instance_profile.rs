@@ -1,6 +1,6 @@
 //! `aws_iam_instance_profile`: the role an EC2 instance runs with.
 
-use infra_core::dsl::{KindSchema, Ref, ResourceSpec};
+use infra_core::dsl::{Arn, KindSchema, Output, Ref, ResourceSpec};
 use infra_core::kind;
 use infra_core::validate::{Checker, Problem, ValidationContext};
 
@@ -41,11 +41,11 @@ impl InstanceProfile {
 /// Typed outputs of an instance profile.
 pub trait InstanceProfileOutputs {
     /// The profile's ARN (what launch templates take).
-    fn arn(&self) -> infra_core::Output<String>;
+    fn arn(&self) -> Output<Arn<InstanceProfile>>;
 }
 
 impl InstanceProfileOutputs for Ref<InstanceProfile> {
-    fn arn(&self) -> infra_core::Output<String> {
+    fn arn(&self) -> Output<Arn<InstanceProfile>> {
         self.output("arn")
     }
 }

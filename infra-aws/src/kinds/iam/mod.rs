@@ -22,8 +22,8 @@ pub use document::{
 };
 pub use group::IamGroup;
 pub use instance_profile::{InstanceProfile, InstanceProfileOutputs};
-pub use policy::IamPolicy;
-pub use role::IamRole;
+pub use policy::{IamPolicy, IamPolicyOutputs};
+pub use role::{IamRole, IamRoleOutputs};
 pub use user::IamUser;
 
 pub(crate) use group::IAM_GROUP;

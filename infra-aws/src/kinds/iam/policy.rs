@@ -1,6 +1,6 @@
 //! `aws_iam_policy`: a customer-managed policy.
 
-use infra_core::dsl::{KindSchema, ResourceSpec};
+use infra_core::dsl::{Arn, KindSchema, Output, Ref, ResourceSpec};
 use infra_core::kind;
 use infra_core::validate::{Checker, Problem, ValidationContext};
 
@@ -54,6 +54,19 @@ impl IamPolicy {
     pub fn path(mut self, path: &str) -> Self {
         self.0.set("path", path);
         self
+    }
+}
+
+/// Typed outputs of a managed policy.
+pub trait IamPolicyOutputs {
+    /// The policy's ARN (also its id), for [`IamRole::attach_arn`](super::IamRole::attach_arn)
+    /// and [`IamGroup::attach_arn`](super::IamGroup::attach_arn).
+    fn arn(&self) -> Output<Arn<IamPolicy>>;
+}
+
+impl IamPolicyOutputs for Ref<IamPolicy> {
+    fn arn(&self) -> Output<Arn<IamPolicy>> {
+        self.output("arn")
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use infra_core::dsl::{KindSchema, Ref, ResourceSpec};
+use infra_core::dsl::{Arn, Input, KindSchema, Output, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, Value};
 
@@ -65,9 +65,10 @@ impl IamRole {
         self.0.push("managed_policy_arns", policy.id());
         self
     }
-    /// Attaches a managed policy by ARN (e.g. an AWS managed policy).
-    pub fn attach_arn(mut self, arn: &str) -> Self {
-        self.0.push("managed_policy_arns", arn);
+    /// Attaches a managed policy by ARN: an AWS managed policy's
+    /// (`"arn:aws:iam::aws:policy/ReadOnlyAccess"`), or a policy's `arn()`.
+    pub fn attach_arn(mut self, arn: impl Into<Input<Arn<IamPolicy>>>) -> Self {
+        self.0.push("managed_policy_arns", arn.into());
         self
     }
     /// A sub-path below the stack's IAM path.
@@ -79,6 +80,18 @@ impl IamRole {
     pub fn tag(mut self, key: &str, value: &str) -> Self {
         self.0.insert("tags", key, value);
         self
+    }
+}
+
+/// Typed outputs of a role.
+pub trait IamRoleOutputs {
+    /// The role's ARN (what trust policies and services that assume the role name).
+    fn arn(&self) -> Output<Arn<IamRole>>;
+}
+
+impl IamRoleOutputs for Ref<IamRole> {
+    fn arn(&self) -> Output<Arn<IamRole>> {
+        self.output("arn")
     }
 }
 

@@ -18,7 +18,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use infra_core::dsl::{KindSchema, Ref, ResourceSpec};
+use infra_core::dsl::{KindSchema, Name, Ref, ResourceSpec};
 use infra_core::{kind, map, Input, Value};
 
 pub use policy::{EndpointMode, FailureAction, RestartCondition, UpdateOrder, UpdatePolicy};
@@ -246,7 +246,7 @@ impl SwarmService {
             "secrets",
             map! {
                 "secret_id" => secret.id(),
-                "secret_name" => secret.output::<String>("name"),
+                "secret_name" => secret.output::<Name<SwarmSecret>>("name"),
                 "target" => target,
                 "uid" => "0",
                 "gid" => "0",
@@ -262,7 +262,7 @@ impl SwarmService {
             "configs",
             map! {
                 "config_id" => config.id(),
-                "config_name" => config.output::<String>("name"),
+                "config_name" => config.output::<Name<SwarmConfig>>("name"),
                 "target" => target,
                 "uid" => "0",
                 "gid" => "0",
