@@ -20,7 +20,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use infra_core::dsl::{Resource, Stack};
+use infra_core::dsl::{Address, Resource, Stack};
 use infra_core::engine::{Engine, Planned};
 use infra_core::plan::{Action, Change, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
@@ -56,7 +56,7 @@ pub struct PlannedResource {
 
 impl PlannedResource {
     /// The address.
-    pub fn address(&self) -> &str {
+    pub fn address(&self) -> &Address {
         &self.change.address
     }
     /// The action.
@@ -133,7 +133,7 @@ impl TestPlan {
                     .plan
                     .changes
                     .iter()
-                    .map(|c| c.address.as_str())
+                    .map(|c| c.address.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -143,12 +143,7 @@ impl TestPlan {
         // Declared values from the graph (all of them, not only the changed ones), with the
         // plan's view of unknowns and secrets.
         let mut props = serde_json::Map::new();
-        if let Some(spec) = c
-            .address
-            .parse()
-            .ok()
-            .and_then(|a| self.planned.graph().get(&a))
-        {
+        if let Some(spec) = self.planned.graph().get(&c.address) {
             for (k, v) in &spec.props {
                 let v = if spec.schema.is_sensitive(k) {
                     v.clone().into_sensitive()

@@ -300,7 +300,7 @@ pub async fn apply(
         replaced: plan
             .actionable()
             .filter(|c| c.action.is_replace())
-            .filter_map(|c| c.address.parse().ok())
+            .map(|c| c.address.clone())
             .collect(),
     };
 
@@ -696,31 +696,31 @@ fn build_ops(
             ops.len() - 1
         };
     for c in plan.actionable() {
-        let address: Address = c.address.parse().map_err(ReconcileError::Cycle)?;
+        let address = &c.address;
         action_of.insert(address.clone(), c.action);
         match c.action {
             Action::NoOp => {}
             Action::Create => {
                 new_op.insert(
                     address.clone(),
-                    push(&mut ops, &address, OpKind::Create, c.action, &c.provider),
+                    push(&mut ops, address, OpKind::Create, c.action, &c.provider),
                 );
             }
             Action::Update => {
                 new_op.insert(
                     address.clone(),
-                    push(&mut ops, &address, OpKind::Update, c.action, &c.provider),
+                    push(&mut ops, address, OpKind::Update, c.action, &c.provider),
                 );
             }
             Action::Delete => {
                 del_op.insert(
                     address.clone(),
-                    push(&mut ops, &address, OpKind::Delete, c.action, &c.provider),
+                    push(&mut ops, address, OpKind::Delete, c.action, &c.provider),
                 );
             }
             Action::DeleteThenCreate | Action::CreateThenDelete => {
-                let d = push(&mut ops, &address, OpKind::Delete, c.action, &c.provider);
-                let n = push(&mut ops, &address, OpKind::Create, c.action, &c.provider);
+                let d = push(&mut ops, address, OpKind::Delete, c.action, &c.provider);
+                let n = push(&mut ops, address, OpKind::Create, c.action, &c.provider);
                 del_op.insert(address.clone(), d);
                 new_op.insert(address.clone(), n);
             }
