@@ -27,7 +27,7 @@
 //!
 //! let kinds: Registry<dyn DemoKind> = Registry::new("demo", vec![Box::new(Disk)]);
 //! assert_eq!(kinds.get("demo_disk").unwrap().size_field(), "size_gb");
-//! assert_eq!(kinds.get("demo_volume").unwrap_err().code, "Unsupported");
+//! assert_eq!(kinds.get("demo_volume").err().unwrap().code, "Unsupported");
 //! assert_eq!(kinds.kinds()[0].kind, "demo_disk");
 //! ```
 
