@@ -22,7 +22,7 @@ pub(crate) struct Moto {
 }
 
 /// The moto endpoint: `AWS_ENDPOINT_URL` (what `.ci/setup-moto` exports), else its default.
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     infra_test_support::moto_url()
 }
 
