@@ -28,5 +28,5 @@ pub mod sandbox;
 pub mod validate;
 pub mod value;
 
-pub use dsl::{Address, Input, Output, Ref, Resource, ResourceSpec, Stack};
+pub use dsl::{Address, Arn, Id, Input, Name, Output, Ref, Resource, ResourceSpec, Stack};
 pub use value::Value;

@@ -8,10 +8,12 @@
 
 use std::sync::Arc;
 
-use infra_core::dsl::ResourceSpec;
+use infra_core::dsl::{Resource, ResourceSpec};
 use infra_core::graph::Graph;
 use infra_core::policy::{PolicyRule, Severity, Violation};
 use infra_core::Value;
+
+use crate::SwarmService;
 
 /// Every built-in Swarm rule.
 pub fn rules() -> Vec<Arc<dyn PolicyRule>> {
@@ -25,7 +27,7 @@ pub fn rules() -> Vec<Arc<dyn PolicyRule>> {
 fn services(graph: &Graph) -> impl Iterator<Item = &ResourceSpec> + '_ {
     graph
         .in_order()
-        .filter(|r| r.schema.kind == "swarm_service")
+        .filter(|r| r.schema.kind == SwarmService::SCHEMA.kind)
 }
 
 struct ReplicasSpread;

@@ -1,5 +1,5 @@
 //! Fault injection: the production stack's AWS part (`--only aws`) applied through the fault proxy
-//! (`tests/support/proxy.rs`) in front of a private moto, with 10–20 % of the AWS calls failing
+//! (`test-support/src/proxy.rs`) in front of a private moto, with 10–20 % of the AWS calls failing
 //! (throttling, 500/503, connection resets before the request, responses lost after moto served
 //! it) and some latency spikes, for as many seeded iterations as fit in the time budget.
 //!

@@ -1,7 +1,7 @@
 //! Compute kinds: launch template, auto scaling group, target-tracking scaling policy, and the
 //! AMI lookup (a data source).
 
-use infra_core::dsl::{Input, KindSchema, Ref, ResourceSpec};
+use infra_core::dsl::{Arn, Id, Input, KindSchema, Name, Output, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, map, Value};
 
@@ -39,8 +39,29 @@ impl LaunchTemplate {
         s.set("security_group_ids", Value::List(Vec::new()));
         LaunchTemplate(s)
     }
-    /// The AMI id (a literal, or the output of an AMI lookup).
-    pub fn image(mut self, ami: impl Into<Input<String>>) -> Self {
+    /// The AMI id: a literal, or the id of an [`Ami`] lookup. ([`LaunchTemplate::image_from`]
+    /// also takes the image's root device name.)
+    ///
+    /// ```
+    /// use infra_aws::{Ami, LaunchTemplate};
+    /// use infra_core::Stack;
+    /// let mut stack = Stack::new("demo");
+    /// let ami = stack.add(Ami::lookup("node").name_pattern("swarm-node-*"));
+    /// stack.add(LaunchTemplate::new("a").image(ami.id()).instance_type("t3.micro"));
+    /// stack.add(LaunchTemplate::new("b").image("ami-0123456789abcdef0").instance_type("t3.micro"));
+    /// ```
+    ///
+    /// The id of anything but an image does not compile:
+    ///
+    /// ```compile_fail,E0277
+    /// use infra_aws::{LaunchTemplate, Vpc};
+    /// use infra_core::Stack;
+    /// let mut stack = Stack::new("demo");
+    /// let vpc = stack.add(Vpc::new("main").cidr("10.0.0.0/16"));
+    /// // the trait bound `Input<Id<Ami>>: From<Output<Id<Vpc>>>` is not satisfied
+    /// stack.add(LaunchTemplate::new("node").image(vpc.id()));
+    /// ```
+    pub fn image(mut self, ami: impl Into<Input<Id<Ami>>>) -> Self {
         self.0.set("image_id", ami.into());
         self
     }
@@ -99,8 +120,28 @@ impl LaunchTemplate {
         self.0.set("metadata_http_tokens", "optional");
         self
     }
-    /// The IAM instance profile's ARN (or the output of an instance profile).
-    pub fn instance_profile_arn(mut self, arn: impl Into<Input<String>>) -> Self {
+    /// The IAM instance profile's ARN: a literal, or an instance profile's `arn()` (see
+    /// [`LaunchTemplate::instance_profile`]). A role's ARN is not an instance profile's, and a
+    /// subnet's id is not an ARN: neither compiles.
+    ///
+    /// ```compile_fail,E0277
+    /// use infra_aws::{IamRole, IamRoleOutputs, LaunchTemplate};
+    /// use infra_core::Stack;
+    /// let mut stack = Stack::new("demo");
+    /// let role = stack.add(IamRole::new("node").assumed_by_service("ec2.amazonaws.com"));
+    /// // the trait bound `Input<Arn<InstanceProfile>>: From<Output<Arn<IamRole>>>` is not satisfied
+    /// stack.add(LaunchTemplate::new("node").instance_profile_arn(role.arn()));
+    /// ```
+    ///
+    /// ```compile_fail,E0277
+    /// use infra_aws::{LaunchTemplate, Subnet};
+    /// use infra_core::Stack;
+    /// let mut stack = Stack::new("demo");
+    /// let subnet = stack.add(Subnet::new("a").cidr("10.0.1.0/24").az("us-east-1a"));
+    /// // the trait bound `Input<Arn<InstanceProfile>>: From<Output<Id<Subnet>>>` is not satisfied
+    /// stack.add(LaunchTemplate::new("node").instance_profile_arn(subnet.id()));
+    /// ```
+    pub fn instance_profile_arn(mut self, arn: impl Into<Input<Arn<InstanceProfile>>>) -> Self {
         self.0.set("instance_profile_arn", arn.into());
         self
     }
@@ -119,11 +160,11 @@ impl LaunchTemplate {
 /// Typed outputs of a launch template.
 pub trait LaunchTemplateOutputs {
     /// The latest version number, which changes on every update.
-    fn latest_version(&self) -> infra_core::Output<i64>;
+    fn latest_version(&self) -> Output<i64>;
 }
 
 impl LaunchTemplateOutputs for Ref<LaunchTemplate> {
-    fn latest_version(&self) -> infra_core::Output<i64> {
+    fn latest_version(&self) -> Output<i64> {
         self.output("latest_version")
     }
 }
@@ -495,16 +536,16 @@ impl Ami {
 /// Typed outputs of an AMI lookup.
 pub trait AmiOutputs {
     /// The image's root device name (`/dev/xvda`, `/dev/sda1`).
-    fn root_device_name(&self) -> infra_core::Output<String>;
+    fn root_device_name(&self) -> Output<String>;
     /// The image's name.
-    fn image_name(&self) -> infra_core::Output<String>;
+    fn image_name(&self) -> Output<Name<Ami>>;
 }
 
 impl AmiOutputs for Ref<Ami> {
-    fn root_device_name(&self) -> infra_core::Output<String> {
+    fn root_device_name(&self) -> Output<String> {
         self.output("root_device_name")
     }
-    fn image_name(&self) -> infra_core::Output<String> {
+    fn image_name(&self) -> Output<Name<Ami>> {
         self.output("name")
     }
 }
@@ -537,4 +578,86 @@ pub(crate) fn newest<'a, T>(
     key: impl Fn(&'a T) -> (&'a str, &'a str, &'a str),
 ) -> Option<&'a T> {
     images.into_iter().max_by(|a, b| key(a).cmp(&key(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use infra_core::value::Reference;
+    use infra_core::{Resource, Stack, Value};
+
+    use super::*;
+    use crate::kinds::{IamPolicy, IamPolicyOutputs, IamRole, InstanceProfileOutputs, Vpc};
+
+    fn reference<T>(r: &Ref<T>, attribute: &str) -> Value {
+        Value::Ref(Reference {
+            address: r.address().clone(),
+            attribute: attribute.to_string(),
+        })
+    }
+
+    #[test]
+    fn typed_ids_and_arns_are_stored_as_the_same_values_as_before() {
+        let mut s = Stack::new("demo");
+        let ami = s.add(Ami::lookup("node").name_pattern("node-*"));
+        let profile = s.add(InstanceProfile::new("node"));
+        let from_lookup = LaunchTemplate::new("a")
+            .image(ami.id())
+            .instance_profile_arn(profile.arn());
+        assert_eq!(
+            from_lookup.spec().get("image_id"),
+            Some(&reference(&ami, "id"))
+        );
+        assert_eq!(
+            from_lookup.spec().get("instance_profile_arn"),
+            Some(&reference(&profile, "arn"))
+        );
+        let with_profile = LaunchTemplate::new("a").instance_profile(&profile);
+        assert_eq!(
+            with_profile.spec().get("instance_profile_arn"),
+            Some(&reference(&profile, "arn"))
+        );
+        let image_from = LaunchTemplate::new("a").image_from(&ami);
+        assert_eq!(
+            image_from.spec().get("image_id"),
+            Some(&reference(&ami, "id"))
+        );
+        let arn = String::from("arn:aws:iam::123456789012:instance-profile/node");
+        let literal = LaunchTemplate::new("b")
+            .image("ami-0123456789abcdef0")
+            .instance_profile_arn(&arn);
+        assert_eq!(
+            literal.spec().get("image_id"),
+            Some(&Value::from("ami-0123456789abcdef0"))
+        );
+        assert_eq!(
+            literal.spec().get("instance_profile_arn"),
+            Some(&Value::from(arn))
+        );
+    }
+
+    #[test]
+    fn policy_arns_by_literal_or_output_and_ids_of_other_kinds_are_unchanged() {
+        let mut s = Stack::new("demo");
+        let policy = s.add(IamPolicy::new("read"));
+        let role = IamRole::new("node")
+            .attach(&policy)
+            .attach_arn(policy.arn())
+            .attach_arn("arn:aws:iam::aws:policy/ReadOnlyAccess");
+        assert_eq!(
+            role.spec().get("managed_policy_arns"),
+            Some(&Value::List(vec![
+                reference(&policy, "id"),
+                reference(&policy, "arn"),
+                Value::from("arn:aws:iam::aws:policy/ReadOnlyAccess"),
+            ]))
+        );
+        let vpc = s.add(Vpc::new("main"));
+        let subnet = s.add(Subnet::new("a").vpc(&vpc));
+        let asg = Asg::new("web").subnets(&[&subnet]);
+        assert_eq!(
+            asg.spec().get("subnet_ids"),
+            Some(&Value::List(vec![reference(&subnet, "id")]))
+        );
+        assert_eq!(s.resources()[2].get("vpc_id"), Some(&reference(&vpc, "id")));
+    }
 }

@@ -12,8 +12,9 @@ pub use compute::{
     Ami, AmiOutputs, Asg, LaunchTemplate, LaunchTemplateOutputs, ScalingPolicy, ScalingPolicyMetric,
 };
 pub use iam::{
-    mfa_required_document, normalise_document, Effect, IamGroup, IamPolicy, IamRole, IamUser,
-    InstanceProfile, InstanceProfileOutputs, PolicyDocument, Principal, Statement,
+    mfa_required_document, normalise_document, Effect, IamGroup, IamPolicy, IamPolicyOutputs,
+    IamRole, IamRoleOutputs, IamUser, InstanceProfile, InstanceProfileOutputs, PolicyDocument,
+    Principal, Statement,
 };
 pub use network::{
     nat_gateway_with_eip, ElasticIp, InternetGateway, NatGateway, RouteTable, Rule, SecurityGroup,

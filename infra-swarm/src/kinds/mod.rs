@@ -19,15 +19,13 @@ pub use service::{
 
 pub(crate) use node::{marker_key, MARKER_PREFIX};
 
-/// Every Swarm kind's schema (what the [`SwarmProvider`](crate::SwarmProvider) serves).
+/// Every Swarm kind's schema (what the [`SwarmProvider`](crate::SwarmProvider) serves): one
+/// per kind handler in the provider's list.
 pub fn schemas() -> Vec<&'static infra_core::dsl::KindSchema> {
-    vec![
-        &service::SERVICE,
-        &network::NETWORK,
-        &secret::SECRET,
-        &secret::CONFIG,
-        &node::NODE_LABELS,
-    ]
+    crate::provider::handlers()
+        .iter()
+        .map(|h| h.schema())
+        .collect()
 }
 pub(crate) use secret::swarm_name;
 

@@ -1,0 +1,114 @@
+//! What a kind declares about itself.
+
+use crate::validate::{Problem, ValidationContext};
+
+use super::ResourceSpec;
+
+/// What a kind declares about itself: which provider serves it, which fields can't change in
+/// place, which are computed by the provider, which are secret, and how to validate it.
+///
+/// Built in a `static` with the `const` methods:
+/// ```
+/// # use infra_core::dsl::KindSchema;
+/// static VPC: KindSchema = KindSchema::new("aws_vpc", "aws")
+///     .force_new(&["cidr_block"])
+///     .computed(&["id", "arn"]);
+/// ```
+#[derive(Debug)]
+pub struct KindSchema {
+    /// The kind's name, the first half of every address of this kind.
+    pub kind: &'static str,
+    /// The provider that serves this kind (`aws`, `swarm`, …).
+    pub provider: &'static str,
+    /// Fields whose change forces a replacement.
+    pub force_new: &'static [&'static str],
+    /// Outputs the provider computes (every kind also has `id`).
+    pub computed: &'static [&'static str],
+    /// Computed outputs that change whenever the resource is updated (e.g. a version number);
+    /// references to them are unknown in a plan that updates the resource.
+    pub changes_on_update: &'static [&'static str],
+    /// Fields whose values are secret: digested in plans, never printed.
+    pub sensitive: &'static [&'static str],
+    /// List fields compared as sets (order doesn't matter: rules, subnet ids, …).
+    pub unordered: &'static [&'static str],
+    /// Per-kind validation; may look at other resources through the context.
+    pub validate: fn(&ResourceSpec, &ValidationContext<'_>) -> Vec<Problem>,
+    /// `true` for read-only data sources (looked up, never created or deleted).
+    pub data_source: bool,
+}
+
+fn no_validation(_: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> {
+    Vec::new()
+}
+
+impl KindSchema {
+    /// A kind with no force-new, computed (besides `id`) or sensitive fields and no validation.
+    pub const fn new(kind: &'static str, provider: &'static str) -> Self {
+        KindSchema {
+            kind,
+            provider,
+            force_new: &[],
+            computed: &[],
+            changes_on_update: &[],
+            sensitive: &[],
+            unordered: &[],
+            validate: no_validation,
+            data_source: false,
+        }
+    }
+    /// Declares the fields whose change forces a replacement.
+    pub const fn force_new(mut self, fields: &'static [&'static str]) -> Self {
+        self.force_new = fields;
+        self
+    }
+    /// Declares the provider-computed outputs.
+    pub const fn computed(mut self, fields: &'static [&'static str]) -> Self {
+        self.computed = fields;
+        self
+    }
+    /// Declares the outputs that change on every update.
+    pub const fn changes_on_update(mut self, fields: &'static [&'static str]) -> Self {
+        self.changes_on_update = fields;
+        self
+    }
+    /// Declares the secret fields.
+    pub const fn sensitive(mut self, fields: &'static [&'static str]) -> Self {
+        self.sensitive = fields;
+        self
+    }
+    /// Declares the list fields compared as sets.
+    pub const fn unordered(mut self, fields: &'static [&'static str]) -> Self {
+        self.unordered = fields;
+        self
+    }
+    /// Sets the validation function.
+    pub const fn validate(
+        mut self,
+        f: fn(&ResourceSpec, &ValidationContext<'_>) -> Vec<Problem>,
+    ) -> Self {
+        self.validate = f;
+        self
+    }
+    /// Marks the kind as a read-only data source.
+    pub const fn data_source(mut self) -> Self {
+        self.data_source = true;
+        self
+    }
+
+    /// True when `field` forces replacement.
+    pub fn is_force_new(&self, field: &str) -> bool {
+        self.force_new.contains(&field)
+    }
+    /// True when the list `field` is compared as a set.
+    pub fn is_unordered(&self, field: &str) -> bool {
+        self.unordered.contains(&field)
+    }
+    /// True when `field` is secret.
+    pub fn is_sensitive(&self, field: &str) -> bool {
+        self.sensitive.contains(&field)
+    }
+    /// True when `output` is `id` or a declared computed output.
+    pub fn has_output(&self, output: &str) -> bool {
+        output == "id" || self.computed.contains(&output)
+    }
+}

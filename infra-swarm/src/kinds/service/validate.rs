@@ -1,0 +1,273 @@
+//! `swarm_service` validation: mode, policies, placement, resources, healthcheck, ports and
+//! mounts, every problem at once.
+
+use infra_core::dsl::ResourceSpec;
+use infra_core::validate::{Checker, Problem, ValidationContext};
+use infra_core::Value;
+
+fn check_policy(c: &mut Checker<'_>, spec: &ResourceSpec, field: &str) {
+    let Some(p) = spec.get(field).and_then(Value::as_map) else {
+        return;
+    };
+    match p.get("failure_action").and_then(Value::as_str) {
+        Some("pause" | "continue") => {}
+        Some("rollback") if field == "update_config" => {}
+        Some("rollback") => c.problem(
+            field,
+            "a rollback can't itself be rolled back: its failure_action must be pause or continue",
+        ),
+        other => c.problem(
+            field,
+            format!("failure_action must be pause, continue or rollback, got {other:?}"),
+        ),
+    }
+    if let Some(r) = p.get("max_failure_ratio").and_then(Value::as_f64) {
+        if !(0.0..=1.0).contains(&r) {
+            c.problem(field, format!("max_failure_ratio {r} is outside [0, 1]"));
+        }
+    }
+}
+
+/// Swarm's rule for service names (they are also DNS names on the stack's networks).
+fn check_service_name(name: &str) -> Option<String> {
+    if name.len() > 63 {
+        return Some(format!(
+            "the service name `{name}` is {} characters; Swarm allows 63",
+            name.len()
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Some(format!(
+            "the service name `{name}` must start with a letter or a digit"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Some(format!(
+            "the service name `{name}` contains `{c}`; Swarm allows letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    None
+}
+
+pub(super) fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
+    let mut c = Checker::new(spec);
+    c.required_str("image");
+    let full = format!("{}_{}", ctx.stack().name(), spec.address.name());
+    if let Some(problem) = check_service_name(&full) {
+        c.problem("name", problem);
+    }
+    let mode = spec.get_str("mode");
+    match mode {
+        Some("replicated") => {
+            c.int_in("replicas", 0, 10_000);
+        }
+        Some("global") => {
+            if spec.get("replicas").is_some() {
+                c.problem(
+                    "replicas",
+                    "a global service runs one task per node; replicas can't be set",
+                );
+            }
+        }
+        other => c.problem(
+            "mode",
+            format!("must be replicated or global, got {other:?}"),
+        ),
+    }
+    check_policy(&mut c, spec, "update_config");
+    check_policy(&mut c, spec, "rollback_config");
+    if let Some(rp) = spec.get("restart_policy").and_then(Value::as_map) {
+        match rp.get("condition").and_then(Value::as_str) {
+            Some("any" | "on-failure" | "none") => {}
+            other => c.problem(
+                "restart_policy",
+                format!("condition must be any, on-failure or none, got {other:?}"),
+            ),
+        }
+    }
+    if let Some(labels) = spec.get("labels").and_then(Value::as_map) {
+        for k in labels.keys().filter(|k| k.starts_with("infra.")) {
+            c.problem(
+                "labels",
+                format!("`{k}`: labels starting with `infra.` are reserved for ownership"),
+            );
+        }
+    }
+    if let Some(env) = spec.get("env").and_then(Value::as_map) {
+        for k in env.keys().filter(|k| k.is_empty() || k.contains('=')) {
+            c.problem(
+                "env",
+                format!("`{k}` is not a valid variable name (empty or containing `=`)"),
+            );
+        }
+    }
+    if let Some(p) = spec.get("placement").and_then(Value::as_map) {
+        for (i, con) in p
+            .get("constraints")
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let text = con.as_str().unwrap_or_default();
+            if !(text.contains("==") || text.contains("!=")) {
+                c.problem(
+                    &format!("placement.constraints[{i}]"),
+                    format!("`{text}` is not a constraint: expected `<attribute> == <value>` or `<attribute> != <value>`"),
+                );
+            }
+        }
+        for (i, s) in p
+            .get("spread")
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let text = s.as_str().unwrap_or_default();
+            if !(text.starts_with("node.labels.") || text.starts_with("engine.labels.")) {
+                c.problem(
+                    &format!("placement.spread[{i}]"),
+                    format!(
+                        "`{text}` can't be spread over: use a node label such as `node.labels.az`"
+                    ),
+                );
+            }
+        }
+        if p.contains_key("max_replicas_per_node") && mode == Some("global") {
+            c.problem(
+                "placement",
+                "max_replicas_per_node applies to replicated services only",
+            );
+        }
+    }
+    if let Some(r) = spec.get("resources").and_then(Value::as_map) {
+        for key in [
+            "limit_cpus",
+            "reserve_cpus",
+            "limit_memory_mb",
+            "reserve_memory_mb",
+        ] {
+            if let Some(v) = r.get(key).and_then(Value::as_f64) {
+                if v <= 0.0 {
+                    c.problem("resources", format!("{key} must be positive, got {v}"));
+                }
+            }
+        }
+        for (limit, reserve) in [
+            ("limit_cpus", "reserve_cpus"),
+            ("limit_memory_mb", "reserve_memory_mb"),
+        ] {
+            if let (Some(l), Some(r)) = (
+                r.get(limit).and_then(Value::as_f64),
+                r.get(reserve).and_then(Value::as_f64),
+            ) {
+                if r > l {
+                    c.problem(
+                        "resources",
+                        format!(
+                            "{reserve} {r} is more than {limit} {l}: the task could never start"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(h) = spec.get("healthcheck").and_then(Value::as_map) {
+        let shell = h
+            .get("test")
+            .and_then(Value::as_list)
+            .and_then(|t| t.get(1))
+            .and_then(Value::as_str);
+        if shell.is_none_or(|s| s.trim().is_empty()) {
+            c.problem("healthcheck", "the healthcheck command is empty");
+        }
+        if h.get("interval_ms").and_then(Value::as_i64) == Some(0) {
+            c.problem("healthcheck", "interval must be positive (at least 1 ms)");
+        }
+    }
+    if let Some(ms) = spec.get("stop_grace_period_ms").and_then(Value::as_i64) {
+        if ms < 0 {
+            c.problem("stop_grace_period_ms", "must not be negative");
+        }
+    }
+    let endpoint_mode = spec.get_str("endpoint_mode");
+    if !matches!(endpoint_mode, None | Some("vip" | "dnsrr")) {
+        c.problem(
+            "endpoint_mode",
+            format!("must be vip or dnsrr, got {endpoint_mode:?}"),
+        );
+    }
+    let mut published = Vec::new();
+    for (i, p) in spec
+        .get("ports")
+        .and_then(Value::as_list)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        let at = format!("ports[{i}]");
+        let m = p.as_map();
+        for key in ["published", "target"] {
+            match m.and_then(|m| m.get(key)).and_then(Value::as_i64) {
+                Some(n) if (1..=65535).contains(&n) => {}
+                other => c.problem(&at, format!("{key} port {other:?} is outside 1-65535")),
+            }
+        }
+        let protocol = m.and_then(|m| m.get("protocol")).and_then(Value::as_str);
+        let mode = m.and_then(|m| m.get("mode")).and_then(Value::as_str);
+        if mode == Some("ingress") && endpoint_mode == Some("dnsrr") {
+            c.problem(
+                &at,
+                "an ingress-published port needs endpoint mode vip; publish it in host mode with dnsrr",
+            );
+        }
+        let key = (
+            m.and_then(|m| m.get("published")).and_then(Value::as_i64),
+            protocol,
+        );
+        if published.contains(&key) {
+            c.problem(
+                &at,
+                format!(
+                    "port {}/{} is published twice",
+                    key.0.unwrap_or_default(),
+                    protocol.unwrap_or("tcp")
+                ),
+            );
+        }
+        published.push(key);
+    }
+    for (field, id_key) in [("secrets", "secret_id"), ("configs", "config_id")] {
+        let mut targets = Vec::new();
+        for (i, r) in spec
+            .get(field)
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let m = r.as_map();
+            let target = m
+                .and_then(|m| m.get("target"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if target.trim().is_empty() {
+                c.problem(&format!("{field}[{i}]"), "the target path is empty");
+            } else if targets.contains(&target) {
+                c.problem(
+                    &format!("{field}[{i}]"),
+                    format!("`{target}` is mounted twice"),
+                );
+            }
+            targets.push(target);
+            if m.and_then(|m| m.get(id_key)).is_none() {
+                c.problem(&format!("{field}[{i}]"), format!("`{id_key}` is missing"));
+            }
+        }
+    }
+    c.finish()
+}

@@ -1,0 +1,308 @@
+//! A service as its builder would declare it, read back from Docker's `Service`: the
+//! normalisation that makes a no-op plan empty. It emits exactly the shape the builder emits,
+//! drops Swarm's fill-ins (`Isolation: default`, `Runtime: container`, `ForceUpdate: 0`, empty
+//! `Resources`/`Placement` objects, endpoint mode `vip`, `Init: false`) and converts
+//! nanoseconds back to the builder's milliseconds.
+
+use std::collections::BTreeMap;
+
+use bollard::models::Service;
+use infra_core::provider::Observed;
+use infra_core::Value;
+use serde_json::Value as Json;
+
+use super::spec::{LABEL_HEALTHCHECK, LABEL_TEMPLATE, NS_PER_MS};
+use crate::provider::convert::{owner, user_labels};
+
+fn at<'a>(j: &'a Json, path: &[&str]) -> Option<&'a Json> {
+    path.iter().try_fold(j, |j, k| j.get(k))
+}
+
+fn ns_ms(j: Option<&Json>) -> i64 {
+    j.and_then(Json::as_i64).unwrap_or(0) / NS_PER_MS
+}
+
+fn str_list(j: Option<&Json>) -> Option<Value> {
+    let l: Vec<Value> = j?
+        .as_array()?
+        .iter()
+        .filter_map(Json::as_str)
+        .map(Value::from)
+        .collect();
+    (!l.is_empty()).then_some(Value::List(l))
+}
+
+fn read_policy(j: Option<&Json>) -> Value {
+    let j = j.cloned().unwrap_or(Json::Null);
+    // MaxFailureRatio is a float32 in Swarm: 0.1 comes back as 0.10000000149…; round it to the
+    // precision a declaration can sensibly have.
+    let ratio = j
+        .get("MaxFailureRatio")
+        .and_then(Json::as_f64)
+        .unwrap_or(0.0);
+    let ratio = (ratio * 1e6).round() / 1e6;
+    infra_core::map! {
+        "parallelism" => j.get("Parallelism").and_then(Json::as_i64).unwrap_or(1),
+        "delay_ms" => ns_ms(j.get("Delay")),
+        "failure_action" => j.get("FailureAction").and_then(Json::as_str).unwrap_or("pause"),
+        "monitor_ms" => ns_ms(j.get("Monitor")),
+        "max_failure_ratio" => ratio,
+        "order" => j.get("Order").and_then(Json::as_str).unwrap_or("stop-first"),
+    }
+}
+
+/// A service as the kind's builder would declare it, or `None` when it isn't the stack's.
+pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
+    let spec = svc.spec.as_ref()?;
+    let (address, protect) = owner(spec.labels.as_ref(), stack)?;
+    let j = serde_json::to_value(spec).ok()?;
+    let cs = at(&j, &["TaskTemplate", "ContainerSpec"])
+        .cloned()
+        .unwrap_or(Json::Null);
+    let mut p: BTreeMap<String, Value> = BTreeMap::new();
+    let put = |p: &mut BTreeMap<String, Value>, k: &str, v: Option<Value>| {
+        if let Some(v) = v.filter(|v| !v.is_empty_like()) {
+            p.insert(k.to_string(), v);
+        }
+    };
+    put(
+        &mut p,
+        "image",
+        cs.get("Image").and_then(Json::as_str).map(Value::from),
+    );
+    put(&mut p, "command", str_list(cs.get("Command")));
+    put(&mut p, "args", str_list(cs.get("Args")));
+    put(
+        &mut p,
+        "env",
+        cs.get("Env").and_then(Json::as_array).map(|l| {
+            Value::Map(
+                l.iter()
+                    .filter_map(Json::as_str)
+                    .map(|e| match e.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Value::from(v)),
+                        None => (e.to_string(), Value::from("")),
+                    })
+                    .collect(),
+            )
+        }),
+    );
+    put(&mut p, "labels", user_labels(spec.labels.as_ref()));
+    match at(&j, &["Mode"]) {
+        Some(m) if m.get("Global").is_some() => put(&mut p, "mode", Some("global".into())),
+        Some(m) => {
+            put(&mut p, "mode", Some("replicated".into()));
+            let n = at(m, &["Replicated", "Replicas"])
+                .and_then(Json::as_i64)
+                .unwrap_or(1);
+            p.insert("replicas".into(), Value::Int(n));
+        }
+        None => {}
+    }
+    put(
+        &mut p,
+        "update_config",
+        Some(read_policy(j.get("UpdateConfig"))),
+    );
+    put(
+        &mut p,
+        "rollback_config",
+        Some(read_policy(j.get("RollbackConfig"))),
+    );
+    if let Some(rp) = at(&j, &["TaskTemplate", "RestartPolicy"]) {
+        put(
+            &mut p,
+            "restart_policy",
+            Some(infra_core::map! {
+                "condition" => rp.get("Condition").and_then(Json::as_str).unwrap_or("any"),
+                "delay_ms" => ns_ms(rp.get("Delay")),
+                "max_attempts" => rp.get("MaxAttempts").and_then(Json::as_i64).unwrap_or(0),
+                "window_ms" => ns_ms(rp.get("Window")),
+            }),
+        );
+    }
+    if let Some(pl) = at(&j, &["TaskTemplate", "Placement"]) {
+        let mut m = BTreeMap::new();
+        if let Some(c) = str_list(pl.get("Constraints")) {
+            m.insert("constraints".to_string(), c);
+        }
+        let spread: Vec<Value> = pl
+            .get("Preferences")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| at(p, &["Spread", "SpreadDescriptor"]).and_then(Json::as_str))
+            .map(Value::from)
+            .collect();
+        if !spread.is_empty() {
+            m.insert("spread".to_string(), Value::List(spread));
+        }
+        if let Some(n) = pl
+            .get("MaxReplicas")
+            .and_then(Json::as_i64)
+            .filter(|n| *n > 0)
+        {
+            m.insert("max_replicas_per_node".to_string(), Value::Int(n));
+        }
+        put(&mut p, "placement", Some(Value::Map(m)));
+    }
+    if let Some(r) = at(&j, &["TaskTemplate", "Resources"]) {
+        let mut m = BTreeMap::new();
+        for (side, cpus, mem) in [
+            ("Limits", "limit_cpus", "limit_memory_mb"),
+            ("Reservations", "reserve_cpus", "reserve_memory_mb"),
+        ] {
+            if let Some(n) = at(r, &[side, "NanoCPUs"])
+                .and_then(Json::as_i64)
+                .filter(|n| *n > 0)
+            {
+                m.insert(cpus.to_string(), Value::Float(n as f64 / 1e9));
+            }
+            if let Some(b) = at(r, &[side, "MemoryBytes"])
+                .and_then(Json::as_i64)
+                .filter(|n| *n > 0)
+            {
+                m.insert(mem.to_string(), Value::Int(b / (1024 * 1024)));
+            }
+        }
+        put(&mut p, "resources", Some(Value::Map(m)));
+    }
+    if let Some(h) = cs.get("HealthCheck") {
+        let mut m = BTreeMap::from([
+            (
+                "test".to_string(),
+                str_list(h.get("Test")).unwrap_or(Value::List(vec![])),
+            ),
+            (
+                "interval_ms".to_string(),
+                Value::Int(ns_ms(h.get("Interval"))),
+            ),
+            (
+                "timeout_ms".to_string(),
+                Value::Int(ns_ms(h.get("Timeout"))),
+            ),
+            (
+                "retries".to_string(),
+                Value::Int(h.get("Retries").and_then(Json::as_i64).unwrap_or(0)),
+            ),
+        ]);
+        let sp = ns_ms(h.get("StartPeriod"));
+        if sp > 0 {
+            m.insert("start_period_ms".into(), Value::Int(sp));
+        }
+        put(&mut p, "healthcheck", Some(Value::Map(m)));
+    } else if let Some(h) = spec
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_HEALTHCHECK))
+        .and_then(|h| serde_json::from_str::<Value>(h).ok())
+    {
+        put(&mut p, "healthcheck", Some(h));
+    }
+    let nets = at(&j, &["TaskTemplate", "Networks"]).or_else(|| j.get("Networks"));
+    put(
+        &mut p,
+        "networks",
+        nets.and_then(Json::as_array).map(|l| {
+            Value::List(
+                l.iter()
+                    .filter_map(|n| n.get("Target").and_then(Json::as_str))
+                    .map(Value::from)
+                    .collect(),
+            )
+        }),
+    );
+    for (field, key, id_key, name_key, id, name) in [
+        (
+            "secrets",
+            "Secrets",
+            "SecretID",
+            "SecretName",
+            "secret_id",
+            "secret_name",
+        ),
+        (
+            "configs",
+            "Configs",
+            "ConfigID",
+            "ConfigName",
+            "config_id",
+            "config_name",
+        ),
+    ] {
+        put(
+            &mut p,
+            field,
+            cs.get(key).and_then(Json::as_array).map(|l| {
+                Value::List(
+                    l.iter()
+                        .map(|r| {
+                            let f = r.get("File").cloned().unwrap_or(Json::Null);
+                            let s = |j: Option<&Json>| {
+                                j.and_then(Json::as_str).unwrap_or("").to_string()
+                            };
+                            infra_core::map! {
+                                id => s(r.get(id_key)),
+                                name => s(r.get(name_key)),
+                                "target" => s(f.get("Name")),
+                                "uid" => s(f.get("UID")),
+                                "gid" => s(f.get("GID")),
+                                "mode" => f.get("Mode").and_then(Json::as_i64).unwrap_or(0),
+                            }
+                        })
+                        .collect(),
+                )
+            }),
+        );
+    }
+    let ep = j.get("EndpointSpec");
+    put(
+        &mut p,
+        "endpoint_mode",
+        ep.and_then(|e| e.get("Mode"))
+            .and_then(Json::as_str)
+            .filter(|m| *m != "vip" && !m.is_empty())
+            .map(Value::from),
+    );
+    put(
+        &mut p,
+        "ports",
+        ep.and_then(|e| e.get("Ports")).and_then(Json::as_array).map(|l| {
+            Value::List(
+                l.iter()
+                    .map(|port| {
+                        infra_core::map! {
+                            "published" => port.get("PublishedPort").and_then(Json::as_i64).unwrap_or(0),
+                            "target" => port.get("TargetPort").and_then(Json::as_i64).unwrap_or(0),
+                            "protocol" => port.get("Protocol").and_then(Json::as_str).unwrap_or("tcp"),
+                            "mode" => port.get("PublishMode").and_then(Json::as_str).unwrap_or("ingress"),
+                        }
+                    })
+                    .collect(),
+            )
+        }),
+    );
+    if let Some(ns) = cs.get("StopGracePeriod").and_then(Json::as_i64) {
+        p.insert("stop_grace_period_ms".into(), Value::Int(ns / NS_PER_MS));
+    }
+    if cs.get("Init").and_then(Json::as_bool) == Some(true) {
+        p.insert("init".into(), Value::Bool(true));
+    }
+    Some(Observed {
+        address,
+        id: svc.id.clone()?,
+        props: p,
+        protect,
+    })
+}
+
+/// The template digest a task was created from.
+pub(crate) fn task_template(spec: Option<&bollard::models::TaskSpec>) -> Option<&str> {
+    spec?
+        .container_spec
+        .as_ref()?
+        .labels
+        .as_ref()?
+        .get(LABEL_TEMPLATE)
+        .map(String::as_str)
+}
