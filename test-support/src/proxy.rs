@@ -8,6 +8,10 @@
 //! afterwards. A lost response is only meaningful if the create really happened upstream, and only a
 //! proxy in front of a stateful server can produce that.
 //!
+//! Why one file over 600 lines: test support, not product code; the fault plan, the HTTP/1.1
+//! forwarding and the statistics share one connection state, and splitting them would spread
+//! that state across modules for no reader's benefit.
+//!
 //! Use it from a test binary (a dev-dependency on `infra-test-support`) like this:
 //!
 //! ```ignore
