@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infra_core::engine::{Engine, Error as EngineError, Planned};
-use infra_core::plan::PlanOptions;
+use infra_core::plan::{Action, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
 use infra_core::provider::Provider;
 use infra_core::reconcile::{ApplyOptions, OpStatus};
@@ -364,7 +364,7 @@ async fn plan_command(
 ) -> Result<Exit, Error> {
     let opts = plan_options(args, destroy, &[], false);
     let (_, planned) = make_plan(args, stack, &opts, rules).await?;
-    print_plan(args, &planned);
+    print_plan(args, &planned, &opts);
     if !planned.plan.blockers().is_empty() {
         return Err(Error::PlanHasErrors { shown: true });
     }
@@ -375,12 +375,39 @@ async fn plan_command(
     })
 }
 
-fn print_plan(args: &Args, planned: &Planned) {
+fn print_plan(args: &Args, planned: &Planned, opts: &PlanOptions) {
     if args.json {
         print!("{}", render::plan_json(&planned.plan));
     } else {
         print!("{}", render::plan_text(&planned.plan));
+        if let Some(hint) = protection_hint(&planned.plan, opts) {
+            println!("\n{hint}");
+        }
     }
+}
+
+/// The flags that let this program destroy or replace the protected resources that block
+/// `plan` (the engine's errors name none): `--allow-destroy ADDR` on `apply` or `destroy`.
+fn protection_hint(plan: &Plan, opts: &PlanOptions) -> Option<String> {
+    let blocked: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.protected && (c.action == Action::Delete || c.action.is_replace()))
+        .map(|c| c.address.to_string())
+        .filter(|a| !opts.allow_destroy_all && !opts.allow_destroy.contains(a))
+        .collect();
+    if blocked.is_empty() {
+        return None;
+    }
+    let flags: Vec<String> = blocked
+        .iter()
+        .map(|a| format!("--allow-destroy {}", shell_word(a)))
+        .collect();
+    let command = if plan.destroy { "destroy" } else { "apply" };
+    Some(format!(
+        "If this is intended, run `{command}` with `{}`.",
+        flags.join(" ")
+    ))
 }
 
 async fn apply_command(
@@ -392,7 +419,7 @@ async fn apply_command(
 ) -> Result<Exit, Error> {
     let (engine, planned) = make_plan(args, stack, &opts, rules).await?;
     if !args.json {
-        print_plan(args, &planned);
+        print_plan(args, &planned, &opts);
     }
     if !planned.plan.blockers().is_empty() {
         return Err(Error::PlanHasErrors { shown: false });
@@ -477,7 +504,7 @@ async fn watch_command(
                 drop(engine);
             }
             Ok((engine, planned)) => {
-                print_plan(args, &planned);
+                print_plan(args, &planned, &opts);
                 if planned.plan.blockers().is_empty() {
                     let observer =
                         CliObserver::new(&args.audit_log, ProgressMode::for_stderr().on_stderr())?;

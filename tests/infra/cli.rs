@@ -324,6 +324,66 @@ async fn removing_a_resource_plans_its_deletion_and_protection_blocks_apply() {
     );
 }
 
+/// A protected resource blocks a destroy: the engine's error says how to lift it in the
+/// stack's terms (no flags), the deploy program adds the flag that allows it, and that flag works.
+#[test]
+fn a_protected_resource_blocks_destroy_and_the_program_names_the_flag_that_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), &["apply", "--auto-approve"], "");
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+
+    let d = run(dir.path(), &["destroy", "--auto-approve"], "");
+    assert_eq!(d.status.code(), Some(1));
+    let text = stdout(&d);
+    assert!(
+        text.contains(
+            "\nError: aws_vpc.main is protected and would be destroyed; remove `.protect()` from \
+             its declaration, or allow destroying it if this is intended\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "\nIf this is intended, run `destroy` with `--allow-destroy aws_vpc.main`.\n"
+        ),
+        "{text}"
+    );
+
+    // The plan's own errors (JSON) are the engine's: no flags.
+    let j = run(dir.path(), &["plan", "--destroy", "--json"], "");
+    let plan: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let errors: Vec<&str> = plan["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(!errors[0].contains("--"), "{errors:?}");
+
+    let ok = run(
+        dir.path(),
+        &[
+            "destroy",
+            "--auto-approve",
+            "--allow-destroy",
+            "aws_vpc.main",
+        ],
+        "",
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
 /// A held lock: apply exits 1 naming the holder and the exact command line that breaks it
 /// (the engine's own message names no flags); that command works, and the apply then runs.
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Protection: a protected resource that would be replaced or destroyed blocks the plan unless
-//! the options allow it.
+//! the options allow it ([`PlanOptions::allow_destroy`], [`PlanOptions::allow_destroy_all`]).
+//! The errors say how to lift it in the stack's terms; a program adds its own flags.
 
 use super::{Action, Change, PlanOptions};
 use crate::dsl::Address;
@@ -36,13 +37,13 @@ fn protect_error(address: &Address, verb: &str, declared: bool) -> String {
     if declared {
         format!(
             "{address} is protected and would be {verb}; remove `.protect()` from its declaration, \
-             or re-run with `--allow-destroy {address}` if this is intended"
+             or allow destroying it if this is intended"
         )
     } else {
         format!(
             "{address} is protected and would be {verb}: its object is marked `infra:protect` \
              (it was applied while declared with `.protect()`, and the mark stays until the \
-             object goes); re-run with `--allow-destroy {address}` if this is intended"
+             object goes); allow destroying it if this is intended"
         )
     }
 }
