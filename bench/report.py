@@ -346,7 +346,7 @@ def section_apply(d):
         f"{lat[0]['resources'] if lat else 200} IAM managed policies (no references between them: every create is "
         "ready at once; `CreatePolicy` with its tags is one call) applied by `Engine::apply` with "
         "`ApplyOptions.concurrency` = 1, 10, 32, through the seeded loopback proxy of "
-        "`tests/support/proxy.rs` (`FaultConfig::with_latency(50 ms)`: every request waits 50 ms before it is "
+        "`test-support/src/proxy.rs` (`FaultConfig::with_latency(50 ms)`: every request waits 50 ms before it is "
         "forwarded) in front of a private moto, reset before each run. The timed span is the whole "
         "`apply`: the lock (an IAM policy, 2–3 calls), the stale-plan re-read (13 listings), the creates, the "
         f"unlock. Medians of {lat[0]['runs'] if lat else '?'} runs, each on a fresh stack.\n"

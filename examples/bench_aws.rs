@@ -8,15 +8,12 @@
 //!     wall time, the read's API calls by operation, moto's CPU time and ours.
 //! bench_aws apply N --concurrency C [--latency-ms L] [--runs R] [--reset] [--kind policy|sg]
 //!     N independent resources (IAM policies, or security groups in one VPC made beforehand)
-//!     through the fault proxy of tests/support/proxy.rs adding L ms (default 50) to every
+//!     through the fault proxy of test-support/src/proxy.rs adding L ms (default 50) to every
 //!     call, applied with `ApplyOptions.concurrency` = C; R runs, each on a fresh stack.
 //! ```
 //!
 //! `--reset` clears moto (`POST /moto-api/reset`) before each stack: only for a private moto.
 //! The endpoint is `AWS_ENDPOINT_URL`, credentials are always moto's test ones.
-
-#[path = "../tests/support/proxy.rs"]
-mod proxy;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +33,7 @@ use infra::core::reconcile::{ApplyObserver, ApplyOptions, OpKind};
 use infra::core::render;
 use serde_json::json;
 
-use proxy::{FaultConfig, FaultProxy};
+use infra_test_support::proxy::{FaultConfig, FaultProxy};
 
 type Error = Box<dyn std::error::Error>;
 

@@ -27,13 +27,14 @@
 
 pub mod cli;
 mod live;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use infra_aws as aws;
 pub use infra_core as core;
 pub use infra_swarm as swarm;
 
-/// The built-in policy rules (AWS and Swarm) that the deploy program and [`testing`] run.
+/// The built-in policy rules (AWS and Swarm) that the deploy program and `testing` run.
 pub fn default_rules() -> Vec<std::sync::Arc<dyn infra_core::policy::PolicyRule>> {
     let mut rules = infra_aws::policy::rules();
     rules.extend(infra_swarm::policy::rules());
@@ -68,3 +69,9 @@ pub mod prelude {
         FailureAction, RestartCondition, SwarmService, UpdateOrder, UpdatePolicy,
     };
 }
+
+/// The README's Rust blocks, compiled and run as doctests (`tests/readme/` runs its
+/// `#[test]` example, whose test bodies a doctest would not compile).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,6 +1,9 @@
 //! Test helpers for your infrastructure's CI, needing no cloud: plan a stack on a throw-away
 //! sandbox (or against a saved one), query the plan by kind and properties, assert the policy
-//! report, and snapshot the plan with the project's redactions.
+//! report, and snapshot the plan with the project's redactions (insta filters).
+//!
+//! Behind the `testing` feature (it brings insta and regex), for dev-dependencies:
+//! `infra = { version = "…", features = ["testing"] }`.
 //!
 //! ```
 //! use infra::prelude::*;
@@ -20,7 +23,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use infra_core::dsl::{Resource, Stack};
+use infra_core::dsl::{Address, Resource, Stack};
 use infra_core::engine::{Engine, Planned};
 use infra_core::plan::{Action, Change, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
@@ -56,7 +59,7 @@ pub struct PlannedResource {
 
 impl PlannedResource {
     /// The address.
-    pub fn address(&self) -> &str {
+    pub fn address(&self) -> &Address {
         &self.change.address
     }
     /// The action.
@@ -133,7 +136,7 @@ impl TestPlan {
                     .plan
                     .changes
                     .iter()
-                    .map(|c| c.address.as_str())
+                    .map(|c| c.address.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -143,12 +146,7 @@ impl TestPlan {
         // Declared values from the graph (all of them, not only the changed ones), with the
         // plan's view of unknowns and secrets.
         let mut props = serde_json::Map::new();
-        if let Some(spec) = c
-            .address
-            .parse()
-            .ok()
-            .and_then(|a| self.planned.graph().get(&a))
-        {
+        if let Some(spec) = self.planned.graph().get(&c.address) {
             for (k, v) in &spec.props {
                 let v = if spec.schema.is_sensitive(k) {
                     v.clone().into_sensitive()
@@ -237,69 +235,67 @@ pub fn assert_policy_finding(plan: &Plan, rule: &str, address: &str) {
     );
 }
 
-/// Text of a plan with provider ids and digests redacted, for snapshots of plans made against
-/// real endpoints (sandbox ids are already deterministic).
+/// Text of a plan with provider ids and account numbers redacted ([`redact`]), for plans made
+/// against real endpoints (sandbox ids are already deterministic).
 pub fn redacted_text(plan: &Plan) -> String {
     redact(&render::plan_text(plan))
 }
 
-/// Replaces provider ids (`vpc-0abc…` → `vpc-[id]`, the account in ARNs) with placeholders.
+/// A provider id: a token of 1 to 12 lowercase letters, `-`, and 8 or more hex digits. A token
+/// ends at whitespace, `"`, `(`, `)` or `,`; the pattern takes the delimiter on either side, so
+/// an id right after a redacted one (their one delimiter went to the first match) needs a second
+/// pass.
+const ID: &str = r#"(^|[\s"(),])([a-z]{1,12})-[0-9a-fA-F]{8,}([\s"(),]|$)"#;
+/// An ARN's account: `arn:aws:<service>:<region>:<12 digits>:…` at the start of a token.
+const ARN: &str = r#"(^|[\s"(),])arn:aws:([^:\s"(),]*):([^:\s"(),]*):[0-9]{12}:"#;
+
+/// The redactions of [`redact`] and [`assert_plan_snapshot!`](crate::assert_plan_snapshot) as
+/// insta filters (`(regex, replacement)`, applied in order): provider ids (`vpc-0abc…` →
+/// `vpc-[id]`) and the account in ARNs (`arn:aws:iam::123456789012:role/x` →
+/// `arn:aws:iam::[account]:role/x`). Extend them for your own snapshots:
+///
+/// ```
+/// let mut filters = infra::testing::snapshot_filters();
+/// filters.push((r"sha256:[0-9a-f]+", "[digest]"));
+/// let text = "image sha256:3f2a09 in vpc-0123456789abcdef0";
+/// infra::testing::insta::with_settings!({ filters => filters }, {
+///     infra::testing::insta::assert_snapshot!(text, @"image [digest] in vpc-[id]");
+/// });
+/// ```
+pub fn snapshot_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (ARN, "${1}arn:aws:${2}:${3}:[account]:"),
+        (ID, "${1}${2}-[id]${3}"),
+        (ID, "${1}${2}-[id]${3}"),
+    ]
+}
+
+/// Replaces provider ids (`vpc-0abc…` → `vpc-[id]`) and the account in ARNs with placeholders:
+/// [`snapshot_filters`] applied to `text`.
 pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for token in split_keep(text) {
-        out.push_str(&redact_token(token));
-    }
-    out
+    static FILTERS: std::sync::OnceLock<Vec<(regex::Regex, &'static str)>> =
+        std::sync::OnceLock::new();
+    let filters = FILTERS.get_or_init(|| {
+        snapshot_filters()
+            .into_iter()
+            .map(|(re, with)| (regex::Regex::new(re).expect("a valid filter"), with))
+            .collect()
+    });
+    filters.iter().fold(text.to_string(), |text, (re, with)| {
+        re.replace_all(&text, *with).into_owned()
+    })
 }
 
-fn split_keep(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if c == '"' || c.is_whitespace() || c == '(' || c == ')' || c == ',' {
-            if start < i {
-                parts.push(&text[start..i]);
-            }
-            parts.push(&text[i..i + c.len_utf8()]);
-            start = i + c.len_utf8();
-        }
-    }
-    if start < text.len() {
-        parts.push(&text[start..]);
-    }
-    parts
-}
-
-fn redact_token(token: &str) -> String {
-    if token.starts_with("arn:aws:") {
-        // The account id is what changes between accounts and runs; the rest is declared.
-        let mut parts: Vec<&str> = token.splitn(6, ':').collect();
-        if parts.len() == 6 && parts[4].len() == 12 && parts[4].chars().all(|c| c.is_ascii_digit())
-        {
-            parts[4] = "[account]";
-            return parts.join(":");
-        }
-        return token.to_string();
-    }
-    if let Some((prefix, rest)) = token.split_once('-') {
-        let is_id = !prefix.is_empty()
-            && prefix.len() <= 12
-            && prefix.chars().all(|c| c.is_ascii_lowercase())
-            && rest.len() >= 8
-            && rest.chars().all(|c| c.is_ascii_hexdigit());
-        if is_id {
-            return format!("{prefix}-[id]");
-        }
-    }
-    token.to_string()
-}
-
-/// Snapshots a plan's text (redacted) with insta: `assert_plan_snapshot!("name", &plan)`.
-/// Review changes with `cargo insta review`; CI runs with `INSTA_UPDATE=no`.
+/// Snapshots a plan's text with insta, redacted by [`snapshot_filters`]:
+/// `assert_plan_snapshot!("name", &plan)`. Review changes with `cargo insta review`; CI runs with
+/// `INSTA_UPDATE=no`.
 #[macro_export]
 macro_rules! assert_plan_snapshot {
     ($name:expr, $plan:expr) => {
-        $crate::testing::insta::assert_snapshot!($name, $crate::testing::redacted_text($plan))
+        $crate::testing::insta::with_settings!({ filters => $crate::testing::snapshot_filters() }, {
+            let plan_text = $crate::core::render::plan_text($plan);
+            $crate::testing::insta::assert_snapshot!($name, plan_text)
+        })
     };
 }
 
@@ -332,4 +328,48 @@ where
         .join()
         .expect("test helper thread panicked")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn ids_and_accounts_are_redacted_token_by_token() {
+        let cases = [
+            ("vpc-0123abcd", "vpc-[id]"),
+            (
+                r#"id = "subnet-0a1b2c3d4e5f6a7b8""#,
+                r#"id = "subnet-[id]""#,
+            ),
+            // Adjacent ids share one delimiter.
+            (
+                "vpc-01234567 sg-89abcdef,igw-DEADBEEF",
+                "vpc-[id] sg-[id],igw-[id]",
+            ),
+            ("(vpc-01234567)(vpc-89abcdef)", "(vpc-[id])(vpc-[id])"),
+            (
+                "arn:aws:iam::123456789012:role/x arn:aws:s3:us-east-1:123456789012:",
+                "arn:aws:iam::[account]:role/x arn:aws:s3:us-east-1:[account]:",
+            ),
+            // Not ids: too short, not hex, a prefix that isn't 1-12 lowercase letters, more after
+            // the hex digits, a prefix inside a longer token.
+            ("vpc-0123abc", "vpc-0123abc"),
+            ("vpc-0123abcz", "vpc-0123abcz"),
+            ("Vpc-0123abcd", "Vpc-0123abcd"),
+            ("abcdefghijklm-0123abcd", "abcdefghijklm-0123abcd"),
+            ("sg-0123abcd-x", "sg-0123abcd-x"),
+            ("a.sg-0123abcd", "a.sg-0123abcd"),
+            ("x/sg-0123abcd", "x/sg-0123abcd"),
+            // Not an account: 11 digits, or no sixth part.
+            (
+                "arn:aws:iam::12345678901:role/x",
+                "arn:aws:iam::12345678901:role/x",
+            ),
+            ("arn:aws:iam::123456789012", "arn:aws:iam::123456789012"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(text), want, "{text}");
+        }
+    }
 }

@@ -62,9 +62,23 @@ pub enum Error {
     /// The plan can't be applied.
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
-    /// Another apply holds the stack's lock.
-    #[error("{0}. If that run is gone (killed, crashed), break the lock with force-unlock")]
-    Locked(LockError),
+    /// Another run holds the stack's lock (past the lock timeout, or a holder known to be
+    /// gone: [`LockInfo::is_stale`]); nothing was changed. [`Engine::force_unlock`] breaks it.
+    #[error("stack \"{stack}\" is locked by {holder}")]
+    Locked {
+        /// The stack.
+        stack: String,
+        /// Who holds it, since when, and whether that process is known to be gone.
+        holder: LockInfo,
+    },
+    /// The stack's lock could not be read or written in a provider; nothing was changed.
+    #[error("taking the stack's lock in provider `{provider}` failed: {error}")]
+    LockFailed {
+        /// The provider.
+        provider: String,
+        /// Its error.
+        error: ProviderError,
+    },
     /// Breaking the lock failed in a provider.
     #[error("breaking the stack's lock in provider `{provider}` failed: {error}")]
     ForceUnlock {
@@ -419,7 +433,13 @@ impl Engine {
                         for t in taken {
                             let _ = self.providers[t].unlock(stack, &info.holder).await;
                         }
-                        return Err(Error::Locked(e));
+                        return Err(match e {
+                            LockError::Held { stack, holder } => Error::Locked { stack, holder },
+                            LockError::Failed { error, .. } => Error::LockFailed {
+                                provider: name.clone(),
+                                error,
+                            },
+                        });
                     }
                 }
             }

@@ -16,8 +16,9 @@
 //!   while we ran) is left in place and reported as [`LOCK_NOT_HELD`].
 //! * **force-unlock** breaks the lock whoever holds it and says who did.
 //! * **stale holders**: [`LockInfo::is_stale`] tells a holder that was a process on this host
-//!   and is gone (a killed run); the engine doesn't wait for such a holder and the error says
-//!   that force-unlock is the way out.
+//!   and is gone (a killed run); the engine doesn't wait for such a holder, and its error
+//!   ([`crate::engine::Error::Locked`]) carries the holder so that a program can say how to
+//!   break the lock (the deploy program names its `force-unlock` command line).
 //!
 //! Every primitive call is retried on retryable errors ([`RetryPolicy::calls`]): the lock is
 //! small and its calls are checked (the holder is read back), and giving up on a release leaves

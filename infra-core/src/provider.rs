@@ -94,6 +94,7 @@ pub struct ReadResult {
 /// How the reconciler should treat an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorClass {
     /// Throttling, 5xx, eventual consistency: retry with backoff.
     Retryable,
@@ -333,6 +334,7 @@ pub trait Provider: Send + Sync {
 
 /// Why a lock was not taken.
 #[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LockError {
     /// Someone else holds it.
     #[error("stack \"{stack}\" is locked by {holder}")]

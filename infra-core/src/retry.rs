@@ -165,6 +165,7 @@ impl PollPolicy {
 
 /// What one look at a polled condition found.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Probe<T> {
     /// The condition holds: stop polling with this value.
     Done(T),

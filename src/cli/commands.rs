@@ -11,7 +11,7 @@ use std::time::Duration;
 use infra_core::engine::{Engine, Error as EngineError, Planned};
 use infra_core::plan::PlanOptions;
 use infra_core::policy::PolicyRule;
-use infra_core::provider::{LockError, Provider};
+use infra_core::provider::Provider;
 use infra_core::reconcile::{ApplyOptions, OpStatus};
 use infra_core::render;
 use infra_core::validate::ValidationErrors;
@@ -220,11 +220,12 @@ fn from_engine(
             provider,
             known: PROVIDERS.join(", "),
         },
-        EngineError::Locked(error @ LockError::Held { .. }) => Error::Locked {
-            error,
+        EngineError::Locked { stack, holder } => Error::Locked {
+            stack,
+            holder,
             unlock: unlock_command(args),
         },
-        EngineError::Locked(error) => Error::LockFailed(error),
+        e @ EngineError::LockFailed { .. } => Error::LockFailed(e),
         other => otherwise(other),
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::path::PathBuf;
 
 use infra_core::engine::Error as EngineError;
-use infra_core::provider::LockError;
+use infra_core::provider::LockInfo;
 use infra_core::validate::ValidationErrors;
 
 use super::args::OutOfRange;
@@ -107,16 +107,18 @@ pub enum Error {
     #[error("could not read the confirmation: {0}")]
     Confirmation(io::Error),
     /// Another run holds the stack's lock.
-    #[error("{error}. If that run is gone (killed, crashed), break the lock with `{unlock}`")]
+    #[error("stack \"{stack}\" is locked by {holder}. If that run is gone (killed, crashed), break the lock with `{unlock}`")]
     Locked {
+        /// The stack.
+        stack: String,
         /// Who holds it, since when, and whether that process is known to be gone.
-        error: LockError,
+        holder: LockInfo,
         /// The command line that breaks it.
         unlock: String,
     },
     /// The stack's lock could not be read or written.
-    #[error("{0}")]
-    LockFailed(LockError),
+    #[error("{}", .0.to_string().trim_end())]
+    LockFailed(EngineError),
     /// The apply could not start (the plan is stale, or can't be ordered).
     #[error("{}", .0.to_string().trim_end())]
     Apply(EngineError),

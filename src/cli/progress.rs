@@ -113,6 +113,8 @@ pub fn finished_line(event: &AuditEvent) -> String {
             format!("  ✗ {}: {} failed {took}: {error}", o.address, o.op)
         }
         OpStatus::Skipped { because } => format!("  ↷ {}: skipped ({because})", o.address),
+        // A status this program doesn't know yet (OpStatus is non-exhaustive).
+        _ => format!("  • {}: {} ended {took}", o.address, o.op),
     }
 }
 

@@ -7,24 +7,8 @@ use clap::Parser;
 use infra::cli::{execute, Args, Exit};
 use infra::prelude::*;
 
-pub(crate) fn example_binary() -> PathBuf {
-    // target/debug/deps/<this test> → target/debug/examples/production (cargo test builds examples).
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(format!("production{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "production"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    bin
+fn example_binary() -> PathBuf {
+    infra_test_support::example_binary("production")
 }
 
 pub(crate) fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {

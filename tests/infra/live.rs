@@ -2,47 +2,21 @@
 //! swarm mode, through the deploy program as a user runs it: `--target live apply` goes in
 //! phases (AWS, then Swarm), a second plan is empty, `destroy` removes everything the stack owns.
 //!
-//! Needs `eval "$(.ci/test-env)"` (moto on AWS_ENDPOINT_URL, swarm mode, the test image). When
-//! they are missing the test says SKIPPED loudly and passes, except under `CI=true` where it fails.
+//! Needs `.ci/test-env`'s endpoints (moto on AWS_ENDPOINT_URL, swarm mode, the test image). When
+//! they are missing the test prints a SKIPPED line and passes, except when the run requires them
+//! (`INFRA_REQUIRE_ENDPOINTS=1`, as `.ci/test` sets), where it fails.
 
 use std::process::{Command, Output};
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-
-fn skip_or_fail(test: &str, why: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {why} (CI=true: a missing endpoint is a failure; run `eval \"$(.ci/test-env)\"`)");
-    }
-    eprintln!("\n*** SKIPPED {test}: {why}; run `eval \"$(.ci/test-env)\"` first ***\n");
-    true
-}
+use infra_test_support::{example_binary, show, skip_or_fail, swarm_missing};
 
 /// Why the live endpoints aren't usable, if they aren't.
 fn missing_endpoints() -> Option<String> {
-    let Ok(url) = std::env::var("AWS_ENDPOINT_URL") else {
-        return Some("AWS_ENDPOINT_URL is not set (no moto)".into());
-    };
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    if std::net::TcpStream::connect(&addr).is_err() {
-        return Some(format!("moto is not answering on {addr}"));
-    }
-    let state = Command::new("docker")
-        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
-        .output();
-    match state {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "active" => {}
-        _ => return Some("Docker is not reachable or not in swarm mode".into()),
-    }
-    if std::env::var("INFRA_TEST_IMAGE").is_err() {
-        return Some("INFRA_TEST_IMAGE is not set (the locally built test image)".into());
-    }
-    None
+    infra_test_support::moto().err().or_else(swarm_missing)
 }
 
-/// Makes sure moto has an image the stack's AMI lookup finds (`tests/support/node_image.rs`).
+/// Makes sure moto has an image the stack's AMI lookup finds (`infra_test_support::register_node_image`).
 async fn register_node_image(endpoint: &str) {
     let config = aws_sdk_ec2::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -50,11 +24,11 @@ async fn register_node_image(endpoint: &str) {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .build();
-    crate::node_image::register_node_image(&aws_sdk_ec2::Client::from_conf(config)).await;
+    infra_test_support::register_node_image(&aws_sdk_ec2::Client::from_conf(config)).await;
 }
 
 fn deploy(dir: &std::path::Path, stack: &str, args: &[&str]) -> Output {
-    Command::new(crate::cli::example_binary())
+    Command::new(example_binary("production"))
         .args(["--target", "live", "--stack", stack])
         .args(args)
         .env("INFRA_AUDIT_LOG", dir.join("audit.jsonl"))
@@ -62,15 +36,6 @@ fn deploy(dir: &std::path::Path, stack: &str, args: &[&str]) -> Output {
         .env_remove("INFRA_ENV")
         .output()
         .unwrap()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[tokio::test]

@@ -1,17 +1,16 @@
-//! Tests of the fault-injecting proxy (`tests/support/proxy.rs`) through the real AWS SDK clients
+//! Tests of the fault-injecting proxy (`infra_test_support::proxy`) through the real AWS SDK clients
 //! against moto: each fault must look to the SDK like the real thing (error code, status, dispatch
 //! failure) and must have the intended effect upstream (forwarded or not), so that the fault tests
 //! built on it prove what they claim.
 //!
 //! moto is shared by tests running in parallel: every test tags what it creates with a unique
 //! value, counts only its own resources and deletes them; nothing calls `/moto-api/reset`.
-//! Without moto the moto-backed tests print `SKIPPED: moto not reachable` and pass, unless
-//! `CI=true`, where they fail.
+//! Without moto the moto-backed tests print a SKIPPED line and pass, except when the run requires
+//! the endpoints (`INFRA_REQUIRE_ENDPOINTS=1`, as `.ci/test` sets), where they fail.
 
-#[path = "../support/proxy.rs"]
-mod proxy;
+use infra_test_support::proxy;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::config::retry::{RetryConfig, RetryPartition};
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
@@ -29,37 +28,18 @@ const TAG_KEY: &str = "proxy-test";
 // ---------------------------------------------------------------------------------------------
 // Environment
 
-fn moto_url() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5599".to_owned())
-}
-
-/// The moto endpoint if it accepts connections. Otherwise prints a loud skip notice and returns
-/// `None`, or panics under `CI=true` where a silently skipped fault test would be a false green.
+/// The moto endpoint if it accepts connections, or `None` after a SKIPPED line naming the
+/// running test (a failure when the run requires the endpoints: a silently skipped fault test
+/// would be a false green).
 async fn moto() -> Option<String> {
-    let url = moto_url();
-    let uri: http::Uri = url.parse().expect("AWS_ENDPOINT_URL is a URL");
-    let authority = uri
-        .authority()
-        .expect("AWS_ENDPOINT_URL has a host")
-        .to_string();
-    let reachable = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(authority)
-        )
-        .await,
-        Ok(Ok(_))
-    );
-    if reachable {
-        return Some(url);
+    let url = infra_test_support::moto_url();
+    match infra_test_support::reachable(&url) {
+        Ok(()) => Some(url),
+        Err(why) => {
+            infra_test_support::skip_or_fail(&infra_test_support::current_test(), &why);
+            None
+        }
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("moto not reachable at {url} and CI=true: run `eval \"$(.ci/setup-moto)\"` first");
-    }
-    eprintln!(
-        "\n*** SKIPPED: moto not reachable at {url} (start it with `eval \"$(.ci/setup-moto)\"`) ***\n"
-    );
-    None
 }
 
 macro_rules! require_moto {
@@ -73,13 +53,7 @@ macro_rules! require_moto {
 
 /// A unique tag value per test and run, so parallel tests and earlier runs never see each other's
 /// resources in the shared moto.
-fn unique(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    format!("{test}-{}-{nanos}", std::process::id())
-}
+use infra_test_support::unique;
 
 /// An SDK-retry partition of its own per client, so that the process-wide retry token bucket is
 /// not drained by other tests' injected faults.

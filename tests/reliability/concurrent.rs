@@ -350,7 +350,7 @@ async fn one_stack_twice(target: &Target, name: &str, wait: bool) -> String {
             );
             "the second waited, then had nothing left to do"
         }
-        Err(e @ EngineError::Locked(LockError::Held { .. })) => {
+        Err(e @ EngineError::Locked { .. }) => {
             assert!(!wait, "with a lock timeout the second run waits: {e}");
             let msg = e.to_string();
             for needle in [

@@ -1,4 +1,4 @@
-//! The environment of the reliability tests: skipping loudly (failing under `CI=true`), private
+//! The environment of the reliability tests: skips (`infra_test_support::skip_or_fail`), private
 //! moto servers, the deploy program, SDK configurations pointed at moto or at a fault proxy, and
 //! the production stack's AWS part.
 
@@ -14,57 +14,11 @@ use infra::core::engine::Engine;
 use infra::core::reconcile::{ApplyOptions, RetryPolicy};
 use infra::core::Stack;
 
-/// Writes straight to the process's stderr: the test harness captures `eprintln!`, and skips and
-/// counts must be seen in CI logs.
-pub(crate) fn say(text: &str) {
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{text}\n").as_bytes());
-}
-
-pub(crate) fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// A missing endpoint: a loud SKIPPED line, or a panic under `CI=true`.
-pub(crate) fn skip_or_fail(test: &str, why: &str) {
-    if ci() {
-        panic!("{test}: {why} (CI=true: a missing endpoint is a failure; run `eval \"$(.ci/test-env)\"`)");
-    }
-    say(&format!(
-        "\n*** SKIPPED {test}: {why}; run `eval \"$(.ci/test-env)\"` first ***\n"
-    ));
-}
+pub(crate) use infra_test_support::{say, show, skip_or_fail, swarm_missing};
 
 /// The shared moto of the test environment, if it answers.
 pub(crate) fn shared_moto() -> Result<String, String> {
-    let url = std::env::var("AWS_ENDPOINT_URL")
-        .map_err(|_| "AWS_ENDPOINT_URL is not set (no moto)".to_string())?;
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    std::net::TcpStream::connect_timeout(
-        &addr
-            .parse()
-            .map_err(|e| format!("AWS_ENDPOINT_URL {url}: {e}"))?,
-        Duration::from_secs(2),
-    )
-    .map_err(|e| format!("moto is not answering on {addr}: {e}"))?;
-    Ok(url)
-}
-
-/// Why the local engine can't serve Swarm tests, if it can't.
-pub(crate) fn swarm_missing() -> Option<String> {
-    let state = Command::new("docker")
-        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
-        .output();
-    match state {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "active" => {}
-        _ => return Some("Docker is not reachable or not in swarm mode".into()),
-    }
-    if std::env::var("INFRA_TEST_IMAGE").is_err() {
-        return Some("INFRA_TEST_IMAGE is not set (the locally built test image)".into());
-    }
-    None
+    infra_test_support::moto()
 }
 
 /// A moto server of one test's own (moto serves one request at a time: a heavy test on the
@@ -116,7 +70,8 @@ impl Drop for PrivateMoto {
     }
 }
 
-/// A private moto for `test`, or `None` after a loud skip (a panic under `CI=true`). The shared
+/// A private moto for `test`, or `None` after a skip (a failure when the run requires the
+/// endpoints). The shared
 /// moto's presence is what says the environment was prepared.
 pub(crate) fn private_moto(test: &str) -> Option<PrivateMoto> {
     if let Err(why) = shared_moto() {
@@ -195,30 +150,15 @@ pub(crate) fn stack_name(prefix: &str, tag: impl std::fmt::Display) -> String {
 }
 
 /// Registers the image the stack's AMI lookup finds on the moto at `endpoint`
-/// (`tests/support/node_image.rs`).
+/// (`infra_test_support::register_node_image`).
 pub(crate) async fn register_node_image(endpoint: &str) {
-    crate::node_image::register_node_image(&aws_sdk_ec2::Client::new(&sdk_config(endpoint).await))
+    infra_test_support::register_node_image(&aws_sdk_ec2::Client::new(&sdk_config(endpoint).await))
         .await;
 }
 
 /// The deploy program, `target/debug/examples/production` (cargo test builds examples).
 pub(crate) fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(format!("production{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "production"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    bin
+    infra_test_support::example_binary("production")
 }
 
 /// A deploy-program command line with a clean environment for the run's target (`INFRA_*`
@@ -239,14 +179,4 @@ pub(crate) fn deploy(dir: &std::path::Path, endpoint: &str, stack: &str) -> Comm
         .env_remove("INFRA_LOCK_TIMEOUT")
         .env_remove("INFRA_CONCURRENCY");
     c
-}
-
-/// Exit code, stdout and stderr of a finished command, for assertion messages.
-pub(crate) fn show(o: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }

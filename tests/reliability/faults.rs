@@ -1,5 +1,5 @@
 //! Fault injection: the production stack's AWS part (`--only aws`) applied through the fault proxy
-//! (`tests/support/proxy.rs`) in front of a private moto, with 10–20 % of the AWS calls failing
+//! (`test-support/src/proxy.rs`) in front of a private moto, with 10–20 % of the AWS calls failing
 //! (throttling, 500/503, connection resets before the request, responses lost after moto served
 //! it) and some latency spikes, for as many seeded iterations as fit in the time budget.
 //!
@@ -78,7 +78,9 @@ async fn run(engine: &Engine, stack: &Stack, opts: &PlanOptions) -> Run {
     match engine.apply(&planned, &NoObserver).await {
         Ok(r) if r.is_success() => Run::Converged,
         Ok(r) => Run::ApplyFailed(r),
-        Err(e @ EngineError::Locked(_)) => Run::LockFailed(e.to_string()),
+        Err(e @ (EngineError::Locked { .. } | EngineError::LockFailed { .. })) => {
+            Run::LockFailed(e.to_string())
+        }
         Err(e) => Run::Other(format!("{e}\nplan:\n{}", plan_text(&planned.plan))),
     }
 }
@@ -251,7 +253,7 @@ async fn the_aws_part_converges_under_injected_faults_without_duplicates_orphans
             }
             Run::LockFailed(e) => {
                 t.lock_failed += 1;
-                if !injected(e) || !e.contains("force-unlock") && !e.contains("lock for stack") {
+                if !injected(e) || !e.contains("taking the stack's lock in provider `aws`") {
                     problems.push(format!("{label}: unclear lock failure: {e}"));
                 }
             }

@@ -9,16 +9,13 @@
 //!
 //! Needs `eval "$(.ci/test-env)"` (moto, swarm mode, the test image). The heavy tests start moto
 //! servers of their own (`.ci/setup-moto` on a free port) so that their invariants see only what
-//! they did. Without the environment they print SKIPPED and pass, except under `CI=true`, where
-//! they fail.
+//! they did. Without the environment they print a SKIPPED line and pass, except when the run
+//! requires it (`INFRA_REQUIRE_ENDPOINTS=1`, as `.ci/test` sets), where they fail.
 
 #[allow(dead_code)]
 #[path = "../../examples/production/stack.rs"]
 mod example;
-#[path = "../support/node_image.rs"]
-mod node_image;
-#[path = "../support/proxy.rs"]
-mod proxy;
+use infra_test_support::proxy;
 
 mod concurrent;
 mod env;

@@ -1,5 +1,5 @@
 //! A loopback fault proxy in front of the Docker socket: the Swarm counterpart of the AWS fault
-//! proxy (`tests/support/proxy.rs`). The provider connects to `tcp://127.0.0.1:PORT`
+//! proxy (`test-support/src/proxy.rs`). The provider connects to `tcp://127.0.0.1:PORT`
 //! ([`DockerProxy::host`]); each request is forwarded to the engine's unix socket, or not, as the
 //! seeded dice say:
 //!

@@ -12,8 +12,9 @@
 //! * `swarm_faults`: a Swarm stack applied through a fault-injecting proxy in front of the
 //!   Docker socket converges, or stops with a clear report and converges on the next run.
 //!
-//! The live parts need `eval "$(.ci/test-env)"` (moto, swarm mode, the test image); without it
-//! they say SKIPPED loudly and pass, except under `CI=true` where they fail.
+//! The live parts need `.ci/test-env`'s endpoints (moto, swarm mode, the test image); without
+//! them they print a SKIPPED line and pass, except when the run requires them
+//! (`INFRA_REQUIRE_ENDPOINTS=1`, as `.ci/test` sets), where they fail.
 
 mod bad_flags;
 mod bad_input;

@@ -1,109 +1,22 @@
-//! What the safety tests share: loud skips (failures under `CI=true`), the deploy program run
-//! with a clean environment, endpoints that count every connection (tripwires) or answer like a
-//! Docker engine, and output checks.
+//! What the safety tests share: `infra_test_support`'s helpers (skips, endpoints, unique names),
+//! the deploy program run with a clean environment, endpoints that count every connection
+//! (tripwires) or answer like a Docker engine, and output checks.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-/// Writes straight to the process's stderr: the test harness captures `eprintln!`, and skips,
-/// counts and timings must be seen in CI logs.
-pub(crate) fn say(text: &str) {
-    let _ = std::io::stderr().write_all(format!("{text}\n").as_bytes());
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// A missing endpoint: a loud SKIPPED line, or a panic under `CI=true`.
-pub(crate) fn skip_or_fail(test: &str, why: &str) {
-    if ci() {
-        panic!("{test}: {why} (CI=true: a missing endpoint is a failure; run `eval \"$(.ci/test-env)\"`)");
-    }
-    say(&format!(
-        "\n*** SKIPPED {test}: {why}; run `eval \"$(.ci/test-env)\"` first ***\n"
-    ));
-}
-
-/// The shared moto of the test environment, if it answers.
-pub(crate) fn moto() -> Result<String, String> {
-    let url = std::env::var("AWS_ENDPOINT_URL")
-        .map_err(|_| "AWS_ENDPOINT_URL is not set (no moto)".to_string())?;
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let sock = addr
-        .parse()
-        .map_err(|e| format!("AWS_ENDPOINT_URL {url}: {e}"))?;
-    TcpStream::connect_timeout(&sock, Duration::from_secs(2))
-        .map_err(|e| format!("moto is not answering on {addr}: {e}"))?;
-    Ok(url)
-}
-
-/// Why the local engine can't serve the Swarm tests, if it can't.
-pub(crate) fn swarm_missing() -> Option<String> {
-    let state = Command::new("docker")
-        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
-        .output();
-    match state {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "active" => {}
-        _ => return Some("Docker is not reachable or not in swarm mode".into()),
-    }
-    if test_image().is_none() {
-        return Some("INFRA_TEST_IMAGE is not set (the locally built test image)".into());
-    }
-    None
-}
-
-/// The busybox test image built by `.ci/setup-swarm`, by ID (nothing is pulled).
-pub(crate) fn test_image() -> Option<String> {
-    std::env::var("INFRA_TEST_IMAGE")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/tmp/infra-test-image-id").ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-/// A name unique to this process and call (tests run in parallel against one moto and one swarm).
-pub(crate) fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}{}{}x{:x}",
-        std::process::id() % 10_000,
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos % 4096
-    )
-}
+pub(crate) use infra_test_support::{
+    moto, say, show, skip_or_fail, swarm_missing, test_image, unique,
+};
 
 /// The deploy program, `target/debug/examples/production` (cargo test builds examples).
 pub(crate) fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(format!("production{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "production"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    bin
+    infra_test_support::example_binary("production")
 }
 
 /// Clears the variables of the caller's shell that steer the deploy program or the SDKs, so a
@@ -141,16 +54,6 @@ pub(crate) fn clean_env<'a>(c: &'a mut Command, dir: &Path) -> &'a mut Command {
         .env("INFRA_AUDIT_LOG", dir.join("audit.jsonl"))
         .env("INFRA_SANDBOX_DIR", dir.join("sandbox"))
         .env("RUST_BACKTRACE", "1")
-}
-
-/// Exit code, stdout and stderr of a finished command, for assertion messages.
-pub(crate) fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The checks every failure of the deploy program must pass: exit 1, no panic, no backtrace,

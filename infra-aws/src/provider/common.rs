@@ -1,13 +1,12 @@
 //! What every service module shares: the call context, ownership tags, typed access to resolved
-//! properties, the observed-properties builder, and bounded waiting.
+//! properties and the observed-properties builder.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use infra_core::dsl::{Address, ResourceSpec};
 use infra_core::provider::{Observed, ProviderError, Resolved};
+use infra_core::retry::PollPolicy;
 use infra_core::value::Sensitive;
 use infra_core::Value;
 
@@ -21,24 +20,6 @@ pub const TAG_ID: &str = "infra:id";
 pub const TAG_PROTECT: &str = "infra:protect";
 /// The human-readable name tag, `<stack>-<name>`.
 pub const TAG_NAME: &str = "Name";
-
-/// How long and how often to poll when AWS requires waiting (NAT gateways, ASG deletion).
-#[derive(Clone, Debug)]
-pub(crate) struct WaitConfig {
-    /// Give up after this long.
-    pub(crate) timeout: Duration,
-    /// The longest pause between two polls (pauses grow from 1 s up to this).
-    pub(crate) max_interval: Duration,
-}
-
-impl Default for WaitConfig {
-    fn default() -> Self {
-        WaitConfig {
-            timeout: Duration::from_secs(600),
-            max_interval: Duration::from_secs(15),
-        }
-    }
-}
 
 /// A relationship between two of the stack's objects that a delete had to cut (AWS refuses to
 /// delete an attached policy, a role in an instance profile, a group with members). When the
@@ -64,8 +45,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) c: &'a Clients,
     /// The stack whose objects are read or changed.
     pub(crate) stack: &'a str,
-    /// Waiting limits.
-    pub(crate) waits: &'a WaitConfig,
+    /// How long and how often to poll where AWS requires waiting (NAT gateways, ASG
+    /// deletion).
+    pub(crate) waits: &'a PollPolicy,
     /// Relationships cut by deletes of this provider, to restore on re-creation.
     pub(crate) severed: &'a SeveredMap,
 }
@@ -92,45 +74,10 @@ impl Cx<'_> {
             .remove(key)
             .unwrap_or_default()
     }
-}
 
-impl Cx<'_> {
     /// `<stack>-<name>`: the AWS name of a named object and its `Name` tag.
     pub(crate) fn physical_name(&self, address: &Address) -> String {
         crate::kinds::physical_name(self.stack, address.name())
-    }
-
-    /// Polls `probe` until it returns `Some`, pausing 1 s, 2 s, 4 s … up to the configured
-    /// maximum, for at most the configured timeout (a fatal `WaitTimeout` after that: a later
-    /// apply picks up where this one stopped, since the state is read again).
-    pub(crate) async fn wait_until<T, F, Fut>(
-        &self,
-        what: &str,
-        mut probe: F,
-    ) -> Result<T, ProviderError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<Option<T>, ProviderError>>,
-    {
-        let started = Instant::now();
-        let mut pause = Duration::from_secs(1);
-        loop {
-            if let Some(v) = probe().await? {
-                return Ok(v);
-            }
-            if started.elapsed() + pause > self.waits.timeout {
-                return Err(ProviderError::fatal(
-                    "WaitTimeout",
-                    format!(
-                        "gave up after {} s waiting for {what}; apply again to continue",
-                        started.elapsed().as_secs()
-                    ),
-                ));
-            }
-            tracing::debug!(%what, pause_ms = pause.as_millis() as u64, "waiting");
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(self.waits.max_interval.max(Duration::from_millis(1)));
-        }
     }
 }
 
@@ -259,6 +206,15 @@ pub(crate) fn changed_fields(d: &Resolved, current: &Observed) -> Vec<String> {
         options: Default::default(),
     };
     infra_core::plan::changed_fields(&spec, &d.props, current)
+}
+
+/// A create whose response carried no object (retryable: the retry finds the object, if any, by
+/// its tags).
+pub(crate) fn empty(op: &str) -> ProviderError {
+    ProviderError::retryable(
+        "EmptyResponse",
+        format!("{op}: the response carried no object"),
+    )
 }
 
 fn missing(d: &Resolved, field: &str) -> ProviderError {

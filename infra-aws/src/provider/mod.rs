@@ -2,11 +2,9 @@
 //! aws-sdk-autoscaling and aws-sdk-iam, configured by `aws-config` (default credential chain and
 //! region; `AWS_ENDPOINT_URL` honoured, which is how the tests reach moto).
 //!
-//! One module per service area keeps each kind's read, create, update and delete together:
-//! `ec2_network` (VPC, subnet, internet gateway, Elastic IP, NAT gateway, route table),
-//! `ec2_security_group`, `ec2_compute` (launch template, AMI lookup), `autoscaling`
-//! (group, scaling policy) and `iam`. This module dispatches by kind and implements what every
-//! kind shares:
+//! Each kind is one handler in a module of its own (`kinds::vpc`, `kinds::iam_role`, …)
+//! keeping its read, create, update and delete together; the handlers are listed once, in a
+//! registry the provider looks kinds up in. This module implements what every kind shares:
 //!
 //! * **Batched reads.** A read lists each object type once (paginated), filtered by the
 //!   `infra:stack` tag (IAM: by the stack's IAM path), and keeps only objects whose tags say they
@@ -23,14 +21,12 @@
 //!   `<stack>.infra-lock` under the stack's IAM path, created atomically with the holder in its
 //!   description (see [`lock_name`] and the `lock` module's notes on why IAM).
 
-mod autoscaling;
 mod common;
-mod ec2_compute;
-mod ec2_network;
-mod ec2_security_group;
+mod ec2_common;
 mod errors;
-mod iam;
+mod iam_common;
 mod interceptor;
+mod kinds;
 mod lock;
 
 use std::collections::BTreeMap;
@@ -41,16 +37,18 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use infra_core::dsl::KindSchema;
-use infra_core::dsl::{Address, Stack};
+use infra_core::dsl::{Address, KindSchema, Stack};
 use infra_core::lock::Created;
 use infra_core::provider::{
     LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
 };
+use infra_core::registry::Registry;
+use infra_core::retry::PollPolicy;
 use infra_core::validate::Problem;
 
-use common::{changed_fields, Cx, SeveredMap, WaitConfig};
+use common::{changed_fields, Cx, SeveredMap};
 use interceptor::{CallCounter, CountCalls};
+use kinds::{AwsKind, Listings};
 
 pub use common::{TAG_ID, TAG_NAME, TAG_PROTECT, TAG_STACK};
 pub use lock::{lock_name, TAG_LOCK};
@@ -91,8 +89,9 @@ pub struct AwsProvider {
     clients: Clients,
     calls: Arc<CallCounter>,
     last_read: Mutex<BTreeMap<String, u64>>,
-    waits: WaitConfig,
+    waits: PollPolicy,
     severed: SeveredMap,
+    kinds: Registry<dyn AwsKind>,
 }
 
 impl AwsProvider {
@@ -167,8 +166,14 @@ impl AwsProvider {
             },
             calls,
             last_read: Mutex::new(BTreeMap::new()),
-            waits: WaitConfig::default(),
+            // Pauses of 1 s, 2 s, 4 s … up to 15 s, for at most 10 minutes.
+            waits: PollPolicy::new(
+                Duration::from_secs(600),
+                Duration::from_secs(1),
+                Duration::from_secs(15),
+            ),
             severed: SeveredMap::default(),
+            kinds: kinds::registry(),
         })
     }
 
@@ -180,7 +185,8 @@ impl AwsProvider {
         self
     }
 
-    /// The longest pause between two polls while waiting (default 15 s; pauses start at 1 s).
+    /// The longest pause between two polls while waiting (default 15 s; pauses start at 1 s,
+    /// or at this interval when it is shorter).
     pub fn with_max_poll_interval(mut self, interval: Duration) -> Self {
         self.waits.max_interval = interval;
         self
@@ -213,95 +219,9 @@ impl AwsProvider {
         }
     }
 
-    /// The stack's object at `address`, looked up by its ownership tags (or name), fresh.
-    async fn find(
-        &self,
-        cx: &Cx<'_>,
-        address: &Address,
-    ) -> Result<Option<Observed>, ProviderError> {
-        match address.kind() {
-            "aws_vpc" => ec2_network::find_vpc(cx, address).await,
-            "aws_subnet" => ec2_network::find_subnet(cx, address).await,
-            "aws_internet_gateway" => ec2_network::find_internet_gateway(cx, address).await,
-            "aws_eip" => ec2_network::find_eip(cx, address).await,
-            "aws_nat_gateway" => ec2_network::find_nat_gateway(cx, address).await,
-            "aws_route_table" => ec2_network::find_route_table(cx, address).await,
-            "aws_security_group" => ec2_security_group::find(cx, address).await,
-            "aws_launch_template" => ec2_compute::find_launch_template(cx, address).await,
-            "aws_autoscaling_group" => autoscaling::find_group(cx, address).await,
-            "aws_autoscaling_policy" => autoscaling::find_policy(cx, address).await,
-            "aws_iam_policy"
-            | "aws_iam_role"
-            | "aws_iam_instance_profile"
-            | "aws_iam_group"
-            | "aws_iam_user" => iam::find(cx, address).await,
-            other => Err(unsupported(other)),
-        }
-    }
-
-    async fn create_new(
-        &self,
-        cx: &Cx<'_>,
-        op: &OpContext,
-        d: &Resolved,
-    ) -> Result<Observed, ProviderError> {
-        match d.schema.kind {
-            "aws_vpc" => ec2_network::create_vpc(cx, d).await,
-            "aws_subnet" => ec2_network::create_subnet(cx, d).await,
-            "aws_internet_gateway" => ec2_network::create_internet_gateway(cx, d).await,
-            "aws_eip" => ec2_network::create_eip(cx, d).await,
-            "aws_nat_gateway" => ec2_network::create_nat_gateway(cx, op, d).await,
-            "aws_route_table" => ec2_network::create_route_table(cx, op, d).await,
-            "aws_security_group" => ec2_security_group::create(cx, d).await,
-            "aws_launch_template" => ec2_compute::create_launch_template(cx, op, d).await,
-            "aws_autoscaling_group" => autoscaling::create_group(cx, d).await,
-            "aws_autoscaling_policy" => autoscaling::put_policy(cx, d).await,
-            "aws_iam_policy" => iam::create_policy(cx, d).await,
-            "aws_iam_role" => iam::create_role(cx, d).await,
-            "aws_iam_instance_profile" => iam::create_instance_profile(cx, d).await,
-            "aws_iam_group" => iam::create_group(cx, d).await,
-            "aws_iam_user" => iam::create_user(cx, d).await,
-            other => Err(unsupported(other)),
-        }
-    }
-
-    async fn update_existing(
-        &self,
-        cx: &Cx<'_>,
-        op: &OpContext,
-        current: &Observed,
-        d: &Resolved,
-        changed: &[String],
-    ) -> Result<Observed, ProviderError> {
-        match d.schema.kind {
-            "aws_vpc" => ec2_network::update_vpc(cx, current, d, changed).await,
-            "aws_subnet" => ec2_network::update_subnet(cx, current, d, changed).await,
-            "aws_internet_gateway" => {
-                ec2_network::update_internet_gateway(cx, current, d, changed).await
-            }
-            "aws_eip" => ec2_network::update_tags_only(cx, current, d).await,
-            "aws_nat_gateway" => ec2_network::update_tags_only(cx, current, d).await,
-            "aws_route_table" => ec2_network::update_route_table(cx, current, d, changed).await,
-            "aws_security_group" => ec2_security_group::update(cx, current, d, changed).await,
-            "aws_launch_template" => {
-                ec2_compute::update_launch_template(cx, op, current, d, changed).await
-            }
-            "aws_autoscaling_group" => autoscaling::update_group(cx, current, d, changed).await,
-            "aws_autoscaling_policy" => autoscaling::put_policy(cx, d).await,
-            "aws_iam_policy" => iam::update_policy(cx, current, d, changed).await,
-            "aws_iam_role" => iam::update_role(cx, current, d, changed).await,
-            "aws_iam_instance_profile" => {
-                iam::update_instance_profile(cx, current, d, changed).await
-            }
-            "aws_iam_group" => iam::update_group(cx, current, d, changed).await,
-            "aws_iam_user" => iam::update_user(cx, current, d, changed).await,
-            other => Err(unsupported(other)),
-        }
-    }
-
     /// Converges an existing object (found by a look-up) to `d`.
     async fn converge(
-        &self,
+        kind: &dyn AwsKind,
         cx: &Cx<'_>,
         op: &OpContext,
         existing: Observed,
@@ -314,23 +234,8 @@ impl AwsProvider {
         // The reconciler refuses planned force-new updates; this converges an object found by
         // a look-up, which no plan has seen.
         infra_core::reconcile::force_new_guard(d, &changed)?;
-        self.update_existing(cx, op, &existing, d, &changed).await
+        kind.update(cx, op, &existing, d, &changed).await
     }
-}
-
-fn unsupported(kind: &str) -> ProviderError {
-    ProviderError::fatal(
-        "Unsupported",
-        format!("the aws provider has no kind `{kind}`"),
-    )
-}
-
-/// Kinds whose create can't carry an idempotency token and whose name isn't unique in AWS: a
-/// retried create must look the object up first.
-fn lookup_before_create(kind: &str) -> bool {
-    // Auto scaling groups are looked up on every create: moto silently replaces a group of the
-    // same name, so AWS's AlreadyExists can't be relied on to find a lost create's group.
-    kind == "aws_autoscaling_group"
 }
 
 #[async_trait]
@@ -348,19 +253,14 @@ impl Provider for AwsProvider {
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
         let scope = Arc::new(CallCounter::default());
         let cx = self.cx(stack);
-        let result = interceptor::scoped(scope.clone(), async {
-            let (net, sg, compute, asg, iam) = tokio::try_join!(
-                ec2_network::read(&cx),
-                ec2_security_group::read(&cx),
-                ec2_compute::read(&cx),
-                autoscaling::read(&cx),
-                iam::read(&cx),
-            )?;
-            Ok::<_, ProviderError>([net, sg, compute, asg, iam].concat())
-        })
+        let listings = Listings::default();
+        let result = interceptor::scoped(
+            scope.clone(),
+            futures::future::try_join_all(self.kinds.iter().map(|k| k.read(&cx, &listings))),
+        )
         .await;
         *self.last_read.lock().unwrap_or_else(|e| e.into_inner()) = scope.by_operation();
-        let mut resources = result?;
+        let mut resources = result?.concat();
         settle_duplicates(stack, &mut resources);
         Ok(ReadResult {
             resources,
@@ -369,33 +269,36 @@ impl Provider for AwsProvider {
     }
 
     async fn lookup(&self, stack: &str, spec: &Resolved) -> Result<Observed, ProviderError> {
-        match spec.schema.kind {
-            "aws_ami" => ec2_compute::lookup_ami(&self.cx(stack), spec).await,
-            other => Err(unsupported(other)),
-        }
+        self.kinds
+            .get(spec.schema.kind)?
+            .lookup(&self.cx(stack), spec)
+            .await
     }
 
     async fn create(&self, op: &OpContext, d: &Resolved) -> Result<Observed, ProviderError> {
         let cx = self.cx(&op.stack);
-        if op.attempt > 1 || lookup_before_create(d.schema.kind) {
-            if let Some(existing) = self.find(&cx, &d.address).await? {
+        let kind = self.kinds.get(d.schema.kind)?;
+        if op.attempt > 1 || kind.lookup_before_create() {
+            if let Some(existing) = kind.find(&cx, &d.address).await? {
                 tracing::info!(address = %d.address, id = %existing.id, "found the object of an earlier attempt; converging it");
-                return self.converge(&cx, op, existing, d).await;
+                return Self::converge(kind, &cx, op, existing, d).await;
             }
         }
-        match self.create_new(&cx, op, d).await {
+        match kind.create(&cx, op, d).await {
             // A named object (IAM entity) made by an earlier attempt whose response was lost:
             // converge it if it is the stack's; a name taken by anything else is an error.
-            Err(e) if e.code == "EntityAlreadyExists" => match self.find(&cx, &d.address).await? {
-                Some(existing) => self.converge(&cx, op, existing, d).await,
-                None => Err(ProviderError::fatal(
-                    e.code,
-                    format!(
-                        "{} (and it is not owned by stack `{}`)",
-                        e.message, op.stack
-                    ),
-                )),
-            },
+            Err(e) if kind.already_exists_codes().contains(&e.code.as_str()) => {
+                match kind.find(&cx, &d.address).await? {
+                    Some(existing) => Self::converge(kind, &cx, op, existing, d).await,
+                    None => Err(ProviderError::fatal(
+                        e.code,
+                        format!(
+                            "{} (and it is not owned by stack `{}`)",
+                            e.message, op.stack
+                        ),
+                    )),
+                }
+            }
             other => other,
         }
     }
@@ -408,36 +311,22 @@ impl Provider for AwsProvider {
         changed: &[String],
     ) -> Result<Observed, ProviderError> {
         let cx = self.cx(&op.stack);
+        let kind = self.kinds.get(d.schema.kind)?;
         if op.attempt > 1 {
             // Part of the first attempt may have been done: start from what is there now.
-            let fresh = self.find(&cx, &d.address).await?.ok_or_else(|| {
+            let fresh = kind.find(&cx, &d.address).await?.ok_or_else(|| {
                 ProviderError::not_found("NotFound", format!("{} is gone", d.address))
             })?;
-            return self.converge(&cx, op, fresh, d).await;
+            return Self::converge(kind, &cx, op, fresh, d).await;
         }
-        self.update_existing(&cx, op, current, d, changed).await
+        kind.update(&cx, op, current, d, changed).await
     }
 
     async fn delete(&self, op: &OpContext, current: &Observed) -> Result<(), ProviderError> {
-        let cx = self.cx(&op.stack);
-        match current.address.kind() {
-            "aws_vpc" => ec2_network::delete_vpc(&cx, current).await,
-            "aws_subnet" => ec2_network::delete_subnet(&cx, current).await,
-            "aws_internet_gateway" => ec2_network::delete_internet_gateway(&cx, current).await,
-            "aws_eip" => ec2_network::delete_eip(&cx, current).await,
-            "aws_nat_gateway" => ec2_network::delete_nat_gateway(&cx, current).await,
-            "aws_route_table" => ec2_network::delete_route_table(&cx, current).await,
-            "aws_security_group" => ec2_security_group::delete(&cx, current).await,
-            "aws_launch_template" => ec2_compute::delete_launch_template(&cx, current).await,
-            "aws_autoscaling_group" => autoscaling::delete_group(&cx, current).await,
-            "aws_autoscaling_policy" => autoscaling::delete_policy(&cx, current).await,
-            "aws_iam_policy" => iam::delete_policy(&cx, current).await,
-            "aws_iam_role" => iam::delete_role(&cx, current).await,
-            "aws_iam_instance_profile" => iam::delete_instance_profile(&cx, current).await,
-            "aws_iam_group" => iam::delete_group(&cx, current).await,
-            "aws_iam_user" => iam::delete_user(&cx, current).await,
-            other => Err(unsupported(other)),
-        }
+        self.kinds
+            .get(current.address.kind())?
+            .delete(&self.cx(&op.stack), current)
+            .await
     }
 
     /// The lock is an IAM policy `<stack>.infra-lock` under the stack's IAM path (see
@@ -455,7 +344,7 @@ impl Provider for AwsProvider {
     }
 
     fn kinds(&self) -> Option<Vec<&'static KindSchema>> {
-        Some(crate::kinds::schemas())
+        Some(self.kinds.kinds())
     }
 
     fn api_calls(&self) -> Option<u64> {

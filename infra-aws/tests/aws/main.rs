@@ -1,7 +1,8 @@
 //! Integration tests of the AWS kinds and provider. Everything but `validation` runs against a
 //! moto server (the real AWS wire protocol, through the real aws-sdk crates): start one with
-//! `eval "$(.ci/setup-moto)"`. Without one, those tests print SKIPPED and pass — except under
-//! `CI=true`, where they fail.
+//! `eval "$(.ci/setup-moto)"`. Without one, those tests print a SKIPPED line and pass, except when
+//! the run requires the endpoints (`INFRA_REQUIRE_ENDPOINTS=1`, as `.ci/test` sets), where they
+//! fail.
 //!
 //! Tests share one moto server and run in parallel: each uses stack names of its own (a random
 //! suffix) and never resets the server.
@@ -14,6 +15,7 @@ mod idempotency;
 mod lock;
 mod network;
 mod ownership;
+mod paging;
 mod read_cost;
 mod security_group;
 mod support;

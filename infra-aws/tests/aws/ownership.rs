@@ -424,12 +424,12 @@ async fn two_objects_claiming_one_address_converge_to_one() {
     assert_eq!(vpcs_claiming(&m, &name, "aws_vpc.main").await.len(), 2);
 
     let p = plan(&engine, &s).await;
-    let deposed: Vec<&str> = p
+    let deposed: Vec<String> = p
         .plan
         .changes
         .iter()
-        .filter(|c| c.address.starts_with("aws_vpc.main~"))
-        .map(|c| c.address.as_str())
+        .filter(|c| c.address.kind() == "aws_vpc" && c.address.name().starts_with("main~"))
+        .map(|c| c.address.to_string())
         .collect();
     assert_eq!(
         deposed.len(),
@@ -438,7 +438,7 @@ async fn two_objects_claiming_one_address_converge_to_one() {
         infra_core::render::plan_text(&p.plan)
     );
     assert_eq!(
-        p.plan.change(deposed[0]).unwrap().action,
+        p.plan.change(&deposed[0]).unwrap().action,
         infra_core::plan::Action::Delete
     );
     apply(&engine, &s).await;

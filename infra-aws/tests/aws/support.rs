@@ -1,9 +1,8 @@
 //! The shared harness: reaching moto (or skipping loudly), unique stack names, an engine tuned
 //! for tests, and plan/apply helpers that fail with the rendered plan or report.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use infra_aws::AwsProvider;
@@ -24,42 +23,15 @@ pub(crate) struct Moto {
 
 /// The moto endpoint: `AWS_ENDPOINT_URL` (what `.ci/setup-moto` exports), else its default.
 pub(crate) fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5599".to_string())
+    infra_test_support::moto_url()
 }
 
-fn host_port(url: &str) -> Option<String> {
-    let rest = url.split("://").nth(1)?;
-    let hp = rest.split('/').next()?;
-    Some(if hp.contains(':') {
-        hp.to_string()
-    } else {
-        format!("{hp}:80")
-    })
-}
-
-/// Connects to moto, or returns `None` after printing a loud SKIPPED line. Under `CI=true` a
-/// missing moto is a failure.
+/// Connects to moto, or returns `None` after a `SKIPPED` line (`infra_test_support::skip_or_fail`;
+/// a failure when the run requires the endpoints).
 pub(crate) async fn moto(test: &str) -> Option<Moto> {
     let url = endpoint();
-    let reachable = match host_port(&url) {
-        Some(hp) => matches!(
-            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(hp)).await,
-            Ok(Ok(_))
-        ),
-        None => false,
-    };
-    if !reachable {
-        let msg =
-            format!("moto is not reachable at {url}: start it with `eval \"$(.ci/setup-moto)\"`");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: {msg} (CI=true: a missing moto is a failure)");
-        }
-        // Straight to the process's stderr: the test harness captures `eprintln!`, and a skip
-        // must be seen.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            format!("\n*** SKIPPED {test}: {msg} ***\n").as_bytes(),
-        );
+    if let Err(why) = infra_test_support::reachable(&url) {
+        infra_test_support::skip_or_fail(test, &why);
         return None;
     }
     // Always moto, with test credentials: these tests must never reach a real account, whatever
@@ -82,19 +54,7 @@ pub(crate) async fn moto(test: &str) -> Option<Moto> {
     })
 }
 
-/// A stack name unique to this test run: `prefix-<random>`.
-pub(crate) fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(7))
-        .unwrap_or(0);
-    let mix = nanos
-        ^ std::process::id().rotate_left(13)
-        ^ N.fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(2_654_435_761);
-    format!("{prefix}-{:07x}", mix & 0x0fff_ffff)
-}
+pub(crate) use infra_test_support::unique;
 
 impl Moto {
     /// An engine over the provider, with quick retries (moto answers at once).

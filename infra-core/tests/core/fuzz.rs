@@ -10,6 +10,8 @@ use infra_core::reconcile::NoObserver;
 use infra_core::render;
 use infra_core::sandbox::SandboxProvider;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{RngSeed, TestRunner};
 
 use crate::kinds::{Host, Network};
 
@@ -110,6 +112,38 @@ fn cases() -> u32 {
         .unwrap_or(200)
 }
 
+/// The seed of this run: `PROPTEST_RNG_SEED`, else a random one.
+fn seed() -> u64 {
+    match std::env::var("PROPTEST_RNG_SEED") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("PROPTEST_RNG_SEED={v:?} is not a u64")),
+        Err(_) => rand::random(),
+    }
+}
+
+/// The property tests' configuration: `PROPTEST_CASES` cases (200 by default) drawn from one
+/// seed, `PROPTEST_RNG_SEED` or a random one. It prints the seed and the command that re-runs
+/// exactly these cases; the harness shows a test's printed output when the test fails, so a
+/// failure comes with its seed (a passing run stays quiet).
+fn config() -> ProptestConfig {
+    let (seed, cases) = (seed(), cases());
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("fuzz::")
+        .to_string();
+    println!(
+        "proptest seed {seed} ({cases} cases); re-run: \
+         PROPTEST_RNG_SEED={seed} PROPTEST_CASES={cases} cargo test -p infra-core --test core -- {test}"
+    );
+    ProptestConfig {
+        cases,
+        rng_seed: RngSeed::Fixed(seed),
+        ..ProptestConfig::default()
+    }
+}
+
 static VALID_CASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -120,9 +154,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 proptest! {
-    // 200 cases by default; PROPTEST_CASES=N for a longer hunt (the seed is random per run and
-    // a failure prints the minimal case).
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    // 200 cases by default; PROPTEST_CASES=N for a longer hunt. The seed is random per run unless
+    // PROPTEST_RNG_SEED is set; a failure prints it with the re-run command and the minimal case.
+    #![proptest_config(config())]
 
     #[test]
     fn validation_never_panics_and_names_real_addresses(r in recipe()) {
@@ -177,4 +211,28 @@ fn enough_valid_stacks_are_generated() {
     valid_stacks_converge_and_replan_empty_also_after_edits();
     let n = VALID_CASES.load(std::sync::atomic::Ordering::Relaxed);
     assert!(n >= 200, "only {n} valid stacks were exercised");
+}
+
+#[test]
+fn a_seed_draws_the_same_stacks_again() {
+    // What makes `PROPTEST_RNG_SEED=<printed seed>` re-run a failure: the generators draw the
+    // same recipes from the same seed (and a different seed draws others).
+    let draw = |seed: u64| {
+        let config = ProptestConfig {
+            rng_seed: RngSeed::Fixed(seed),
+            ..ProptestConfig::default()
+        };
+        let mut runner = TestRunner::new(config);
+        (0..20)
+            .map(|_| {
+                let r = (recipe(), valid_recipe())
+                    .new_tree(&mut runner)
+                    .unwrap()
+                    .current();
+                format!("{r:?}")
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(draw(42), draw(42));
+    assert_ne!(draw(42), draw(43));
 }

@@ -2,7 +2,6 @@
 //! the docker CLI for out-of-band changes, and a guard that removes whatever a test's stack left.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,61 +11,31 @@ use infra_core::reconcile::{ApplyReport, NoObserver};
 use infra_core::Stack;
 use infra_swarm::{FailureAction, RestartCondition, SwarmProvider, SwarmService, UpdatePolicy};
 
-/// Connects to the local engine, or says loudly that the test is skipped. Under `CI=true` an
-/// unreachable engine or an inactive swarm fails the test instead.
+/// Connects to the local engine, or returns `None` after a `SKIPPED` line
+/// (`infra_test_support::skip_or_fail`; a failure when the run requires the endpoints).
 pub(crate) async fn provider(test: &str) -> Option<Arc<SwarmProvider>> {
     match SwarmProvider::connect().await {
         Ok(p) => Some(Arc::new(p.with_converge_timeout(Duration::from_secs(90)))),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: CI=true and the swarm is not usable: {e}")
-        }
         Err(e) => {
-            eprintln!(
-                "\n========================================================================\n\
-                 SKIPPED {test}: no usable Docker swarm ({e}).\n\
-                 Run `eval \"$(.ci/setup-swarm)\"` to enable the Swarm tests.\n\
-                 ========================================================================\n"
-            );
+            infra_test_support::skip_or_fail(test, &format!("no usable Docker swarm ({e})"));
             None
         }
     }
 }
 
-fn image_from(var: &str, file: &str) -> String {
-    std::env::var(var)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::fs::read_to_string(file).ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| {
-            panic!("no test image: set {var} or run .ci/setup-swarm (writes {file})")
-        })
-}
-
 /// The busybox test image (by ID: nothing is pulled).
 pub(crate) fn image() -> String {
-    image_from("INFRA_TEST_IMAGE", "/tmp/infra-test-image-id")
+    infra_test_support::test_image()
+        .expect("no test image: set INFRA_TEST_IMAGE or run .ci/setup-swarm")
 }
 
 /// The second test image (same content, `/www/version` says v2).
 pub(crate) fn image_v2() -> String {
-    image_from("INFRA_TEST_IMAGE_V2", "/tmp/infra-test-image-id-v2")
+    infra_test_support::test_image_v2()
+        .expect("no test image: set INFRA_TEST_IMAGE_V2 or run .ci/setup-swarm")
 }
 
-/// A stack name unique to this test run (tests run in parallel on one engine).
-pub(crate) fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}{}{}x{:x}",
-        std::process::id() % 10_000,
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos % 4096
-    )
-}
+pub(crate) use infra_test_support::unique;
 
 /// Runs the docker CLI; panics with its stderr on failure.
 pub(crate) fn docker(args: &[&str]) -> String {

@@ -219,7 +219,7 @@ async fn an_interrupted_rotation_is_finished_by_the_next_apply() {
     let deposed: Vec<_> = planned
         .plan
         .actionable()
-        .filter(|c| c.address.starts_with("swarm_secret.token~"))
+        .filter(|c| c.address.kind() == "swarm_secret" && c.address.name().starts_with("token~"))
         .collect();
     assert_eq!(deposed.len(), 1, "{text}");
     assert_eq!(deposed[0].action, Action::Delete, "{text}");

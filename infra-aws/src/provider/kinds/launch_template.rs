@@ -1,26 +1,38 @@
-//! EC2 compute: launch templates (every change is a new version with the full data, made the
-//! default) and the AMI lookup.
+//! `aws_launch_template`: every change is a new version with the full data, made the default
+//! (and `$Default`). A read takes the latest version of every template in one call.
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    Filter, InstanceType, LaunchTemplateBlockDeviceMappingRequest,
-    LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
-    LaunchTemplateIamInstanceProfileSpecificationRequest,
+    InstanceType, LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateTagSpecificationRequest, LaunchTemplateVersion, RequestLaunchTemplateData,
     ResourceType, ResponseLaunchTemplateData, Tag, VolumeType,
 };
-use infra_core::dsl::Address;
+use infra_core::dsl::{Address, KindSchema};
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
+use infra_core::registry::KindHandler;
 use infra_core::Value;
 
-use super::common::{
-    opt_str, req_str, secret_bytes, sensitive, str_list, user_tags, Cx, Ownership, Props, TAG_NAME,
-    TAG_STACK,
+use super::{AwsKind, Listings};
+use crate::kinds::compute::LAUNCH_TEMPLATE;
+use crate::provider::common::{
+    observed_from, opt_str, req_str, secret_bytes, sensitive, str_list, updated_from, user_tags,
+    Cx, Ownership, Props, TAG_NAME, TAG_STACK,
 };
-use super::ec2_network::{owned, owned_filters, sync_tags, tag_spec, updated};
-use super::errors::AwsResult;
+use crate::provider::ec2_common::{owned, owned_filters, sync_tags, tag_spec};
+use crate::provider::errors::AwsResult;
+
+/// The `aws_launch_template` handler.
+pub(super) struct LaunchTemplate;
+
+impl KindHandler for LaunchTemplate {
+    fn schema(&self) -> &'static KindSchema {
+        &LAUNCH_TEMPLATE
+    }
+}
 
 /// Instance metadata hop limit: 2, so containers on the instance (Swarm tasks) reach IMDSv2.
 const METADATA_HOP_LIMIT: i32 = 2;
@@ -143,6 +155,9 @@ fn data_props(p: &mut Props, data: &ResponseLaunchTemplateData) {
     }
 }
 
+/// The page size of the launch template listings: AWS's maximum for both.
+const LAUNCH_TEMPLATE_PAGE: i32 = 200;
+
 async fn read_templates(
     cx: &Cx<'_>,
     address: Option<&Address>,
@@ -152,6 +167,9 @@ async fn read_templates(
             .describe_launch_templates()
             .set_filters(Some(owned_filters(cx, address)))
             .into_paginator()
+            // The largest page AWS allows. Without a page size moto answers the first 15
+            // templates and no NextToken: a stack with more would re-plan their creation.
+            .page_size(LAUNCH_TEMPLATE_PAGE)
             .items()
             .send()
             .try_collect()
@@ -159,7 +177,7 @@ async fn read_templates(
             .aws("DescribeLaunchTemplates")?;
     let owned: Vec<(&aws_sdk_ec2::types::LaunchTemplate, Ownership)> = templates
         .iter()
-        .filter_map(|t| Some((t, owned(cx, "aws_launch_template", t.tags(), address)?)))
+        .filter_map(|t| Some((t, owned(cx, LAUNCH_TEMPLATE.kind, t.tags(), address)?)))
         .collect();
     if owned.is_empty() {
         return Ok(Vec::new());
@@ -178,6 +196,8 @@ async fn read_templates(
     };
     let versions: Vec<LaunchTemplateVersion> = req
         .into_paginator()
+        // As above: moto truncates to 15 versions (of all the region's templates) without one.
+        .page_size(LAUNCH_TEMPLATE_PAGE)
         .items()
         .send()
         .try_collect()
@@ -201,151 +221,96 @@ async fn read_templates(
         .collect())
 }
 
-/// Every launch template the stack owns, with its latest version's data.
-pub(super) async fn read(cx: &Cx<'_>) -> Result<Vec<Observed>, ProviderError> {
-    read_templates(cx, None).await
-}
+#[async_trait]
+impl AwsKind for LaunchTemplate {
+    async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
+        read_templates(cx, None).await
+    }
 
-pub(super) async fn find_launch_template(
-    cx: &Cx<'_>,
-    a: &Address,
-) -> Result<Option<Observed>, ProviderError> {
-    Ok(read_templates(cx, Some(a)).await?.pop())
-}
+    async fn find(&self, cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
+        Ok(read_templates(cx, Some(a)).await?.pop())
+    }
 
-pub(super) async fn create_launch_template(
-    cx: &Cx<'_>,
-    op: &OpContext,
-    d: &Resolved,
-) -> Result<Observed, ProviderError> {
-    let out =
-        cx.c.ec2
-            .create_launch_template()
-            .launch_template_name(cx.physical_name(&d.address))
-            .client_token(&op.idempotency_token)
-            .launch_template_data(template_data(cx, d)?)
-            .tag_specifications(tag_spec(cx, ResourceType::LaunchTemplate, d))
-            .send()
-            .await
-            .aws("CreateLaunchTemplate")?;
-    let t = out.launch_template().ok_or_else(|| {
-        ProviderError::retryable("EmptyResponse", "CreateLaunchTemplate: no template")
-    })?;
-    Ok(super::common::observed_from(
-        d,
-        t.launch_template_id().unwrap_or_default(),
-        &[(
-            "latest_version",
-            Value::from(t.latest_version_number().unwrap_or(1)),
-        )],
-    ))
-}
-
-pub(super) async fn update_launch_template(
-    cx: &Cx<'_>,
-    op: &OpContext,
-    current: &Observed,
-    d: &Resolved,
-    changed: &[String],
-) -> Result<Observed, ProviderError> {
-    let mut obs = updated(current, d);
-    // Tags are part of the version data too (they go on instances and volumes).
-    if !changed.is_empty() {
+    async fn create(
+        &self,
+        cx: &Cx<'_>,
+        op: &OpContext,
+        d: &Resolved,
+    ) -> Result<Observed, ProviderError> {
         let out =
             cx.c.ec2
-                .create_launch_template_version()
-                .launch_template_id(&current.id)
-                .client_token(format!("{}-v", op.idempotency_token))
+                .create_launch_template()
+                .launch_template_name(cx.physical_name(&d.address))
+                .client_token(&op.idempotency_token)
                 .launch_template_data(template_data(cx, d)?)
+                .tag_specifications(tag_spec(cx, ResourceType::LaunchTemplate, d))
                 .send()
                 .await
-                .aws("CreateLaunchTemplateVersion")?;
-        let version = out
-            .launch_template_version()
-            .and_then(LaunchTemplateVersion::version_number)
-            .ok_or_else(|| {
-                ProviderError::retryable("EmptyResponse", "CreateLaunchTemplateVersion: no version")
-            })?;
-        // `$Default` follows too, for anything launched without a version.
-        cx.c.ec2
-            .modify_launch_template()
-            .launch_template_id(&current.id)
-            .default_version(version.to_string())
-            .send()
-            .await
-            .aws("ModifyLaunchTemplate")?;
-        obs.props
-            .insert("latest_version".to_string(), Value::from(version));
+                .aws("CreateLaunchTemplate")?;
+        let t = out.launch_template().ok_or_else(|| {
+            ProviderError::retryable("EmptyResponse", "CreateLaunchTemplate: no template")
+        })?;
+        Ok(observed_from(
+            d,
+            t.launch_template_id().unwrap_or_default(),
+            &[(
+                "latest_version",
+                Value::from(t.latest_version_number().unwrap_or(1)),
+            )],
+        ))
     }
-    sync_tags(cx, &current.id, current, d).await?;
-    Ok(obs)
-}
 
-pub(super) async fn delete_launch_template(
-    cx: &Cx<'_>,
-    current: &Observed,
-) -> Result<(), ProviderError> {
-    cx.c.ec2
-        .delete_launch_template()
-        .launch_template_id(&current.id)
-        .send()
-        .await
-        .aws("DeleteLaunchTemplate")?;
-    Ok(())
-}
-
-/// The AMI lookup: the newest available image matching the pattern, among the owners' images.
-pub(super) async fn lookup_ami(cx: &Cx<'_>, spec: &Resolved) -> Result<Observed, ProviderError> {
-    let pattern = req_str(spec, "name_pattern")?;
-    let mut filters = vec![
-        Filter::builder().name("name").values(&pattern).build(),
-        Filter::builder().name("state").values("available").build(),
-    ];
-    if let Some(arch) = spec.get_str("architecture") {
-        filters.push(Filter::builder().name("architecture").values(arch).build());
-    }
-    let images =
-        cx.c.ec2_read
-            .describe_images()
-            .set_owners(Some(str_list(spec, "owners")))
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .aws("DescribeImages")?;
-    let newest = crate::kinds::compute::newest(&images, |i| {
-        (
-            i.creation_date().unwrap_or(""),
-            i.name().unwrap_or(""),
-            i.image_id().unwrap_or(""),
-        )
-    })
-    .ok_or_else(|| {
-        ProviderError::fatal(
-            "NoMatchingImage",
-            format!(
-                "{}: no available image named `{pattern}` owned by {}",
-                spec.address,
-                str_list(spec, "owners").join(", ")
-            ),
-        )
-    })?;
-    let mut props = spec.props.clone();
-    for (k, v) in [
-        ("name", newest.name()),
-        ("creation_date", newest.creation_date()),
-        ("root_device_name", newest.root_device_name()),
-    ] {
-        if let Some(v) = v {
-            props.insert(k.to_string(), Value::from(v));
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        op: &OpContext,
+        current: &Observed,
+        d: &Resolved,
+        changed: &[String],
+    ) -> Result<Observed, ProviderError> {
+        let mut obs = updated_from(current, d);
+        // Tags are part of the version data too (they go on instances and volumes).
+        if !changed.is_empty() {
+            let out =
+                cx.c.ec2
+                    .create_launch_template_version()
+                    .launch_template_id(&current.id)
+                    .client_token(format!("{}-v", op.idempotency_token))
+                    .launch_template_data(template_data(cx, d)?)
+                    .send()
+                    .await
+                    .aws("CreateLaunchTemplateVersion")?;
+            let version = out
+                .launch_template_version()
+                .and_then(LaunchTemplateVersion::version_number)
+                .ok_or_else(|| {
+                    ProviderError::retryable(
+                        "EmptyResponse",
+                        "CreateLaunchTemplateVersion: no version",
+                    )
+                })?;
+            // `$Default` follows too, for anything launched without a version.
+            cx.c.ec2
+                .modify_launch_template()
+                .launch_template_id(&current.id)
+                .default_version(version.to_string())
+                .send()
+                .await
+                .aws("ModifyLaunchTemplate")?;
+            obs.props
+                .insert("latest_version".to_string(), Value::from(version));
         }
+        sync_tags(cx, &current.id, current, d).await?;
+        Ok(obs)
     }
-    Ok(Observed {
-        address: spec.address.clone(),
-        id: newest.image_id().unwrap_or_default().to_string(),
-        props,
-        protect: false,
-    })
+
+    async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
+        cx.c.ec2
+            .delete_launch_template()
+            .launch_template_id(&current.id)
+            .send()
+            .await
+            .aws("DeleteLaunchTemplate")?;
+        Ok(())
+    }
 }

@@ -8,8 +8,11 @@
 //! afterwards. A lost response is only meaningful if the create really happened upstream, and only a
 //! proxy in front of a stateful server can produce that.
 //!
-//! Include it from an integration test binary with
-//! `#[path = "../support/proxy.rs"] mod proxy;` and use it like this:
+//! Why one file over 600 lines: test support, not product code; the fault plan, the HTTP/1.1
+//! forwarding and the statistics share one connection state, and splitting them would spread
+//! that state across modules for no reader's benefit.
+//!
+//! Use it from a test binary (a dev-dependency on `infra-test-support`) like this:
 //!
 //! ```ignore
 //! let proxy = FaultProxy::start("http://127.0.0.1:5599", FaultConfig::chaos(7, 0.15)).await?;
@@ -38,7 +41,6 @@
 //!
 //! Not supported (not needed by this project): HTTPS, the JSON and REST protocols' error shapes,
 //! streaming bodies (request and response bodies are buffered, AWS query calls are small).
-#![allow(dead_code)] // each including test binary uses a different subset
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -65,30 +67,30 @@ use tokio::task::JoinHandle;
 /// What to inject, per request. Rates are probabilities in `0.0..=1.0`; the four fault rates are
 /// mutually exclusive outcomes of one draw, so their sum must not exceed 1.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct FaultConfig {
+pub struct FaultConfig {
     /// Seed of the RNG that decides faults, jitter and spikes; reapplied by
     /// [`FaultProxy::set_config`] so each phase of a test is reproducible on its own.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// Added to every request before it is answered or forwarded.
-    pub(crate) latency: Duration,
+    pub latency: Duration,
     /// Uniformly random extra latency in `0..latency_jitter`, per request.
-    pub(crate) latency_jitter: Duration,
+    pub latency_jitter: Duration,
     /// Probability that an eligible request additionally waits [`FaultConfig::spike`].
-    pub(crate) spike_rate: f64,
+    pub spike_rate: f64,
     /// The extra wait of a latency spike.
-    pub(crate) spike: Duration,
+    pub spike: Duration,
     /// Answer with the service's throttling error (`RequestLimitExceeded` for EC2, `Throttling`
     /// for the awsQuery services) without forwarding.
-    pub(crate) throttle_rate: f64,
+    pub throttle_rate: f64,
     /// Answer with 500 `InternalError` or 503 `ServiceUnavailable` (half each) without forwarding.
-    pub(crate) error_5xx_rate: f64,
+    pub error_5xx_rate: f64,
     /// Reset the connection without forwarding: the request had no effect.
-    pub(crate) reset_before_rate: f64,
+    pub reset_before_rate: f64,
     /// Forward, wait for the upstream response, then reset the connection instead of answering:
     /// the request took effect but the client never hears about it.
-    pub(crate) lost_response_rate: f64,
+    pub lost_response_rate: f64,
     /// If set, only these actions (e.g. `"CreateVpc"`) get faults and spikes; others only latency.
-    pub(crate) only_actions: Option<Vec<String>>,
+    pub only_actions: Option<Vec<String>>,
 }
 
 impl Default for FaultConfig {
@@ -99,7 +101,7 @@ impl Default for FaultConfig {
 
 impl FaultConfig {
     /// No latency, no faults: the proxy only forwards (and counts).
-    pub(crate) fn transparent() -> Self {
+    pub fn transparent() -> Self {
         Self {
             seed: 0,
             latency: Duration::ZERO,
@@ -115,7 +117,7 @@ impl FaultConfig {
     }
 
     /// A constant added latency and nothing else (the apply-concurrency benchmark's setting).
-    pub(crate) fn with_latency(latency: Duration) -> Self {
+    pub fn with_latency(latency: Duration) -> Self {
         Self {
             latency,
             ..Self::transparent()
@@ -124,7 +126,7 @@ impl FaultConfig {
 
     /// A total fault rate spread evenly over the four fault kinds, for "apply with 10–20 % faults"
     /// style tests.
-    pub(crate) fn chaos(seed: u64, total_fault_rate: f64) -> Self {
+    pub fn chaos(seed: u64, total_fault_rate: f64) -> Self {
         let each = total_fault_rate / 4.0;
         Self {
             seed,
@@ -174,7 +176,7 @@ impl FaultConfig {
 
 /// The fault injected into one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// Forwarded and answered normally.
     None,
     /// Answered with the protocol's throttling error, not forwarded.
@@ -189,73 +191,73 @@ pub(crate) enum Fault {
 
 /// One request as the proxy saw and decided it, in arrival order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Event {
+pub struct Event {
     /// 0-based arrival index since start or the last [`FaultProxy::set_config`].
-    pub(crate) seq: u64,
+    pub seq: u64,
     /// The API action (`CreateVpc`), if the request was an AWS query-protocol call.
-    pub(crate) action: Option<String>,
+    pub action: Option<String>,
     /// The signing name of the target service (`ec2`, `iam`, `autoscaling`), if known.
-    pub(crate) service: Option<String>,
+    pub service: Option<String>,
     /// What was injected.
-    pub(crate) fault: Fault,
+    pub fault: Fault,
     /// Total delay added before answering or forwarding (latency + jitter + spike).
-    pub(crate) delay: Duration,
+    pub delay: Duration,
     /// Whether this request got a latency spike.
-    pub(crate) spiked: bool,
+    pub spiked: bool,
 }
 
 /// Counters, both overall and per action.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
+pub struct Counts {
     /// Requests received.
-    pub(crate) requests: u64,
+    pub requests: u64,
     /// Requests the proxy sent (or tried to send) upstream, including those whose response was
     /// then lost.
-    pub(crate) forwarded: u64,
+    pub forwarded: u64,
     /// Upstream responses passed back to the client.
-    pub(crate) delivered: u64,
+    pub delivered: u64,
     /// Throttling errors injected.
-    pub(crate) throttled: u64,
+    pub throttled: u64,
     /// 500/503 errors injected.
-    pub(crate) server_errors: u64,
+    pub server_errors: u64,
     /// Connections reset before forwarding.
-    pub(crate) resets_before: u64,
+    pub resets_before: u64,
     /// Responses dropped after the upstream served the request.
-    pub(crate) lost_responses: u64,
+    pub lost_responses: u64,
     /// Latency spikes injected.
-    pub(crate) spikes: u64,
+    pub spikes: u64,
     /// Upstream unreachable or failing at the HTTP level: answered 502, which the SDK retries as a
     /// transient error. Not an injected fault; a non-zero count means the upstream misbehaved.
-    pub(crate) upstream_errors: u64,
+    pub upstream_errors: u64,
 }
 
 impl Counts {
     /// Injected faults of every kind (spikes excluded: they slow a request, they don't fail it).
-    pub(crate) fn faults(&self) -> u64 {
+    pub fn faults(&self) -> u64 {
         self.throttled + self.server_errors + self.resets_before + self.lost_responses
     }
 }
 
 /// A snapshot of the proxy's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct ProxyStats {
+pub struct ProxyStats {
     /// Client connections accepted (keep-alive reuse keeps this low).
-    pub(crate) connections: u64,
+    pub connections: u64,
     /// All requests.
-    pub(crate) total: Counts,
+    pub total: Counts,
     /// Requests with a parsed action, by action name.
-    pub(crate) per_action: BTreeMap<String, Counts>,
+    pub per_action: BTreeMap<String, Counts>,
 }
 
 impl ProxyStats {
     /// The counters of one action (zero if it was never seen).
-    pub(crate) fn action(&self, action: &str) -> Counts {
+    pub fn action(&self, action: &str) -> Counts {
         self.per_action.get(action).cloned().unwrap_or_default()
     }
 }
 
 /// A running proxy. Serves until dropped.
-pub(crate) struct FaultProxy {
+pub struct FaultProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
@@ -268,7 +270,7 @@ impl FaultProxy {
     ///
     /// Panics if `upstream` is not an `http://` URL or `config` is invalid (test bugs); returns the
     /// bind error otherwise.
-    pub(crate) async fn start(upstream: &str, config: FaultConfig) -> io::Result<Self> {
+    pub async fn start(upstream: &str, config: FaultConfig) -> io::Result<Self> {
         config.validate();
         let upstream_uri: Uri = upstream
             .parse()
@@ -303,19 +305,19 @@ impl FaultProxy {
     }
 
     /// The endpoint to give the SDK (`endpoint_url`, `AWS_ENDPOINT_URL`): `http://127.0.0.1:PORT`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// The bound address.
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Replaces the configuration for requests arriving from now on, reseeds the RNG from
     /// `config.seed` and restarts [`Event::seq`] and the event log (counters keep accumulating).
     /// Requests already in flight finish with the fault they were dealt.
-    pub(crate) fn set_config(&self, config: FaultConfig) {
+    pub fn set_config(&self, config: FaultConfig) {
         config.validate();
         let mut state = self.shared.lock();
         state.rng = StdRng::seed_from_u64(config.seed);
@@ -325,17 +327,17 @@ impl FaultProxy {
     }
 
     /// The current configuration.
-    pub(crate) fn config(&self) -> FaultConfig {
+    pub fn config(&self) -> FaultConfig {
         self.shared.lock().config.clone()
     }
 
     /// A snapshot of the counters.
-    pub(crate) fn stats(&self) -> ProxyStats {
+    pub fn stats(&self) -> ProxyStats {
         self.shared.lock().stats.clone()
     }
 
     /// The decisions taken since start or the last [`FaultProxy::set_config`], in arrival order.
-    pub(crate) fn events(&self) -> Vec<Event> {
+    pub fn events(&self) -> Vec<Event> {
         self.shared.lock().events.clone()
     }
 }

@@ -1,4 +1,4 @@
-//! Security groups, with their rules diffed rule by rule.
+//! `aws_security_group`, with its rules diffed rule by rule.
 //!
 //! A rule is one protocol and port range with one source (a CIDR block, another group, or the
 //! group itself), as the builder emits it. An update authorizes the rules that are new, revokes
@@ -8,14 +8,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, ResourceType, UserIdGroupPair};
-use infra_core::dsl::Address;
-use infra_core::provider::{Observed, ProviderError, Resolved};
+use infra_core::dsl::{Address, KindSchema};
+use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
+use infra_core::registry::KindHandler;
 use infra_core::Value;
 
-use super::common::{observed_from, req_str, Cx, Props};
-use super::ec2_network::{owned, owned_filters, sync_tags, tag_spec, updated};
-use super::errors::{AwsResult, ProviderResult};
+use super::{AwsKind, Listings};
+use crate::kinds::network::SECURITY_GROUP;
+use crate::provider::common::{observed_from, req_str, updated_from, Cx, Props};
+use crate::provider::ec2_common::{owned, owned_filters, sync_tags, tag_spec};
+use crate::provider::errors::{AwsResult, ProviderResult};
+
+/// The `aws_security_group` handler.
+pub(super) struct SecurityGroup;
+
+impl KindHandler for SecurityGroup {
+    fn schema(&self) -> &'static KindSchema {
+        &SECURITY_GROUP
+    }
+}
 
 /// Inbound or outbound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,7 +298,7 @@ async fn read_groups(
     Ok(groups
         .iter()
         .filter_map(|g| {
-            let o = owned(cx, "aws_security_group", g.tags(), address)?;
+            let o = owned(cx, SECURITY_GROUP.kind, g.tags(), address)?;
             let id = g.group_id().unwrap_or_default();
             let arn = g.security_group_arn().map(str::to_string).or_else(|| {
                 g.owner_id()
@@ -306,91 +319,100 @@ async fn read_groups(
         .collect())
 }
 
-/// Every security group the stack owns (one listing).
-pub(super) async fn read(cx: &Cx<'_>) -> Result<Vec<Observed>, ProviderError> {
-    read_groups(cx, None).await
-}
-
-pub(super) async fn find(cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
-    Ok(read_groups(cx, Some(a)).await?.pop())
-}
-
-pub(super) async fn create(cx: &Cx<'_>, d: &Resolved) -> Result<Observed, ProviderError> {
-    let out =
-        cx.c.ec2
-            .create_security_group()
-            .group_name(cx.physical_name(&d.address))
-            .description(req_str(d, "description")?)
-            .vpc_id(req_str(d, "vpc_id")?)
-            .tag_specifications(tag_spec(cx, ResourceType::SecurityGroup, d))
-            .send()
-            .await
-            .aws("CreateSecurityGroup")?;
-    let id = out
-        .group_id()
-        .ok_or_else(|| {
-            ProviderError::retryable("EmptyResponse", "CreateSecurityGroup: no group id")
-        })?
-        .to_string();
-    // AWS gives a new group an allow-all egress rule; the declaration is what counts.
-    let mut default_egress = Rule::new();
-    default_egress.insert("protocol".into(), Value::from("-1"));
-    default_egress.insert("from_port".into(), Value::Int(0));
-    default_egress.insert("to_port".into(), Value::Int(0));
-    default_egress.insert("cidr".into(), Value::from("0.0.0.0/0"));
-    let have_egress = BTreeMap::from([(identity(&default_egress), default_egress)]);
-    converge_rules(
-        cx,
-        &id,
-        Direction::Ingress,
-        &BTreeMap::new(),
-        &rules(d.get("ingress")),
-    )
-    .await?;
-    converge_rules(
-        cx,
-        &id,
-        Direction::Egress,
-        &have_egress,
-        &rules(d.get("egress")),
-    )
-    .await?;
-    let arn = out.security_group_arn().map(str::to_string);
-    Ok(observed_from(d, id, &[("arn", Value::from(arn))]))
-}
-
-pub(super) async fn update(
-    cx: &Cx<'_>,
-    current: &Observed,
-    d: &Resolved,
-    changed: &[String],
-) -> Result<Observed, ProviderError> {
-    for dir in [Direction::Ingress, Direction::Egress] {
-        if changed.iter().any(|c| c == dir.field()) {
-            converge_rules(
-                cx,
-                &current.id,
-                dir,
-                &rules(current.props.get(dir.field())),
-                &rules(d.get(dir.field())),
-            )
-            .await?;
-        }
+#[async_trait]
+impl AwsKind for SecurityGroup {
+    async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
+        read_groups(cx, None).await
     }
-    sync_tags(cx, &current.id, current, d).await?;
-    Ok(updated(current, d))
-}
 
-pub(super) async fn delete(cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
-    // AWS refuses to delete a group that other groups' rules refer to. The rules of the stack's
-    // own groups that refer to it are revoked first: when the group is being replaced, those
-    // groups' own updates authorize the rule for the new group (their plan holds a reference
-    // to it); when it is simply removed, they no longer declare the rule. Rules of groups
-    // outside the stack are not the stack's to change: the deletion fails then, as on AWS.
-    // (Moto deletes a referenced group and leaves the rule dangling; revoking first keeps the
-    // same outcome there.)
-    revoke_references(cx, &current.id).await?;
-    delete_group(cx, &current.id).await
+    async fn find(&self, cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
+        Ok(read_groups(cx, Some(a)).await?.pop())
+    }
+
+    async fn create(
+        &self,
+        cx: &Cx<'_>,
+        _: &OpContext,
+        d: &Resolved,
+    ) -> Result<Observed, ProviderError> {
+        let out =
+            cx.c.ec2
+                .create_security_group()
+                .group_name(cx.physical_name(&d.address))
+                .description(req_str(d, "description")?)
+                .vpc_id(req_str(d, "vpc_id")?)
+                .tag_specifications(tag_spec(cx, ResourceType::SecurityGroup, d))
+                .send()
+                .await
+                .aws("CreateSecurityGroup")?;
+        let id = out
+            .group_id()
+            .ok_or_else(|| {
+                ProviderError::retryable("EmptyResponse", "CreateSecurityGroup: no group id")
+            })?
+            .to_string();
+        // AWS gives a new group an allow-all egress rule; the declaration is what counts.
+        let mut default_egress = Rule::new();
+        default_egress.insert("protocol".into(), Value::from("-1"));
+        default_egress.insert("from_port".into(), Value::Int(0));
+        default_egress.insert("to_port".into(), Value::Int(0));
+        default_egress.insert("cidr".into(), Value::from("0.0.0.0/0"));
+        let have_egress = BTreeMap::from([(identity(&default_egress), default_egress)]);
+        converge_rules(
+            cx,
+            &id,
+            Direction::Ingress,
+            &BTreeMap::new(),
+            &rules(d.get("ingress")),
+        )
+        .await?;
+        converge_rules(
+            cx,
+            &id,
+            Direction::Egress,
+            &have_egress,
+            &rules(d.get("egress")),
+        )
+        .await?;
+        let arn = out.security_group_arn().map(str::to_string);
+        Ok(observed_from(d, id, &[("arn", Value::from(arn))]))
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _: &OpContext,
+        current: &Observed,
+        d: &Resolved,
+        changed: &[String],
+    ) -> Result<Observed, ProviderError> {
+        for dir in [Direction::Ingress, Direction::Egress] {
+            if changed.iter().any(|c| c == dir.field()) {
+                converge_rules(
+                    cx,
+                    &current.id,
+                    dir,
+                    &rules(current.props.get(dir.field())),
+                    &rules(d.get(dir.field())),
+                )
+                .await?;
+            }
+        }
+        sync_tags(cx, &current.id, current, d).await?;
+        Ok(updated_from(current, d))
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
+        // AWS refuses to delete a group that other groups' rules refer to. The rules of the stack's
+        // own groups that refer to it are revoked first: when the group is being replaced, those
+        // groups' own updates authorize the rule for the new group (their plan holds a reference
+        // to it); when it is simply removed, they no longer declare the rule. Rules of groups
+        // outside the stack are not the stack's to change: the deletion fails then, as on AWS.
+        // (Moto deletes a referenced group and leaves the rule dangling; revoking first keeps the
+        // same outcome there.)
+        revoke_references(cx, &current.id).await?;
+        delete_group(cx, &current.id).await
+    }
 }
 
 async fn delete_group(cx: &Cx<'_>, id: &str) -> Result<(), ProviderError> {
@@ -426,7 +448,7 @@ async fn revoke_references(cx: &Cx<'_>, id: &str) -> Result<(), ProviderError> {
         let Some(other) = g.group_id().filter(|other| *other != id) else {
             continue;
         };
-        if owned(cx, "aws_security_group", g.tags(), None).is_none() {
+        if owned(cx, SECURITY_GROUP.kind, g.tags(), None).is_none() {
             continue;
         }
         for (dir, perms) in [

@@ -4,7 +4,7 @@
 
 /// Registers an image the stack's AMI lookup (`infra-swarm-node-*`, owned by self) finds, as
 /// Packer would have built it, unless there is one.
-pub(crate) async fn register_node_image(ec2: &aws_sdk_ec2::Client) {
+pub async fn register_node_image(ec2: &aws_sdk_ec2::Client) {
     let found = ec2
         .describe_images()
         .owners("self")

@@ -1,0 +1,236 @@
+//! `aws_iam_user`: path, group memberships and tags (its ownership is read from its tags).
+//! Passwords, access keys and MFA devices are the user's own, never managed here.
+
+use async_trait::async_trait;
+use infra_core::dsl::{Address, KindSchema};
+use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
+use infra_core::registry::KindHandler;
+use infra_core::Value;
+
+use super::{AwsKind, Listings};
+use crate::kinds::iam::IAM_USER;
+use crate::provider::common::{observed_from, strings, tag_diff, updated_from, Cx, Props};
+use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::iam_common::{
+    account_details, by_tags, iam_tags, path_of, pick, set_diff, sub_path, tags, DetailsPage,
+    ENTITY_ALREADY_EXISTS,
+};
+
+/// The `aws_iam_user` handler.
+pub(super) struct IamUser;
+
+impl KindHandler for IamUser {
+    fn schema(&self) -> &'static KindSchema {
+        &IAM_USER
+    }
+}
+
+/// The stack's users among the account's details.
+fn observe(cx: &Cx<'_>, pages: &[DetailsPage]) -> Vec<Observed> {
+    let mut out = Vec::new();
+    for u in pages.iter().flat_map(|p| p.user_detail_list()) {
+        let (Some(path), Some(name)) = (u.path(), u.user_name()) else {
+            continue;
+        };
+        let Some(o) = by_tags(cx, IAM_USER.kind, path, u.tags()) else {
+            continue;
+        };
+        let mut p = Props::default();
+        p.set("path", sub_path(cx, path))
+            .strs("groups", u.group_list().iter().cloned())
+            .set("arn", u.arn())
+            .tags(&o.user);
+        out.push(p.observed(o, name));
+    }
+    out
+}
+
+#[async_trait]
+impl AwsKind for IamUser {
+    async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
+        Ok(observe(cx, listings.iam_details(cx).await?))
+    }
+
+    async fn find(&self, cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
+        Ok(pick(observe(cx, &account_details(cx).await?), a))
+    }
+
+    async fn create(
+        &self,
+        cx: &Cx<'_>,
+        _: &OpContext,
+        d: &Resolved,
+    ) -> Result<Observed, ProviderError> {
+        let name = cx.physical_name(&d.address);
+        let out =
+            cx.c.iam
+                .create_user()
+                .user_name(&name)
+                .path(path_of(cx, d))
+                .set_tags(Some(iam_tags(cx, d)))
+                .send()
+                .await
+                .aws("CreateUser")?;
+        let arn = out.user().map(|u| u.arn().to_string());
+        for g in strings(d.get("groups")) {
+            cx.c.iam
+                .add_user_to_group()
+                .group_name(g)
+                .user_name(&name)
+                .send()
+                .await
+                .aws_retrying("AddUserToGroup", &["NoSuchEntity"])?;
+        }
+        Ok(observed_from(d, name, &[("arn", Value::from(arn))]))
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _: &OpContext,
+        current: &Observed,
+        d: &Resolved,
+        changed: &[String],
+    ) -> Result<Observed, ProviderError> {
+        let user = &current.id;
+        if changed.iter().any(|c| c == "path") {
+            cx.c.iam
+                .update_user()
+                .user_name(user)
+                .new_path(path_of(cx, d))
+                .send()
+                .await
+                .aws("UpdateUser")?;
+            // Tags survive a path change on AWS; moto drops them, which would orphan the user
+            // (its ownership tags are how a read finds it). Re-stating them is a no-op on AWS.
+            cx.c.iam
+                .tag_user()
+                .user_name(user)
+                .set_tags(Some(iam_tags(cx, d)))
+                .send()
+                .await
+                .aws("TagUser")?;
+        }
+        if changed.iter().any(|c| c == "groups") {
+            let (add, remove) = set_diff(
+                strings(current.props.get("groups")),
+                strings(d.get("groups")),
+            );
+            for g in add {
+                cx.c.iam
+                    .add_user_to_group()
+                    .group_name(g)
+                    .user_name(user)
+                    .send()
+                    .await
+                    .aws_retrying("AddUserToGroup", &["NoSuchEntity"])?;
+            }
+            for g in remove {
+                cx.c.iam
+                    .remove_user_from_group()
+                    .group_name(g)
+                    .user_name(user)
+                    .send()
+                    .await
+                    .aws("RemoveUserFromGroup")
+                    .ok_if(&["NoSuchEntity"])?;
+            }
+        }
+        let diff = tag_diff(current, d);
+        if !diff.set.is_empty() {
+            cx.c.iam
+                .tag_user()
+                .user_name(user)
+                .set_tags(Some(tags(&diff.set)))
+                .send()
+                .await
+                .aws("TagUser")?;
+        }
+        if !diff.remove.is_empty() {
+            cx.c.iam
+                .untag_user()
+                .user_name(user)
+                .set_tag_keys(Some(diff.remove.clone()))
+                .send()
+                .await
+                .aws("UntagUser")?;
+        }
+        Ok(updated_from(current, d))
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
+        let user = &current.id;
+        let groups =
+            cx.c.iam_read
+                .list_groups_for_user()
+                .user_name(user)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .aws("ListGroupsForUser")?;
+        for g in &groups {
+            cx.c.iam
+                .remove_user_from_group()
+                .group_name(g.group_name())
+                .user_name(user)
+                .send()
+                .await
+                .aws("RemoveUserFromGroup")
+                .ok_if(&["NoSuchEntity"])?;
+        }
+        let attached =
+            cx.c.iam_read
+                .list_attached_user_policies()
+                .user_name(user)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .aws("ListAttachedUserPolicies")?;
+        for a in &attached {
+            cx.c.iam
+                .detach_user_policy()
+                .user_name(user)
+                .set_policy_arn(a.policy_arn().map(str::to_string))
+                .send()
+                .await
+                .aws("DetachUserPolicy")
+                .ok_if(&["NoSuchEntity"])?;
+        }
+        let inline =
+            cx.c.iam_read
+                .list_user_policies()
+                .user_name(user)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .aws("ListUserPolicies")?;
+        for n in &inline {
+            cx.c.iam
+                .delete_user_policy()
+                .user_name(user)
+                .policy_name(n)
+                .send()
+                .await
+                .aws("DeleteUserPolicy")
+                .ok_if(&["NoSuchEntity"])?;
+        }
+        // Passwords, access keys and MFA devices are the user's: AWS's DeleteConflict says so.
+        cx.c.iam
+            .delete_user()
+            .user_name(user)
+            .send()
+            .await
+            .aws("DeleteUser")?;
+        Ok(())
+    }
+
+    fn already_exists_codes(&self) -> &'static [&'static str] {
+        &[ENTITY_ALREADY_EXISTS]
+    }
+}

@@ -1,0 +1,189 @@
+//! `aws_vpc`: the VPC's CIDR block and its two DNS attributes, which AWS exposes only per VPC
+//! (`DescribeVpcAttribute`): the one per-object read of the provider.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
+use infra_core::dsl::{Address, KindSchema};
+use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
+use infra_core::registry::KindHandler;
+
+use super::{AwsKind, Listings};
+use crate::kinds::network::VPC;
+use crate::provider::common::{empty, observed_from, opt_bool, req_str, updated_from, Cx, Props};
+use crate::provider::ec2_common::{arn, owned, owned_filters, sync_tags, tag_spec};
+use crate::provider::errors::AwsResult;
+
+/// DNS resolution in the VPC (on by default).
+const DNS_SUPPORT: &str = "enable_dns_support";
+/// DNS host names for instances (off by default; needs DNS support).
+const DNS_HOSTNAMES: &str = "enable_dns_hostnames";
+
+/// The `aws_vpc` handler.
+pub(super) struct Vpc;
+
+impl KindHandler for Vpc {
+    fn schema(&self) -> &'static KindSchema {
+        &VPC
+    }
+}
+
+async fn vpc_attribute(
+    cx: &Cx<'_>,
+    id: &str,
+    name: VpcAttributeName,
+) -> Result<Option<bool>, ProviderError> {
+    let out =
+        cx.c.ec2_read
+            .describe_vpc_attribute()
+            .vpc_id(id)
+            .attribute(name.clone())
+            .send()
+            .await
+            .aws("DescribeVpcAttribute")?;
+    let v = match name {
+        VpcAttributeName::EnableDnsSupport => out.enable_dns_support(),
+        _ => out.enable_dns_hostnames(),
+    };
+    Ok(v.and_then(AttributeBooleanValue::value))
+}
+
+async fn read_vpcs(cx: &Cx<'_>, address: Option<&Address>) -> Result<Vec<Observed>, ProviderError> {
+    let vpcs =
+        cx.c.ec2_read
+            .describe_vpcs()
+            .set_filters(Some(owned_filters(cx, address)))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .aws("DescribeVpcs")?;
+    let owned: Vec<_> = vpcs
+        .iter()
+        .filter_map(|v| Some((v, owned(cx, VPC.kind, v.tags(), address)?)))
+        .collect();
+    // AWS has no batched read of these two attributes; they are read per VPC, concurrently.
+    let attrs = futures::future::try_join_all(owned.iter().map(|(v, _)| async move {
+        let id = v.vpc_id().unwrap_or_default();
+        tokio::try_join!(
+            vpc_attribute(cx, id, VpcAttributeName::EnableDnsSupport),
+            vpc_attribute(cx, id, VpcAttributeName::EnableDnsHostnames)
+        )
+    }))
+    .await?;
+    Ok(owned
+        .into_iter()
+        .zip(attrs)
+        .map(|((v, o), (support, hostnames))| {
+            let id = v.vpc_id().unwrap_or_default();
+            let mut p = Props::default();
+            p.set("cidr_block", v.cidr_block())
+                .set(DNS_SUPPORT, support)
+                .set(DNS_HOSTNAMES, hostnames)
+                .set("arn", arn(cx, v.owner_id(), "vpc", id))
+                .tags(&o.user);
+            p.observed(o, id)
+        })
+        .collect())
+}
+
+async fn set_vpc_attribute(
+    cx: &Cx<'_>,
+    id: &str,
+    name: &str,
+    on: bool,
+) -> Result<(), ProviderError> {
+    let v = AttributeBooleanValue::builder().value(on).build();
+    let req = cx.c.ec2.modify_vpc_attribute().vpc_id(id);
+    let req = if name == DNS_SUPPORT {
+        req.enable_dns_support(v)
+    } else {
+        req.enable_dns_hostnames(v)
+    };
+    req.send().await.aws("ModifyVpcAttribute")?;
+    Ok(())
+}
+
+#[async_trait]
+impl AwsKind for Vpc {
+    async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
+        read_vpcs(cx, None).await
+    }
+
+    async fn find(&self, cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
+        Ok(read_vpcs(cx, Some(a)).await?.pop())
+    }
+
+    async fn create(
+        &self,
+        cx: &Cx<'_>,
+        _: &OpContext,
+        d: &Resolved,
+    ) -> Result<Observed, ProviderError> {
+        let out =
+            cx.c.ec2
+                .create_vpc()
+                .cidr_block(req_str(d, "cidr_block")?)
+                .tag_specifications(tag_spec(cx, ResourceType::Vpc, d))
+                .send()
+                .await
+                .aws("CreateVpc")?;
+        let vpc = out.vpc().ok_or_else(|| empty("CreateVpc"))?;
+        let id = vpc.vpc_id().unwrap_or_default().to_string();
+        // A new VPC has DNS support on and DNS hostnames off; only differences are sent
+        // (support first: hostnames need it).
+        for (field, default) in [(DNS_SUPPORT, true), (DNS_HOSTNAMES, false)] {
+            let want = opt_bool(d, field).unwrap_or(default);
+            if want != default {
+                set_vpc_attribute(cx, &id, field, want).await?;
+            }
+        }
+        Ok(observed_from(
+            d,
+            id.clone(),
+            &[("arn", arn(cx, vpc.owner_id(), "vpc", &id))],
+        ))
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _: &OpContext,
+        current: &Observed,
+        d: &Resolved,
+        changed: &[String],
+    ) -> Result<Observed, ProviderError> {
+        // Turning hostnames off must precede turning support off, and support on precede
+        // hostnames on.
+        let mut fields: Vec<&str> = [DNS_SUPPORT, DNS_HOSTNAMES]
+            .into_iter()
+            .filter(|f| changed.iter().any(|c| c == f))
+            .collect();
+        if opt_bool(d, DNS_SUPPORT) == Some(false) {
+            fields.reverse();
+        }
+        for f in fields {
+            set_vpc_attribute(
+                cx,
+                &current.id,
+                f,
+                opt_bool(d, f).unwrap_or(f == DNS_SUPPORT),
+            )
+            .await?;
+        }
+        sync_tags(cx, &current.id, current, d).await?;
+        Ok(updated_from(current, d))
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
+        // DependencyViolation right after its subnets, gateways or groups went away is AWS
+        // settling.
+        cx.c.ec2
+            .delete_vpc()
+            .vpc_id(&current.id)
+            .send()
+            .await
+            .aws_retrying("DeleteVpc", &["DependencyViolation"])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! One resource's change: its declared properties resolved against what is known before the
+//! apply, compared field by field with its observed object.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{Action, Change, FieldChange};
+use crate::dsl::{Address, ResourceSpec};
+use crate::graph::Graph;
+use crate::provider::Observed;
+use crate::value::{Reference, Value};
+
+/// True when two values are equal for diffing: numbers by value, and `null`, `[]`, `{}` and a
+/// missing field all alike.
+pub fn values_equal(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let a = a.filter(|v| !v.is_empty_like());
+    let b = b.filter(|v| !v.is_empty_like());
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => value_eq(x, y),
+        _ => false,
+    }
+}
+
+fn value_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            a.as_f64() == b.as_f64()
+        }
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| value_eq(p, q))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().all(|k| values_equal(x.get(k), y.get(k)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The fields that differ between a declared resource (resolved) and its observed object,
+/// ignoring computed outputs and `ignore_changes`.
+pub fn changed_fields(
+    spec: &ResourceSpec,
+    desired: &BTreeMap<String, Value>,
+    observed: &Observed,
+) -> Vec<String> {
+    let mut names: BTreeSet<&String> = desired.keys().collect();
+    names.extend(observed.props.keys().filter(|k| !spec.schema.has_output(k)));
+    names
+        .into_iter()
+        .filter(|n| !spec.options.ignore_changes.contains(*n))
+        .filter(|n| {
+            let d = desired.get(*n);
+            let o = observed.props.get(*n);
+            if matches!(d, Some(v) if v.has_refs()) {
+                return true;
+            }
+            // Set-like fields are compared in a canonical order, but only when they differ as
+            // they are (the common case, a no-op, needs no sorting).
+            !values_equal(d, o)
+                && (!spec.schema.is_unordered(n)
+                    || !values_equal(sorted(d).as_ref(), sorted(o).as_ref()))
+        })
+        .cloned()
+        .collect()
+}
+
+/// A list with its elements in a canonical order (by their JSON text), for set-like fields.
+fn sorted(v: Option<&Value>) -> Option<Value> {
+    match v? {
+        Value::List(l) => {
+            let mut keyed: Vec<(String, &Value)> =
+                l.iter().map(|x| (x.to_json().to_string(), x)).collect();
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            Some(Value::List(
+                keyed.into_iter().map(|(_, x)| x.clone()).collect(),
+            ))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// Declared properties with secret fields digested (plain text kept in memory for providers).
+pub fn protect_secrets(
+    spec: &ResourceSpec,
+    props: BTreeMap<String, Value>,
+) -> BTreeMap<String, Value> {
+    props
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if spec.schema.is_sensitive(&k) {
+                v.into_sensitive()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// A resource's declared properties as far as they are known before the apply, secrets
+/// digested. A reference is known when its target keeps its object (`actions`, the changes
+/// planned so far, says what happens to it) and the output doesn't change on update; otherwise
+/// it stays a [`Value::Ref`], shown as known after apply.
+pub(super) fn desired_props(
+    spec: &ResourceSpec,
+    graph: &Graph,
+    observed: &BTreeMap<Address, Observed>,
+    actions: &HashMap<&Address, Action>,
+) -> BTreeMap<String, Value> {
+    let lookup = |r: &Reference| -> Option<Value> {
+        let target = graph.get(&r.address)?;
+        let known = match actions.get(&r.address) {
+            Some(Action::Create | Action::DeleteThenCreate | Action::CreateThenDelete) => false,
+            Some(Action::Update) => !target
+                .schema
+                .changes_on_update
+                .contains(&r.attribute.as_str()),
+            _ => true,
+        };
+        if !known {
+            return None;
+        }
+        observed
+            .get(&r.address)
+            .and_then(|o| o.output(&r.attribute))
+    };
+    let desired = spec
+        .props
+        .iter()
+        .map(|(k, v)| (k.clone(), v.resolve(&lookup)))
+        .collect();
+    protect_secrets(spec, desired)
+}
+
+/// The change of a declared resource: created when it has no object, else replaced when a
+/// changed field forces it, updated when fields changed, or left alone.
+pub(super) fn declared_change(
+    spec: &ResourceSpec,
+    desired: &BTreeMap<String, Value>,
+    current: Option<&Observed>,
+    depends_on: Vec<Address>,
+    protected: bool,
+) -> Change {
+    let mut change = Change {
+        address: spec.address.clone(),
+        kind: spec.schema.kind.to_string(),
+        provider: spec.schema.provider.to_string(),
+        action: Action::NoOp,
+        id: current.map(|o| o.id.clone()),
+        reason: String::new(),
+        fields: Vec::new(),
+        replace_because: Vec::new(),
+        unchanged_fields: 0,
+        depends_on,
+        protected,
+    };
+    match current {
+        None => {
+            change.action = Action::Create;
+            change.reason = "not found among the stack's objects".into();
+            change.fields = desired
+                .iter()
+                .map(|(k, v)| FieldChange {
+                    name: k.clone(),
+                    before: None,
+                    after: Some(v.clone()),
+                    forces_replacement: false,
+                    sensitive: spec.schema.is_sensitive(k),
+                    computed: false,
+                })
+                .collect();
+            change.fields.extend(computed_fields(spec));
+        }
+        Some(obs) => {
+            let changed = changed_fields(spec, desired, obs);
+            let forced: Vec<String> = changed
+                .iter()
+                .filter(|f| spec.schema.is_force_new(f))
+                .cloned()
+                .collect();
+            change.unchanged_fields = desired.len().saturating_sub(changed.len());
+            change.fields = changed
+                .iter()
+                .map(|k| FieldChange {
+                    name: k.clone(),
+                    before: obs.props.get(k).cloned(),
+                    after: desired.get(k).cloned(),
+                    forces_replacement: spec.schema.is_force_new(k),
+                    sensitive: spec.schema.is_sensitive(k),
+                    computed: false,
+                })
+                .collect();
+            if !forced.is_empty() {
+                change.action = if spec.options.create_before_destroy {
+                    Action::CreateThenDelete
+                } else {
+                    Action::DeleteThenCreate
+                };
+                change.reason = format!("{} forces replacement", quote_list(&forced));
+                change
+                    .fields
+                    .extend(computed_fields(spec).into_iter().map(|mut f| {
+                        f.before = obs.output(&f.name);
+                        f
+                    }));
+                change.replace_because = forced;
+            } else if !changed.is_empty() {
+                change.action = Action::Update;
+                change.reason = format!("{} changed", quote_list(&changed));
+            } else {
+                change.reason = "matches the declaration".into();
+            }
+        }
+    }
+    change
+}
+
+/// The computed outputs, `id` first, as known after apply.
+fn computed_fields(spec: &ResourceSpec) -> Vec<FieldChange> {
+    std::iter::once("id")
+        .chain(spec.schema.computed.iter().copied().filter(|c| *c != "id"))
+        .map(|c| FieldChange {
+            name: c.to_string(),
+            before: None,
+            after: Some(Value::Ref(Reference {
+                address: spec.address.clone(),
+                attribute: c.to_string(),
+            })),
+            forces_replacement: false,
+            sensitive: false,
+            computed: true,
+        })
+        .collect()
+}
+
+/// The deletion of an existing object: every observed field goes.
+pub(super) fn delete_change(
+    kind: &str,
+    provider: &str,
+    obs: &Observed,
+    protected: bool,
+    reason: &str,
+) -> Change {
+    let mut fields = vec![FieldChange {
+        name: "id".into(),
+        before: Some(Value::String(obs.id.clone())),
+        after: None,
+        forces_replacement: false,
+        sensitive: false,
+        computed: true,
+    }];
+    fields.extend(obs.props.iter().map(|(k, v)| FieldChange {
+        name: k.clone(),
+        before: Some(v.clone()),
+        after: None,
+        forces_replacement: false,
+        sensitive: matches!(v, Value::Sensitive(_)),
+        computed: false,
+    }));
+    Change {
+        address: obs.address.clone(),
+        kind: kind.to_string(),
+        provider: provider.to_string(),
+        action: Action::Delete,
+        id: Some(obs.id.clone()),
+        reason: reason.to_string(),
+        fields,
+        replace_because: Vec::new(),
+        unchanged_fields: 0,
+        depends_on: Vec::new(),
+        protected,
+    }
+}
+
+fn quote_list(fields: &[String]) -> String {
+    let quoted: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+    quoted.join(", ")
+}

@@ -1,0 +1,361 @@
+//! Planning: the desired graph against what the providers read, giving ordered changes.
+//!
+//! Pure and deterministic: the same graph and observations give a byte-identical plan. A change
+//! documents what `before` and `after` mean for its action: `before` is the observed value
+//! (absent on create), `after` the declared value (absent on delete), with values known only
+//! after apply as [`Value::Ref`] and secrets as [`Value::Sensitive`] digests.
+
+//!
+//! [`compute`] runs in named steps: each declared resource is diffed against its object in
+//! dependency order (`diff`), create-before-destroy is propagated to the dependencies of such
+//! replacements (`replace`), owned objects no longer declared become deletions, protected
+//! resources that would go become errors (`protect`), and the changes are counted.
+
+mod diff;
+mod protect;
+mod replace;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::dsl::Address;
+use crate::graph::Graph;
+use crate::policy::{PolicyReport, Severity};
+use crate::provider::Observed;
+use crate::value::Value;
+
+pub use diff::{changed_fields, protect_secrets, values_equal};
+pub(crate) use replace::old_edges;
+
+/// The version of the plan's JSON format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What happens to one resource.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Action {
+    /// Already as declared.
+    NoOp,
+    /// Not found among the stack's objects: created.
+    Create,
+    /// Changed in place.
+    Update,
+    /// Replaced: the old object is deleted, then the new one created.
+    DeleteThenCreate,
+    /// Replaced: the new object is created, dependents switched to it, then the old one deleted.
+    CreateThenDelete,
+    /// Owned by the stack but no longer declared: deleted.
+    Delete,
+}
+
+impl Action {
+    /// True for the two replacement actions.
+    pub fn is_replace(self) -> bool {
+        matches!(self, Action::DeleteThenCreate | Action::CreateThenDelete)
+    }
+    /// The terraform-style symbol: `+`, `~`, `-/+`, `+/-`, `-`, or a blank for no-op.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::DeleteThenCreate => "-/+",
+            Action::CreateThenDelete => "+/-",
+            Action::Delete => "-",
+        }
+    }
+}
+
+/// One field's before and after.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FieldChange {
+    /// The field's name.
+    pub name: String,
+    /// The observed value (absent on create).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub before: Option<Value>,
+    /// The declared value (absent on delete); `{"$known_after_apply": …}` when not yet known.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub after: Option<Value>,
+    /// True when this field's change forces a replacement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forces_replacement: bool,
+    /// True when the field is secret (its values are digests).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+    /// True for a provider-computed output (shown on create as known after apply).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub computed: bool,
+}
+
+/// One resource's change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Change {
+    /// The resource's address.
+    #[schemars(with = "String")]
+    pub address: Address,
+    /// Its kind.
+    pub kind: String,
+    /// The provider serving it.
+    pub provider: String,
+    /// What happens.
+    pub action: Action,
+    /// The provider's id of the existing object, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    /// Why, in words.
+    pub reason: String,
+    /// The fields that differ (all fields on create and delete).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// The fields that force replacement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace_because: Vec<String>,
+    /// How many declared fields are unchanged (not listed).
+    #[serde(default)]
+    pub unchanged_fields: usize,
+    /// Resources this one depends on in the declared graph.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub depends_on: Vec<Address>,
+    /// True when the resource is protected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
+}
+
+/// Counts in terraform's terms: a replacement is one add and one destroy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    /// Objects created (including the new half of replacements).
+    pub add: usize,
+    /// Objects updated in place.
+    pub change: usize,
+    /// Objects deleted (including the old half of replacements).
+    pub destroy: usize,
+    /// Resources already as declared.
+    pub unchanged: usize,
+}
+
+/// What one provider's read cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReadStats {
+    /// The provider.
+    pub provider: String,
+    /// Objects it returned as owned by the stack.
+    pub resources: usize,
+    /// API calls the read made.
+    pub api_calls: u64,
+}
+
+/// A plan: ordered changes, a summary, and anything that blocks applying it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Plan {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The stack.
+    pub stack: String,
+    /// True for a destroy plan.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destroy: bool,
+    /// The providers in scope (all registered ones unless `--only` narrowed it).
+    pub providers: Vec<String>,
+    /// Every declared or owned resource, in dependency order (creates and updates first in
+    /// topological order, then deletions of undeclared objects by address).
+    pub changes: Vec<Change>,
+    /// Counts.
+    pub summary: Summary,
+    /// Reasons the plan cannot be applied (e.g. a protected resource would be destroyed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// What the reads cost, per provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<ReadStats>,
+    /// The policy findings; unsuppressed errors block apply.
+    #[serde(default)]
+    pub policy: PolicyReport,
+}
+
+impl Plan {
+    /// True when applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.iter().all(|c| c.action == Action::NoOp)
+    }
+    /// The change for an address, written `kind.name`.
+    pub fn change(&self, address: &str) -> Option<&Change> {
+        let (kind, name) = address.split_once('.')?;
+        self.changes
+            .iter()
+            .find(|c| c.address.kind() == kind && c.address.name() == name)
+    }
+    /// Everything that stops this plan from being applied: its errors, and one line per
+    /// unsuppressed policy error.
+    pub fn blockers(&self) -> Vec<String> {
+        let mut out = self.errors.clone();
+        out.extend(
+            self.policy
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error && f.suppressed.is_none())
+                .map(|f| format!("policy {} on {}: {}", f.rule, f.address, f.message)),
+        );
+        out
+    }
+    /// Changes that do something.
+    pub fn actionable(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action != Action::NoOp)
+    }
+}
+
+/// Options for planning.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// Plan the deletion of everything the stack owns.
+    pub destroy: bool,
+    /// Only these providers (empty: all registered).
+    pub only: BTreeSet<String>,
+    /// Protected resources that may be deleted or replaced anyway (`--allow-destroy ADDR`).
+    pub allow_destroy: BTreeSet<String>,
+    /// Allow deleting or replacing every protected resource.
+    pub allow_destroy_all: bool,
+}
+
+/// What the providers read, keyed by address, plus which provider returned each.
+#[derive(Clone, Debug, Default)]
+pub struct ObservedState {
+    /// Owned objects (and looked-up data sources) by address.
+    pub resources: BTreeMap<Address, Observed>,
+    /// The provider that returned each object.
+    pub provider_of: BTreeMap<Address, String>,
+    /// Read statistics.
+    pub reads: Vec<ReadStats>,
+}
+
+/// Computes the plan. See the [module docs](self).
+pub fn compute(
+    graph: &Graph,
+    observed: &ObservedState,
+    providers: &[String],
+    opts: &PlanOptions,
+) -> Plan {
+    let in_scope = |provider: &str| providers.iter().any(|p| p == provider);
+    let mut changes = declared_changes(graph, observed, &in_scope, opts.destroy);
+    replace::propagate_create_before_destroy(graph, observed, &mut changes);
+    if opts.destroy {
+        changes.reverse();
+    }
+    changes.extend(orphan_deletions(graph, observed, &in_scope, opts.destroy));
+    let mut errors = protect::protection_errors(graph, &changes, opts);
+    errors.sort();
+    errors.dedup();
+    let summary = summarize(&changes);
+    Plan {
+        format_version: FORMAT_VERSION,
+        stack: graph.stack().to_string(),
+        destroy: opts.destroy,
+        providers: providers.to_vec(),
+        changes,
+        summary,
+        errors,
+        reads: observed.reads.clone(),
+        policy: PolicyReport::default(),
+    }
+}
+
+/// The reason of every deletion in a destroy plan.
+const DESTROYING: &str = "the stack is being destroyed";
+
+/// The changes of the declared, in-scope resources (data sources aside), in topological order.
+/// When destroying, the deletion of each one that has an object; otherwise each one's diff, its
+/// references resolved with what the changes before it leave known.
+fn declared_changes(
+    graph: &Graph,
+    observed: &ObservedState,
+    in_scope: &dyn Fn(&str) -> bool,
+    destroy: bool,
+) -> Vec<Change> {
+    let mut actions: HashMap<&Address, Action> = HashMap::with_capacity(graph.len());
+    let mut changes: Vec<Change> = Vec::with_capacity(graph.len());
+    for spec in graph.in_order() {
+        if spec.schema.data_source || !in_scope(spec.schema.provider) {
+            continue;
+        }
+        let current = observed.resources.get(&spec.address);
+        let protected = spec.options.protect || current.is_some_and(|o| o.protect);
+        let change = if destroy {
+            let Some(obs) = current else { continue };
+            diff::delete_change(
+                spec.schema.kind,
+                spec.schema.provider,
+                obs,
+                protected,
+                DESTROYING,
+            )
+        } else {
+            let desired = diff::desired_props(spec, graph, &observed.resources, &actions);
+            let depends_on = graph
+                .dependencies(&spec.address)
+                .into_iter()
+                .cloned()
+                .collect();
+            diff::declared_change(spec, &desired, current, depends_on, protected)
+        };
+        actions.insert(&spec.address, change.action);
+        changes.push(change);
+    }
+    changes
+}
+
+/// Deletions of the in-scope objects the stack owns that are not declared, by address.
+fn orphan_deletions(
+    graph: &Graph,
+    observed: &ObservedState,
+    in_scope: &dyn Fn(&str) -> bool,
+    destroy: bool,
+) -> Vec<Change> {
+    let reason = if destroy {
+        DESTROYING
+    } else {
+        "no longer declared in the stack"
+    };
+    let mut removed: Vec<Change> = observed
+        .resources
+        .iter()
+        .filter(|(a, _)| graph.get(a).is_none())
+        .filter_map(|(a, obs)| {
+            let provider = observed.provider_of.get(a).filter(|p| in_scope(p))?;
+            Some(diff::delete_change(
+                a.kind(),
+                provider,
+                obs,
+                obs.protect,
+                reason,
+            ))
+        })
+        .collect();
+    // By the address as written (`kind.name`), the order plans have always had.
+    removed.sort_by_cached_key(|c| c.address.to_string());
+    removed
+}
+
+/// Counts in terraform's terms.
+fn summarize(changes: &[Change]) -> Summary {
+    let mut summary = Summary::default();
+    for c in changes {
+        match c.action {
+            Action::NoOp => summary.unchanged += 1,
+            Action::Create => summary.add += 1,
+            Action::Update => summary.change += 1,
+            Action::Delete => summary.destroy += 1,
+            Action::DeleteThenCreate | Action::CreateThenDelete => {
+                summary.add += 1;
+                summary.destroy += 1;
+            }
+        }
+    }
+    summary
+}

@@ -1,0 +1,19 @@
+//! The README's Rust examples that doctests can't check. Its "Test your infrastructure in CI"
+//! example (a user's `tests/infra.rs`) is `example.rs`, character for character
+//! (`the_readme_shows_example_rs` checks it; rustfmt leaves it as the README has it), so that
+//! its `#[test]`s compile, pass and keep their snapshot (rustdoc strips `#[test]` functions from
+//! a doctest without compiling their bodies). The README's other Rust blocks are doctests
+//! (`ReadmeDoctests` in src/lib.rs).
+
+#[rustfmt::skip]
+mod example;
+
+#[test]
+fn the_readme_shows_example_rs() {
+    let example = include_str!("example.rs");
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(&format!("and in `tests/infra.rs`:\n\n```rust\n{example}```")),
+        "README.md's tests/infra.rs example and tests/readme/example.rs differ: copy one to the other"
+    );
+}
