@@ -1,7 +1,10 @@
 //! `infra-aws`: AWS kinds for `infra` and the provider that converges them on the real AWS APIs.
 //!
 //! Kinds are typed builders (`Vpc`, `Subnet`, `SecurityGroup`, `LaunchTemplate`, `Asg`,
-//! `IamPolicy`, …). References between them are typed: `Subnet::vpc` takes a `&Ref<Vpc>`.
+//! `IamPolicy`, …). References between them are typed: `Subnet::vpc` takes a `&Ref<Vpc>`, and
+//! outputs carry their kind: `LaunchTemplate::image` takes a literal AMI id or an [`Ami`]
+//! lookup's `id()`, never `vpc.id()`; `LaunchTemplate::instance_profile_arn` takes an instance
+//! profile's `arn()`, not a role's.
 //! [`AwsProvider`] converges them on the AWS APIs (see [`provider`] for the ownership model,
 //! batched reads and idempotency).
 //!
