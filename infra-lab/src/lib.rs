@@ -1,0 +1,1 @@
+//! The cluster lab (skeleton: see issue 11).

@@ -1,0 +1,1 @@
+//! The node agent (skeleton: see issue 11).
