@@ -176,9 +176,11 @@ fn change_text(out: &mut String, c: &Change) {
 fn field_text(out: &mut String, action: Action, f: &FieldChange, width: usize) {
     let name = format!("{:width$}", f.name);
     let suffix = if f.forces_replacement {
-        " # forces replacement"
+        " # forces replacement".to_string()
+    } else if let Some(effect) = &f.effect {
+        format!(" # {effect}")
     } else {
-        ""
+        String::new()
     };
     match (&f.before, &f.after) {
         (None, Some(after)) => {

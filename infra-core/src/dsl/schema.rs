@@ -35,6 +35,9 @@ pub struct KindSchema {
     pub validate: fn(&ResourceSpec, &ValidationContext<'_>) -> Vec<Problem>,
     /// `true` for read-only data sources (looked up, never created or deleted).
     pub data_source: bool,
+    /// Fields whose in-place update disrupts the running object (a Swarm service's task
+    /// template: its tasks are replaced), and the words a plan shows for it.
+    pub disruptive: (&'static [&'static str], &'static str),
 }
 
 fn no_validation(_: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> {
@@ -54,6 +57,7 @@ impl KindSchema {
             unordered: &[],
             validate: no_validation,
             data_source: false,
+            disruptive: (&[], ""),
         }
     }
     /// Declares the fields whose change forces a replacement.
@@ -89,6 +93,17 @@ impl KindSchema {
         self.validate = f;
         self
     }
+    /// Declares the fields whose in-place update disrupts the running object, and what a plan
+    /// says about it (`"restarts the service's tasks"`): shown beside each such field of an
+    /// update and in the change's reason.
+    pub const fn disruptive(
+        mut self,
+        fields: &'static [&'static str],
+        effect: &'static str,
+    ) -> Self {
+        self.disruptive = (fields, effect);
+        self
+    }
     /// Marks the kind as a read-only data source.
     pub const fn data_source(mut self) -> Self {
         self.data_source = true;
@@ -106,6 +121,13 @@ impl KindSchema {
     /// True when `field` is secret.
     pub fn is_sensitive(&self, field: &str) -> bool {
         self.sensitive.contains(&field)
+    }
+    /// What an in-place update of `field` does beyond the field itself, if it is disruptive.
+    pub fn disruption(&self, field: &str) -> Option<&'static str> {
+        self.disruptive
+            .0
+            .contains(&field)
+            .then_some(self.disruptive.1)
     }
     /// True when `output` is `id` or a declared computed output.
     pub fn has_output(&self, output: &str) -> bool {

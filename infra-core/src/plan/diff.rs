@@ -168,6 +168,7 @@ pub(super) fn declared_change(
                     forces_replacement: false,
                     sensitive: spec.schema.is_sensitive(k),
                     computed: false,
+                    effect: None,
                 })
                 .collect();
             change.fields.extend(computed_fields(spec));
@@ -189,6 +190,7 @@ pub(super) fn declared_change(
                     forces_replacement: spec.schema.is_force_new(k),
                     sensitive: spec.schema.is_sensitive(k),
                     computed: false,
+                    effect: None,
                 })
                 .collect();
             if !forced.is_empty() {
@@ -208,6 +210,20 @@ pub(super) fn declared_change(
             } else if !changed.is_empty() {
                 change.action = Action::Update;
                 change.reason = format!("{} changed", quote_list(&changed));
+                let mut effects: Vec<&str> = Vec::new();
+                for f in &mut change.fields {
+                    if let Some(effect) = spec.schema.disruption(&f.name) {
+                        f.effect = Some(effect.to_string());
+                        if !effects.contains(&effect) {
+                            effects.push(effect);
+                        }
+                    }
+                }
+                if !effects.is_empty() {
+                    change
+                        .reason
+                        .push_str(&format!(" ({})", effects.join("; ")));
+                }
             } else {
                 change.reason = "matches the declaration".into();
             }
@@ -230,6 +246,7 @@ fn computed_fields(spec: &ResourceSpec) -> Vec<FieldChange> {
             forces_replacement: false,
             sensitive: false,
             computed: true,
+            effect: None,
         })
         .collect()
 }
@@ -249,6 +266,7 @@ pub(super) fn delete_change(
         forces_replacement: false,
         sensitive: false,
         computed: true,
+        effect: None,
     }];
     fields.extend(obs.props.iter().map(|(k, v)| FieldChange {
         name: k.clone(),
@@ -257,6 +275,7 @@ pub(super) fn delete_change(
         forces_replacement: false,
         sensitive: matches!(v, Value::Sensitive(_)),
         computed: false,
+        effect: None,
     }));
     Change {
         address: obs.address.clone(),

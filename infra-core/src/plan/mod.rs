@@ -91,6 +91,11 @@ pub struct FieldChange {
     /// True for a provider-computed output (shown on create as known after apply).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub computed: bool,
+    /// On an in-place update: what changing this field does beyond the field itself (a Swarm
+    /// service's task-template fields: "restarts the service's tasks"). See
+    /// [`KindSchema::disruptive`](crate::dsl::KindSchema::disruptive).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub effect: Option<String>,
 }
 
 /// One resource's change.

@@ -36,6 +36,7 @@ pub(crate) static HOST: KindSchema = KindSchema::new("test_host", "test")
     .changes_on_update(&["version"])
     .sensitive(&["password"])
     .unordered(&["ports"])
+    .disruptive(&["ports"], "restarts the host")
     .validate(validate_host);
 
 kind! {

@@ -202,6 +202,42 @@ async fn ignore_changes_and_unordered_fields_do_not_cause_updates() {
 }
 
 #[tokio::test]
+async fn a_disruptive_field_says_what_its_update_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let mut s = Stack::new("dis");
+    let net = s.add(Network::new("n", "10.0.0.0/16"));
+    s.add(Host::new("h").network(&net).ports(&[80]));
+    converge(&e, &s).await;
+
+    // A quiet field: no effect.
+    s.get_mut(&"test_host.h".parse().unwrap())
+        .unwrap()
+        .set("size", 2);
+    let p = plan(&e, &s).await;
+    let c = p.plan.change("test_host.h").unwrap();
+    assert_eq!(c.reason, "`size` changed");
+    assert!(c.fields.iter().all(|f| f.effect.is_none()), "{c:?}");
+    assert!(!render::plan_json(&p.plan).contains("effect"));
+
+    // A disruptive one: said beside the field, in the reason and in JSON.
+    s.get_mut(&"test_host.h".parse().unwrap()).unwrap().set(
+        "ports",
+        infra_core::Value::List(vec![80.into(), 443.into()]),
+    );
+    let p = plan(&e, &s).await;
+    let c = p.plan.change("test_host.h").unwrap();
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(c.reason, "`ports`, `size` changed (restarts the host)");
+    let ports = c.fields.iter().find(|f| f.name == "ports").unwrap();
+    assert_eq!(ports.effect.as_deref(), Some("restarts the host"));
+    let text = render::plan_text(&p.plan);
+    assert!(text.contains("~ ports = [ # restarts the host"), "{text}");
+    assert!(text.contains("~ size  = 1 -> 2\n"), "{text}");
+    assert!(render::plan_json(&p.plan).contains(r#""effect": "restarts the host""#));
+}
+
+#[tokio::test]
 async fn plans_are_byte_identical_for_the_same_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path());

@@ -171,6 +171,79 @@ mod tests {
     }
 
     #[test]
+    fn a_service_on_a_network_answers_to_its_declared_name() {
+        use infra_core::{Resource, Value};
+        let mut s = Stack::new("demo");
+        let net = s.add(SwarmNetwork::new("net"));
+        let aliases = |svc: SwarmService| svc.into_spec().get("aliases").cloned();
+        let names = |l: &[&str]| Value::List(l.iter().map(|a| Value::from(*a)).collect());
+        assert_eq!(
+            aliases(SwarmService::new("es").image("i")),
+            None,
+            "no network, no alias"
+        );
+        assert_eq!(
+            aliases(SwarmService::new("es").image("i").network(&net)),
+            Some(names(&["es"]))
+        );
+        // Extra aliases come after the declared name, once each, whatever the call order.
+        assert_eq!(
+            aliases(
+                SwarmService::new("elasticsearch")
+                    .alias("es")
+                    .network(&net)
+                    .alias("search")
+                    .alias("es")
+                    .alias("elasticsearch")
+            ),
+            Some(names(&["elasticsearch", "es", "search"]))
+        );
+    }
+
+    #[test]
+    fn aliases_are_dns_labels_on_a_network_and_not_shared() {
+        let mut s = Stack::new("demo");
+        let net = s.add(SwarmNetwork::new("net"));
+        let other = s.add(SwarmNetwork::new("other"));
+        s.add(
+            SwarmService::new("search")
+                .image("i")
+                .network(&net)
+                .alias("es")
+                .alias("under_score")
+                .alias("-dash")
+                .alias(&"x".repeat(64))
+                .alias("db"),
+        );
+        s.add(SwarmService::new("db").image("i").network(&net));
+        // The same alias on networks that are not shared is fine.
+        s.add(
+            SwarmService::new("logs")
+                .image("i")
+                .network(&other)
+                .alias("es"),
+        );
+        s.add(SwarmService::new("lonely").image("i").alias("solo"));
+        let p = problems(&s);
+        let expect = [
+            "swarm_service.search: field `aliases[2]`: the alias `under_score` contains `_`; a DNS label has letters, digits and `-` only",
+            "swarm_service.search: field `aliases[3]`: the alias `-dash` starts or ends with `-`",
+            "swarm_service.search: field `aliases[4]`: the alias `xxxx",
+            "swarm_service.search: field `aliases[5]`: `db` is also a name of swarm_service.db on a network they share",
+            "swarm_service.db: field `aliases[0]`: `db` is also a name of swarm_service.search on a network they share",
+            "swarm_service.lonely: field `aliases`: network aliases need a network",
+        ];
+        for e in expect {
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing `{e}` in:\n{}",
+                p.join("\n")
+            );
+        }
+        assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
+    }
+
+    #[test]
     fn defaults_are_left_out_so_reads_compare_equal() {
         use infra_core::Resource;
         let spec = SwarmService::new("a")

@@ -30,7 +30,30 @@ use validate::validate_service;
 pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm")
     .force_new(&["mode"])
     .computed(&["id"])
-    .unordered(&["networks", "secrets", "configs", "ports"])
+    .unordered(&["networks", "aliases", "secrets", "configs", "ports"])
+    // Everything the provider's task-template digest covers (the task template and the endpoint
+    // spec): a change of any of these makes Swarm replace every task.
+    .disruptive(
+        &[
+            "image",
+            "command",
+            "args",
+            "env",
+            "stop_grace_period_ms",
+            "init",
+            "healthcheck",
+            "secrets",
+            "configs",
+            "restart_policy",
+            "placement",
+            "resources",
+            "networks",
+            "aliases",
+            "endpoint_mode",
+            "ports",
+        ],
+        "task-template change: the tasks are replaced (rolling update)",
+    )
     .validate(validate_service);
 
 kind! {
@@ -232,10 +255,41 @@ impl SwarmService {
             .set("init", if on { Value::Bool(true) } else { Value::Null });
         self
     }
-    /// Attach the service to an overlay network of the stack.
+    /// Attach the service to an overlay network of the stack. On every network it is attached
+    /// to, the service is reachable by its declared name (`elasticsearch`, not Swarm's
+    /// `<stack>_elasticsearch`), as `docker stack deploy` makes it: each attachment gets the
+    /// network alias `<name>` (the `aliases` field, which lists it), plus any
+    /// [`SwarmService::alias`].
+    ///
+    /// With the default endpoint mode the name resolves to the service's virtual IP, which
+    /// needs IPVS on the nodes; `tasks.<name>` resolves to the tasks' own addresses, and so does
+    /// `<name>` itself in [`EndpointMode::Dnsrr`].
     pub fn network(mut self, network: &Ref<SwarmNetwork>) -> Self {
         self.0.push("networks", network.id());
+        self.default_alias();
         self
+    }
+    /// Another name the service is reachable by on its networks (`.alias("es")`), besides its
+    /// declared name: a DNS label (letters, digits and `-`, at most 63 characters). Needs a
+    /// [`SwarmService::network`]; every network attachment gets every alias.
+    pub fn alias(mut self, alias: &str) -> Self {
+        self.default_alias();
+        let present = self
+            .0
+            .get("aliases")
+            .and_then(Value::as_list)
+            .is_some_and(|l| l.iter().any(|a| a.as_str() == Some(alias)));
+        if !present {
+            self.0.push("aliases", alias);
+        }
+        self
+    }
+    /// The declared name as the first alias, once the service has a network or an alias.
+    fn default_alias(&mut self) {
+        if self.0.get("aliases").is_none() {
+            let name = self.0.address.name().to_string();
+            self.0.push("aliases", name.as_str());
+        }
     }
     /// Mount a secret of the stack at `target` (a file name under `/run/secrets/`, or an
     /// absolute path), owned by root, mode 0444. When the secret's value changes, the secret is

@@ -52,6 +52,90 @@ fn check_service_name(name: &str) -> Option<String> {
     None
 }
 
+/// A network alias given with `.alias()`: one DNS label.
+fn check_alias(alias: &str) -> Option<String> {
+    if alias.is_empty() || alias.len() > 63 {
+        return Some(format!(
+            "the alias `{alias}` is {} characters; a DNS label has 1 to 63",
+            alias.len()
+        ));
+    }
+    if let Some(c) = alias
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Some(format!(
+            "the alias `{alias}` contains `{c}`; a DNS label has letters, digits and `-` only"
+        ));
+    }
+    if alias.starts_with('-') || alias.ends_with('-') {
+        return Some(format!(
+            "the alias `{alias}` starts or ends with `-`, which a DNS label can't"
+        ));
+    }
+    None
+}
+
+fn aliases(spec: &ResourceSpec) -> Vec<&str> {
+    spec.get("aliases")
+        .and_then(Value::as_list)
+        .unwrap_or(&[])
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default())
+        .collect()
+}
+
+/// The network aliases: DNS labels (the declared name aside, which is checked as the service
+/// name), each once, only with a network, and no name another service of the stack answers to
+/// on a shared network (Swarm's DNS would answer with both services' addresses).
+fn check_aliases(c: &mut Checker<'_>, spec: &ResourceSpec, ctx: &ValidationContext<'_>) {
+    let mine = aliases(spec);
+    if mine.is_empty() {
+        return;
+    }
+    let networks = spec.get("networks").and_then(Value::as_list).unwrap_or(&[]);
+    if networks.is_empty() {
+        c.problem(
+            "aliases",
+            "network aliases need a network: attach the service with `.network(&net)`",
+        );
+    }
+    let name = spec.address.name();
+    for (i, alias) in mine.iter().enumerate() {
+        let at = format!("aliases[{i}]");
+        if *alias != name {
+            if let Some(problem) = check_alias(alias) {
+                c.problem(&at, problem);
+                continue;
+            }
+        }
+        if mine[..i].contains(alias) {
+            c.problem(&at, format!("`{alias}` is listed twice"));
+            continue;
+        }
+        for other in ctx.of_kind(spec.schema.kind) {
+            if other.address == spec.address {
+                continue;
+            }
+            let shared = other
+                .get("networks")
+                .and_then(Value::as_list)
+                .unwrap_or(&[])
+                .iter()
+                .any(|n| networks.contains(n));
+            if shared && aliases(other).contains(alias) {
+                c.problem(
+                    &at,
+                    format!(
+                        "`{alias}` is also a name of {} on a network they share; Swarm's DNS would answer with both services' tasks",
+                        other.address
+                    ),
+                );
+            }
+        }
+    }
+}
+
 pub(super) fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
     let mut c = Checker::new(spec);
     c.required_str("image");
@@ -194,6 +278,7 @@ pub(super) fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>)
             c.problem("stop_grace_period_ms", "must not be negative");
         }
     }
+    check_aliases(&mut c, spec, ctx);
     let endpoint_mode = spec.get_str("endpoint_mode");
     if !matches!(endpoint_mode, None | Some("vip" | "dnsrr")) {
         c.problem(

@@ -51,6 +51,30 @@ fn read_policy(j: Option<&Json>) -> Value {
     }
 }
 
+/// The aliases every network attachment has, in the first attachment's order. The provider
+/// gives each attachment the same list; an attachment missing one (a service created before
+/// aliases were declared, or edited by hand) drops it here, so the plan shows the alias as
+/// missing and the update gives it to every attachment again.
+fn common_aliases(attachments: &[Json]) -> Option<Value> {
+    let of = |n: &Json| -> Vec<String> {
+        n.get("Aliases")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    let (first, rest) = attachments.split_first()?;
+    let rest: Vec<Vec<String>> = rest.iter().map(of).collect();
+    let common: Vec<Value> = of(first)
+        .into_iter()
+        .filter(|a| rest.iter().all(|r| r.contains(a)))
+        .map(Value::from)
+        .collect();
+    Some(Value::List(common))
+}
+
 /// A service as the kind's builder would declare it, or `None` when it isn't the stack's.
 pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
     let spec = svc.spec.as_ref()?;
@@ -200,18 +224,19 @@ pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
         put(&mut p, "healthcheck", Some(h));
     }
     let nets = at(&j, &["TaskTemplate", "Networks"]).or_else(|| j.get("Networks"));
+    let attachments = nets.and_then(Json::as_array).map_or(&[][..], Vec::as_slice);
     put(
         &mut p,
         "networks",
-        nets.and_then(Json::as_array).map(|l| {
-            Value::List(
-                l.iter()
-                    .filter_map(|n| n.get("Target").and_then(Json::as_str))
-                    .map(Value::from)
-                    .collect(),
-            )
-        }),
+        Some(Value::List(
+            attachments
+                .iter()
+                .filter_map(|n| n.get("Target").and_then(Json::as_str))
+                .map(Value::from)
+                .collect(),
+        )),
     );
+    put(&mut p, "aliases", common_aliases(attachments));
     for (field, key, id_key, name_key, id, name) in [
         (
             "secrets",

@@ -177,7 +177,19 @@ pub(crate) fn service_spec(
         );
     }
     if let Some(nets) = strings(get("networks")) {
-        let list: Vec<Json> = nets.into_iter().map(|n| json!({ "Target": n })).collect();
+        // Every attachment gets every alias (the declared name first): the service answers to
+        // its short name on each of its networks, as with `docker stack deploy`.
+        let aliases = strings(get("aliases")).unwrap_or_default();
+        let list: Vec<Json> = nets
+            .into_iter()
+            .map(|n| {
+                if aliases.is_empty() {
+                    json!({ "Target": n })
+                } else {
+                    json!({ "Target": n, "Aliases": aliases })
+                }
+            })
+            .collect();
         task.insert("Networks".into(), Json::Array(list));
     }
 
@@ -346,6 +358,77 @@ mod tests {
             observe_service(&svc, "other-stack").is_none(),
             "another stack's service is not ours"
         );
+    }
+
+    fn read_back(spec: ServiceSpec) -> Option<infra_core::provider::Observed> {
+        observe_service(
+            &Service {
+                id: Some("svc1".into()),
+                spec: Some(spec),
+                ..Default::default()
+            },
+            "st",
+        )
+    }
+
+    /// Every attachment carries the declared name and the extra aliases; the read gives them
+    /// back, and an attachment without them (a service deployed before aliases) reads as
+    /// missing them, so the plan updates it.
+    #[test]
+    fn every_network_attachment_gets_the_aliases_and_they_read_back() {
+        let mut spec = SwarmService::new("search")
+            .image("x")
+            .alias("es")
+            .into_spec();
+        spec.set("networks", Value::List(vec!["net1".into(), "net2".into()]));
+        let (docker_spec, template) =
+            service_spec("st", &spec.address, &spec.props, false).unwrap();
+        let nets = docker_spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.networks.clone())
+            .unwrap();
+        assert_eq!(nets.len(), 2);
+        for n in &nets {
+            assert_eq!(
+                n.aliases.as_deref(),
+                Some(&["search".to_string(), "es".to_string()][..])
+            );
+        }
+        let observed = read_back(docker_spec.clone()).unwrap();
+        assert!(values_equal(
+            spec.props.get("aliases"),
+            observed.props.get("aliases")
+        ));
+
+        // One attachment lost `es`; the other never had aliases.
+        let mut partial = docker_spec.clone();
+        let nets = partial
+            .task_template
+            .as_mut()
+            .and_then(|t| t.networks.as_mut())
+            .unwrap();
+        nets[0].aliases = Some(vec!["search".into()]);
+        assert_eq!(
+            read_back(partial).unwrap().props.get("aliases"),
+            Some(&Value::List(vec!["search".into()]))
+        );
+        let mut none = docker_spec;
+        for n in none
+            .task_template
+            .as_mut()
+            .and_then(|t| t.networks.as_mut())
+            .unwrap()
+        {
+            n.aliases = None;
+        }
+        assert_eq!(read_back(none).unwrap().props.get("aliases"), None);
+
+        // The aliases are part of the task template: adding one rolls the tasks.
+        let mut more = spec.clone();
+        more.push("aliases", "search-2");
+        let (_, t2) = service_spec("st", &more.address, &more.props, false).unwrap();
+        assert_ne!(template, t2);
     }
 
     #[test]
