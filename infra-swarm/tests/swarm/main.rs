@@ -6,6 +6,7 @@
 mod common;
 mod conformance;
 mod lifecycle;
+mod names;
 mod nodes;
 mod provider;
 mod rollback;
