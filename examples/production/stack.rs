@@ -8,7 +8,7 @@ use infra::aws::{
 };
 use infra::cli::Context;
 use infra::prelude::*;
-use infra::swarm::{NodeLabels, SwarmConfig, SwarmNetwork, SwarmSecret};
+use infra::swarm::{EndpointMode, NodeLabels, SwarmConfig, SwarmNetwork, SwarmSecret};
 
 /// Where a secret's value comes from.
 enum SecretSource {
@@ -44,6 +44,12 @@ struct Config {
     monitor: Duration,
     /// Label the local node `az=a` (in AWS, the nodes' bootstrap labels themselves).
     label_local_node: bool,
+    /// How the others reach Elasticsearch by its name (`http://elasticsearch:9200`, the app's
+    /// `ES_URL` and Kibana's config; every service answers to its declared name on its
+    /// networks). On AWS the name is a virtual IP that IPVS balances over the tasks (Swarm's
+    /// default); the local engine has no IPVS, so a VIP resolves there but never answers, and
+    /// the name resolves straight to the task's address instead (`dnsrr`).
+    es_endpoint: EndpointMode,
 }
 
 pub(crate) fn local_image() -> String {
@@ -80,6 +86,7 @@ fn config(env: &str) -> Config {
                 encrypted_networks: true,
                 monitor: Duration::from_secs(30),
                 label_local_node: false,
+                es_endpoint: EndpointMode::Vip,
             }
         }
         _ => {
@@ -105,6 +112,7 @@ fn config(env: &str) -> Config {
                 encrypted_networks: false,
                 monitor: Duration::from_secs(1),
                 label_local_node: true,
+                es_endpoint: EndpointMode::Dnsrr,
             }
         }
     }
@@ -347,6 +355,7 @@ fn swarm(s: &mut Stack, c: &Config) {
                 .update_policy(rolling.clone())
                 .network(&app_net)
                 .network(&logs_net)
+                .endpoint_mode(c.es_endpoint)
                 .secret(&es_password, "es_password")
                 .limits(2.0, 4096),
         ),

@@ -38,6 +38,47 @@ fn deploy(dir: &std::path::Path, stack: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `GET /www/version` from inside a running container of `service` to `name`:`port`, where
+/// busybox's `nslookup` resolves the name and `nc` connects to the address (busybox `wget` in
+/// the static test image segfaults on name lookup). The local engine has no IPVS: the stack
+/// gives Elasticsearch the `dnsrr` endpoint mode locally, so the name resolves to its task.
+/// Up to 20 tries, 500 ms apart; the last output (or the reason for none).
+fn reach_by_name(service: &str, name: &str, port: u16) -> String {
+    let script = format!(
+        "ip=$(nslookup {name} 2>/dev/null | sed -n 's/^Address: *\\([0-9.]*\\)$/\\1/p' | tail -1); \
+         if [ -z \"$ip\" ]; then echo \"{name} unresolved\"; exit 1; fi; \
+         printf 'GET /www/version HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \"$ip\" {port}"
+    );
+    let mut last = String::new();
+    for _ in 0..20 {
+        let ps = Command::new("docker")
+            .args([
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={service}"),
+            ])
+            .output()
+            .unwrap();
+        let ids = String::from_utf8_lossy(&ps.stdout).to_string();
+        match ids.lines().next() {
+            Some(container) => {
+                let out = Command::new("docker")
+                    .args(["exec", container, "sh", "-c", &script])
+                    .output()
+                    .unwrap();
+                last = show(&out);
+                if out.status.success() && last.contains("200 OK") {
+                    return String::from_utf8_lossy(&out.stdout).to_string();
+                }
+            }
+            None => last = format!("no running container of {service}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    last
+}
+
 #[tokio::test]
 async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_empty() {
     let test = "live::the_production_stack_converges";
@@ -95,6 +136,17 @@ async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_
     let services = String::from_utf8_lossy(&ls.stdout).to_string();
     assert!(services.contains(&format!("{stack}_app 2/2")), "{services}");
     assert_eq!(services.lines().count(), 4, "{services}");
+
+    // The app (on the app network) and Kibana (on the logging network) reach Elasticsearch by
+    // its name, as their `ES_URL` and config say: `elasticsearch` resolves to its task and
+    // its HTTP server answers there.
+    for from in ["app", "kibana"] {
+        let answer = reach_by_name(&format!("{stack}_{from}"), "elasticsearch", 9200);
+        assert!(
+            answer.contains("200 OK") && answer.trim_end().ends_with("v1"),
+            "{from} did not reach elasticsearch by name: {answer}"
+        );
+    }
 
     let destroy = deploy(
         dir.path(),
