@@ -3,7 +3,8 @@
 //! Every kind declares what the planner must know: which fields force a replacement (a service's
 //! mode; a network's settings; a secret's or config's content), which are computed (`id`, the
 //! Swarm `name` of networks, secrets and configs), which are secret (a secret's `value`) and
-//! which lists are sets (a service's networks, secrets, configs and ports).
+//! which lists are sets (a service's networks, aliases, secrets, configs and ports) and which
+//! updates disrupt (a service's task-template fields: its tasks are replaced).
 
 mod network;
 mod node;

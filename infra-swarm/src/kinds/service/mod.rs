@@ -57,9 +57,10 @@ pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm"
     .validate(validate_service);
 
 kind! {
-    /// A Swarm service (`<stack>_<name>` in Swarm): replicated or global, with rolling-update,
-    /// rollback and restart policies (the seed talk's "rescheduling policies"), placement,
-    /// resources, healthcheck, networks, secrets, configs and published ports.
+    /// A Swarm service (`<stack>_<name>` in Swarm, `<name>` on its networks): replicated or
+    /// global, with rolling-update, rollback and restart policies (the seed talk's
+    /// "rescheduling policies"), placement, resources, healthcheck, networks and aliases,
+    /// secrets, configs and published ports.
     ///
     /// After a create or an update the provider waits until the service has converged: every
     /// replica running the new spec and the rolling update completed. A rolled-back or paused
