@@ -6,8 +6,9 @@
 //! to the tasks' own addresses; a second server keeps the default `vip` mode and is reached
 //! through `tasks.<name>` (its name itself resolves to the unanswering VIP, which the test only
 //! looks up). The client is busybox: `nslookup` resolves, then `nc` connects to the address it
-//! printed (busybox `wget` and `nc` with a name segfault on lookup in a static image). Its
-//! loop is bounded (60 tries, 1 s apart) and the test reads its log for at most 90 s.
+//! printed (busybox `wget` segfaults on a name lookup in the static image; `nc` to an address
+//! works). Its loop is bounded (60 tries, 1 s apart) and the test reads its log for at most
+//! 90 s.
 
 use std::time::{Duration, Instant};
 
