@@ -238,16 +238,16 @@ fn validate_parameter(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<P
     check_tags(&mut c, spec);
     if let Some(name) = c.required_str("name") {
         check_name(&mut c, name);
-        let same: Vec<String> = ctx
+        // The second declaration of a name is the mistake (the first is reported by nothing).
+        let earlier = ctx
             .of_kind(SSM_PARAMETER.kind)
             .iter()
-            .filter(|o| o.address != spec.address && o.get_str("name") == Some(name))
-            .map(|o| o.address.to_string())
-            .collect();
-        if !same.is_empty() {
+            .take_while(|o| o.address != spec.address)
+            .find(|o| o.get_str("name") == Some(name));
+        if let Some(first) = earlier {
             c.problem(
                 "name",
-                format!("`{name}` is also the name of {}", same.join(", ")),
+                format!("`{name}` is also the name of {}", first.address),
             );
         }
     }
