@@ -72,6 +72,8 @@ async fn describe(
         cx.c.ssm_read
             .describe_parameters()
             .set_parameter_filters(Some(filters))
+            // AWS's largest page (its default is 10).
+            .max_results(50)
             .into_paginator()
             .send()
             .try_collect()
