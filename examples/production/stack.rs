@@ -234,10 +234,7 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
                                 "ssm:PutParameter",
                                 "ssm:DeleteParameter",
                             ])
-                            .resources([format!(
-                                "arn:aws:ssm:*:*:parameter/infra/{}/*",
-                                c.stack
-                            )]),
+                            .resources([format!("arn:aws:ssm:*:*:parameter/infra/{}/*", c.stack)]),
                     )
                     .statement(
                         Statement::allow()
@@ -286,7 +283,11 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
         };
         let mut lt = LaunchTemplate::new(name)
             .image(ami.id())
-            .instance_type(if kind == "bastion" { "t3.nano" } else { c.instance_type })
+            .instance_type(if kind == "bastion" {
+                "t3.nano"
+            } else {
+                c.instance_type
+            })
             .instance_profile(&profile)
             .user_data(&user_data)
             .tag("role", kind);

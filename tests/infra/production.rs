@@ -275,7 +275,10 @@ fn the_cluster_carries_what_the_node_agent_needs() {
         assert!(has("50", 0), "{env}: ESP from members");
         assert!(has("udp", 4789), "{env}: VXLAN from members");
         // The node policy: the stack's parameters only; writes only on the stack's groups.
-        let doc = get("aws_iam_policy.node").get("document").unwrap().to_json();
+        let doc = get("aws_iam_policy.node")
+            .get("document")
+            .unwrap()
+            .to_json();
         let statements = doc["Statement"].as_array().unwrap();
         let find = |sid: &str| {
             statements
@@ -318,7 +321,10 @@ fn the_cluster_carries_what_the_node_agent_needs() {
         for lt in ["manager", "worker"] {
             let ud = get(&format!("aws_launch_template.{lt}"));
             let ud = ud.get_str("user_data").unwrap_or_default().to_string();
-            assert!(ud.contains("/usr/local/bin/infra-node run"), "{env} {lt}: {ud}");
+            assert!(
+                ud.contains("/usr/local/bin/infra-node run"),
+                "{env} {lt}: {ud}"
+            );
             assert!(!ud.contains("swarm-join"), "{env} {lt}: {ud}");
         }
         let bastion = get("aws_launch_template.bastion");

@@ -78,8 +78,14 @@ async fn tags(m: &Moto, name: &str) -> Vec<(String, String)> {
 fn assert_redacted(p: &infra_core::engine::Planned, secret: &str, step: &str) {
     let text = plan_text(&p.plan);
     let json = plan_json(&p.plan);
-    assert!(!text.contains(secret), "{step}: the secret is in the plan:\n{text}");
-    assert!(!json.contains(secret), "{step}: the secret is in the JSON plan");
+    assert!(
+        !text.contains(secret),
+        "{step}: the secret is in the plan:\n{text}"
+    );
+    assert!(
+        !json.contains(secret),
+        "{step}: the secret is in the JSON plan"
+    );
     assert!(
         text.contains("secure_value") && text.contains("(sensitive"),
         "{step}: the plan shows the secret field redacted:\n{text}"
@@ -88,8 +94,8 @@ fn assert_redacted(p: &infra_core::engine::Planned, secret: &str, step: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ssm_parameters_are_created_updated_and_deleted_and_secrets_stay_redacted() {
-    let Some(m) = moto("ssm_parameters_are_created_updated_and_deleted_and_secrets_stay_redacted")
-        .await
+    let Some(m) =
+        moto("ssm_parameters_are_created_updated_and_deleted_and_secrets_stay_redacted").await
     else {
         return;
     };
@@ -187,7 +193,10 @@ async fn ssm_parameters_are_created_updated_and_deleted_and_secrets_stay_redacte
         ["description", "tags", "value"]
     );
     assert_eq!(fields(&p, "aws_ssm_parameter.zones"), ["value"]);
-    assert!(p.plan.change("aws_ssm_parameter.token").is_none_or(|c| c.action == Action::NoOp));
+    assert!(p
+        .plan
+        .change("aws_ssm_parameter.token")
+        .is_none_or(|c| c.action == Action::NoOp));
     apply(&engine, &s).await;
     assert_noop(&engine, &s, "after the updates").await;
     assert_eq!(
@@ -298,8 +307,13 @@ async fn a_taken_parameter_name_is_adopted_when_the_stacks_and_refused_otherwise
     let c = p.create(&ctx(2), &spec(&second_secret)).await.unwrap();
     assert_eq!(c.id, path);
     let read = p.read(&stack).await.unwrap();
-    assert_eq!(read.resources.len(), 1, "one parameter: {:?}", read.resources);
-    assert!(read.resources[0].props.get("arn").is_some());
+    assert_eq!(
+        read.resources.len(),
+        1,
+        "one parameter: {:?}",
+        read.resources
+    );
+    assert!(read.resources[0].props.contains_key("arn"));
     p.delete(&ctx(1), &read.resources[0]).await.unwrap();
     let again = p.delete(&ctx(1), &read.resources[0]).await.unwrap_err();
     assert_eq!(again.class, ErrorClass::NotFound, "{again}");

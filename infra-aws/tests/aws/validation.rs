@@ -385,19 +385,29 @@ fn ssm_parameters_lifecycle_hooks_and_protocol_numbers_are_checked() {
     s.add(SsmParameter::string("twin", "/infra/val/ok").value("y"));
     s.add(SsmParameter::string("missing", "/infra/val/missing"));
     s.add(SsmParameter::string_list("list", "/infra/val/list").values(["a,b", ""]));
-    s.add(
-        SsmParameter::secure_string("big", "/infra/val/big").value("x".repeat(4097)),
-    );
+    s.add(SsmParameter::secure_string("big", "/infra/val/big").value("x".repeat(4097)));
     s.add(
         SsmParameter::secure_string("from-env", "/infra/val/env")
             .from_env("INFRA_TEST_CERTAINLY_UNSET_VARIABLE"),
     );
     let ps = problems(&s);
     let sg = "aws_security_group.ipsec";
-    assert!(has(&ps, sg, "ingress[2]", "protocol `256` is not one of"), "{ps:#?}");
-    assert!(has(&ps, sg, "ingress[3]", "protocol `-7` is not one of"), "{ps:#?}");
-    assert!(has(&ps, sg, "ingress[4]", "protocol `esp` is not one of"), "{ps:#?}");
-    assert!(has(&ps, sg, "ingress[5]", "duplicates an earlier rule"), "{ps:#?}");
+    assert!(
+        has(&ps, sg, "ingress[2]", "protocol `256` is not one of"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, sg, "ingress[3]", "protocol `-7` is not one of"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, sg, "ingress[4]", "protocol `esp` is not one of"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, sg, "ingress[5]", "duplicates an earlier rule"),
+        "{ps:#?}"
+    );
     assert!(
         !ps.iter()
             .any(|(a, f, _)| a == sg && (f == "ingress[0]" || f == "ingress[1]")),
@@ -448,8 +458,18 @@ fn ssm_parameters_lifecycle_hooks_and_protocol_numbers_are_checked() {
         "secure_value",
         "must not be empty"
     ));
-    assert!(has(&ps, "aws_ssm_parameter.bad-chars", "name", "contains ` `"));
-    assert!(has(&ps, "aws_ssm_parameter.bad-chars", "name", "empty level"));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.bad-chars",
+        "name",
+        "contains ` `"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.bad-chars",
+        "name",
+        "empty level"
+    ));
     assert!(has(&ps, "aws_ssm_parameter.reserved", "name", "reserved"));
     assert!(has(
         &ps,
@@ -457,9 +477,24 @@ fn ssm_parameters_lifecycle_hooks_and_protocol_numbers_are_checked() {
         "name",
         "also the name of aws_ssm_parameter.ok"
     ));
-    assert!(has(&ps, "aws_ssm_parameter.missing", "value", "is required"));
-    assert!(has(&ps, "aws_ssm_parameter.list", "value", "item 0 contains `,`"));
-    assert!(has(&ps, "aws_ssm_parameter.list", "value", "item 1 is empty"));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.missing",
+        "value",
+        "is required"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.list",
+        "value",
+        "item 0 contains `,`"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.list",
+        "value",
+        "item 1 is empty"
+    ));
     assert!(has(
         &ps,
         "aws_ssm_parameter.big",
@@ -473,10 +508,7 @@ fn ssm_parameters_lifecycle_hooks_and_protocol_numbers_are_checked() {
         "INFRA_TEST_CERTAINLY_UNSET_VARIABLE` is not set"
     ));
     // No problem quotes a secret value.
-    assert!(
-        !ps.iter().any(|(_, _, m)| m.contains(secret)),
-        "{ps:#?}"
-    );
+    assert!(!ps.iter().any(|(_, _, m)| m.contains(secret)), "{ps:#?}");
 }
 
 #[test]

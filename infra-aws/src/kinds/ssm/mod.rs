@@ -4,5 +4,5 @@
 
 mod parameter;
 
-pub use parameter::{SsmParameter, SsmParameterOutputs, SsmParameterType};
 pub(crate) use parameter::SSM_PARAMETER;
+pub use parameter::{SsmParameter, SsmParameterOutputs, SsmParameterType};

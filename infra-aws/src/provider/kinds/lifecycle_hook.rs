@@ -160,7 +160,10 @@ impl AwsKind for Hook {
     async fn find(&self, cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
         let name = cx.physical_name(a);
         let groups = describe_groups(cx, None).await?;
-        let names = owned_groups(cx, &groups).into_iter().map(|o| o.id).collect();
+        let names = owned_groups(cx, &groups)
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
         Ok(hooks_of(cx, names, Some(&name)).await?.pop())
     }
 

@@ -540,7 +540,9 @@ mod tests {
             .build();
         assert_eq!(
             rules_of(&[p], "sg-self"),
-            vec![declared_value(crate::kinds::Rule::tcp(80).cidr("10.0.0.0/8"))]
+            vec![declared_value(
+                crate::kinds::Rule::tcp(80).cidr("10.0.0.0/8")
+            )]
         );
         // What is sent for ESP: ports -1 (all), which AWS ignores and moto requires.
         let esp = declared_value(crate::kinds::Rule::esp().cidr("10.0.0.0/8"));

@@ -19,8 +19,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_ssm::types::{
-    Parameter, ParameterMetadata, ParameterStringFilter, ParameterType, ResourceTypeForTagging,
-    Tag,
+    Parameter, ParameterMetadata, ParameterStringFilter, ParameterType, ResourceTypeForTagging, Tag,
 };
 use futures::stream::{StreamExt, TryStreamExt};
 use infra_core::dsl::{Address, KindSchema};
