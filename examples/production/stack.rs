@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use infra::aws::{
-    nat_gateway_with_eip, Ami, IamGroup, IamRole, IamUser, InstanceProfile, InternetGateway,
-    RouteTable, ScalingPolicy,
+    nat_gateway_with_eip, physical_name, Ami, IamGroup, IamRole, IamUser, InstanceProfile,
+    InternetGateway, LifecycleDefault, LifecycleHook, RouteTable, ScalingPolicy,
 };
 use infra::cli::Context;
 use infra::prelude::*;
@@ -42,7 +42,7 @@ struct Config {
     encrypted_networks: bool,
     /// How long a rolling update watches each new task.
     monitor: Duration,
-    /// Label the local node `az=a` (in AWS, the nodes' bootstrap labels themselves).
+    /// Label the local node `az=a` (in AWS, the node agent labels its own node).
     label_local_node: bool,
     /// How the others reach Elasticsearch by its name (`http://elasticsearch:9200`, the app's
     /// `ES_URL` and Kibana's config; every service answers to its declared name on its
@@ -50,6 +50,8 @@ struct Config {
     /// default); the local engine has no IPVS, so a VIP resolves there but never answers, and
     /// the name resolves straight to the task's address instead (`dnsrr`).
     es_endpoint: EndpointMode,
+    /// How long a terminating swarm node may take to drain (the lifecycle hooks' heartbeat).
+    drain_timeout: Duration,
 }
 
 pub(crate) fn local_image() -> String {
@@ -87,6 +89,7 @@ fn config(env: &str) -> Config {
                 monitor: Duration::from_secs(30),
                 label_local_node: false,
                 es_endpoint: EndpointMode::Vip,
+                drain_timeout: Duration::from_secs(300),
             }
         }
         _ => {
@@ -113,6 +116,7 @@ fn config(env: &str) -> Config {
                 monitor: Duration::from_secs(1),
                 label_local_node: true,
                 es_endpoint: EndpointMode::Dnsrr,
+                drain_timeout: Duration::from_secs(60),
             }
         }
     }
@@ -195,6 +199,11 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
                     .describe("overlay network (VXLAN)"),
             )
             .ingress(
+                Rule::esp()
+                    .from_self()
+                    .describe("encrypted overlay networks (IPsec ESP)"),
+            )
+            .ingress(
                 Rule::tcp(22)
                     .group(&bastion_sg)
                     .describe("SSH from the bastion"),
@@ -210,20 +219,51 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             .egress_all(),
     );
 
-    // IAM: what the nodes may do (discover their peers), and MFA for every human.
+    // IAM: what the node agent may do, and MFA for every human. Least privilege: the cluster's
+    // parameters (the `init` race, the join tokens, the node records) under its own path only;
+    // read-only discovery; completing the lifecycle actions of the stack's two swarm groups only.
+    let group_arn = |name: &str| {
+        format!(
+            "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{}",
+            physical_name(c.stack, name)
+        )
+    };
     let node_policy = s.add(
         IamPolicy::new("node")
-            .description("Swarm nodes: discover cluster peers")
+            .description("Swarm node agent: cluster parameters, peer discovery, lifecycle hooks")
             .document(
-                PolicyDocument::new().statement(
-                    Statement::allow()
-                        .sid("DiscoverPeers")
-                        .actions([
-                            "ec2:DescribeInstances",
-                            "autoscaling:DescribeAutoScalingGroups",
-                        ])
-                        .resources(["*"]),
-                ),
+                PolicyDocument::new()
+                    .statement(
+                        Statement::allow()
+                            .sid("ClusterParameters")
+                            .actions([
+                                "ssm:GetParameter",
+                                "ssm:GetParametersByPath",
+                                "ssm:PutParameter",
+                                "ssm:DeleteParameter",
+                            ])
+                            .resources([format!("arn:aws:ssm:*:*:parameter/infra/{}/*", c.stack)]),
+                    )
+                    .statement(
+                        Statement::allow()
+                            .sid("DiscoverPeers")
+                            .actions([
+                                "ec2:DescribeInstances",
+                                "autoscaling:DescribeAutoScalingGroups",
+                                "autoscaling:DescribeAutoScalingInstances",
+                                "autoscaling:DescribeLifecycleHooks",
+                            ])
+                            .resources(["*"]),
+                    )
+                    .statement(
+                        Statement::allow()
+                            .sid("CompleteLifecycleActions")
+                            .actions([
+                                "autoscaling:CompleteLifecycleAction",
+                                "autoscaling:RecordLifecycleActionHeartbeat",
+                            ])
+                            .resources([group_arn("managers"), group_arn("workers")]),
+                    ),
             ),
     );
     let node_role = s.add(
@@ -241,11 +281,23 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
     // Compute: launch templates on the newest Packer-built image.
     let ami = s.add(Ami::lookup("swarm-node").name_pattern(c.ami_pattern));
     let template = |name: &str, kind: &str, groups: &[&Ref<SecurityGroup>]| {
+        // Swarm nodes start the node agent (baked into the image): it learns its role from its
+        // group's `role` tag, initialises or joins the swarm, labels its node, and drains it
+        // when the instance terminates. The bastion is no swarm node.
+        let user_data = if kind == "bastion" {
+            "#!/bin/sh\n# the bastion: SSH access only, not a swarm node\n".to_string()
+        } else {
+            format!("#!/bin/sh\n# a swarm {kind}: the node agent joins the swarm and drains the node on termination\nexec /usr/local/bin/infra-node run\n")
+        };
         let mut lt = LaunchTemplate::new(name)
             .image(ami.id())
-            .instance_type(if kind == "bastion" { "t3.nano" } else { c.instance_type })
+            .instance_type(if kind == "bastion" {
+                "t3.nano"
+            } else {
+                c.instance_type
+            })
             .instance_profile(&profile)
-            .user_data(&format!("#!/bin/sh\n# bootstrap: join the swarm as a {kind}, label the node with its AZ\n/usr/local/bin/swarm-join {kind}\n"))
+            .user_data(&user_data)
             .tag("role", kind);
         for g in groups {
             lt = lt.security_group(g);
@@ -264,7 +316,7 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             .size(1, 1, 1)
             .tag("role", "bastion"),
     );
-    s.add(
+    let managers = s.add(
         Asg::new("managers")
             .launch_template(&manager_lt)
             .subnets(&private)
@@ -286,6 +338,16 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             .asg(&workers)
             .cpu_target(c.worker_cpu_target),
     );
+    // A terminating swarm node waits in Terminating:Wait while its agent drains it (and
+    // demotes it, if a manager), then completes the action; the timeout bounds the wait.
+    for (hook, group) in [("managers-drain", &managers), ("workers-drain", &workers)] {
+        s.add(
+            LifecycleHook::on_terminate(hook)
+                .asg(group)
+                .heartbeat(c.drain_timeout)
+                .default_result(LifecycleDefault::Continue),
+        );
+    }
 }
 
 fn swarm(s: &mut Stack, c: &Config) {

@@ -283,6 +283,8 @@ impl PolicyRule for NoWorldIngress {
                 let declared = from == to && proto == "tcp" && public.contains(&from);
                 let ports = if proto == "-1" {
                     "every port".to_string()
+                } else if crate::kinds::network::portless(&proto) {
+                    format!("IP protocol {proto}")
                 } else if from == to {
                     format!("{proto} port {from}")
                 } else {

@@ -5,6 +5,7 @@
 #[path = "../../examples/production/stack.rs"]
 mod example;
 
+use infra::aws::LifecycleHook;
 use infra::cli::{execute, Args, Context, Target};
 use infra::core::Value;
 use infra::prelude::*;
@@ -210,4 +211,142 @@ fn every_environment_is_the_same_code_with_other_values() {
     };
     assert!(kinds(&local).contains(&"swarm_node_labels".to_string()));
     assert_eq!(local.resources::<SwarmService>().len(), 4);
+}
+
+/// What the node agent relies on (issue 11's contract): drain hooks on both swarm groups, ESP
+/// and VXLAN between cluster members, a least-privilege node policy, and user data that starts
+/// the agent — in every environment.
+#[test]
+fn the_cluster_carries_what_the_node_agent_needs() {
+    let local = testing::plan(&production_stack("local"));
+    assert_no_policy_errors(&local);
+    for (hook, group) in [("managers-drain", "managers"), ("workers-drain", "workers")] {
+        local
+            .resource(&format!("aws_autoscaling_lifecycle_hook.{hook}"))
+            .assert_props(serde_json::json!({
+                "lifecycle_transition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                "heartbeat_timeout": 60,
+                "default_result": "CONTINUE",
+            }));
+        let change = local
+            .resource(&format!("aws_autoscaling_lifecycle_hook.{hook}"))
+            .change;
+        assert!(
+            change
+                .depends_on
+                .iter()
+                .any(|a| a.to_string() == format!("aws_autoscaling_group.{group}")),
+            "{hook} hangs off {group}: {:?}",
+            change.depends_on
+        );
+    }
+    assert_eq!(local.resources::<LifecycleHook>().len(), 2);
+
+    for env in ["local", "staging", "production"] {
+        let s = production_stack(env);
+        let get = |address: &str| {
+            s.resources()
+                .iter()
+                .find(|r| r.address.to_string() == address)
+                .unwrap_or_else(|| panic!("{env}: {address}"))
+                .clone()
+        };
+        let stack = s.name().to_string();
+        let heartbeat = if env == "local" { 60 } else { 300 };
+        for hook in ["managers-drain", "workers-drain"] {
+            let h = get(&format!("aws_autoscaling_lifecycle_hook.{hook}"));
+            assert_eq!(
+                h.get("heartbeat_timeout").and_then(Value::as_i64),
+                Some(heartbeat),
+                "{env} {hook}"
+            );
+        }
+        // ESP and VXLAN between members only.
+        let sg = get("aws_security_group.cluster");
+        let rules = sg.get("ingress").unwrap().as_list().unwrap();
+        let has = |proto: &str, port: i64| {
+            rules.iter().any(|r| {
+                let m = r.as_map().unwrap();
+                m["protocol"].as_str() == Some(proto)
+                    && m["from_port"].as_i64() == Some(port)
+                    && m.get("self") == Some(&Value::Bool(true))
+            })
+        };
+        assert!(has("50", 0), "{env}: ESP from members");
+        assert!(has("udp", 4789), "{env}: VXLAN from members");
+        // The node policy: the stack's parameters only; writes only on the stack's groups.
+        let doc = get("aws_iam_policy.node")
+            .get("document")
+            .unwrap()
+            .to_json();
+        let statements = doc["Statement"].as_array().unwrap();
+        let find = |sid: &str| {
+            statements
+                .iter()
+                .find(|st| st["Sid"] == sid)
+                .unwrap_or_else(|| panic!("{env}: statement {sid} in {doc}"))
+        };
+        assert_eq!(
+            find("ClusterParameters")["Resource"],
+            serde_json::json!([format!("arn:aws:ssm:*:*:parameter/infra/{stack}/*")])
+        );
+        assert_eq!(
+            find("CompleteLifecycleActions")["Resource"],
+            serde_json::json!([
+                format!("arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{stack}-managers"),
+                format!("arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{stack}-workers"),
+            ])
+        );
+        let actions: Vec<&str> = statements
+            .iter()
+            .flat_map(|st| st["Action"].as_array().unwrap())
+            .filter_map(|a| a.as_str())
+            .collect();
+        for a in [
+            "ssm:GetParameter",
+            "ssm:GetParametersByPath",
+            "ssm:PutParameter",
+            "ssm:DeleteParameter",
+            "ec2:DescribeInstances",
+            "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling:DescribeAutoScalingInstances",
+            "autoscaling:DescribeLifecycleHooks",
+            "autoscaling:CompleteLifecycleAction",
+            "autoscaling:RecordLifecycleActionHeartbeat",
+        ] {
+            assert!(actions.contains(&a), "{env}: {a} in {actions:?}");
+        }
+        assert_eq!(actions.len(), 10, "{env}: nothing more: {actions:?}");
+        // The agent starts at boot on swarm nodes (not on the bastion), from the groups' roles.
+        for lt in ["manager", "worker"] {
+            let ud = get(&format!("aws_launch_template.{lt}"));
+            let ud = ud.get_str("user_data").unwrap_or_default().to_string();
+            assert!(
+                ud.contains("/usr/local/bin/infra-node run"),
+                "{env} {lt}: {ud}"
+            );
+            assert!(!ud.contains("swarm-join"), "{env} {lt}: {ud}");
+        }
+        let bastion = get("aws_launch_template.bastion");
+        assert!(!bastion
+            .get_str("user_data")
+            .unwrap_or_default()
+            .contains("infra-node"));
+        assert_eq!(
+            get("aws_autoscaling_group.workers")
+                .get("tags")
+                .and_then(|t| t.as_map())
+                .and_then(|t| t.get("role"))
+                .and_then(Value::as_str),
+            Some("swarm-worker")
+        );
+        assert_eq!(
+            get("aws_autoscaling_group.managers")
+                .get("tags")
+                .and_then(|t| t.as_map())
+                .and_then(|t| t.get("role"))
+                .and_then(Value::as_str),
+            Some("swarm-manager")
+        );
+    }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region};
-use infra::aws::{AwsProvider, IamPolicy, PolicyDocument};
+use infra::aws::{AwsProvider, IamPolicy, LifecycleHook, PolicyDocument, SsmParameter};
 use infra::core::engine::{Engine, Error as EngineError};
 use infra::core::provider::Provider;
 use infra::prelude::*;
@@ -330,7 +330,58 @@ fn cases() -> Vec<Case> {
             expect: &[(
                 "aws_security_group.proto",
                 "ingress[0]",
-                "protocol `tcpp` is not one of tcp, udp, icmp, -1",
+                "protocol `tcpp` is not one of tcp, udp, icmp, icmpv6, -1 (all), or an IP protocol number 0-255",
+            )],
+        },
+        Case {
+            name: "IP protocol number out of range",
+            apply: |s, b| {
+                s.add(
+                    SecurityGroup::new("proto-number")
+                        .vpc(&b.vpc)
+                        .ingress(Rule::esp().from_self())
+                        .ingress(Rule::raw("256", 0, 0).cidr("10.0.0.0/16")),
+                );
+            },
+            expect: &[(
+                "aws_security_group.proto-number",
+                "ingress[1]",
+                "protocol `256` is not one of tcp, udp, icmp, icmpv6, -1 (all), or an IP protocol number 0-255",
+            )],
+        },
+        Case {
+            name: "SSM parameter name without a leading slash",
+            apply: |s, _| {
+                s.add(
+                    SsmParameter::secure_string("token", "infra/safe/token")
+                        .value("bad-input-secret-value"),
+                );
+            },
+            expect: &[(
+                "aws_ssm_parameter.token",
+                "name",
+                "`infra/safe/token` must start with `/`",
+            )],
+        },
+        Case {
+            name: "lifecycle hook heartbeat below AWS's minimum",
+            apply: |s, b| {
+                let group = s.add(
+                    Asg::new("hooked")
+                        .launch_template(&b.lt)
+                        .subnets(&[&b.a, &b.b])
+                        .size(1, 2, 1),
+                );
+                s.add(
+                    LifecycleHook::on_terminate("drain")
+                        .asg(&group)
+                        .heartbeat(std::time::Duration::from_secs(5)),
+                );
+            },
+            expect: &[(
+                "aws_autoscaling_lifecycle_hook.drain",
+                "heartbeat_timeout",
+                "5 is out of range [30, 7200]",
             )],
         },
         Case {
@@ -543,6 +594,10 @@ fn check(case: &str, found: &[(String, String, String)], expect: &[(&str, &str, 
         found.len(),
         expect.len(),
         "{case}: exactly the expected problems:\n{listing}"
+    );
+    assert!(
+        !listing.contains("bad-input-secret-value"),
+        "{case}: a problem quotes a secret value:\n{listing}"
     );
 }
 

@@ -1,9 +1,11 @@
-//! Secrets never leave the process in the clear: a stack with a Swarm secret and a launch
-//! template's user data (sensitive: it often carries join tokens) is planned, applied, rotated
+//! Secrets never leave the process in the clear: a stack with a Swarm secret, an SSM
+//! SecureString parameter and a launch template's user data (sensitive: it often carries join
+//! tokens) is planned, applied, rotated
 //! (new values), re-planned and destroyed through the deploy program, on the sandbox and live
 //! (moto + the local swarm), with `INFRA_LOG=trace` in both `--log-format text` and `json` (so the
 //! AWS SDK's, hyper's and bollard's own debug and trace logging is on), plus failing applies
-//! (objects of the same name made by hand). Everything the runs print (plan text, plan JSON,
+//! (objects of the same name made by hand). The SSM parameter's value travels in a JSON body
+//! (`PutParameter`), the others in form bodies. Everything the runs print (plan text, plan JSON,
 //! reports, logs, error messages), the audit log, the sandbox's state files and every snapshot
 //! under `tests/**/snapshots/` is searched for every secret value: plain, base64 (user data and
 //! secret data are base64 on the wire, at any offset inside a larger text), and base64
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use clap::Parser;
+use infra::aws::SsmParameter;
 use infra::cli::{Args, Context, Target};
 use infra::core::Value;
 use infra::prelude::*;
@@ -45,6 +48,13 @@ fn child_stack(_: &Context) -> Stack {
             .image("ami-12c6146b")
             .instance_type("t3.micro")
             .user_data(&var("INFRA_SAFETY_USER_DATA")),
+    );
+    s.add(
+        SsmParameter::secure_string(
+            "join-token",
+            &format!("/infra/{}/swarm/token", var("INFRA_SAFETY_STACK")),
+        )
+        .from_env("INFRA_SAFETY_SSM"),
     );
     let token = s.add(SwarmSecret::new("token").from_env("INFRA_SAFETY_SECRET"));
     s.add(
@@ -78,6 +88,7 @@ fn child_mode() {
 #[derive(Clone)]
 struct Version {
     secret: String,
+    ssm: String,
     user_data: String,
     user_data_token: String,
 }
@@ -87,6 +98,7 @@ fn version(tag: &str) -> Version {
     let token = format!("ud-join-token-{nonce}-{tag}-7f3a9c");
     Version {
         secret: format!("swarm-secret-{nonce}-{tag}-b41e07d2"),
+        ssm: format!("ssm-securestring-{nonce}-{tag}-5c2e9b17"),
         user_data: format!(
             "#!/bin/sh\n# join the swarm\nexport JOIN_TOKEN={token}\n/usr/local/bin/swarm-join worker\n"
         ),
@@ -119,6 +131,7 @@ impl Runs {
             .env("INFRA_SAFETY_STACK", stack)
             .env("INFRA_SAFETY_IMAGE", &self.image)
             .env("INFRA_SAFETY_SECRET", &v.secret)
+            .env("INFRA_SAFETY_SSM", &v.ssm)
             .env("INFRA_SAFETY_USER_DATA", &v.user_data)
             .env("INFRA_LOG", "trace")
             .env("INFRA_SWARM_CONVERGE_TIMEOUT", "90");
@@ -225,6 +238,35 @@ fn assert_values_arrived(rt: &tokio::runtime::Runtime, stack: &str, v: &Version)
     let container = container.lines().next().unwrap_or_default().to_string();
     let mounted = docker(&["exec", &container, "cat", "/run/secrets/token"]);
     assert_eq!(mounted, v.secret, "the secret mounted in the task");
+    let parameter = rt.block_on(live_parameter(&format!("/infra/{stack}/swarm/token")));
+    assert_eq!(
+        parameter.as_deref(),
+        Some(v.ssm.as_str()),
+        "the SecureString in moto"
+    );
+}
+
+fn ssm() -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(std::env::var("AWS_ENDPOINT_URL").unwrap_or_default())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .build(),
+    )
+}
+
+/// A parameter's value in moto, decrypted.
+async fn live_parameter(name: &str) -> Option<String> {
+    let out = ssm()
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .ok()?;
+    out.parameter()?.value().map(str::to_string)
 }
 
 fn ec2() -> aws_sdk_ec2::Client {
@@ -283,6 +325,18 @@ fn failing_applies(rt: &tokio::runtime::Runtime, runs: &mut Runs, format: &str, 
             .send(),
     )
     .expect("CreateLaunchTemplate by hand");
+    // A parameter of the stack's name, made by hand (untagged): the create carrying the
+    // SecureString is refused with ParameterAlreadyExists and the parameter is left alone.
+    let parameter = format!("/infra/{stack}/swarm/token");
+    rt.block_on(
+        ssm()
+            .put_parameter()
+            .name(&parameter)
+            .value("someone else's")
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send(),
+    )
+    .expect("PutParameter by hand");
     let digest = infra::core::value::digest_of(v.secret.as_bytes());
     let hex = digest.trim_start_matches("sha256:");
     let secret_name = format!("{stack}_token_{}", &hex[..12]);
@@ -310,6 +364,19 @@ fn failing_applies(rt: &tokio::runtime::Runtime, runs: &mut Runs, format: &str, 
         ],
     );
     expect(o, 1, "the launch template's create is refused");
+    let err = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("aws_ssm_parameter.join-token")
+            && err.contains("ParameterAlreadyExists")
+            && err.contains("not owned by stack"),
+        "the parameter's create is refused, naming it:\n{}",
+        show(o)
+    );
+    assert_eq!(
+        rt.block_on(live_parameter(&parameter)).as_deref(),
+        Some("someone else's"),
+        "the hand-made parameter is not overwritten"
+    );
     let o = runs.deploy(
         "failing apply (swarm)",
         &stack,
@@ -340,6 +407,7 @@ fn failing_applies(rt: &tokio::runtime::Runtime, runs: &mut Runs, format: &str, 
             .send(),
     );
     docker(&["secret", "rm", &secret_name]);
+    let _ = rt.block_on(ssm().delete_parameter().name(&parameter).send());
     let o = runs.deploy(
         "destroy after failures",
         &stack,
@@ -566,6 +634,10 @@ fn no_secret_value_appears_in_any_output() {
             all_err.contains("aws_smithy_runtime"),
             "the AWS SDK's own logs are in"
         );
+        assert!(
+            all_err.contains("PutParameter"),
+            "the SDK's logs of the SSM calls carrying the SecureString are in"
+        );
     }
 
     // Everything to search.
@@ -607,6 +679,8 @@ fn no_secret_value_appears_in_any_output() {
     let mut secrets = vec![
         v1.secret.clone(),
         v2.secret.clone(),
+        v1.ssm.clone(),
+        v2.ssm.clone(),
         v1.user_data.clone(),
         v2.user_data.clone(),
         v1.user_data_token.clone(),

@@ -7,9 +7,11 @@
 pub mod compute;
 pub mod iam;
 pub mod network;
+pub mod ssm;
 
 pub use compute::{
-    Ami, AmiOutputs, Asg, LaunchTemplate, LaunchTemplateOutputs, ScalingPolicy, ScalingPolicyMetric,
+    Ami, AmiOutputs, Asg, LaunchTemplate, LaunchTemplateOutputs, LifecycleDefault, LifecycleHook,
+    LifecycleTransition, ScalingPolicy, ScalingPolicyMetric,
 };
 pub use iam::{
     mfa_required_document, normalise_document, Effect, IamGroup, IamPolicy, IamPolicyOutputs,
@@ -20,6 +22,7 @@ pub use network::{
     nat_gateway_with_eip, ElasticIp, InternetGateway, NatGateway, RouteTable, Rule, SecurityGroup,
     Subnet, Vpc,
 };
+pub use ssm::{SsmParameter, SsmParameterOutputs, SsmParameterType};
 
 use infra_core::dsl::ResourceSpec;
 use infra_core::validate::{Checker, ValidationContext};
@@ -37,12 +40,14 @@ pub fn schemas() -> Vec<&'static infra_core::dsl::KindSchema> {
         &compute::LAUNCH_TEMPLATE,
         &compute::ASG,
         &compute::SCALING_POLICY,
+        &compute::LIFECYCLE_HOOK,
         &compute::AMI,
         &iam::IAM_POLICY,
         &iam::IAM_ROLE,
         &iam::INSTANCE_PROFILE,
         &iam::IAM_GROUP,
         &iam::IAM_USER,
+        &ssm::SSM_PARAMETER,
     ]
 }
 

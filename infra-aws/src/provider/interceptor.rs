@@ -1,4 +1,4 @@
-//! Counting API calls: one SDK interceptor shared by the EC2, Auto Scaling and IAM clients.
+//! Counting API calls: one SDK interceptor shared by the EC2, Auto Scaling, IAM and SSM clients.
 //!
 //! Every HTTP request (each retry attempt included) is counted once, by operation. A read runs
 //! inside a task-local scope so that its own calls are counted apart from calls that other tasks

@@ -1,5 +1,5 @@
 //! The AWS provider: reads, creates, updates and deletes the AWS kinds through aws-sdk-ec2,
-//! aws-sdk-autoscaling and aws-sdk-iam, configured by `aws-config` (default credential chain and
+//! aws-sdk-autoscaling, aws-sdk-iam and aws-sdk-ssm, configured by `aws-config` (default credential chain and
 //! region; `AWS_ENDPOINT_URL` honoured, which is how the tests reach moto).
 //!
 //! Each kind is one handler in a module of its own (`kinds::vpc`, `kinds::iam_role`, …)
@@ -72,6 +72,8 @@ pub(crate) struct Clients {
     pub(crate) asg_read: aws_sdk_autoscaling::Client,
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) iam_read: aws_sdk_iam::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) ssm_read: aws_sdk_ssm::Client,
     pub(crate) region: String,
 }
 
@@ -154,14 +156,25 @@ impl AwsProvider {
                     .build(),
             )
         };
+        let ssm = |retry: RetryConfig, timeouts: &TimeoutConfig| {
+            aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(config)
+                    .retry_config(retry)
+                    .timeout_config(timeouts.clone())
+                    .interceptor(counter.clone())
+                    .build(),
+            )
+        };
         Ok(AwsProvider {
             clients: Clients {
                 ec2: ec2(writes.clone(), &write_timeouts),
                 ec2_read: ec2(reads.clone(), &read_timeouts),
                 asg: asg(writes.clone(), &write_timeouts),
                 asg_read: asg(reads.clone(), &read_timeouts),
-                iam: iam(writes, &write_timeouts),
-                iam_read: iam(reads, &read_timeouts),
+                iam: iam(writes.clone(), &write_timeouts),
+                iam_read: iam(reads.clone(), &read_timeouts),
+                ssm: ssm(writes, &write_timeouts),
+                ssm_read: ssm(reads, &read_timeouts),
                 region,
             },
             calls,

@@ -1,8 +1,13 @@
-//! The core's provider conformance suite, run against the AWS provider on moto.
+//! The core's provider conformance suite, run against the AWS provider on moto, and the same
+//! case against the sandbox serving the AWS kinds (what `--target sandbox` runs).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use infra_aws::*;
 use infra_core::conformance::{run, Case};
 use infra_core::dsl::Stack;
+use infra_core::sandbox::SandboxProvider;
 
 use crate::support::{moto, unique};
 
@@ -25,6 +30,33 @@ fn build(name: &str) -> Stack {
             .ingress(Rule::tcp(443).cidr("0.0.0.0/0"))
             .egress_all(),
     );
+    let b = s.add(
+        Subnet::new("b")
+            .vpc(&vpc)
+            .cidr("10.20.3.0/24")
+            .az("us-east-1b"),
+    );
+    let lt = s.add(
+        LaunchTemplate::new("node")
+            .image("ami-12c6146b")
+            .instance_type("t3.micro"),
+    );
+    let nodes = s.add(
+        Asg::new("nodes")
+            .launch_template(&lt)
+            .subnets(&[&b])
+            .size(0, 1, 0),
+    );
+    s.add(
+        LifecycleHook::on_terminate("nodes-drain")
+            .asg(&nodes)
+            .heartbeat(Duration::from_secs(300)),
+    );
+    s.add(
+        SsmParameter::secure_string("token", &format!("/infra/{name}/token"))
+            .value("conformance-secret-1")
+            .tag("suite", "conformance"),
+    );
     s.add(
         IamPolicy::new("read").document(
             PolicyDocument::new().statement(
@@ -37,12 +69,10 @@ fn build(name: &str) -> Stack {
     s
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn aws_provider_passes_the_conformance_suite() {
-    let Some(m) = moto("conformance").await else {
-        return;
-    };
-    let case = Case {
+/// The case: in-place updates of a rule, a tag, a secret's value and a hook's heartbeat;
+/// replacements of a subnet and of a parameter (its name).
+fn case() -> Case {
+    Case {
         build: Box::new(build),
         update: Box::new(|s: &mut Stack| {
             let a: infra_core::Address = "aws_security_group.web".parse().unwrap();
@@ -52,12 +82,45 @@ async fn aws_provider_passes_the_conformance_suite() {
             spec.set("ingress", infra_core::Value::List(rules));
             let v: infra_core::Address = "aws_vpc.main".parse().unwrap();
             s.get_mut(&v).unwrap().insert("tags", "suite", "updated");
+            let t: infra_core::Address = "aws_ssm_parameter.token".parse().unwrap();
+            s.get_mut(&t).unwrap().set(
+                "secure_value",
+                infra_core::Value::Sensitive(infra_core::value::Sensitive::new(
+                    "conformance-secret-2",
+                )),
+            );
+            let h: infra_core::Address = "aws_autoscaling_lifecycle_hook.nodes-drain"
+                .parse()
+                .unwrap();
+            s.get_mut(&h).unwrap().set("heartbeat_timeout", 60);
         }),
         replace: Some(Box::new(|s: &mut Stack| {
             let a: infra_core::Address = "aws_subnet.a".parse().unwrap();
             s.get_mut(&a).unwrap().set("cidr_block", "10.20.2.0/24");
+            let t: infra_core::Address = "aws_ssm_parameter.token".parse().unwrap();
+            let name = s.name().to_string();
+            s.get_mut(&t)
+                .unwrap()
+                .set("name", format!("/infra/{name}/token-2"));
         })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_provider_passes_the_conformance_suite() {
+    let Some(m) = moto("conformance").await else {
+        return;
     };
-    let out = run(m.provider.clone(), &case, &unique("conf")).await;
+    let out = run(m.provider.clone(), &case(), &unique("conf")).await;
+    assert!(out.applies >= 5, "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_passes_the_conformance_suite_with_the_aws_kinds() {
+    let dir = std::env::temp_dir().join(unique("infra-aws-sandbox-conformance"));
+    let provider = Arc::new(SandboxProvider::open(&dir, infra_aws::PROVIDER).unwrap());
+    let out = run(provider, &case(), &unique("conf")).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.resources, 9, "{out:?}");
     assert!(out.applies >= 5, "{out:?}");
 }

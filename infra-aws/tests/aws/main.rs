@@ -18,5 +18,6 @@ mod ownership;
 mod paging;
 mod read_cost;
 mod security_group;
+mod ssm;
 mod support;
 mod validation;

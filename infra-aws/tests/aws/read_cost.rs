@@ -1,5 +1,8 @@
 //! What a no-op plan costs: one listing per object type (plus pages), never one call per
-//! resource — the exception being the VPC's two DNS attributes, which AWS only exposes per VPC.
+//! resource — the exceptions being what AWS only exposes per object: the VPC's two DNS
+//! attributes (two calls per VPC), lifecycle hooks (one `DescribeLifecycleHooks` per auto scaling
+//! group of the stack) and the tags and values of SSM parameters (one `ListTagsForResource` per
+//! parameter of the stack, one `GetParameters` per ten).
 //! Measured for a production-like stack and for a generated 1,000-resource stack; the figures
 //! are printed (run with `--nocapture`), only the call counts are asserted.
 
@@ -26,6 +29,7 @@ const LISTINGS: &[&str] = &[
     "autoscaling.DescribePolicies",
     "iam.GetAccountAuthorizationDetails",
     "iam.ListInstanceProfiles",
+    "ssm.DescribeParameters",
 ];
 
 /// The AWS part of the production stack (examples/production.rs), in full: three AZs with
@@ -90,6 +94,11 @@ pub(crate) fn production_like(name: &str) -> Stack {
                     .describe("overlay network (VXLAN)"),
             )
             .ingress(
+                Rule::esp()
+                    .from_self()
+                    .describe("encrypted overlay (IPsec ESP)"),
+            )
+            .ingress(
                 Rule::tcp(22)
                     .group(&bastion_sg)
                     .describe("SSH from the bastion"),
@@ -144,7 +153,7 @@ pub(crate) fn production_like(name: &str) -> Stack {
             .size(1, 1, 1)
             .tag("role", "bastion"),
     );
-    s.add(
+    let managers = s.add(
         Asg::new("managers")
             .launch_template(&manager_lt)
             .subnets(&privs)
@@ -164,6 +173,13 @@ pub(crate) fn production_like(name: &str) -> Stack {
             .asg(&workers)
             .cpu_target(60.0),
     );
+    for (name, group) in [("managers-drain", &managers), ("workers-drain", &workers)] {
+        s.add(
+            LifecycleHook::on_terminate(name)
+                .asg(group)
+                .heartbeat(std::time::Duration::from_secs(300)),
+        );
+    }
     s
 }
 
@@ -234,12 +250,14 @@ async fn measure(m: &Moto, stack: &Stack) -> Figures {
     }
 }
 
-/// The assertion: only listings (each once per page; moto returns one page), and the two DNS
-/// attribute reads per VPC.
-fn assert_batched(f: &Figures, vpcs: u64) {
+/// The assertion: only listings (each once per page; moto returns one page), the two DNS
+/// attribute reads per VPC and the hooks of each auto scaling group.
+fn assert_batched(f: &Figures, vpcs: u64, groups: u64) {
     for (op, n) in &f.by_operation {
         if op == "ec2.DescribeVpcAttribute" {
             assert_eq!(*n, 2 * vpcs, "two DNS attributes per VPC");
+        } else if op == "autoscaling.DescribeLifecycleHooks" {
+            assert_eq!(*n, groups, "the hooks of each group");
         } else {
             assert!(
                 LISTINGS.contains(&op.as_str()),
@@ -254,7 +272,12 @@ fn assert_batched(f: &Figures, vpcs: u64) {
         .iter()
         .filter(|(op, _)| LISTINGS.contains(&op.as_str()))
         .count() as u64;
-    assert_eq!(f.read_calls, listings + 2 * vpcs, "{:#?}", f.by_operation);
+    assert_eq!(
+        f.read_calls,
+        listings + 2 * vpcs + groups,
+        "{:#?}",
+        f.by_operation
+    );
 }
 
 fn report(label: &str, f: &Figures) {
@@ -276,11 +299,11 @@ async fn a_no_op_plan_lists_each_type_once_for_the_production_stack() {
     assert_noop(&engine, &s, "after create").await;
     let f = measure(&m, &s).await;
     report("production stack (AWS part)", &f);
-    assert_batched(&f, 1);
+    assert_batched(&f, 1, 3);
     assert_eq!(
         f.read_calls,
-        LISTINGS.len() as u64 + 2,
-        "every listing once, plus the VPC's attributes"
+        LISTINGS.len() as u64 + 2 + 3,
+        "every listing once, plus the VPC's attributes and the hooks of the three groups"
     );
     assert_eq!(
         f.plan_calls,
@@ -305,7 +328,7 @@ async fn a_no_op_plan_of_1000_resources_costs_the_same_calls() {
     let f = measure(&m, &s).await;
     report("generated stack", &f);
     println!("  (creating it took {create_ms} ms)");
-    assert_batched(&f, 1);
+    assert_batched(&f, 1, 0);
     // Types without objects in this stack are listed too (a removed declaration must be found).
     assert!(f.read_calls <= LISTINGS.len() as u64 + 2);
     let started = Instant::now();
@@ -314,4 +337,32 @@ async fn a_no_op_plan_of_1000_resources_costs_the_same_calls() {
         "  (destroying it took {} ms)",
         started.elapsed().as_millis()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssm_parameters_cost_a_tag_read_each_and_a_value_read_per_ten() {
+    let Some(m) = moto("ssm_parameters_cost_a_tag_read_each_and_a_value_read_per_ten").await else {
+        return;
+    };
+    let engine = m.engine();
+    let name = unique("ssmcost");
+    let mut s = Stack::new(&name);
+    for i in 0..12 {
+        let p = format!("/infra/{name}/p{i}");
+        s.add(if i % 2 == 0 {
+            SsmParameter::string(&format!("p{i}"), &p).value(format!("v{i}"))
+        } else {
+            SsmParameter::secure_string(&format!("p{i}"), &p).value(format!("secret-{i}"))
+        });
+    }
+    apply(&engine, &s).await;
+    let f = measure(&m, &s).await;
+    report("12 SSM parameters", &f);
+    let n = |op: &str| f.by_operation.get(op).copied().unwrap_or(0);
+    // Pages of 50 are asked for; moto answers 10 a page whatever is asked, so its 12
+    // parameters take two pages (and the empty re-plan shows the second page was read).
+    assert_eq!(n("ssm.DescribeParameters"), 2, "{:#?}", f.by_operation);
+    assert_eq!(n("ssm.ListTagsForResource"), 12, "{:#?}", f.by_operation);
+    assert_eq!(n("ssm.GetParameters"), 2, "{:#?}", f.by_operation);
+    destroy(&m, &engine, &s).await;
 }

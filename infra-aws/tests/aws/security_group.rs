@@ -223,3 +223,69 @@ async fn a_group_without_declared_egress_has_none() {
     );
     destroy(&m, &engine, &s).await;
 }
+
+fn ipsec_stack(name: &str, esp: bool, gre: bool) -> Stack {
+    let mut s = Stack::new(name);
+    let vpc = s.add(Vpc::new("main").cidr("10.52.0.0/16"));
+    let mut g = SecurityGroup::new("cluster")
+        .vpc(&vpc)
+        .ingress(Rule::udp(4789).from_self().describe("VXLAN"));
+    if esp {
+        g = g
+            .ingress(Rule::esp().from_self().describe("ESP"))
+            .egress(Rule::esp().cidr("10.52.0.0/16"));
+    }
+    if gre {
+        g = g.ingress(Rule::protocol(47).cidr("10.0.0.0/8"));
+    }
+    s.add(g);
+    s
+}
+
+/// Rules of any IP protocol (ESP = 50, GRE = 47): authorized as AWS takes them, read back to
+/// the declared form (a re-plan is empty), added and removed alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_of_any_ip_protocol_converge_and_read_back_as_declared() {
+    let Some(m) = moto("rules_of_any_ip_protocol_converge_and_read_back_as_declared").await else {
+        return;
+    };
+    let engine = m.engine();
+    let name = unique("sgesp");
+    let s = ipsec_stack(&name, true, false);
+    apply(&engine, &s).await;
+    assert_noop(&engine, &s, "after create").await;
+    let id = id_of(&m, &name, "aws_security_group.cluster").await;
+    let rules = rule_ids(&m, &id).await;
+    assert_eq!(rules.len(), 3, "{rules:#?}");
+    assert!(
+        rules
+            .values()
+            .any(|r| r.starts_with("ingress 50 ") && r.ends_with(&id)),
+        "ESP from the group itself: {rules:#?}"
+    );
+    assert!(
+        rules
+            .values()
+            .any(|r| r.starts_with("egress 50 ") && r.contains("10.52.0.0/16")),
+        "{rules:#?}"
+    );
+
+    // Another protocol: one authorize, the other rules keep their ids.
+    let s = ipsec_stack(&name, true, true);
+    let p = plan(&engine, &s).await;
+    assert_eq!(fields(&p, "aws_security_group.cluster"), ["ingress"]);
+    apply(&engine, &s).await;
+    assert_noop(&engine, &s, "after adding GRE").await;
+    let after = rule_ids(&m, &id).await;
+    assert!(rules.keys().all(|k| after.contains_key(k)), "{after:#?}");
+    assert!(after.values().any(|r| r.starts_with("ingress 47 ")));
+
+    // Removing ESP revokes both ESP rules, and only them.
+    let s = ipsec_stack(&name, false, true);
+    apply(&engine, &s).await;
+    assert_noop(&engine, &s, "after removing ESP").await;
+    let last = rule_ids(&m, &id).await;
+    assert_eq!(last.len(), 2, "{last:#?}");
+    assert!(!last.values().any(|r| r.contains(" 50 ")), "{last:#?}");
+    destroy(&m, &engine, &s).await;
+}

@@ -19,6 +19,7 @@ pub(crate) struct Moto {
     pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) asg: aws_sdk_autoscaling::Client,
     pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
 }
 
 /// The moto endpoint: `AWS_ENDPOINT_URL` (what `.ci/setup-moto` exports), else its default.
@@ -51,6 +52,7 @@ pub(crate) async fn moto(test: &str) -> Option<Moto> {
         ec2: aws_sdk_ec2::Client::new(&config),
         asg: aws_sdk_autoscaling::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),
+        ssm: aws_sdk_ssm::Client::new(&config),
     })
 }
 

@@ -327,3 +327,210 @@ fn protect_is_a_resource_option_on_every_kind() {
     let v = Vpc::new("main").cidr("10.0.0.0/16").protect();
     assert!(v.spec().options.protect);
 }
+
+#[test]
+fn ssm_parameters_lifecycle_hooks_and_protocol_numbers_are_checked() {
+    let secret = "do-not-print-3f9a1c";
+    let mut s = Stack::new("val");
+    let vpc = s.add(Vpc::new("main").cidr("10.0.0.0/16"));
+    let a = s.add(
+        Subnet::new("a")
+            .vpc(&vpc)
+            .cidr("10.0.1.0/24")
+            .az("us-east-1a"),
+    );
+    s.add(
+        SecurityGroup::new("ipsec")
+            .vpc(&vpc)
+            .ingress(Rule::esp().from_self())
+            .ingress(Rule::protocol(47).cidr("10.0.0.0/8"))
+            .ingress(Rule::raw("256", 0, 0).cidr("10.0.0.0/8"))
+            .ingress(Rule::raw("-7", 0, 0).cidr("10.0.0.0/8"))
+            .ingress(Rule::raw("esp", 0, 0).cidr("10.0.0.0/8"))
+            // The same rule twice: by name and by number.
+            .ingress(Rule::raw("50", 0, 0).from_self()),
+    );
+    let lt = s.add(
+        LaunchTemplate::new("n")
+            .image("ami-12c6146b")
+            .instance_type("t3.micro"),
+    );
+    let group = s.add(
+        Asg::new("nodes")
+            .launch_template(&lt)
+            .subnets(&[&a])
+            .size(1, 3, 1),
+    );
+    s.add(
+        LifecycleHook::on_terminate("drain")
+            .asg(&group)
+            .heartbeat(std::time::Duration::from_secs(300)),
+    );
+    s.add(
+        LifecycleHook::on_terminate("short")
+            .asg(&group)
+            .heartbeat(std::time::Duration::from_secs(10)),
+    );
+    s.add(
+        LifecycleHook::on_launch("fraction")
+            .asg(&group)
+            .heartbeat(std::time::Duration::from_millis(60_500)),
+    );
+    s.add(LifecycleHook::on_terminate("no-group").metadata(&"m".repeat(1024)));
+    s.add(SsmParameter::string("ok", "/infra/val/ok").value("x"));
+    s.add(SsmParameter::secure_string("relative", "infra/val/token").value(secret));
+    s.add(SsmParameter::secure_string("empty", "/infra/val/empty").value(""));
+    s.add(SsmParameter::string("bad-chars", "/infra/val/a b//c/").value("x"));
+    s.add(SsmParameter::string("reserved", "/aws/thing").value("x"));
+    s.add(SsmParameter::string("twin", "/infra/val/ok").value("y"));
+    s.add(SsmParameter::string("missing", "/infra/val/missing"));
+    s.add(SsmParameter::string_list("list", "/infra/val/list").values(["a,b", ""]));
+    s.add(SsmParameter::secure_string("big", "/infra/val/big").value("x".repeat(4097)));
+    s.add(
+        SsmParameter::secure_string("from-env", "/infra/val/env")
+            .from_env("INFRA_TEST_CERTAINLY_UNSET_VARIABLE"),
+    );
+    let ps = problems(&s);
+    let sg = "aws_security_group.ipsec";
+    assert!(
+        has(&ps, sg, "ingress[2]", "protocol `256` is not one of"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, sg, "ingress[3]", "protocol `-7` is not one of"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, sg, "ingress[4]", "protocol `esp` is not one of"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, sg, "ingress[5]", "duplicates an earlier rule"),
+        "{ps:#?}"
+    );
+    assert!(
+        !ps.iter()
+            .any(|(a, f, _)| a == sg && (f == "ingress[0]" || f == "ingress[1]")),
+        "{ps:#?}"
+    );
+    assert!(
+        !ps.iter()
+            .any(|(a, _, _)| a == "aws_autoscaling_lifecycle_hook.drain"),
+        "{ps:#?}"
+    );
+    assert!(has(
+        &ps,
+        "aws_autoscaling_lifecycle_hook.short",
+        "heartbeat_timeout",
+        "out of range [30, 7200]"
+    ));
+    assert!(has(
+        &ps,
+        "aws_autoscaling_lifecycle_hook.fraction",
+        "heartbeat_timeout",
+        "whole number of seconds"
+    ));
+    assert!(has(
+        &ps,
+        "aws_autoscaling_lifecycle_hook.no-group",
+        "autoscaling_group_name",
+        ".asg(&"
+    ));
+    assert!(has(
+        &ps,
+        "aws_autoscaling_lifecycle_hook.no-group",
+        "notification_metadata",
+        "AWS allows 1023"
+    ));
+    assert!(
+        !ps.iter().any(|(a, _, _)| a == "aws_ssm_parameter.ok"),
+        "{ps:#?}"
+    );
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.relative",
+        "name",
+        "must start with `/`"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.empty",
+        "secure_value",
+        "must not be empty"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.bad-chars",
+        "name",
+        "contains ` `"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.bad-chars",
+        "name",
+        "empty level"
+    ));
+    assert!(has(&ps, "aws_ssm_parameter.reserved", "name", "reserved"));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.twin",
+        "name",
+        "also the name of aws_ssm_parameter.ok"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.missing",
+        "value",
+        "is required"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.list",
+        "value",
+        "item 0 contains `,`"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.list",
+        "value",
+        "item 1 is empty"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.big",
+        "secure_value",
+        "4097 bytes long"
+    ));
+    assert!(has(
+        &ps,
+        "aws_ssm_parameter.from-env",
+        "secure_value",
+        "INFRA_TEST_CERTAINLY_UNSET_VARIABLE` is not set"
+    ));
+    // No problem quotes a secret value.
+    assert!(!ps.iter().any(|(_, _, m)| m.contains(secret)), "{ps:#?}");
+}
+
+#[test]
+fn protocol_numbers_take_the_forms_aws_reads_back() {
+    let value = |r: Rule| {
+        let sg = SecurityGroup::new("g").ingress(r.cidr("10.0.0.0/8"));
+        let rule = sg.spec().get("ingress").unwrap().as_list().unwrap()[0].clone();
+        let m = rule.as_map().unwrap().clone();
+        (
+            m["protocol"].as_str().unwrap().to_string(),
+            m["from_port"].as_i64().unwrap(),
+            m["to_port"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(value(Rule::esp()), ("50".into(), 0, 0));
+    assert_eq!(value(Rule::protocol(50)), value(Rule::raw("050", 1, 2)));
+    assert_eq!(value(Rule::protocol(6)), ("tcp".into(), 0, 65535));
+    assert_eq!(value(Rule::protocol(17)), ("udp".into(), 0, 65535));
+    assert_eq!(value(Rule::protocol(1)), ("icmp".into(), -1, -1));
+    assert_eq!(value(Rule::protocol(58)), ("58".into(), -1, -1));
+    assert_eq!(value(Rule::raw("icmpv6", 128, 0)), ("58".into(), 128, 0));
+    assert_eq!(value(Rule::raw("6", 80, 80)), value(Rule::tcp(80)));
+    assert_eq!(value(Rule::raw("ALL", 1, 2)), value(Rule::all()));
+    assert_eq!(value(Rule::raw("-1", 0, 0)), ("-1".into(), 0, 0));
+}

@@ -1,11 +1,12 @@
-//! Compute kinds: launch template, auto scaling group, target-tracking scaling policy, and the
-//! AMI lookup (a data source).
+//! Compute kinds: launch template, auto scaling group, target-tracking scaling policy, lifecycle
+//! hook, and the AMI lookup (a data source).
 //!
 //! One module per kind; this module re-exports them.
 
 mod ami;
 mod asg;
 mod launch_template;
+mod lifecycle_hook;
 mod scaling_policy;
 
 pub(crate) use ami::{newest, AMI};
@@ -14,6 +15,8 @@ pub use asg::Asg;
 pub(crate) use asg::ASG;
 pub(crate) use launch_template::LAUNCH_TEMPLATE;
 pub use launch_template::{LaunchTemplate, LaunchTemplateOutputs, DEFAULT_ROOT_DEVICE};
+pub(crate) use lifecycle_hook::LIFECYCLE_HOOK;
+pub use lifecycle_hook::{LifecycleDefault, LifecycleHook, LifecycleTransition};
 pub(crate) use scaling_policy::SCALING_POLICY;
 pub use scaling_policy::{ScalingPolicy, ScalingPolicyMetric};
 

@@ -69,19 +69,44 @@ pub struct Rule {
     fields: BTreeMap<String, Value>,
 }
 
+/// The canonical form of a rule's protocol, as AWS reads it back: `tcp`, `udp` and `icmp` by
+/// name (also when given as 6, 17 or 1), `-1` for every protocol (also `all`), `58` for ICMPv6
+/// (also `icmpv6`), and any other IP protocol as its decimal number (`50` for ESP). Anything
+/// else is kept as given, for validation to report.
+pub(crate) fn canonical_protocol(protocol: &str) -> String {
+    let lower = protocol.trim().to_ascii_lowercase();
+    match lower.as_str() {
+        "tcp" | "udp" | "icmp" => lower,
+        "all" | "-1" => "-1".to_string(),
+        "icmpv6" => "58".to_string(),
+        other => match other.parse::<i64>() {
+            Ok(6) => "tcp".to_string(),
+            Ok(17) => "udp".to_string(),
+            Ok(1) => "icmp".to_string(),
+            Ok(n) if (0..=255).contains(&n) => n.to_string(),
+            _ => protocol.to_string(),
+        },
+    }
+}
+
+/// Whether rules of this (canonical) protocol have no ports: every IP protocol but TCP, UDP,
+/// ICMP and ICMPv6 (whose "ports" are the ICMP type and code), and `-1`. AWS allows such a
+/// protocol on every port whatever ports are given; the rule's ports are kept as 0-0.
+pub(crate) fn portless(protocol: &str) -> bool {
+    !matches!(protocol, "tcp" | "udp" | "icmp" | "58")
+}
+
 impl Rule {
     fn new(protocol: &str, from: i64, to: i64) -> Self {
-        // The forms AWS reads back: protocol names instead of numbers, and ports 0-0 for "all
-        // protocols" (AWS omits them).
-        let protocol = match protocol.to_ascii_lowercase().as_str() {
-            "6" => "tcp".to_string(),
-            "17" => "udp".to_string(),
-            "1" => "icmp".to_string(),
-            "all" | "-1" => "-1".to_string(),
-            other => other.to_string(),
+        // The forms AWS reads back: protocol names instead of numbers (for tcp, udp, icmp),
+        // other protocols by number, and ports 0-0 for protocols without ports (AWS omits them).
+        let protocol = canonical_protocol(protocol);
+        let valid_number = protocol == "-1" || protocol.parse::<u8>().is_ok();
+        let (from, to) = if portless(&protocol) && valid_number {
+            (0, 0)
+        } else {
+            (from, to)
         };
-        let (from, to) = if protocol == "-1" { (0, 0) } else { (from, to) };
-        let protocol = protocol.as_str();
         let mut fields = BTreeMap::new();
         fields.insert("protocol".to_string(), Value::from(protocol));
         fields.insert("from_port".to_string(), Value::Int(from));
@@ -112,7 +137,27 @@ impl Rule {
     pub fn all() -> Self {
         Rule::new("-1", 0, 0)
     }
-    /// A rule from raw parts (`protocol` is `tcp`, `udp`, `icmp` or `-1`); validated like the rest.
+    /// Every packet of one IP protocol, by its number (IANA's "Assigned Internet Protocol
+    /// Numbers"): `Rule::protocol(50)` is ESP (IPsec, which Swarm's encrypted overlay networks
+    /// use), `47` GRE, `4` IP-in-IP. Protocols without ports apply to all traffic of that
+    /// protocol. The numbers of TCP (6), UDP (17) and ICMP (1) give those protocols on every port
+    /// (every ICMP type and code); `58` is ICMPv6, every type and code.
+    pub fn protocol(number: u8) -> Self {
+        match number {
+            6 => Rule::new("tcp", 0, 65535),
+            17 => Rule::new("udp", 0, 65535),
+            1 | 58 => Rule::new(&number.to_string(), -1, -1),
+            n => Rule::new(&n.to_string(), 0, 0),
+        }
+    }
+    /// ESP (IP protocol 50): IPsec's encrypted payloads, which Swarm's encrypted overlay
+    /// networks (`SwarmNetwork::encrypted`) send between nodes.
+    pub fn esp() -> Self {
+        Rule::protocol(50)
+    }
+    /// A rule from raw parts: `protocol` is `tcp`, `udp`, `icmp`, `icmpv6`, `-1` (or `all`), or
+    /// an IP protocol number `0`-`255`; validated like the rest (the ports of a protocol without
+    /// ports are ignored).
     pub fn raw(protocol: &str, from: i64, to: i64) -> Self {
         Rule::new(protocol, from, to)
     }
@@ -172,15 +217,19 @@ fn validate_security_group(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> 
                 "tcp" | "udp" => {
                     c.port_range(&at, from, to);
                 }
-                "icmp" => {
+                "icmp" | "58" => {
                     if !(-1..=255).contains(&from) || !(-1..=255).contains(&to) {
                         c.problem(&at, "ICMP type and code must be -1 (any) or 0-255");
                     }
                 }
                 "-1" => {}
+                number if number.parse::<u8>().is_ok() => {}
                 other => c.problem(
                     &at,
-                    format!("protocol `{other}` is not one of tcp, udp, icmp, -1"),
+                    format!(
+                        "protocol `{other}` is not one of tcp, udp, icmp, icmpv6, -1 (all), or an \
+                         IP protocol number 0-255"
+                    ),
                 ),
             }
             let sources = ["cidr", "group_id", "self"]

@@ -8,8 +8,10 @@
 //! [`registry`]; a unit test checks that the two lists agree.
 //!
 //! Kinds whose objects come out of one listing (IAM's `GetAccountAuthorizationDetails`, the
-//! auto scaling groups a scaling policy's ownership depends on) share it through [`Listings`],
-//! made once per read, so a read still costs one call per object type.
+//! auto scaling groups a scaling policy's or lifecycle hook's ownership depends on) share it
+//! through [`Listings`], made once per read, so a read still costs one call per object type —
+//! except where AWS has no batched listing: lifecycle hooks (one call per group of the stack)
+//! and the tags of SSM parameters (one call per parameter of the stack).
 
 mod ami;
 mod autoscaling_group;
@@ -21,10 +23,12 @@ mod iam_user;
 mod instance_profile;
 mod internet_gateway;
 mod launch_template;
+mod lifecycle_hook;
 mod nat_gateway;
 mod route_table;
 mod scaling_policy;
 mod security_group;
+mod ssm_parameter;
 mod subnet;
 mod vpc;
 
@@ -117,7 +121,8 @@ impl Listings {
             .map(Vec::as_slice)
     }
 
-    /// The auto scaling groups tagged with the stack (scaling policies belong to them).
+    /// The auto scaling groups tagged with the stack (scaling policies and lifecycle hooks
+    /// belong to them).
     pub(crate) async fn asg_groups(
         &self,
         cx: &Cx<'_>,
@@ -144,12 +149,14 @@ pub(crate) fn registry() -> Registry<dyn AwsKind> {
             Box::new(launch_template::LaunchTemplate),
             Box::new(autoscaling_group::Asg),
             Box::new(scaling_policy::AsgPolicy),
+            Box::new(lifecycle_hook::Hook),
             Box::new(ami::Ami),
             Box::new(iam_policy::IamPolicy),
             Box::new(iam_role::IamRole),
             Box::new(instance_profile::InstanceProfile),
             Box::new(iam_group::IamGroup),
             Box::new(iam_user::IamUser),
+            Box::new(ssm_parameter::SsmParameter),
         ],
     )
 }

@@ -16,7 +16,7 @@ use infra_core::registry::KindHandler;
 use infra_core::Value;
 
 use super::{AwsKind, Listings};
-use crate::kinds::network::SECURITY_GROUP;
+use crate::kinds::network::{canonical_protocol, portless, SECURITY_GROUP};
 use crate::provider::common::{observed_from, req_str, updated_from, Cx, Props};
 use crate::provider::ec2_common::{owned, owned_filters, sync_tags, tag_spec};
 use crate::provider::errors::{AwsResult, ProviderResult};
@@ -52,8 +52,12 @@ type Rule = BTreeMap<String, Value>;
 fn rules_of(perms: &[IpPermission], own_id: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for p in perms {
-        let protocol = p.ip_protocol().unwrap_or("-1");
-        let (from, to) = if protocol == "-1" {
+        // The builder's canonical form: names for tcp/udp/icmp, numbers for the rest, and 0-0
+        // for protocols without ports (AWS omits their ports; some endpoints return -1 or what
+        // was sent).
+        let protocol = canonical_protocol(p.ip_protocol().unwrap_or("-1"));
+        let protocol = protocol.as_str();
+        let (from, to) = if portless(protocol) {
             (0, 0)
         } else {
             (p.from_port().unwrap_or(0), p.to_port().unwrap_or(0))
@@ -104,7 +108,13 @@ fn rules_of(perms: &[IpPermission], own_id: &str) -> Vec<Value> {
 fn permission(rule: &Rule, own_id: &str) -> IpPermission {
     let protocol = rule.get("protocol").and_then(Value::as_str).unwrap_or("-1");
     let mut p = IpPermission::builder().ip_protocol(protocol);
-    if protocol != "-1" {
+    if protocol == "-1" {
+        // Every protocol: no ports.
+    } else if portless(protocol) {
+        // A protocol without ports (ESP, GRE, …): AWS allows every port whatever is sent, and
+        // some endpoints (moto) refuse a rule without ports, so send "all" (-1).
+        p = p.from_port(-1).to_port(-1);
+    } else {
         p = p
             .from_port(rule.get("from_port").and_then(Value::as_i64).unwrap_or(0) as i32)
             .to_port(rule.get("to_port").and_then(Value::as_i64).unwrap_or(0) as i32);
@@ -504,6 +514,51 @@ mod tests {
             let back = rules_of(&[permission(r.as_map().unwrap(), "sg-self")], "sg-self");
             assert_eq!(&back[0], r);
         }
+    }
+
+    #[test]
+    fn any_ip_protocol_reads_back_as_the_builder_declares_it() {
+        // ESP as AWS returns it (no ports) and as moto returns it (the -1 ports sent).
+        for (from, to) in [(None, None), (Some(-1), Some(-1)), (Some(0), Some(0))] {
+            let p = IpPermission::builder()
+                .ip_protocol("50")
+                .set_from_port(from)
+                .set_to_port(to)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-self").build())
+                .build();
+            let rules = rules_of(&[p], "sg-self");
+            let declared = crate::kinds::Rule::esp().from_self();
+            let declared = declared_value(declared);
+            assert_eq!(rules, vec![declared], "ports {from:?}-{to:?}");
+        }
+        // Numbers of named protocols read back by name.
+        let p = IpPermission::builder()
+            .ip_protocol("6")
+            .from_port(80)
+            .to_port(80)
+            .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
+            .build();
+        assert_eq!(
+            rules_of(&[p], "sg-self"),
+            vec![declared_value(
+                crate::kinds::Rule::tcp(80).cidr("10.0.0.0/8")
+            )]
+        );
+        // What is sent for ESP: ports -1 (all), which AWS ignores and moto requires.
+        let esp = declared_value(crate::kinds::Rule::esp().cidr("10.0.0.0/8"));
+        let sent = permission(esp.as_map().unwrap(), "sg-self");
+        assert_eq!(sent.ip_protocol(), Some("50"));
+        assert_eq!((sent.from_port(), sent.to_port()), (Some(-1), Some(-1)));
+        let all = declared_value(crate::kinds::Rule::all().cidr("10.0.0.0/8"));
+        let sent = permission(all.as_map().unwrap(), "sg-self");
+        assert_eq!((sent.from_port(), sent.to_port()), (None, None));
+    }
+
+    /// A rule as the builder stores it in the group.
+    fn declared_value(rule: crate::kinds::Rule) -> Value {
+        use infra_core::Resource;
+        let sg = crate::kinds::SecurityGroup::new("g").ingress(rule);
+        sg.spec().get("ingress").unwrap().as_list().unwrap()[0].clone()
     }
 
     #[test]

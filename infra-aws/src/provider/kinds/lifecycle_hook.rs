@@ -1,0 +1,212 @@
+//! `aws_autoscaling_lifecycle_hook`: a lifecycle hook of an auto scaling group, put whole on
+//! create and update (PutLifecycleHook does both).
+//!
+//! Lifecycle hooks can't be tagged: a hook is the stack's when its group is and its name is
+//! `<stack>-<name>`. AWS lists hooks only per group (`DescribeLifecycleHooks` requires the
+//! group's name), so a read makes one call per group of the stack, on the groups listing the
+//! group kind makes (shared through [`Listings`]). Endpoints that keep a group's hooks after the
+//! group is deleted (moto does) don't matter: only live groups of the stack are asked.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use aws_sdk_autoscaling::types::LifecycleHook;
+use infra_core::dsl::{Address, KindSchema};
+use infra_core::provider::{ErrorClass, Observed, OpContext, ProviderError, Resolved};
+use infra_core::registry::KindHandler;
+use infra_core::Value;
+
+use super::autoscaling_group::{describe_groups, owned_groups};
+use super::{AwsKind, Listings};
+use crate::kinds::compute::LIFECYCLE_HOOK;
+use crate::provider::common::{observed_from, opt_str, req_i64, req_str, Cx, Props};
+use crate::provider::errors::AwsResult;
+
+/// The `aws_autoscaling_lifecycle_hook` handler.
+pub(super) struct Hook;
+
+impl KindHandler for Hook {
+    fn schema(&self) -> &'static KindSchema {
+        &LIFECYCLE_HOOK
+    }
+}
+
+/// At most this many groups are asked for their hooks at once.
+const CONCURRENT_GROUPS: usize = 8;
+
+fn observe_hook(cx: &Cx<'_>, h: &LifecycleHook) -> Option<Observed> {
+    let group = h.auto_scaling_group_name()?;
+    let name = h.lifecycle_hook_name()?;
+    let logical = name.strip_prefix(&format!("{}-", cx.stack))?;
+    let address = Address::new(LIFECYCLE_HOOK.kind, logical);
+    let mut props = Props::default();
+    props
+        .set("autoscaling_group_name", group)
+        .set("lifecycle_transition", h.lifecycle_transition())
+        .set("heartbeat_timeout", h.heartbeat_timeout())
+        .set("default_result", h.default_result())
+        .set(
+            "notification_metadata",
+            h.notification_metadata().filter(|m| !m.is_empty()),
+        );
+    // Notification targets and their role are not declarable (the instance completes the
+    // action itself), so they are not read either.
+    Some(Observed {
+        address,
+        id: name.to_string(),
+        props: props.0,
+        protect: false,
+    })
+}
+
+/// The hooks of one group (all of them, or the one named `name`); none when the group is gone.
+async fn describe_hooks(
+    cx: &Cx<'_>,
+    group: &str,
+    name: Option<&str>,
+) -> Result<Vec<LifecycleHook>, ProviderError> {
+    let out =
+        cx.c.asg_read
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(group)
+            .set_lifecycle_hook_names(name.map(|n| vec![n.to_string()]))
+            .send()
+            .await
+            .aws("DescribeLifecycleHooks");
+    match out {
+        Ok(o) => Ok(o.lifecycle_hooks().to_vec()),
+        // The group went away between the listing and this call.
+        Err(e) if e.class == ErrorClass::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The stack's hooks on the stack's groups `groups` (optionally only the one named `name`).
+async fn hooks_of(
+    cx: &Cx<'_>,
+    groups: BTreeSet<String>,
+    name: Option<&str>,
+) -> Result<Vec<Observed>, ProviderError> {
+    use futures::stream::{StreamExt, TryStreamExt};
+    let per_group: Vec<Vec<LifecycleHook>> = futures::stream::iter(groups)
+        .map(|g| async move { describe_hooks(cx, &g, name).await })
+        .buffered(CONCURRENT_GROUPS)
+        .try_collect()
+        .await?;
+    Ok(per_group
+        .iter()
+        .flatten()
+        .filter_map(|h| observe_hook(cx, h))
+        .collect())
+}
+
+/// Creates or replaces the hook.
+async fn put(cx: &Cx<'_>, d: &Resolved) -> Result<Observed, ProviderError> {
+    let group = req_str(d, "autoscaling_group_name")?;
+    let name = cx.physical_name(&d.address);
+    let timeout = i32::try_from(req_i64(d, "heartbeat_timeout")?).map_err(|_| {
+        ProviderError::fatal(
+            "InvalidHeartbeat",
+            format!("{}: heartbeat_timeout is out of range", d.address),
+        )
+    })?;
+    cx.c.asg
+        .put_lifecycle_hook()
+        .auto_scaling_group_name(&group)
+        .lifecycle_hook_name(&name)
+        .lifecycle_transition(req_str(d, "lifecycle_transition")?)
+        .heartbeat_timeout(timeout)
+        .default_result(req_str(d, "default_result")?)
+        .set_notification_metadata(opt_str(d, "notification_metadata"))
+        .send()
+        .await
+        .aws("PutLifecycleHook")?;
+    Ok(observed_from(d, name, &[]))
+}
+
+async fn delete_hook(cx: &Cx<'_>, group: &str, name: &str) -> Result<(), ProviderError> {
+    match cx
+        .c
+        .asg
+        .delete_lifecycle_hook()
+        .auto_scaling_group_name(group)
+        .lifecycle_hook_name(name)
+        .send()
+        .await
+        .aws("DeleteLifecycleHook")
+    {
+        Ok(_) => Ok(()),
+        // Gone already: the group is gone (its hooks with it), or the hook is.
+        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+        Err(e)
+            if e.code == "ValidationError"
+                && e.message.to_ascii_lowercase().contains("no lifecycle hook") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[async_trait]
+impl AwsKind for Hook {
+    /// The hooks of the stack's groups (one call per group), kept when named `<stack>-…`.
+    async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
+        let groups = listings.asg_groups(cx).await?;
+        let names = owned_groups(cx, groups).into_iter().map(|o| o.id).collect();
+        hooks_of(cx, names, None).await
+    }
+
+    async fn find(&self, cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
+        let name = cx.physical_name(a);
+        let groups = describe_groups(cx, None).await?;
+        let names = owned_groups(cx, &groups)
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        Ok(hooks_of(cx, names, Some(&name)).await?.pop())
+    }
+
+    async fn create(
+        &self,
+        cx: &Cx<'_>,
+        _: &OpContext,
+        d: &Resolved,
+    ) -> Result<Observed, ProviderError> {
+        put(cx, d).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _: &OpContext,
+        current: &Observed,
+        d: &Resolved,
+        _: &[String],
+    ) -> Result<Observed, ProviderError> {
+        // PutLifecycleHook keeps what a call leaves out, and notification metadata can't be
+        // set empty: removing it takes a delete and a new put (a moment without the hook).
+        let had_metadata = current
+            .props
+            .get("notification_metadata")
+            .is_some_and(|v| !v.is_empty_like());
+        if had_metadata && opt_str(d, "notification_metadata").is_none() {
+            let group = current
+                .props
+                .get("autoscaling_group_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            delete_hook(cx, group, &current.id).await?;
+        }
+        put(cx, d).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
+        let group = current
+            .props
+            .get("autoscaling_group_name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        delete_hook(cx, group, &current.id).await
+    }
+}
