@@ -43,6 +43,9 @@ pub struct Context {
     pub env: String,
     /// `--target`.
     pub target: Target,
+    /// `--stack`: the name the stack runs under when given (the built stack is renamed to it).
+    /// Use it for names derived from the stack's name, such as IAM resource ARNs.
+    pub stack_name: Option<String>,
 }
 
 /// Runs the deploy program with `std::env::args()`: `fn main() -> ExitCode { infra::cli::run(stack) }`.
@@ -85,6 +88,7 @@ fn run_inner(
     let ctx = Context {
         env: args.env.clone(),
         target: args.target,
+        stack_name: args.stack_name.clone(),
     };
     let mut stack = build(&ctx);
     if let Some(name) = &args.stack_name {

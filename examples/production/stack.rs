@@ -20,7 +20,7 @@ enum SecretSource {
 
 /// Everything that differs between environments.
 struct Config {
-    stack: &'static str,
+    stack: String,
     vpc_cidr: &'static str,
     azs: [&'static str; 3],
     admin_cidr: &'static str,
@@ -68,7 +68,7 @@ fn config(env: &str) -> Config {
         "production" | "staging" => {
             let prod = env == "production";
             Config {
-                stack: if prod { "prod" } else { "staging" },
+                stack: if prod { "prod" } else { "staging" }.into(),
                 vpc_cidr: if prod { "10.0.0.0/16" } else { "10.1.0.0/16" },
                 azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
                 admin_cidr: "203.0.113.0/24",
@@ -92,21 +92,25 @@ fn config(env: &str) -> Config {
                 drain_timeout: Duration::from_secs(300),
             }
         }
+        // `lab`: the local sizes on the cluster lab (moto's instances as Docker nodes on this
+        // machine, `.ci/lab`): the node agents form the swarm and label the nodes, three app
+        // replicas spread over three AZs, two workers to scale.
         _ => {
+            let lab = env == "lab";
             let image = local_image();
             Config {
-                stack: "local",
+                stack: if lab { "lab" } else { "local" }.into(),
                 vpc_cidr: "10.9.0.0/16",
                 azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
                 admin_cidr: "198.51.100.7/32",
                 ami_pattern: "infra-swarm-node-*",
                 instance_type: "t3.micro",
                 managers: 3,
-                workers: (1, 3, 1),
+                workers: if lab { (2, 4, 2) } else { (1, 3, 1) },
                 worker_cpu_target: 60.0,
                 humans: &["alice"],
                 app_image: image.clone(),
-                app_replicas: 2,
+                app_replicas: if lab { 3 } else { 2 },
                 es_image: image.clone(),
                 kibana_image: image.clone(),
                 shipper_image: image,
@@ -114,7 +118,7 @@ fn config(env: &str) -> Config {
                 es_password: SecretSource::Local("local-only-es-password"),
                 encrypted_networks: false,
                 monitor: Duration::from_secs(1),
-                label_local_node: true,
+                label_local_node: !lab,
                 es_endpoint: EndpointMode::Dnsrr,
                 drain_timeout: Duration::from_secs(60),
             }
@@ -225,7 +229,7 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
     let group_arn = |name: &str| {
         format!(
             "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{}",
-            physical_name(c.stack, name)
+            physical_name(&c.stack, name)
         )
     };
     let node_policy = s.add(
@@ -448,8 +452,12 @@ fn swarm(s: &mut Stack, c: &Config) {
 
 /// The whole stack for `ctx.env`.
 pub(crate) fn stack(ctx: &Context) -> Stack {
-    let c = config(&ctx.env);
-    let mut s = Stack::new(c.stack);
+    let mut c = config(&ctx.env);
+    if let Some(name) = &ctx.stack_name {
+        // names derived from the stack's (the node policy's ARNs) follow `--stack`
+        c.stack = name.clone();
+    }
+    let mut s = Stack::new(&c.stack);
     aws(&mut s, &c, &ctx.env);
     swarm(&mut s, &c);
     s

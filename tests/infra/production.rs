@@ -15,6 +15,7 @@ fn production_stack(env: &str) -> Stack {
     example::stack(&Context {
         env: env.into(),
         target: Target::Sandbox,
+        stack_name: None,
     })
 }
 

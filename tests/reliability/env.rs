@@ -139,6 +139,7 @@ pub(crate) fn production(name: &str) -> Stack {
     let mut s = crate::example::stack(&Context {
         env: "local".into(),
         target: Target::Live,
+        stack_name: Some(name.to_string()),
     });
     s.rename(name.to_string());
     s

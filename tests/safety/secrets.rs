@@ -518,6 +518,7 @@ fn production_secrets() -> Vec<String> {
         let stack = example::stack(&Context {
             env: env.into(),
             target: Target::Sandbox,
+            stack_name: None,
         });
         for r in stack.resources() {
             for (field, v) in &r.props {
