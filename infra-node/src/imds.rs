@@ -132,7 +132,7 @@ impl Imds {
                     FailureKind::Imds,
                     "identity",
                     format!(
-                        "the instance metadata service at {} did not answer within {} s (last error: {detail}); is this an EC2 instance with IMDSv2, and is INFRA_NODE_IMDS_ENDPOINT right?",
+                        "the instance metadata service at {} gave no identity within {} s (last error: {detail}); is this an EC2 instance with IMDSv2, and is INFRA_NODE_IMDS_ENDPOINT right?",
                         self.endpoint,
                         budget.as_secs().max(started.elapsed().as_secs())
                     ),
