@@ -91,8 +91,14 @@ pub async fn clear_stale_claim(
     holder: &str,
     me: &str,
 ) -> Result<bool, ProviderError> {
-    if !aws.create(&params.init_reset(holder), me).await? {
-        return Ok(false);
+    let marker = params.init_reset(holder);
+    if !aws.create(&marker, me).await? {
+        // Someone made the marker: another agent, or this one (a retried create whose first
+        // answer was lost; the marker holds the creator's instance ID).
+        match aws.get(&marker).await? {
+            Some(v) if v.expose() == me => {}
+            _ => return Ok(false),
+        }
     }
     match aws.get(&params.init()).await? {
         Some(v) if v.expose() == holder => {
@@ -394,6 +400,10 @@ impl Agent {
         let name = self.params.token(role);
         match self.aws.get(&name).await {
             Ok(t) => Ok(t.filter(|t| !t.expose().is_empty())),
+            Err(e) if e.is_retryable() => {
+                warn!(step = "token", parameter = %name, error = %e, "cannot read the join token yet");
+                Ok(None)
+            }
             Err(e) if is_access_denied(&e) => Err(Failure::new(
                 FailureKind::TokenUnreadable,
                 "token",
@@ -514,6 +524,7 @@ impl Agent {
     async fn join(&self, token: &Secret) -> Result<(), Failure> {
         let mut last = String::from("no manager instance in service");
         let mut tried: Vec<String> = Vec::new();
+        let mut said_waiting = false;
         loop {
             let peers = match self.manager_addresses().await {
                 Ok(p) => p,
@@ -523,18 +534,19 @@ impl Agent {
                     Vec::new()
                 }
             };
-            if peers.is_empty() {
+            if peers.is_empty() && !said_waiting {
                 info!(step = "join", "no manager in service yet: waiting");
+                said_waiting = true;
             }
             for peer in peers {
+                if remaining(self.deadline).is_zero() {
+                    break;
+                }
                 if !tried.contains(&peer) {
                     tried.push(peer.clone());
                 }
                 info!(step = "join", manager = %peer, role = %self.role, "joining the swarm");
-                let failure = match self.engine.join(&peer, token, &self.id.ip).await {
-                    Ok(()) => None,
-                    Err(message) => Some(message),
-                };
+                let failure = self.engine.join(&peer, token, &self.id.ip).await.err();
                 let joined = match failure.as_deref().map(classify_join_error) {
                     None => true,
                     Some(JoinFailure::BadToken) => {
@@ -650,7 +662,7 @@ impl Agent {
             .await
             .map_err(|e| Failure::call("record", e))?;
         info!(step = "record", parameter = %self.params.node(&self.id.instance_id), node_id = %node_id, "wrote this node's record");
-        if self.role == Role::Manager && state.control {
+        if self.role == Role::Manager {
             match self.engine.set_labels(&node_id, &record.labels()).await {
                 Ok(_) => {
                     info!(step = "labels", node_id = %node_id, az = %record.az, instance = %record.instance, role = %record.role, "labelled this node")
@@ -806,9 +818,15 @@ impl Agent {
             warn!(step = "drain", error = %e, "cannot mark this node's record draining");
         }
         if self.role == Role::Manager {
-            if let Err(e) = self.engine.drain(node_id).await {
-                warn!(step = "drain", error = %e, "cannot drain this node");
+            match self.engine.drain(node_id).await {
+                Ok(_) => info!(step = "drain", "drained this node (availability drain)"),
+                Err(e) => warn!(step = "drain", error = %e, "cannot drain this node"),
             }
+        } else {
+            info!(
+                step = "drain",
+                "marked this node's record draining: the leader drains it"
+            );
         }
         let drained = poll(
             "this node's tasks to move away",
@@ -831,8 +849,15 @@ impl Agent {
         // Demote (unless last), then leave.
         let mut force = false;
         if self.role == Role::Manager {
-            let nodes = self.engine.nodes().await.unwrap_or_default();
-            if is_last_manager(node_id, &nodes) {
+            let last = match self.engine.nodes().await {
+                Ok(nodes) => is_last_manager(node_id, &nodes),
+                Err(e) => {
+                    // Try the demotion anyway: the engine refuses to demote the last manager.
+                    warn!(step = "demote", error = %e, "cannot list the nodes");
+                    false
+                }
+            };
+            if last {
                 info!(
                     step = "demote",
                     "the last manager: not demoting; leaving with force"

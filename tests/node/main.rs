@@ -356,6 +356,41 @@ async fn a_stale_claim_is_cleared_by_one_agent_and_the_rerun_race_has_one_winner
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_whose_first_answer_was_lost_still_clears_the_stale_claim() {
+    let Some(cloud) = Cloud::connect().await else {
+        return;
+    };
+    let aws = library_aws().await;
+    let stack = stack("lostreset");
+    let params = Params::new(&stack);
+    let (dead, me) = ("i-0000000000000dead", "i-00000000000000me1");
+    infra_node::agent::claim_init(&aws, &params, dead)
+        .await
+        .unwrap();
+    // The marker was created by this agent, but the answer never arrived: the retry finds it.
+    cloud.put(&params.init_reset(dead), me, false).await;
+    assert!(
+        !infra_node::agent::clear_stale_claim(&aws, &params, dead, "i-someone-else")
+            .await
+            .unwrap(),
+        "another agent may not clear it"
+    );
+    assert!(
+        infra_node::agent::clear_stale_claim(&aws, &params, dead, me)
+            .await
+            .unwrap()
+    );
+    assert_eq!(cloud.param(&params.init()).await, None);
+    assert_eq!(
+        infra_node::agent::claim_init(&aws, &params, me)
+            .await
+            .unwrap(),
+        InitRace::Won
+    );
+    cloud.clean(&stack).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input: the binary
 
@@ -923,4 +958,71 @@ async fn an_engine_already_in_a_swarm_skips_init_and_join() {
         "{:?}",
         engine.calls("")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Docker wrapper against the host engine (a single-node swarm other tests share: read-only,
+// except one label of a unique key, removed again)
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_wrapper_reads_the_host_swarm_and_restores_the_label_it_sets() {
+    if let Some(why) = infra_test_support::swarm_missing() {
+        infra_test_support::skip_or_fail(&infra_test_support::current_test(), &why);
+        return;
+    }
+    let host = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+    // The handshake lowers bollard's API version to what the engine speaks (Docker 20.10 here).
+    let engine = infra_node::docker::Engine::connect(
+        &host,
+        Duration::from_secs(10),
+        infra_node::agent::call_policy(),
+    )
+    .await
+    .expect("connect");
+    let state = engine.state().await.expect("docker info");
+    assert!(state.active() && state.control, "{state:?}");
+    let id = state.node_id.clone().expect("node id");
+    let me = engine
+        .nodes()
+        .await
+        .expect("docker node ls")
+        .into_iter()
+        .find(|n| n.id == id)
+        .expect("this node in the list");
+    assert_eq!(me.role, infra_node::plan::Role::Manager);
+    assert_eq!(me.status, infra_node::plan::NodeStatus::Ready);
+    assert!(me.leader && me.reachable, "{me:?}");
+    engine.running_tasks().await.expect("docker ps");
+    let (worker, manager) = engine.join_tokens().await.expect("swarm inspect");
+    assert!(worker.expose().starts_with("SWMTKN-1-") && manager.expose().starts_with("SWMTKN-1-"));
+    assert_eq!(format!("{worker:?}"), "<redacted>");
+
+    let key = infra_test_support::unique("infra-node-test");
+    let labels = std::collections::BTreeMap::from([(key.clone(), "x".to_string())]);
+    assert!(engine.set_labels(&id, &labels).await.expect("label"));
+    assert!(
+        !engine.set_labels(&id, &labels).await.expect("label"),
+        "no update when nothing changes"
+    );
+    let seen = |nodes: Vec<infra_node::plan::SwarmNode>| {
+        nodes
+            .into_iter()
+            .find(|n| n.id == id)
+            .map(|n| n.labels.get(&key).cloned())
+    };
+    assert_eq!(
+        seen(engine.nodes().await.unwrap()),
+        Some(Some("x".to_string()))
+    );
+    let removed = engine
+        .update_node(&id, |spec| {
+            spec.labels.as_mut().and_then(|l| l.remove(&key)).is_some()
+        })
+        .await
+        .expect("restore");
+    assert!(removed);
+    assert_eq!(seen(engine.nodes().await.unwrap()), Some(None));
 }
