@@ -76,7 +76,10 @@ impl Cloud {
             .ec2
             .create_subnet()
             .vpc_id(&vpc)
-            .cidr_block("10.77.10.0/24")
+            .cidr_block(format!(
+                "10.77.{}.0/24",
+                10 + self.made.lock().unwrap().len()
+            ))
             .availability_zone("us-east-1b")
             .send()
             .await

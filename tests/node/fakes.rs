@@ -189,6 +189,8 @@ pub(crate) enum JoinMode {
     Ok,
     /// The managers refuse the token (what dockerd says for a wrong token).
     BadToken,
+    /// The first join fails as an unreachable manager does; later ones go through.
+    UnreachableFirst,
 }
 
 /// The fake engine's state.
@@ -299,7 +301,10 @@ impl EngineState {
                     return error(503, "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.");
                 }
                 match self.join {
-                    JoinMode::Ok => {
+                    JoinMode::UnreachableFirst if self.bodies.iter().filter(|(n, _)| n == "join").count() == 1 => {
+                        error(500, "rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp 10.77.10.9:2377: connect: connection refused\"")
+                    }
+                    JoinMode::Ok | JoinMode::UnreachableFirst => {
                         // The fake tokens say their role (SWMTKN-1-<node>-manager-secret).
                         self.manager = body["JoinToken"]
                             .as_str()

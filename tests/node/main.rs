@@ -877,6 +877,45 @@ async fn a_manager_initialises_serves_as_leader_and_leaves_on_termination() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_manager_clears_a_stale_init_claim_and_initialises_the_swarm() {
+    let Some(cloud) = Cloud::connect().await else {
+        return;
+    };
+    let stack = stack("staleclaim");
+    let (_, managers) = cloud.group(&stack, "swarm-manager", 1, false).await;
+    let params = Params::new(&stack);
+    // An initialiser that died before writing the tokens (EC2 does not know it any more).
+    let dead = "i-0000000000000dead";
+    cloud.put(&params.init(), dead, false).await;
+    let me = &managers[0];
+    let imds = Imds::start(&me.id, &me.az, &me.ip).await;
+    let engine = Engine::start("m0", JoinMode::Ok).await;
+    // Join timeout 20 s: the grace period is 5 s.
+    let running = start(agent(&imds.url, &engine.host, &[]));
+    until_async("this manager's record", Duration::from_secs(60), || async {
+        cloud.param(&params.node(&me.id)).await.is_some()
+    })
+    .await;
+    running.terminate();
+    let run = running.wait(Duration::from_secs(20)).await;
+    let init = cloud.param(&params.init()).await.map(|p| p.0);
+    let marker = cloud.param(&params.init_reset(dead)).await.map(|p| p.0);
+    cloud.clean(&stack).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    assert_eq!(init.as_deref(), Some(me.id.as_str()), "{}", run.show());
+    assert_eq!(marker.as_deref(), Some(me.id.as_str()));
+    assert_eq!(engine.calls("POST /swarm/init").len(), 1);
+    assert!(engine.bodies("join").is_empty());
+    let stale = run
+        .lines
+        .iter()
+        .find(|l| l["msg"].as_str().unwrap().contains("stale"))
+        .unwrap_or_else(|| panic!("no stale-claim line\n{}", run.show()));
+    assert_eq!(stale["holder"], dead);
+    assert_eq!(stale["cleared"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_worker_joins_with_the_worker_token_and_leaves_on_termination() {
     let Some(cloud) = Cloud::connect().await else {
         return;
@@ -889,7 +928,8 @@ async fn a_worker_joins_with_the_worker_token_and_leaves_on_termination() {
     cloud.put(&params.worker_token(), token, true).await;
     let me = &workers[0];
     let imds = Imds::start(&me.id, &me.az, &me.ip).await;
-    let engine = Engine::start("w0", JoinMode::Ok).await;
+    // The first manager tried does not answer: the agent goes on to the next one.
+    let engine = Engine::start("w0", JoinMode::UnreachableFirst).await;
     let running = start(agent(&imds.url, &engine.host, &[]));
     until_async("the worker's record", Duration::from_secs(60), || async {
         cloud.param(&params.node(&me.id)).await.is_some()
@@ -906,10 +946,23 @@ async fn a_worker_joins_with_the_worker_token_and_leaves_on_termination() {
     assert_eq!(run.code, Some(0), "{}", run.show());
     assert!(!run.stdout.contains("-secret"), "{}", run.show());
     let joins = engine.bodies("join");
-    assert_eq!(joins.len(), 1);
-    assert_eq!(joins[0]["JoinToken"], token);
+    assert_eq!(joins.len(), 2, "{}", run.show());
+    let tried: BTreeSet<String> = joins
+        .iter()
+        .map(|j| {
+            assert_eq!(j["JoinToken"], token);
+            j["RemoteAddrs"][0].as_str().unwrap().to_string()
+        })
+        .collect();
     let peers: BTreeSet<String> = managers.iter().map(|m| format!("{}:2377", m.ip)).collect();
-    assert!(peers.contains(joins[0]["RemoteAddrs"][0].as_str().unwrap()));
+    assert_eq!(tried, peers, "both managers, one after the other");
+    assert!(
+        run.lines
+            .iter()
+            .any(|l| l["level"] == "warn" && l["step"] == "join"),
+        "the failed attempt is logged\n{}",
+        run.show()
+    );
     let s = engine.state.lock().unwrap();
     assert_eq!(s.state, "inactive");
     assert!(
