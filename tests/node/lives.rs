@@ -81,9 +81,11 @@ async fn three_managers_started_together_initialise_the_swarm_once() {
             assert_eq!(joins.len(), 1, "{}", run.show());
             assert_eq!(joins[0]["JoinToken"], manager_token.as_str());
             let remote = joins[0]["RemoteAddrs"][0].as_str().unwrap().to_string();
-            assert!(
-                remote.ends_with(":2377") && remote != format!("{}:2377", m.ip),
-                "a peer manager, never itself: {remote}"
+            assert_ne!(remote, format!("{}:2377", m.ip), "never itself");
+            assert_eq!(
+                remote,
+                format!("{}:2377", wm.ip),
+                "the initialiser is tried first"
             );
             // Managers label themselves at once.
             let labels = e.state.lock().unwrap().labels.clone();

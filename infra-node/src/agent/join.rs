@@ -1,5 +1,6 @@
 //! Steps 4 and 5: the init race (init, or wait for the tokens), and the join.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use infra_core::provider::ProviderError;
@@ -12,12 +13,13 @@ use crate::aws::is_access_denied;
 use crate::docker::SWARM_PORT;
 use crate::error::{Failure, FailureKind, Secret};
 use crate::plan::{
-    classify_join_error, judge_claim, InitRace, InstanceState, JoinFailure, Role, WaitVerdict,
+    classify_join_error, judge_claim, order_peers, InitRace, InstanceState, JoinFailure, Role,
+    WaitVerdict,
 };
 
 impl Agent {
     /// Step 4: the init race, then init or wait and join.
-    pub(super) async fn manager_start(&mut self) -> Result<(), Failure> {
+    pub(super) async fn manager_start(&self) -> Result<(), Failure> {
         let me = self.id.instance_id.clone();
         let mut races = 0;
         loop {
@@ -113,8 +115,7 @@ impl Agent {
         }
     }
 
-    /// A worker (or a manager that lost the race and found no stale claim): waits for the
-    /// token until the join deadline.
+    /// A worker: waits for its token until the join deadline.
     pub(super) async fn wait_token(&self, role: Role) -> Result<Secret, Failure> {
         let name = self.params.token(role);
         info!(step = "token", parameter = %name, "waiting for the join token");
@@ -191,7 +192,8 @@ impl Agent {
         }
     }
 
-    /// The private addresses of the stack's in-service managers, this instance excluded.
+    /// The addresses of the stack's in-service managers, this instance excluded, in the order
+    /// to try them ([`order_peers`]).
     pub(super) async fn manager_addresses(&self) -> Result<Vec<String>, ProviderError> {
         let ids: Vec<String> = self
             .aws
@@ -204,13 +206,25 @@ impl Agent {
             return Ok(Vec::new());
         }
         let found = self.aws.instances(&ids).await?;
-        Ok(ids
+        let peers: Vec<(String, String)> = ids
             .iter()
-            .filter_map(|i| found.get(i))
-            .filter(|(state, _)| *state == InstanceState::Running)
-            .filter_map(|(_, ip)| ip.clone())
-            .map(|ip| format!("{ip}:{SWARM_PORT}"))
-            .collect())
+            .filter_map(|i| found.get(i).map(|f| (i, f)))
+            .filter(|(_, (state, _))| *state == InstanceState::Running)
+            .filter_map(|(i, (_, ip))| Some((i.clone(), format!("{}:{SWARM_PORT}", ip.as_ref()?))))
+            .collect();
+        // Who is in the swarm already: a hint for the order only, so a failed read is no error.
+        let holder = match self.aws.get(&self.params.init()).await {
+            Ok(h) => h.map(|h| h.expose().to_string()),
+            Err(_) => None,
+        };
+        let recorded: BTreeSet<String> = match self.aws.list(&self.params.nodes()).await {
+            Ok(records) => records
+                .into_iter()
+                .filter_map(|(name, _)| name.rsplit('/').next().map(str::to_string))
+                .collect(),
+            Err(_) => BTreeSet::new(),
+        };
+        Ok(order_peers(peers, holder.as_deref(), &recorded))
     }
 
     /// Step 5: joins through any manager, until the join deadline.

@@ -188,7 +188,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, Failure> {
         call_policy(),
     )
     .await?;
-    let mut agent = Agent {
+    let agent = Agent {
         params: Params::new(&stack),
         settings,
         imds,

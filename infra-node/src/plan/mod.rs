@@ -413,6 +413,28 @@ pub fn judge_claim(
     }
 }
 
+/// The order in which to try the managers (instance ID, address): the initialiser (`init`'s
+/// holder) first, then the managers that wrote a record (they are in the swarm), then the
+/// others (still booting: a join through one of them can only time out), each group by
+/// instance ID.
+pub fn order_peers(
+    mut peers: Vec<(String, String)>,
+    holder: Option<&str>,
+    recorded: &BTreeSet<String>,
+) -> Vec<String> {
+    peers.sort_by_key(|(instance, _)| {
+        let rank = if Some(instance.as_str()) == holder {
+            0
+        } else if recorded.contains(instance) {
+            1
+        } else {
+            2
+        };
+        (rank, instance.clone())
+    });
+    peers.into_iter().map(|(_, addr)| addr).collect()
+}
+
 /// What a failed `swarm join` means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinFailure {

@@ -372,3 +372,32 @@ fn roles_come_from_the_asg_role_tag_and_records_round_trip_as_the_contract_says(
     );
     assert_eq!(serde_json::from_value::<NodeRecord>(json).unwrap(), r);
 }
+
+#[test]
+fn the_initialiser_is_tried_first_then_managers_in_the_swarm_then_the_others() {
+    let peers = vec![
+        ("i-a".to_string(), "10.0.0.1:2377".to_string()),
+        ("i-b".to_string(), "10.0.0.2:2377".to_string()),
+        ("i-c".to_string(), "10.0.0.3:2377".to_string()),
+        ("i-d".to_string(), "10.0.0.4:2377".to_string()),
+    ];
+    let recorded = BTreeSet::from(["i-d".to_string(), "i-b".to_string()]);
+    assert_eq!(
+        order_peers(peers.clone(), Some("i-c"), &recorded),
+        [
+            "10.0.0.3:2377",
+            "10.0.0.2:2377",
+            "10.0.0.4:2377",
+            "10.0.0.1:2377"
+        ]
+    );
+    assert_eq!(
+        order_peers(peers, None, &BTreeSet::new()),
+        [
+            "10.0.0.1:2377",
+            "10.0.0.2:2377",
+            "10.0.0.3:2377",
+            "10.0.0.4:2377"
+        ]
+    );
+}
