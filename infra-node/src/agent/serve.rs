@@ -101,6 +101,7 @@ impl Agent {
         );
         let mut leader = false;
         let mut last_imds_error: Option<String> = None;
+        let mut last_leader_error: Option<String> = None;
         loop {
             match self.imds.target_lifecycle_state().await {
                 Ok(Some(s)) if s == "Terminated" => return self.leave(node_id).await,
@@ -114,8 +115,17 @@ impl Agent {
             }
             if self.role == Role::Manager {
                 match self.leader_tick(node_id, leader).await {
-                    Ok(now) => leader = now,
-                    Err(e) => warn!(step = "leader", error = %e, "leader duties failed this round"),
+                    Ok(now) => {
+                        leader = now;
+                        last_leader_error = None;
+                    }
+                    Err(e) => {
+                        let e = e.to_string();
+                        if last_leader_error.as_deref() != Some(e.as_str()) {
+                            warn!(step = "leader", error = %e, "the leader's duties failed (retried every poll; logged again when the error changes)");
+                        }
+                        last_leader_error = Some(e);
+                    }
                 }
             }
             tokio::time::sleep(self.settings.poll).await;
@@ -306,7 +316,12 @@ impl Agent {
                 }
             }
         }
-        if !self.in_swarm().await {
+        if self.in_swarm().await {
+            warn!(
+                step = "leave",
+                "still in the swarm: the leader removes this node once its instance is gone"
+            );
+        } else {
             info!(step = "leave", force, "left the swarm");
         }
 
