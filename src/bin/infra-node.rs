@@ -2,5 +2,5 @@
 //! `/usr/local/bin/infra-node run`. All of it lives in the `infra-node` crate.
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    infra_node::run_cli()
 }
