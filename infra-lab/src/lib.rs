@@ -1,1 +1,628 @@
-//! The cluster lab (skeleton: see issue 11).
+//! The cluster lab: moto's instances become real Docker nodes on this machine (issue 11, section 3;
+//! the interface is fixed by `CONTRACT-11.md`, "The lab" and "IMDS").
+//!
+//! For every running instance of the stack's auto scaling groups (tag `infra:stack=<stack>`) the
+//! lab boots a **node**: a network namespace `infralab-<stack>-<n>` on the stack's bridge
+//! `ilb-<hash>` with the instance's private IP, its own `dockerd` (own data and exec roots, vfs,
+//! `unix://<node dir>/docker.sock`), the test images loaded, an IMDSv2 endpoint for that instance
+//! ([`imds`]) and the node agent started as user data would (`<agent> run`, in the host's network
+//! namespace so it reaches moto on loopback). A supervisor task follows moto every
+//! [`LabConfig::poll`]:
+//!
+//! * a new running instance → boot a node, its AZ balanced over the ASG's AZs (moto puts every ASG
+//!   instance in the first subnet's AZ: **the lab plays AZ placement**);
+//! * an instance terminated in moto while its ASG has an `EC2_INSTANCE_TERMINATING` lifecycle hook
+//!   → the node's IMDS answers `target-lifecycle-state = Terminated`, the lab waits for the agent
+//!   to exit (bounded by the hook's heartbeat timeout), then stops the node (moto never holds an
+//!   instance in `Terminating:Wait` and answers `CompleteLifecycleAction` with HTTP 500: **the lab
+//!   plays the terminate → wait → complete sequence**); without a hook the node stops at once;
+//! * a node that died (chaos: [`Lab::kill`]) while its instance runs → what EC2 health checks do:
+//!   `TerminateInstanceInAutoScalingGroup(ShouldDecrementDesiredCapacity=false)`; moto launches a
+//!   replacement and the lab boots it.
+//!
+//! `<state_root>/<stack>/manager.sock` forwards to a live manager node's Docker socket (what the
+//! SSH tunnel through the bastion is in production: `ssh -L /tmp/m.sock:/var/run/docker.sock
+//! bastion→manager`); the deploy program's Swarm phase uses `DOCKER_HOST=`[`Lab::manager_host`].
+//!
+//! Everything the lab makes is named after the stack and removed by [`Lab::down`], or after a crash
+//! by [`teardown`] (idempotent): namespaces, veths, the bridge, the `iptables` FORWARD rule
+//! (comment `infra-lab:<stack>`), daemons, containerd shims and containers (all of a node's
+//! processes live in the cgroup `infralab-<stack>/n<n>`, ended with `cgroup.kill`), mounts and
+//! the state directory. Root only; traffic stays inside the namespaces the lab made.
+
+mod aws;
+pub mod imds;
+mod names;
+mod node;
+mod supervisor;
+mod sys;
+mod teardown;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use imds::{Identity, ImdsFault, ImdsServer};
+pub use names::{check_stack, host_names, HostNames, MAX_STACK_LEN};
+pub use teardown::{kill_node, read_status, teardown, teardown_stale, LabStatus, TeardownReport};
+
+/// Where labs keep their state unless told otherwise: `/run/infra-lab/<stack>/`.
+pub const DEFAULT_STATE_ROOT: &str = "/run/infra-lab";
+
+/// The environment variable every process the lab starts carries, `<stack>/<n>`: teardown finds
+/// a node's agent and daemons by it even when their cgroup is gone.
+pub const NODE_MARKER_VAR: &str = "INFRA_LAB_NODE";
+
+/// What a lab runs against and with.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// The stack: the ASGs tagged `infra:stack=<stack>` become nodes; every name the lab makes
+    /// derives from it ([`check_stack`]: 1 to 32 of `[A-Za-z0-9_.-]`).
+    pub stack: String,
+    /// The lab's own AWS calls (moto).
+    pub aws_endpoint: String,
+    /// The agents' `AWS_ENDPOINT_URL` (may be a fault proxy in front of moto).
+    pub agent_aws_endpoint: String,
+    /// The agent program; started as `<agent_binary> <agent_args…>` (user data: `infra-node run`).
+    pub agent_binary: PathBuf,
+    /// The agent's arguments, `["run"]` by default.
+    pub agent_args: Vec<String>,
+    /// Extra environment for every agent (after the lab's own; e.g. `INFRA_NODE_JOIN_TIMEOUT`).
+    pub agent_env: Vec<(String, String)>,
+    /// Image IDs to load into every node (`docker save | docker -H <node> load`).
+    pub images: Vec<String>,
+    /// The state root, [`DEFAULT_STATE_ROOT`] by default.
+    pub state_root: PathBuf,
+    /// The supervisor's interval (1 s by default).
+    pub poll: Duration,
+    /// The region the IMDS serves and the lab's clients use (`AWS_REGION`, else `us-east-1`).
+    pub region: String,
+    /// ASG `role` tag values whose instances get no node (none by default: every ASG of the stack
+    /// boots nodes, a bastion's agent then logs "not a swarm node" and exits 0).
+    pub skip_roles: Vec<String>,
+    /// The longest a node's boot may take (daemon up, images loaded, agent started): 120 s.
+    pub boot_timeout: Duration,
+    /// The supervisor stops following moto after this long (4 h), a bound on its loop.
+    pub max_lifetime: Duration,
+}
+
+impl LabConfig {
+    /// A configuration with the defaults: the agent's AWS endpoint is the lab's, agent arguments
+    /// `run`, no images, state under [`DEFAULT_STATE_ROOT`], polling every second.
+    pub fn new(
+        stack: impl Into<String>,
+        aws_endpoint: impl Into<String>,
+        agent_binary: impl Into<PathBuf>,
+    ) -> LabConfig {
+        let aws_endpoint = aws_endpoint.into();
+        LabConfig {
+            stack: stack.into(),
+            agent_aws_endpoint: aws_endpoint.clone(),
+            aws_endpoint,
+            agent_binary: agent_binary.into(),
+            agent_args: vec!["run".into()],
+            agent_env: Vec::new(),
+            images: Vec::new(),
+            state_root: PathBuf::from(DEFAULT_STATE_ROOT),
+            poll: Duration::from_secs(1),
+            region: std::env::var("AWS_REGION")
+                .ok()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "us-east-1".into()),
+            skip_roles: Vec::new(),
+            boot_timeout: Duration::from_secs(120),
+            max_lifetime: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+/// Where a node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Namespace, daemon, images, IMDS and agent being set up.
+    Booting,
+    /// Up, its agent started.
+    Running,
+    /// Its instance is terminating: IMDS says `Terminated`, the lab waits for the agent to exit.
+    Draining,
+    /// Gone (terminated, drained, killed or failed to boot); its logs stay in its directory.
+    Stopped,
+}
+
+/// One node as the lab sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node's number in this lab (`infralab-<stack>-<n>`).
+    pub n: u32,
+    /// The moto instance it plays.
+    pub instance_id: String,
+    /// Its auto scaling group.
+    pub asg: String,
+    /// The ASG's `role` tag (`swarm-manager`, `swarm-worker`, `bastion`, or empty).
+    pub role: String,
+    /// The availability zone its IMDS serves (chosen by the lab).
+    pub az: String,
+    /// The instance's private IP (moto's), the node's address on the bridge.
+    pub ip: String,
+    /// `unix://<node dir>/docker.sock`
+    pub docker_host: String,
+    /// `http://127.0.0.1:<port>` once serving.
+    pub imds_endpoint: String,
+    /// The node's network namespace.
+    pub netns: String,
+    /// The node's directory (daemon and agent logs: `dockerd.log`, `agent.log`).
+    pub dir: PathBuf,
+    /// Where it is.
+    pub state: NodeState,
+    /// The agent's exit status once it exited (128 + signal number when killed by a signal).
+    pub agent_exit: Option<i32>,
+    /// Killed by [`Lab::kill`] (chaos).
+    pub killed: bool,
+    /// Why it stopped, when it was not a plain termination (boot failure, death, drain timeout).
+    pub error: Option<String>,
+    /// From the lab seeing the instance to the agent started.
+    pub boot_time: Option<Duration>,
+}
+
+impl NodeView {
+    /// Booting, running or draining.
+    pub fn is_live(&self) -> bool {
+        self.state != NodeState::Stopped
+    }
+}
+
+/// Something the lab did, for logs and timings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabEvent {
+    /// Seconds since the lab came up.
+    pub at: f64,
+    /// The instance concerned (empty for the lab itself).
+    pub instance: String,
+    /// What happened: `boot`, `running`, `boot-failed`, `terminating`, `agent-exited`, `stopped`,
+    /// `died`, `replace`, `killed`, `aws-error`, `manager`…
+    pub what: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// Memory and disk of one node, measured now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeUsage {
+    /// RSS of the node's dockerd and containerd, KiB.
+    pub daemons_rss_kib: u64,
+    /// RSS of every process in the node's cgroup (daemons, shims, containers, agent), KiB.
+    pub total_rss_kib: u64,
+    /// Disk used by the node's directory (data root with the vfs image copies, exec root, logs).
+    pub disk_bytes: u64,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// Not root.
+    #[error("the lab needs root (network namespaces, a bridge, iptables, cgroups)")]
+    NotRoot,
+    /// A bad configuration.
+    #[error("lab configuration: {0}")]
+    Config(String),
+    /// This machine lacks something the lab needs.
+    #[error("this machine cannot host the lab: {0}")]
+    Host(String),
+    /// Another live process runs a lab for this stack.
+    #[error("stack {stack}: a lab owned by pid {pid} is running (stop it with `lab down`)")]
+    Busy {
+        /// The stack.
+        stack: String,
+        /// Its owner.
+        pid: i32,
+    },
+    /// A command failed or overran its bound.
+    #[error("`{cmd}` failed: {msg}")]
+    Command {
+        /// The command line.
+        cmd: String,
+        /// Why.
+        msg: String,
+    },
+    /// An AWS call failed.
+    #[error("AWS {op}: {msg}")]
+    Aws {
+        /// The operation.
+        op: String,
+        /// Why.
+        msg: String,
+    },
+    /// A Docker call failed.
+    #[error("docker: {0}")]
+    Docker(String),
+    /// A file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// No node plays this instance.
+    #[error("no live node plays instance {0}")]
+    UnknownInstance(String),
+    /// A bounded wait ran out.
+    #[error("timed out after {0:?}: {1}")]
+    Timeout(Duration, String),
+}
+
+impl LabError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LabError {
+        let what = what.into();
+        move |source| LabError::Io { what, source }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// shared state
+
+pub(crate) struct NodeRec {
+    pub(crate) view: NodeView,
+    pub(crate) imds: Option<Arc<ImdsServer>>,
+    pub(crate) docker: Option<bollard::Docker>,
+    pub(crate) dockerd_exited: bool,
+    /// a stop or drain is under way (the daemon's exit is then expected)
+    pub(crate) stopping: bool,
+    pub(crate) seen: Instant,
+}
+
+pub(crate) struct LabState {
+    pub(crate) nodes: BTreeMap<u32, NodeRec>,
+    pub(crate) next_n: u32,
+    pub(crate) default_fault: ImdsFault,
+    pub(crate) faults: HashMap<String, ImdsFault>,
+    pub(crate) events: Vec<LabEvent>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: LabConfig,
+    pub(crate) names: names::Names,
+    pub(crate) aws: aws::Aws,
+    pub(crate) state: Mutex<LabState>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) started: Instant,
+    pub(crate) cgroup2: PathBuf,
+    pub(crate) images_tar: tokio::sync::OnceCell<Result<PathBuf, String>>,
+    pub(crate) manager_target: Mutex<Option<PathBuf>>,
+}
+
+impl Inner {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, LabState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Records an event (and appends it to `<state>/<stack>/events.jsonl`).
+    pub(crate) fn event(&self, instance: &str, what: &str, detail: impl Into<String>) {
+        let ev = LabEvent {
+            at: self.started.elapsed().as_secs_f64(),
+            instance: instance.to_string(),
+            what: what.to_string(),
+            detail: detail.into(),
+        };
+        tracing::info!(instance, what, detail = %ev.detail, "lab");
+        if let Ok(line) = serde_json::to_string(&ev) {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.names.dir.join("events.jsonl"))
+            {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+        self.lock().events.push(ev);
+    }
+
+    pub(crate) fn views(&self) -> Vec<NodeView> {
+        self.lock().nodes.values().map(|r| r.view.clone()).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the lab
+
+/// A running lab (see the crate's documentation). Drop it without [`Lab::down`] and it tears down
+/// anyway (synchronously, best effort).
+pub struct Lab {
+    inner: Arc<Inner>,
+    _active: Active,
+    stop_tx: watch::Sender<bool>,
+    supervisor: Option<JoinHandle<()>>,
+    forwarder: Option<JoinHandle<()>>,
+    done: bool,
+}
+
+/// The stacks this process runs labs of: a second `up` of one stack in one process is refused
+/// (the ownership record only tells processes apart).
+static ACTIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Active(String);
+
+impl Active {
+    fn claim(stack: &str) -> Result<Active, LabError> {
+        let mut a = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
+        if a.iter().any(|s| s == stack) {
+            return Err(LabError::Busy {
+                stack: stack.to_string(),
+                pid: std::process::id() as i32,
+            });
+        }
+        a.push(stack.to_string());
+        Ok(Active(stack.to_string()))
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| *s != self.0);
+    }
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("stack", &self.inner.cfg.stack)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lab {
+    /// Makes the stack's bridge and firewall rule, starts the `manager.sock` forwarder and the
+    /// supervisor, and returns at once (nodes boot in the background: [`Lab::wait_for`]). A
+    /// leftover of a crashed lab of the same stack is torn down first; a live one is
+    /// [`LabError::Busy`].
+    pub async fn up(cfg: LabConfig) -> Result<Lab, LabError> {
+        if !sys::is_root() {
+            return Err(LabError::NotRoot);
+        }
+        let names = names::Names::new(&cfg.stack, &cfg.state_root)?;
+        if !cfg.agent_binary.exists() {
+            return Err(LabError::Config(format!(
+                "agent binary {} does not exist",
+                cfg.agent_binary.display()
+            )));
+        }
+        if cfg.poll.is_zero() {
+            return Err(LabError::Config("poll must be above zero".into()));
+        }
+        let cgroup2 = sys::cgroup2_root()?;
+        let active = Active::claim(&cfg.stack)?;
+        let setup_names = names.clone();
+        tokio::task::spawn_blocking(move || teardown::prepare(&setup_names))
+            .await
+            .map_err(|e| LabError::Host(format!("setup task: {e}")))??;
+        let aws = aws::Aws::new(&cfg.aws_endpoint, &cfg.region);
+        let inner = Arc::new(Inner {
+            names,
+            aws,
+            state: Mutex::new(LabState {
+                nodes: BTreeMap::new(),
+                next_n: 1,
+                default_fault: ImdsFault::None,
+                faults: HashMap::new(),
+                events: Vec::new(),
+            }),
+            stop: AtomicBool::new(false),
+            started: Instant::now(),
+            cgroup2,
+            images_tar: tokio::sync::OnceCell::new(),
+            manager_target: Mutex::new(None),
+            cfg,
+        });
+        inner.event("", "up", format!("bridge {}", inner.names.bridge()));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let forwarder = supervisor::start_forwarder(inner.clone(), stop_rx.clone()).await?;
+        let supervisor = tokio::spawn(supervisor::run(inner.clone(), stop_rx));
+        Ok(Lab {
+            inner,
+            _active: active,
+            stop_tx,
+            supervisor: Some(supervisor),
+            forwarder: Some(forwarder),
+            done: false,
+        })
+    }
+
+    /// The stack.
+    pub fn stack(&self) -> &str {
+        &self.inner.cfg.stack
+    }
+
+    /// `<state_root>/<stack>`
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.names.dir
+    }
+
+    /// `unix://<state_root>/<stack>/manager.sock`: a live manager node's Docker API.
+    pub fn manager_host(&self) -> String {
+        format!("unix://{}", self.inner.names.manager_sock().display())
+    }
+
+    /// Every node the lab booted, stopped ones included, by number.
+    pub async fn nodes(&self) -> Vec<NodeView> {
+        self.inner.views()
+    }
+
+    /// The newest node playing `instance_id`.
+    pub async fn node(&self, instance_id: &str) -> Option<NodeView> {
+        self.inner
+            .views()
+            .into_iter()
+            .rev()
+            .find(|v| v.instance_id == instance_id)
+    }
+
+    /// What the lab did so far.
+    pub async fn events(&self) -> Vec<LabEvent> {
+        self.inner.lock().events.clone()
+    }
+
+    /// Chaos: SIGKILLs everything of the node playing `instance_id` (daemons, shims, containers,
+    /// agent) and returns once they are gone. The supervisor then does what EC2 health checks do
+    /// (terminate without decrement; moto replaces the instance; the lab boots the replacement).
+    pub async fn kill(&self, instance_id: &str) -> Result<(), LabError> {
+        let n = {
+            let mut st = self.inner.lock();
+            let rec = st
+                .nodes
+                .values_mut()
+                .rev()
+                .find(|r| r.view.instance_id == instance_id && r.view.is_live())
+                .ok_or_else(|| LabError::UnknownInstance(instance_id.to_string()))?;
+            rec.view.killed = true;
+            rec.view.n
+        };
+        self.inner.event(instance_id, "killed", format!("node n{n}"));
+        let rel = self.inner.names.node_cgroup(n);
+        tokio::task::spawn_blocking(move || sys::cgroup_kill(&rel, Duration::from_secs(10)))
+            .await
+            .map_err(|e| LabError::Host(format!("kill task: {e}")))?;
+        Ok(())
+    }
+
+    /// Makes the IMDS of `instance_id` play `fault` (stored for an instance not booted yet, and
+    /// applied when it boots); `None` sets the fault of every node booted from now on.
+    pub async fn set_imds_fault(&self, instance_id: Option<&str>, fault: ImdsFault) {
+        let mut st = self.inner.lock();
+        match instance_id {
+            None => st.default_fault = fault,
+            Some(id) => {
+                st.faults.insert(id.to_string(), fault);
+                for rec in st.nodes.values().filter(|r| r.view.instance_id == id) {
+                    if let Some(imds) = &rec.imds {
+                        imds.set_fault(fault);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls [`Lab::nodes`] (every 250 ms) until `what` holds; the nodes then, or
+    /// [`LabError::Timeout`] with the last view.
+    pub async fn wait_for(
+        &self,
+        what: impl Fn(&[NodeView]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<NodeView>, LabError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let nodes = self.inner.views();
+            if what(&nodes) {
+                return Ok(nodes);
+            }
+            if Instant::now() >= deadline {
+                let summary: Vec<String> = nodes
+                    .iter()
+                    .map(|v| {
+                        format!(
+                            "n{} {} {:?}{}",
+                            v.n,
+                            v.instance_id,
+                            v.state,
+                            v.error
+                                .as_deref()
+                                .map(|e| format!(" ({e})"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                return Err(LabError::Timeout(
+                    timeout,
+                    format!("nodes: [{}]", summary.join(", ")),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Memory and disk of the node playing `instance_id`, measured now.
+    pub async fn usage(&self, instance_id: &str) -> Option<NodeUsage> {
+        let view = self.node(instance_id).await?;
+        let rel = self.inner.names.node_cgroup(view.n);
+        let cg2 = self.inner.cgroup2.clone();
+        tokio::task::spawn_blocking(move || {
+            let pids = sys::cgroup_pids(&cg2.join(rel));
+            let mut u = NodeUsage::default();
+            for pid in pids {
+                let rss = sys::rss_kib(pid).unwrap_or(0);
+                u.total_rss_kib += rss;
+                if matches!(sys::comm(pid).as_deref(), Some("dockerd") | Some("containerd")) {
+                    u.daemons_rss_kib += rss;
+                }
+            }
+            u.disk_bytes = sys::disk_usage(&view.dir);
+            u
+        })
+        .await
+        .ok()
+    }
+
+    /// Stops the supervisor and removes everything the lab made ([`teardown`]).
+    pub async fn down(mut self) -> Result<TeardownReport, LabError> {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let _ = self.stop_tx.send(true);
+        if let Some(s) = self.supervisor.take() {
+            // the supervisor shuts its boots and drains down when told; bounded
+            if tokio::time::timeout(Duration::from_secs(30), s).await.is_err() {
+                tracing::warn!("lab supervisor did not stop within 30 s");
+            }
+        }
+        if let Some(f) = self.forwarder.take() {
+            f.abort();
+        }
+        self.stop_imds();
+        self.done = true;
+        let stack = self.inner.cfg.stack.clone();
+        let root = self.inner.cfg.state_root.clone();
+        tokio::task::spawn_blocking(move || teardown::teardown(&stack, &root))
+            .await
+            .map_err(|e| LabError::Host(format!("teardown task: {e}")))?
+    }
+
+    fn stop_imds(&self) {
+        for rec in self.inner.lock().nodes.values() {
+            if let Some(imds) = &rec.imds {
+                imds.stop();
+            }
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let _ = self.stop_tx.send(true);
+        if let Some(s) = self.supervisor.take() {
+            s.abort();
+        }
+        if let Some(f) = self.forwarder.take() {
+            f.abort();
+        }
+        self.stop_imds();
+        if let Err(e) = teardown::teardown(&self.inner.cfg.stack, &self.inner.cfg.state_root) {
+            tracing::warn!(error = %e, "lab teardown on drop");
+        }
+    }
+}
