@@ -20,7 +20,10 @@ use clap::{Parser, Subcommand};
 use infra_lab::{Lab, LabConfig, DEFAULT_STATE_ROOT};
 
 #[derive(Parser)]
-#[command(name = "lab", about = "The cluster lab: moto's instances as Docker nodes on this machine")]
+#[command(
+    name = "lab",
+    about = "The cluster lab: moto's instances as Docker nodes on this machine"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -58,7 +61,11 @@ enum Cmd {
         #[arg(long = "image")]
         images: Vec<String>,
         /// The lab's own AWS endpoint (moto).
-        #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:5599")]
+        #[arg(
+            long,
+            env = "AWS_ENDPOINT_URL",
+            default_value = "http://127.0.0.1:5599"
+        )]
         aws_endpoint: String,
         /// The agents' AWS endpoint (default: the lab's).
         #[arg(long)]
@@ -128,7 +135,7 @@ fn main() -> ExitCode {
             poll_ms,
         ),
         Cmd::Status { common, json } => status(common, json),
-        Cmd::Kill { common, instance } => common.stack().map_err(String::from).and_then(|s| {
+        Cmd::Kill { common, instance } => common.stack().and_then(|s| {
             infra_lab::kill_node(s, &common.state_root, &instance)
                 .map(|n| println!("killed node n{n} ({instance}); the lab replaces it"))
                 .map_err(|e| e.to_string())
@@ -235,14 +242,18 @@ fn status(common: Common, json: bool) -> Result<(), String> {
         "lab {} (owner pid {}{}), up {:.0}s, DOCKER_HOST={} → {}",
         s.stack,
         s.owner_pid,
-        if s.owner_alive { "" } else { ", DEAD: run `lab down`" },
+        if s.owner_alive {
+            ""
+        } else {
+            ", DEAD: run `lab down`"
+        },
         s.uptime_secs,
         s.manager_host,
         s.manager_target.as_deref().unwrap_or("(no manager yet)")
     );
     println!(
-        "{:<4} {:<20} {:<14} {:<11} {:<15} {:<9} {:<6} {}",
-        "n", "instance", "role", "az", "ip", "state", "agent", "docker"
+        "{:<4} {:<20} {:<14} {:<11} {:<15} {:<9} {:<6} docker",
+        "n", "instance", "role", "az", "ip", "state", "agent"
     );
     for v in &s.nodes {
         println!(

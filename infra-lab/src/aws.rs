@@ -155,7 +155,10 @@ impl Aws {
     }
 
     /// What EC2 says about these instances; an instance EC2 does not know is absent.
-    pub(crate) async fn instances(&self, ids: &[String]) -> Result<HashMap<String, Inst>, LabError> {
+    pub(crate) async fn instances(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Inst>, LabError> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(100) {
             match self.describe(chunk).await {

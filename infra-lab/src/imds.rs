@@ -106,7 +106,8 @@ impl ImdsServer {
                 let mut closed = closed_rx.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(st.clone(), req));
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn =
+                        http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = conn => {}
                         _ = closed.wait_for(|c| *c) => {}
@@ -182,8 +183,10 @@ fn new_token() -> String {
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, "text/plain".parse().expect("static"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        "text/plain".parse().expect("static"),
+    );
     r
 }
 
@@ -280,4 +283,170 @@ fn answer(s: &mut State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         _ => return reply(StatusCode::NOT_FOUND, ""),
     };
     reply(StatusCode::OK, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn identity() -> Identity {
+        Identity {
+            instance_id: "i-0123456789abcdef0".into(),
+            az: "us-east-1b".into(),
+            region: "us-east-1".into(),
+            ip: "10.9.10.5".into(),
+        }
+    }
+
+    /// One raw HTTP/1.1 request: (status, body).
+    async fn raw(
+        endpoint: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let addr = endpoint.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("Content-Length: 0\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn serves_the_contract_to_the_sdk_client() {
+        let server = ImdsServer::start(identity(), ImdsFault::None)
+            .await
+            .unwrap();
+        let client = aws_config::imds::Client::builder()
+            .endpoint(server.endpoint())
+            .unwrap()
+            .build();
+        let get = |p: &'static str| {
+            let c = client.clone();
+            async move { c.get(p).await.map(|s| s.as_ref().to_string()).unwrap() }
+        };
+        assert_eq!(
+            get("/latest/meta-data/instance-id").await,
+            "i-0123456789abcdef0"
+        );
+        assert_eq!(
+            get("/latest/meta-data/placement/availability-zone").await,
+            "us-east-1b"
+        );
+        assert_eq!(get("/latest/meta-data/placement/region").await, "us-east-1");
+        assert_eq!(get("/latest/meta-data/local-ipv4").await, "10.9.10.5");
+        let state = "/latest/meta-data/autoscaling/target-lifecycle-state";
+        assert_eq!(get(state).await, "InService");
+        server.set_terminating();
+        assert_eq!(get(state).await, "Terminated");
+        assert!(client.get("/latest/meta-data/nothing-here").await.is_err());
+        let (requests, unauthorized) = server.request_counts();
+        assert!(
+            requests >= 7 && unauthorized == 0,
+            "{requests} {unauthorized}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_get_needs_a_valid_token() {
+        let server = ImdsServer::start(identity(), ImdsFault::None)
+            .await
+            .unwrap();
+        let ep = server.endpoint();
+        let id = "/latest/meta-data/instance-id";
+        assert_eq!(raw(&ep, "GET", id, &[]).await.0, 401);
+        assert_eq!(
+            raw(&ep, "GET", id, &[("X-aws-ec2-metadata-token", "forged")])
+                .await
+                .0,
+            401
+        );
+        // the token PUT needs a TTL of 1..=21600 s, and is a PUT
+        assert_eq!(raw(&ep, "PUT", "/latest/api/token", &[]).await.0, 400);
+        let ttl = "X-aws-ec2-metadata-token-ttl-seconds";
+        assert_eq!(
+            raw(&ep, "PUT", "/latest/api/token", &[(ttl, "0")]).await.0,
+            400
+        );
+        assert_eq!(
+            raw(&ep, "PUT", "/latest/api/token", &[(ttl, "21601")])
+                .await
+                .0,
+            400
+        );
+        assert_eq!(
+            raw(&ep, "GET", "/latest/api/token", &[(ttl, "60")]).await.0,
+            405
+        );
+        let (status, token) = raw(&ep, "PUT", "/latest/api/token", &[(ttl, "1")]).await;
+        assert_eq!(status, 200);
+        let (status, body) = raw(&ep, "GET", id, &[("X-aws-ec2-metadata-token", &token)]).await;
+        assert_eq!((status, body.as_str()), (200, "i-0123456789abcdef0"));
+        // tokens expire
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(
+            raw(&ep, "GET", id, &[("X-aws-ec2-metadata-token", &token)])
+                .await
+                .0,
+            401
+        );
+        assert_eq!(server.request_counts().1, 3);
+    }
+
+    #[tokio::test]
+    async fn faults_are_played_and_stopping_ends_held_requests() {
+        let server = ImdsServer::start(identity(), ImdsFault::Status(500))
+            .await
+            .unwrap();
+        let ep = server.endpoint();
+        let ttl = ("X-aws-ec2-metadata-token-ttl-seconds", "60");
+        assert_eq!(raw(&ep, "PUT", "/latest/api/token", &[ttl]).await.0, 500);
+        server.set_fault(ImdsFault::NeverAnswer);
+        let client = aws_config::imds::Client::builder()
+            .endpoint(&ep)
+            .unwrap()
+            .max_attempts(1)
+            .read_timeout(Duration::from_millis(300))
+            .build();
+        let t = Instant::now();
+        assert!(client.get("/latest/meta-data/instance-id").await.is_err());
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // a held request ends when the server stops
+        let held = tokio::spawn({
+            let ep = ep.clone();
+            async move {
+                let addr = ep.trim_start_matches("http://").to_string();
+                let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                s.write_all(b"PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf).await;
+                buf.len()
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.stop();
+        let got = tokio::time::timeout(Duration::from_secs(5), held)
+            .await
+            .expect("the held connection closes when the server stops")
+            .unwrap();
+        assert_eq!(got, 0, "no answer, just closed");
+    }
 }

@@ -491,7 +491,8 @@ impl Lab {
             rec.view.killed = true;
             rec.view.n
         };
-        self.inner.event(instance_id, "killed", format!("node n{n}"));
+        self.inner
+            .event(instance_id, "killed", format!("node n{n}"));
         let rel = self.inner.names.node_cgroup(n);
         tokio::task::spawn_blocking(move || sys::cgroup_kill(&rel, Duration::from_secs(10)))
             .await
@@ -565,7 +566,10 @@ impl Lab {
             for pid in pids {
                 let rss = sys::rss_kib(pid).unwrap_or(0);
                 u.total_rss_kib += rss;
-                if matches!(sys::comm(pid).as_deref(), Some("dockerd") | Some("containerd")) {
+                if matches!(
+                    sys::comm(pid).as_deref(),
+                    Some("dockerd") | Some("containerd")
+                ) {
                     u.daemons_rss_kib += rss;
                 }
             }
@@ -582,7 +586,10 @@ impl Lab {
         let _ = self.stop_tx.send(true);
         if let Some(s) = self.supervisor.take() {
             // the supervisor shuts its boots and drains down when told; bounded
-            if tokio::time::timeout(Duration::from_secs(30), s).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(30), s)
+                .await
+                .is_err()
+            {
                 tracing::warn!("lab supervisor did not stop within 30 s");
             }
         }

@@ -190,7 +190,15 @@ mod tests {
 
     #[test]
     fn bad_stack_names_are_refused() {
-        for bad in ["", "-x", ".x", "a b", "a/b", "a;b", &"x".repeat(MAX_STACK_LEN + 1)] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a b",
+            "a/b",
+            "a;b",
+            &"x".repeat(MAX_STACK_LEN + 1),
+        ] {
             assert!(check_stack(bad).is_err(), "{bad:?}");
         }
         check_stack("lab-1a2b3c4_x.y").unwrap();

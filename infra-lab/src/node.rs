@@ -53,22 +53,54 @@ pub(crate) async fn boot(inner: Arc<Inner>, plan: BootPlan) {
             inner.event(
                 &plan.instance_id,
                 "running",
-                format!("n{} {} {} in {:.1}s", plan.n, plan.ip, plan.az, took.as_secs_f64()),
+                format!(
+                    "n{} {} {} in {:.1}s",
+                    plan.n,
+                    plan.ip,
+                    plan.az,
+                    took.as_secs_f64()
+                ),
             );
             write_node_file(&inner, plan.n);
         }
         Err(e) => {
-            inner.event(&plan.instance_id, "boot-failed", e.to_string());
+            let killed = inner
+                .lock()
+                .nodes
+                .get(&plan.n)
+                .is_some_and(|r| r.view.killed || r.view.dir.join("killed").exists());
+            let why = if killed {
+                format!("killed (chaos) while booting: {e}")
+            } else {
+                e.to_string()
+            };
+            inner.event(&plan.instance_id, "boot-failed", why.clone());
             let names = inner.names.clone();
             let n = plan.n;
             let _ = tokio::task::spawn_blocking(move || stop_sync(&names, n)).await;
-            let mut st = inner.lock();
-            if let Some(rec) = st.nodes.get_mut(&plan.n) {
-                if let Some(imds) = rec.imds.take() {
-                    imds.stop();
+            {
+                let mut st = inner.lock();
+                if let Some(rec) = st.nodes.get_mut(&plan.n) {
+                    if let Some(imds) = rec.imds.take() {
+                        imds.stop();
+                    }
+                    rec.docker = None;
+                    rec.view.killed |= killed;
+                    rec.view.state = NodeState::Stopped;
+                    rec.view.error = Some(why);
                 }
-                rec.view.state = NodeState::Stopped;
-                rec.view.error = Some(e.to_string());
+            }
+            // a node killed while booting is replaced like any killed node (a node that fails
+            // to boot on its own is not: its error is for a person to read)
+            if killed && !inner.stopping() {
+                match inner.aws.replace(&plan.instance_id).await {
+                    Ok(()) => inner.event(
+                        &plan.instance_id,
+                        "replace",
+                        "TerminateInstanceInAutoScalingGroup(ShouldDecrementDesiredCapacity=false)",
+                    ),
+                    Err(e) => inner.event(&plan.instance_id, "aws-error", e.to_string()),
+                }
             }
         }
     }
@@ -96,10 +128,8 @@ async fn steps(inner: &Arc<Inner>, plan: &BootPlan) -> Result<(), LabError> {
     let n = plan.n;
     let dir = names.node_dir(n);
     for sub in ["data", "exec"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(LabError::io(format!(
-            "create {}",
-            dir.join(sub).display()
-        )))?;
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(LabError::io(format!("create {}", dir.join(sub).display())))?;
     }
     write_node_file(inner, n);
     check_stop(inner)?;
@@ -126,7 +156,8 @@ async fn steps(inner: &Arc<Inner>, plan: &BootPlan) -> Result<(), LabError> {
     let netns_path = format!("--net=/run/netns/{}", names.netns(n));
     let d = |p: &str| dir.join(p).display().to_string();
     let cgroup_parent = format!("/{}/ctr", names.node_cgroup(n));
-    let log = std::fs::File::create(dir.join("dockerd.log")).map_err(LabError::io("dockerd.log"))?;
+    let log =
+        std::fs::File::create(dir.join("dockerd.log")).map_err(LabError::io("dockerd.log"))?;
     let log2 = log.try_clone().map_err(LabError::io("dockerd.log"))?;
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -176,11 +207,9 @@ async fn steps(inner: &Arc<Inner>, plan: &BootPlan) -> Result<(), LabError> {
 
     // wait for its API (bounded)
     let docker = wait_docker(inner, n, &sock, &dir).await?;
-    inner
-        .lock()
-        .nodes
-        .get_mut(&n)
-        .map(|r| r.docker = Some(docker));
+    if let Some(r) = inner.lock().nodes.get_mut(&n) {
+        r.docker = Some(docker);
+    }
     check_stop(inner)?;
 
     // images
@@ -239,8 +268,10 @@ async fn steps(inner: &Arc<Inner>, plan: &BootPlan) -> Result<(), LabError> {
 
 fn network(names: &Names, plan: &BootPlan, cg: &Path) -> Result<(), LabError> {
     for sub in ["daemon", "agent"] {
-        std::fs::create_dir_all(cg.join(sub))
-            .map_err(LabError::io(format!("create cgroup {}", cg.join(sub).display())))?;
+        std::fs::create_dir_all(cg.join(sub)).map_err(LabError::io(format!(
+            "create cgroup {}",
+            cg.join(sub).display()
+        )))?;
     }
     let ns = names.netns(plan.n);
     let veth = names.veth(plan.n);
@@ -248,11 +279,16 @@ fn network(names: &Names, plan: &BootPlan, cg: &Path) -> Result<(), LabError> {
     q("ip", &["netns", "add", &ns])?;
     q(
         "ip",
-        &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns],
+        &[
+            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ],
     )?;
     let alias = format!("{}:n{}", names.rule_comment(), plan.n);
     q("ip", &["link", "set", "dev", &veth, "alias", &alias])?;
-    q("ip", &["link", "set", "dev", &veth, "master", &names.bridge(), "up"])?;
+    q(
+        "ip",
+        &["link", "set", "dev", &veth, "master", &names.bridge(), "up"],
+    )?;
     let addr = format!("{}/{}", plan.ip, plan.prefix);
     q("ip", &["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
     q("ip", &["-n", &ns, "link", "set", "dev", "eth0", "up"])?;
@@ -281,12 +317,14 @@ async fn wait_docker(
             )));
         }
         if sock.exists() {
-            if let Ok(d) = bollard::Docker::connect_with_unix(&path, 10, bollard::API_DEFAULT_VERSION)
+            if let Ok(d) =
+                bollard::Docker::connect_with_unix(&path, 10, bollard::API_DEFAULT_VERSION)
             {
                 if let Ok(Ok(d)) =
                     tokio::time::timeout(Duration::from_secs(5), d.negotiate_version()).await
                 {
-                    if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), d.ping()).await {
+                    if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), d.ping()).await
+                    {
                         return Ok(d);
                     }
                 }
@@ -398,9 +436,9 @@ fn start_agent(
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2))
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| {
-        LabError::Host(format!("start agent {}: {e}", cfg.agent_binary.display()))
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| LabError::Host(format!("start agent {}: {e}", cfg.agent_binary.display())))?;
     inner.event(
         &plan.instance_id,
         "agent-started",
@@ -414,7 +452,9 @@ fn start_agent(
         let code = match &status {
             Ok(s) => {
                 use std::os::unix::process::ExitStatusExt;
-                s.code().or_else(|| s.signal().map(|sig| 128 + sig)).unwrap_or(-1)
+                s.code()
+                    .or_else(|| s.signal().map(|sig| 128 + sig))
+                    .unwrap_or(-1)
             }
             Err(_) => -1,
         };

@@ -94,7 +94,7 @@ async fn tick(
     // new instances
     let mut known: HashSet<String> = inner.views().into_iter().map(|v| v.instance_id).collect();
     for g in &groups {
-        if inner.cfg.skip_roles.iter().any(|r| *r == g.role) {
+        if inner.cfg.skip_roles.contains(&g.role) {
             continue;
         }
         for (id, lifecycle) in &g.instances {
@@ -256,11 +256,17 @@ async fn stop_node(inner: &Arc<Inner>, v: &NodeView, error: Option<String>) {
 
 /// The node's daemon is gone while its instance may still run: what an EC2 health check does.
 async fn died(inner: Arc<Inner>, v: NodeView, running: bool) {
-    let killed = inner
-        .lock()
-        .nodes
-        .get(&v.n)
-        .is_some_and(|r| r.view.killed);
+    let killed = {
+        let mut st = inner.lock();
+        match st.nodes.get_mut(&v.n) {
+            Some(r) => {
+                // `lab kill` in another process leaves a mark in the node's directory
+                r.view.killed |= r.view.dir.join("killed").exists();
+                r.view.killed
+            }
+            None => false,
+        }
+    };
     let why = if killed {
         "killed (chaos)"
     } else {
@@ -350,11 +356,14 @@ async fn terminate(inner: Arc<Inner>, v: NodeView) {
 // ---------------------------------------------------------------------------------------------
 // manager.sock
 
-async fn control_available(docker: &bollard::Docker) -> bool {
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), docker.info()).await,
-        Ok(Ok(info)) if info.swarm.as_ref().and_then(|s| s.control_available) == Some(true)
-    )
+/// Whether the engine is a swarm manager: `None` when it did not say within 2 s (busy electing
+/// a leader, say).
+async fn control_available(docker: &bollard::Docker) -> Option<bool> {
+    match tokio::time::timeout(Duration::from_secs(2), docker.info()).await {
+        Ok(Ok(info)) => Some(info.swarm.as_ref().and_then(|s| s.control_available) == Some(true)),
+        Ok(Err(_)) => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// Points `manager.sock` at a running manager-role node whose engine is a swarm manager (the
@@ -384,14 +393,22 @@ async fn update_manager(inner: &Arc<Inner>) {
     if let Some(cur) = &current {
         ordered.extend(candidates.iter().filter(|(p, _)| p == cur));
     }
-    ordered.extend(candidates.iter().filter(|(p, _)| Some(p) != current.as_ref()));
+    ordered.extend(
+        candidates
+            .iter()
+            .filter(|(p, _)| Some(p) != current.as_ref()),
+    );
     let mut chosen = None;
     for (path, docker) in &ordered {
         if let Some(d) = docker {
-            if control_available(d).await {
-                chosen = Some(path.clone());
-                break;
+            match control_available(d).await {
+                Some(true) => {}
+                // the current target stays unless it says it is no manager
+                None if Some(path) == current.as_ref() => {}
+                _ => continue,
             }
+            chosen = Some(path.clone());
+            break;
         }
     }
     let chosen = chosen.or_else(|| ordered.first().map(|(p, _)| p.clone()));
@@ -448,7 +465,8 @@ pub(crate) async fn start_forwarder(
                 }
                 let Some(target) = target else { return };
                 let Ok(Ok(mut upstream)) =
-                    tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(&target)).await
+                    tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(&target))
+                        .await
                 else {
                     return;
                 };

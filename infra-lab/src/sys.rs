@@ -90,7 +90,10 @@ pub(crate) fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // pid (comm) S ... : the state follows the last ')'
-            let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
@@ -205,7 +208,9 @@ pub(crate) fn cgroup2_root() -> Result<PathBuf, LabError> {
         .find(|(_, v2)| *v2)
         .map(|(p, _)| p)
         .ok_or_else(|| {
-            LabError::Host("no cgroup2 hierarchy is mounted (the lab kills nodes with cgroup.kill)".into())
+            LabError::Host(
+                "no cgroup2 hierarchy is mounted (the lab kills nodes with cgroup.kill)".into(),
+            )
         })
 }
 

@@ -143,14 +143,27 @@ pub(crate) fn prepare(names: &Names) -> Result<(), LabError> {
     let br = names.bridge();
     let q = sys::run_quick;
     q("ip", &["link", "add", "name", &br, "type", "bridge"])?;
-    q("ip", &["link", "set", "dev", &br, "alias", &names.rule_comment()])?;
+    q(
+        "ip",
+        &["link", "set", "dev", &br, "alias", &names.rule_comment()],
+    )?;
     q("ip", &["link", "set", "dev", &br, "up"])?;
     // the host's FORWARD chain drops bridged traffic (Docker set its policy)
     q(
         "iptables",
         &[
-            "-I", "FORWARD", "-i", &br, "-o", &br, "-m", "comment", "--comment",
-            &names.rule_comment(), "-j", "ACCEPT",
+            "-I",
+            "FORWARD",
+            "-i",
+            &br,
+            "-o",
+            &br,
+            "-m",
+            "comment",
+            "--comment",
+            &names.rule_comment(),
+            "-j",
+            "ACCEPT",
         ],
     )?;
     Ok(())
@@ -241,10 +254,10 @@ pub fn teardown(stack: &str, state_root: &Path) -> Result<TeardownReport, LabErr
             continue;
         };
         let name = name.split('@').next().unwrap_or(name);
-        if names.is_veth(name) || name == names.bridge() {
-            if sys::run_quick("ip", &["link", "delete", name]).is_ok() {
-                report.links.push(name.to_string());
-            }
+        if (names.is_veth(name) || name == names.bridge())
+            && sys::run_quick("ip", &["link", "delete", name]).is_ok()
+        {
+            report.links.push(name.to_string());
         }
     }
 
@@ -261,8 +274,7 @@ pub fn teardown(stack: &str, state_root: &Path) -> Result<TeardownReport, LabErr
             })
             .filter(|t| {
                 t.first().map(String::as_str) == Some("-A")
-                    && t.windows(2)
-                        .any(|w| w[0] == "--comment" && w[1] == comment)
+                    && t.windows(2).any(|w| w[0] == "--comment" && w[1] == comment)
             })
             .collect();
         if ours.is_empty() {
@@ -289,6 +301,8 @@ pub fn teardown(stack: &str, state_root: &Path) -> Result<TeardownReport, LabErr
     // the shims' socket directory, when the lab's shims made it and left it empty
     let _ = std::fs::remove_dir("/run/containerd/s");
     let _ = std::fs::remove_dir("/run/containerd");
+    // the state root, when this was its last lab
+    let _ = std::fs::remove_dir(state_root);
     Ok(report)
 }
 
@@ -344,6 +358,8 @@ pub fn kill_node(stack: &str, state_root: &Path, instance_id: &str) -> Result<u3
         .map(|v| v.n)
         .max()
         .ok_or_else(|| LabError::UnknownInstance(instance_id.to_string()))?;
+    // tells the lab's supervisor that this death is chaos, not a crash of the daemon
+    let _ = std::fs::write(names.node_dir(n).join("killed"), "");
     sys::cgroup_kill(&names.node_cgroup(n), Duration::from_secs(10));
     Ok(n)
 }

@@ -154,7 +154,12 @@ impl Fixture {
         let r = self
             .ec2
             .describe_instances()
-            .filters(Filter::builder().name("tag:infra:stack").values(&self.stack).build())
+            .filters(
+                Filter::builder()
+                    .name("tag:infra:stack")
+                    .values(&self.stack)
+                    .build(),
+            )
             .send()
             .await
             .expect("DescribeInstances");
@@ -180,7 +185,11 @@ impl Fixture {
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .find_map(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()))
+            .find_map(|i| {
+                i.state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+            })
             .unwrap_or_default()
     }
 

@@ -51,7 +51,10 @@ fn preconditions(test: &str) -> Option<String> {
         return None;
     }
     if infra_test_support::test_image().is_none() {
-        skip_or_fail(test, "INFRA_TEST_IMAGE is not set (the locally built test image)");
+        skip_or_fail(
+            test,
+            "INFRA_TEST_IMAGE is not set (the locally built test image)",
+        );
         return None;
     }
     match infra_test_support::moto() {
@@ -107,7 +110,11 @@ fn leftovers(stack: &str, state_root: &Path) -> Vec<String> {
             left.push(format!("mount {l}"));
         }
     }
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let p = hierarchy.path().join(&names.cgroup);
         if p.exists() {
             left.push(format!("cgroup {}", p.display()));
@@ -121,13 +128,16 @@ fn leftovers(stack: &str, state_root: &Path) -> Vec<String> {
 
 /// Nodes `Ready` in `docker node ls` on `host`.
 async fn ready_nodes(host: &str) -> Vec<String> {
-    docker(host, &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
-        .await
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.ends_with(" Ready"))
-        .map(|l| l.split(' ').next().unwrap_or_default().to_string())
-        .collect()
+    docker(
+        host,
+        &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"],
+    )
+    .await
+    .unwrap_or_default()
+    .lines()
+    .filter(|l| l.ends_with(" Ready"))
+    .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+    .collect()
 }
 
 /// Polls `check` every 500 ms until it returns `Some`, at most `limit`.
@@ -152,17 +162,44 @@ fn esp_supported(netns: &str) -> bool {
     let key = format!("0x{}", "ab".repeat(20));
     let ok = StdCommand::new("ip")
         .args([
-            "-n", netns, "xfrm", "state", "add", "src", "10.255.0.1", "dst", "10.255.0.2",
-            "proto", "esp", "spi", "0x4c4142", "mode", "transport", "aead", "rfc4106(gcm(aes))",
-            &key, "128",
+            "-n",
+            netns,
+            "xfrm",
+            "state",
+            "add",
+            "src",
+            "10.255.0.1",
+            "dst",
+            "10.255.0.2",
+            "proto",
+            "esp",
+            "spi",
+            "0x4c4142",
+            "mode",
+            "transport",
+            "aead",
+            "rfc4106(gcm(aes))",
+            &key,
+            "128",
         ])
         .output()
         .is_ok_and(|o| o.status.success());
     if ok {
         let _ = StdCommand::new("ip")
             .args([
-                "-n", netns, "xfrm", "state", "delete", "src", "10.255.0.1", "dst",
-                "10.255.0.2", "proto", "esp", "spi", "0x4c4142",
+                "-n",
+                netns,
+                "xfrm",
+                "state",
+                "delete",
+                "src",
+                "10.255.0.1",
+                "dst",
+                "10.255.0.2",
+                "proto",
+                "esp",
+                "spi",
+                "0x4c4142",
             ])
             .output();
     }
@@ -176,9 +213,23 @@ async fn web_service(host: &str, name: &str, net: &str, replicas: u32) -> Vec<St
     docker(
         host,
         &[
-            "service", "create", "--detach", "--name", name, "--network", net, "--replicas",
-            &replicas.to_string(), "--replicas-max-per-node", "1", "--endpoint-mode", "dnsrr",
-            &image, "sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www",
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--replicas",
+            &replicas.to_string(),
+            "--replicas-max-per-node",
+            "1",
+            "--endpoint-mode",
+            "dnsrr",
+            &image,
+            "sh",
+            "-c",
+            "hostname > /www/index.html; exec httpd -f -p 80 -h /www",
         ],
     )
     .await
@@ -190,7 +241,12 @@ async fn web_service(host: &str, name: &str, net: &str, replicas: u32) -> Vec<St
             let ps = docker(
                 host,
                 &[
-                    "service", "ps", name, "--filter", "desired-state=running", "--format",
+                    "service",
+                    "ps",
+                    name,
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
                     "{{.Node}} {{.CurrentState}}",
                 ],
             )
@@ -213,15 +269,21 @@ async fn fetch_all(node_host: &str, service: &str) -> Vec<(String, Result<String
     let ctr = docker(
         node_host,
         &[
-            "ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={service}"),
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
         ],
     )
     .await
     .unwrap();
     let ctr = ctr.lines().next().expect("a task on this node").to_string();
-    let lookup = docker(node_host, &["exec", &ctr, "nslookup", &format!("tasks.{service}")])
-        .await
-        .unwrap();
+    let lookup = docker(
+        node_host,
+        &["exec", &ctr, "nslookup", &format!("tasks.{service}")],
+    )
+    .await
+    .unwrap();
     let addrs: Vec<String> = lookup
         .lines()
         .skip_while(|l| !l.starts_with("Name:"))
@@ -233,7 +295,15 @@ async fn fetch_all(node_host: &str, service: &str) -> Vec<(String, Result<String
         let r = docker(
             node_host,
             &[
-                "exec", &ctr, "timeout", "5", "wget", "-q", "-O", "-", &format!("http://{a}/"),
+                "exec",
+                &ctr,
+                "timeout",
+                "5",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                &format!("http://{a}/"),
             ],
         )
         .await;
@@ -260,7 +330,10 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
     let t0 = Instant::now();
     let lab = Lab::up(cfg).await.expect("lab up");
     let up_returned = t0.elapsed();
-    assert!(up_returned < Duration::from_secs(5), "up returns at once: {up_returned:?}");
+    assert!(
+        up_returned < Duration::from_secs(5),
+        "up returns at once: {up_returned:?}"
+    );
 
     // three nodes boot from moto's instances, with moto's private IPs
     let nodes = lab
@@ -301,20 +374,36 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
         let imds = imds.clone();
         async move { imds.get(p).await.map(|s| s.as_ref().to_string()) }
     };
-    assert_eq!(get("/latest/meta-data/instance-id").await.unwrap(), manager.instance_id);
-    assert_eq!(get("/latest/meta-data/local-ipv4").await.unwrap(), manager.ip);
     assert_eq!(
-        get("/latest/meta-data/placement/availability-zone").await.unwrap(),
+        get("/latest/meta-data/instance-id").await.unwrap(),
+        manager.instance_id
+    );
+    assert_eq!(
+        get("/latest/meta-data/local-ipv4").await.unwrap(),
+        manager.ip
+    );
+    assert_eq!(
+        get("/latest/meta-data/placement/availability-zone")
+            .await
+            .unwrap(),
         manager.az
     );
-    assert_eq!(get("/latest/meta-data/placement/region").await.unwrap(), "us-east-1");
     assert_eq!(
-        get("/latest/meta-data/autoscaling/target-lifecycle-state").await.unwrap(),
+        get("/latest/meta-data/placement/region").await.unwrap(),
+        "us-east-1"
+    );
+    assert_eq!(
+        get("/latest/meta-data/autoscaling/target-lifecycle-state")
+            .await
+            .unwrap(),
         "InService"
     );
     let status = StdCommand::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3"])
-        .arg(format!("{}/latest/meta-data/instance-id", manager.imds_endpoint))
+        .arg(format!(
+            "{}/latest/meta-data/instance-id",
+            manager.imds_endpoint
+        ))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&status.stdout), "401");
@@ -342,20 +431,40 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
         .iter()
         .find(|n| n.manager_status.is_some())
         .expect("a manager");
-    let labels = me.spec.as_ref().and_then(|s| s.labels.clone()).unwrap_or_default();
-    assert_eq!(labels.get("az").map(String::as_str), Some(manager.az.as_str()));
+    let labels = me
+        .spec
+        .as_ref()
+        .and_then(|s| s.labels.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        labels.get("az").map(String::as_str),
+        Some(manager.az.as_str())
+    );
 
     // a service's tasks on all three nodes reach each other over the overlay
-    docker(&host, &["network", "create", "-d", "overlay", "--attachable", "labnet"])
-        .await
-        .unwrap();
+    docker(
+        &host,
+        &[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--attachable",
+            "labnet",
+        ],
+    )
+    .await
+    .unwrap();
     let placed = web_service(&host, "web", "labnet", 3).await;
     let distinct: std::collections::BTreeSet<&String> = placed.iter().collect();
     assert_eq!(distinct.len(), 3, "one task per node: {placed:?}");
     let answers = fetch_all(&manager.docker_host, "web").await;
     assert_eq!(answers.len(), 3, "{answers:?}");
     for (addr, r) in &answers {
-        assert!(r.is_ok(), "task {addr} answers over the overlay: {answers:?}");
+        assert!(
+            r.is_ok(),
+            "task {addr} answers over the overlay: {answers:?}"
+        );
     }
     let overlay_ok = t0.elapsed();
 
@@ -363,7 +472,16 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
     let esp = esp_supported(&manager.netns);
     docker(
         &host,
-        &["network", "create", "-d", "overlay", "--attachable", "--opt", "encrypted", "labenc"],
+        &[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--attachable",
+            "--opt",
+            "encrypted",
+            "labenc",
+        ],
     )
     .await
     .unwrap();
@@ -410,7 +528,8 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
     let healed = lab
         .wait_for(
             |n| {
-                n.iter().any(|v| v.instance_id == victim.instance_id && v.state == NodeState::Stopped)
+                n.iter()
+                    .any(|v| v.instance_id == victim.instance_id && v.state == NodeState::Stopped)
                     && n.iter()
                         .filter(|v| v.asg == workers && v.state == NodeState::Running)
                         .count()
@@ -425,15 +544,20 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
         .find(|v| v.asg == workers && v.state == NodeState::Running && v.n > 3)
         .expect("a new worker node")
         .clone();
-    let dead = healed.iter().find(|v| v.instance_id == victim.instance_id).unwrap();
+    let dead = healed
+        .iter()
+        .find(|v| v.instance_id == victim.instance_id)
+        .unwrap();
     assert!(dead.killed, "{dead:?}");
     assert_eq!(fx.instance_state(&victim.instance_id).await, "terminated");
     assert_eq!(fx.desired(&workers).await, 2, "no decrement");
     let replaced_in = t_kill.elapsed();
     let hostname = format!("ip-{}", replacement.ip.replace('.', "-"));
-    eventually("the replacement is Ready in the swarm", Duration::from_secs(90), || async {
-        ready_nodes(&host).await.contains(&hostname).then_some(())
-    })
+    eventually(
+        "the replacement is Ready in the swarm",
+        Duration::from_secs(90),
+        || async { ready_nodes(&host).await.contains(&hostname).then_some(()) },
+    )
     .await;
     let rejoined_in = t_kill.elapsed();
 
@@ -442,7 +566,10 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
     let t_scale = Instant::now();
     let draining = lab
         .wait_for(
-            |n| n.iter().any(|v| v.asg == workers && v.state == NodeState::Draining),
+            |n| {
+                n.iter()
+                    .any(|v| v.asg == workers && v.state == NodeState::Draining)
+            },
             Duration::from_secs(30),
         )
         .await
@@ -482,7 +609,10 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
         "the lab waited for the agent's drain (STANDIN_DRAIN_DELAY=3): {drained_in:?}"
     );
     let log = std::fs::read_to_string(drained.dir.join("agent.log")).unwrap();
-    assert!(log.contains("\"draining\"") && log.contains("\"left\""), "{log}");
+    assert!(
+        log.contains("\"draining\"") && log.contains("\"left\""),
+        "{log}"
+    );
     let events = lab.events().await;
     let at = |what: &str| {
         events
@@ -493,14 +623,20 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
     };
     assert!(at("terminating") < at("agent-exited"));
     assert!(at("agent-exited") <= at("stopped"));
-    assert!(at("agent-exited") <= at("dockerd-exited"), "the daemon ran until the agent left");
+    assert!(
+        at("agent-exited") <= at("dockerd-exited"),
+        "the daemon ran until the agent left"
+    );
 
     // bad input: an IMDS that never answers, for the next booted node; its agent exits non-zero
     lab.set_imds_fault(None, ImdsFault::NeverAnswer).await;
     fx.set_desired(&workers, 2).await;
     let mute = lab
         .wait_for(
-            |n| n.iter().any(|v| v.n > leaving.n && v.asg == workers && v.agent_exit.is_some()),
+            |n| {
+                n.iter()
+                    .any(|v| v.n > leaving.n && v.asg == workers && v.agent_exit.is_some())
+            },
             Duration::from_secs(90),
         )
         .await
@@ -510,7 +646,11 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
         .find(|v| v.n > leaving.n && v.asg == workers && v.agent_exit.is_some())
         .unwrap();
     assert_eq!(mute.agent_exit, Some(2), "{mute:?}");
-    assert_eq!(mute.state, NodeState::Running, "the instance runs on; only its agent failed");
+    assert_eq!(
+        mute.state,
+        NodeState::Running,
+        "the instance runs on; only its agent failed"
+    );
 
     // down leaves nothing; a second down is a no-op
     let state_root = lab.state_dir().parent().unwrap().to_path_buf();
@@ -571,27 +711,38 @@ async fn cli_kill_and_down_after_a_crash() {
             ),
         )
     };
-    let first = eventually("the CLI's lab runs a node", Duration::from_secs(90), || async {
-        let s = infra_lab::read_status(&stack, &state_root).ok()?;
-        s.nodes
-            .iter()
-            .find(|v| v.state == NodeState::Running)
-            .map(|v| v.instance_id.clone())
-    })
+    let first = eventually(
+        "the CLI's lab runs a node",
+        Duration::from_secs(90),
+        || async {
+            let s = infra_lab::read_status(&stack, &state_root).ok()?;
+            s.nodes
+                .iter()
+                .find(|v| v.state == NodeState::Running)
+                .map(|v| v.instance_id.clone())
+        },
+    )
     .await;
     let (ok, out) = cli(&["status", "--stack", &stack]);
-    assert!(ok && out.contains(&first) && out.contains("running"), "{out}");
+    assert!(
+        ok && out.contains(&first) && out.contains("running"),
+        "{out}"
+    );
 
     // `lab kill` from another process: the lab replaces the node
     let (ok, out) = cli(&["kill", "--stack", &stack, &first]);
     assert!(ok, "{out}");
-    eventually("a replacement node runs", Duration::from_secs(90), || async {
-        let s = infra_lab::read_status(&stack, &state_root).ok()?;
-        s.nodes
-            .iter()
-            .any(|v| v.state == NodeState::Running && v.instance_id != first)
-            .then_some(())
-    })
+    eventually(
+        "a replacement node runs",
+        Duration::from_secs(90),
+        || async {
+            let s = infra_lab::read_status(&stack, &state_root).ok()?;
+            s.nodes
+                .iter()
+                .any(|v| v.state == NodeState::Running && v.instance_id != first)
+                .then_some(())
+        },
+    )
     .await;
     assert_eq!(fx.instance_state(&first).await, "terminated");
 
