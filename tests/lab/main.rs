@@ -795,4 +795,13 @@ async fn up_refuses_bad_configurations() {
     let root = lab.state_dir().parent().unwrap().to_path_buf();
     lab.down().await.unwrap();
     assert!(leftovers(&stack, &root).is_empty());
+
+    // a lab dropped without `down` (a failing test's) tears down anyway
+    let lab = Lab::up(LabConfig::new(&stack, &moto, standin()))
+        .await
+        .unwrap();
+    assert!(!leftovers(&stack, &root).is_empty(), "the lab made its bridge");
+    drop(lab);
+    let left = leftovers(&stack, &root);
+    assert!(left.is_empty(), "after drop: {left:#?}");
 }
