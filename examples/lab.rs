@@ -87,6 +87,9 @@ enum Cmd {
         /// Print the status as JSON.
         #[arg(long)]
         json: bool,
+        /// Also measure each running node's memory (RSS) and disk.
+        #[arg(long)]
+        usage: bool,
     },
     /// Chaos: SIGKILL everything of the node playing an instance (the lab replaces it).
     Kill {
@@ -134,7 +137,11 @@ fn main() -> ExitCode {
             skip_roles,
             poll_ms,
         ),
-        Cmd::Status { common, json } => status(common, json),
+        Cmd::Status {
+            common,
+            json,
+            usage,
+        } => status(common, json, usage),
         Cmd::Kill { common, instance } => common.stack().and_then(|s| {
             infra_lab::kill_node(s, &common.state_root, &instance)
                 .map(|n| println!("killed node n{n} ({instance}); the lab replaces it"))
@@ -228,7 +235,7 @@ fn up(
     })
 }
 
-fn status(common: Common, json: bool) -> Result<(), String> {
+fn status(common: Common, json: bool, usage: bool) -> Result<(), String> {
     let stack = common.stack()?;
     let s = infra_lab::read_status(stack, &common.state_root).map_err(|e| e.to_string())?;
     if json {
@@ -273,6 +280,16 @@ fn status(common: Common, json: bool) -> Result<(), String> {
                 .map(|e| format!("  ({e})"))
                 .unwrap_or_default()
         );
+        if usage && v.state != infra_lab::NodeState::Stopped {
+            let u =
+                infra_lab::node_usage(stack, &common.state_root, v.n).map_err(|e| e.to_string())?;
+            println!(
+                "     dockerd+containerd {} MiB, all of the node's processes {} MiB, disk {} MiB",
+                u.daemons_rss_kib / 1024,
+                u.total_rss_kib / 1024,
+                u.disk_bytes / (1024 * 1024)
+            );
+        }
     }
     Ok(())
 }

@@ -334,6 +334,32 @@ impl Inner {
     }
 }
 
+/// Memory and disk of node `n` of a stack's lab, measured now (from any process, e.g. `lab
+/// status --usage`): the RSS of the processes in the node's cgroup, and the disk blocks under its
+/// directory.
+pub fn node_usage(stack: &str, state_root: &Path, n: u32) -> Result<NodeUsage, LabError> {
+    let names = names::Names::new(stack, state_root)?;
+    Ok(usage_of(&names, n))
+}
+
+fn usage_of(names: &names::Names, n: u32) -> NodeUsage {
+    let mut u = NodeUsage::default();
+    if let Ok(cg2) = sys::cgroup2_root() {
+        for pid in sys::cgroup_pids(&cg2.join(names.node_cgroup(n))) {
+            let rss = sys::rss_kib(pid).unwrap_or(0);
+            u.total_rss_kib += rss;
+            if matches!(
+                sys::comm(pid).as_deref(),
+                Some("dockerd") | Some("containerd")
+            ) {
+                u.daemons_rss_kib += rss;
+            }
+        }
+    }
+    u.disk_bytes = sys::disk_usage(&names.node_dir(n));
+    u
+}
+
 // ---------------------------------------------------------------------------------------------
 // the lab
 
@@ -555,29 +581,13 @@ impl Lab {
         }
     }
 
-    /// Memory and disk of the node playing `instance_id`, measured now.
+    /// Memory and disk of the node playing `instance_id`, measured now ([`node_usage`]).
     pub async fn usage(&self, instance_id: &str) -> Option<NodeUsage> {
         let view = self.node(instance_id).await?;
-        let rel = self.inner.names.node_cgroup(view.n);
-        let cg2 = self.inner.cgroup2.clone();
-        tokio::task::spawn_blocking(move || {
-            let pids = sys::cgroup_pids(&cg2.join(rel));
-            let mut u = NodeUsage::default();
-            for pid in pids {
-                let rss = sys::rss_kib(pid).unwrap_or(0);
-                u.total_rss_kib += rss;
-                if matches!(
-                    sys::comm(pid).as_deref(),
-                    Some("dockerd") | Some("containerd")
-                ) {
-                    u.daemons_rss_kib += rss;
-                }
-            }
-            u.disk_bytes = sys::disk_usage(&view.dir);
-            u
-        })
-        .await
-        .ok()
+        let names = self.inner.names.clone();
+        tokio::task::spawn_blocking(move || usage_of(&names, view.n))
+            .await
+            .ok()
     }
 
     /// Stops the supervisor and removes everything the lab made ([`teardown`]).

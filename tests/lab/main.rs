@@ -766,6 +766,88 @@ async fn cli_kill_and_down_after_a_crash() {
     fx.cleanup().await;
 }
 
+/// A drain is bounded by the lifecycle hook's heartbeat timeout: an agent that never leaves is
+/// stopped with the node after it, and says so. Also an IMDS fault set on a live node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_is_bounded_by_the_hook_heartbeat() {
+    let test = "a_drain_is_bounded_by_the_hook_heartbeat";
+    let Some(moto) = preconditions(test) else {
+        return;
+    };
+    let _one = LOCK.lock().await;
+    let stack = unique("labhook");
+    let mut fx = Fixture::new(&moto, &stack).await;
+    let workers = fx.asg("workers", "swarm-worker", 1, Some(3)).await;
+    let mut cfg = LabConfig::new(&stack, &moto, standin());
+    cfg.agent_env = vec![
+        ("STANDIN_SKIP_SWARM".into(), "1".into()),
+        ("STANDIN_IGNORE_TERMINATION".into(), "1".into()),
+    ];
+    let lab = Lab::up(cfg).await.unwrap();
+    let nodes = lab
+        .wait_for(|n| running(n).len() == 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let node = nodes[0].clone();
+
+    // a fault on a live node's IMDS, then back
+    let curl_token = |ep: String| {
+        let o = StdCommand::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "3",
+                "-X",
+                "PUT",
+            ])
+            .args(["-H", "X-aws-ec2-metadata-token-ttl-seconds: 60"])
+            .arg(format!("{ep}/latest/api/token"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    lab.set_imds_fault(Some(&node.instance_id), ImdsFault::Status(503))
+        .await;
+    assert_eq!(curl_token(node.imds_endpoint.clone()), "503");
+    lab.set_imds_fault(Some(&node.instance_id), ImdsFault::None)
+        .await;
+    assert_eq!(curl_token(node.imds_endpoint.clone()), "200");
+
+    fx.set_desired(&workers, 0).await;
+    let t = Instant::now();
+    let stopped = lab
+        .wait_for(
+            |n| {
+                n.iter()
+                    .any(|v| v.n == node.n && v.state == NodeState::Stopped)
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the node stops after the heartbeat timeout");
+    let took = t.elapsed();
+    let v = stopped.iter().find(|v| v.n == node.n).unwrap();
+    assert!(
+        took >= Duration::from_secs(3),
+        "waited for the hook: {took:?}"
+    );
+    let err = v.error.clone().unwrap_or_default();
+    assert!(err.contains("heartbeat timeout"), "{v:?}");
+    let log = std::fs::read_to_string(v.dir.join("agent.log")).unwrap();
+    assert!(
+        log.contains("\"ignoring\""),
+        "the agent saw Terminated: {log}"
+    );
+    let root = lab.state_dir().parent().unwrap().to_path_buf();
+    lab.down().await.unwrap();
+    assert!(leftovers(&stack, &root).is_empty());
+    fx.cleanup().await;
+}
+
 /// `up` refuses what it cannot run: a missing agent, a bad stack name, a second lab of a stack.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_refuses_bad_configurations() {
@@ -800,7 +882,10 @@ async fn up_refuses_bad_configurations() {
     let lab = Lab::up(LabConfig::new(&stack, &moto, standin()))
         .await
         .unwrap();
-    assert!(!leftovers(&stack, &root).is_empty(), "the lab made its bridge");
+    assert!(
+        !leftovers(&stack, &root).is_empty(),
+        "the lab made its bridge"
+    );
     drop(lab);
     let left = leftovers(&stack, &root);
     assert!(left.is_empty(), "after drop: {left:#?}");

@@ -6,7 +6,9 @@
 # It is not the agent: no SSM, no ASG lookups, no dead-node removal.
 #
 # Environment (set by the lab): INFRA_NODE_IMDS_ENDPOINT, DOCKER_HOST, INFRA_LAB_STATE_DIR,
-# INFRA_LAB_ROLE; optional STANDIN_DRAIN_DELAY (seconds to linger while draining).
+# INFRA_LAB_ROLE; optional STANDIN_DRAIN_DELAY (seconds to linger while draining),
+# STANDIN_SKIP_SWARM=1 (no swarm: only watch the lifecycle state), STANDIN_IGNORE_TERMINATION=1
+# (never leave: for the lab's bound on a drain).
 # One JSON line per step on stdout. Every loop is bounded.
 set -u
 [ "${1:-}" = run ] || { echo "usage: standin-agent run" >&2; exit 64; }
@@ -27,7 +29,9 @@ log identity "$ID $IP $AZ $REGION ${INFRA_LAB_ROLE:-}"
 
 active() { [ "$(docker info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ]; }
 
-if ! active; then
+if [ "${STANDIN_SKIP_SWARM:-}" = 1 ]; then
+  log swarm skipped
+elif ! active; then
   if [ "${INFRA_LAB_ROLE:-}" = swarm-manager ] && mkdir "$SHARED/init" 2>/dev/null; then
     docker swarm init --advertise-addr "$IP" --listen-addr 0.0.0.0:2377 >/dev/null || { log init failed; exit 1; }
     docker swarm join-token -q manager >"$SHARED/manager-token.tmp" && mv "$SHARED/manager-token.tmp" "$SHARED/manager-token"
@@ -51,7 +55,7 @@ if ! active; then
     log join "$kind via $peer"
   fi
 fi
-if [ "${INFRA_LAB_ROLE:-}" = swarm-manager ]; then
+if [ "${INFRA_LAB_ROLE:-}" = swarm-manager ] && [ "${STANDIN_SKIP_SWARM:-}" != 1 ]; then
   touch "$SHARED/peers/$IP"
   self=$(docker info -f '{{.Swarm.NodeID}}')
   docker node update --label-add "az=$AZ" --label-add "instance=$ID" --label-add role=manager "$self" >/dev/null
@@ -65,7 +69,9 @@ while [ $i -lt 7200 ]; do
     TOKEN=$(curl -sf -m 3 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$EP/latest/api/token")
     state=unknown
   }
-  if [ "$state" = Terminated ]; then
+  if [ "$state" = Terminated ] && [ "${STANDIN_IGNORE_TERMINATION:-}" = 1 ]; then
+    log ignoring "$state"
+  elif [ "$state" = Terminated ]; then
     log draining "$ID"
     rm -f "$SHARED/peers/$IP"
     sleep "${STANDIN_DRAIN_DELAY:-0}"
