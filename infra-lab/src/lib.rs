@@ -456,7 +456,15 @@ impl Lab {
         });
         inner.event("", "up", format!("bridge {}", inner.names.bridge()));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let forwarder = supervisor::start_forwarder(inner.clone(), stop_rx.clone()).await?;
+        let forwarder = match supervisor::start_forwarder(inner.clone(), stop_rx.clone()).await {
+            Ok(f) => f,
+            Err(e) => {
+                let (stack, root) = (inner.cfg.stack.clone(), inner.cfg.state_root.clone());
+                let _ =
+                    tokio::task::spawn_blocking(move || teardown::teardown(&stack, &root)).await;
+                return Err(e);
+            }
+        };
         let supervisor = tokio::spawn(supervisor::run(inner.clone(), stop_rx));
         Ok(Lab {
             inner,
@@ -590,7 +598,8 @@ impl Lab {
             .ok()
     }
 
-    /// Stops the supervisor and removes everything the lab made ([`teardown`]).
+    /// Stops the supervisor and removes everything the lab made ([`teardown`]; call this, not
+    /// [`teardown`], for a lab this process runs).
     pub async fn down(mut self) -> Result<TeardownReport, LabError> {
         self.inner.stop.store(true, Ordering::SeqCst);
         let _ = self.stop_tx.send(true);
@@ -641,5 +650,15 @@ impl Drop for Lab {
         if let Err(e) = teardown::teardown(&self.inner.cfg.stack, &self.inner.cfg.state_root) {
             tracing::warn!(error = %e, "lab teardown on drop");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_lab_can_move_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Lab>();
+        send_sync::<super::ImdsServer>();
     }
 }

@@ -128,6 +128,14 @@ pub(crate) fn prepare(names: &Names) -> Result<(), LabError> {
     if !left.is_empty() {
         tracing::info!(stack = %names.stack, %left, "removed a previous lab's leftovers");
     }
+    let made = make(names, me);
+    if made.is_err() {
+        let _ = teardown(&names.stack, root);
+    }
+    made
+}
+
+fn make(names: &Names, me: i32) -> Result<(), LabError> {
     std::fs::create_dir_all(&names.dir)
         .map_err(LabError::io(format!("create {}", names.dir.display())))?;
     let record = Owner {
