@@ -598,6 +598,18 @@ impl Lab {
             .ok()
     }
 
+    /// Copies the lab's logs to `dest` (made if missing): `events.jsonl` (what the lab did) and
+    /// per node `n<n>-agent.log`, `n<n>-dockerd.log` (its last 256 KiB) and `n<n>-node.json`.
+    /// `down` deletes them with the state directory; a lab dropped while its thread panics (a
+    /// failing test) saves them to `$TMPDIR/infra-lab-<stack>-logs` first.
+    pub async fn save_logs(&self, dest: &Path) -> Result<(), LabError> {
+        let names = self.inner.names.clone();
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || save_logs(&names, &dest))
+            .await
+            .map_err(|e| LabError::Host(format!("log task: {e}")))?
+    }
+
     /// Stops the supervisor and removes everything the lab made ([`teardown`]; call this, not
     /// [`teardown`], for a lab this process runs).
     pub async fn down(mut self) -> Result<TeardownReport, LabError> {
@@ -633,10 +645,40 @@ impl Lab {
     }
 }
 
+fn save_logs(names: &names::Names, dest: &Path) -> Result<(), LabError> {
+    std::fs::create_dir_all(dest).map_err(LabError::io(format!("create {}", dest.display())))?;
+    let copy = |from: &Path, to: &str, tail: Option<u64>| {
+        let Ok(bytes) = std::fs::read(from) else {
+            return;
+        };
+        let skip = tail.map_or(0, |t| bytes.len().saturating_sub(t as usize));
+        let _ = std::fs::write(dest.join(to), &bytes[skip..]);
+    };
+    copy(&names.dir.join("events.jsonl"), "events.jsonl", None);
+    for n in names.node_numbers() {
+        let dir = names.node_dir(n);
+        copy(&dir.join("agent.log"), &format!("n{n}-agent.log"), None);
+        copy(
+            &dir.join("dockerd.log"),
+            &format!("n{n}-dockerd.log"),
+            Some(256 * 1024),
+        );
+        copy(&dir.join("node.json"), &format!("n{n}-node.json"), None);
+    }
+    Ok(())
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.done {
             return;
+        }
+        if std::thread::panicking() {
+            let dest =
+                std::env::temp_dir().join(format!("infra-lab-{}-logs", self.inner.cfg.stack));
+            if save_logs(&self.inner.names, &dest).is_ok() {
+                eprintln!("infra-lab: the lab's logs are in {}", dest.display());
+            }
         }
         self.inner.stop.store(true, Ordering::SeqCst);
         let _ = self.stop_tx.send(true);

@@ -652,6 +652,17 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
         "the instance runs on; only its agent failed"
     );
 
+    // the logs outlive the lab when saved
+    let logs = tempfile::tempdir().unwrap();
+    lab.save_logs(logs.path()).await.unwrap();
+    let events = std::fs::read_to_string(logs.path().join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("\"replace\"") && events.contains("\"terminating\""),
+        "{events}"
+    );
+    let agent_log = std::fs::read_to_string(logs.path().join(format!("n{}-agent.log", manager.n)));
+    assert!(agent_log.unwrap().contains("\"init\""));
+
     // down leaves nothing; a second down is a no-op
     let state_root = lab.state_dir().parent().unwrap().to_path_buf();
     let report = lab.down().await.expect("down");
