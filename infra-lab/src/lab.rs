@@ -295,13 +295,14 @@ impl Lab {
     pub async fn down(mut self) -> Result<TeardownReport, LabError> {
         self.inner.stop.store(true, Ordering::SeqCst);
         let _ = self.stop_tx.send(true);
-        if let Some(s) = self.supervisor.take() {
+        if let Some(mut s) = self.supervisor.take() {
             // the supervisor shuts its boots and drains down when told; bounded
-            if tokio::time::timeout(Duration::from_secs(30), s)
+            if tokio::time::timeout(Duration::from_secs(30), &mut s)
                 .await
                 .is_err()
             {
-                tracing::warn!("lab supervisor did not stop within 30 s");
+                tracing::warn!("lab supervisor did not stop within 30 s: aborted");
+                s.abort();
             }
         }
         if let Some(f) = self.forwarder.take() {

@@ -32,7 +32,11 @@ pub(crate) async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             break;
         }
         while tasks.try_join_next().is_some() {}
-        match tick(&inner, &mut tasks, &mut cidrs).await {
+        let ticked = tokio::select! {
+            r = tick(&inner, &mut tasks, &mut cidrs) => r,
+            _ = stop.changed() => break,
+        };
+        match ticked {
             Ok(()) => last_error = None,
             Err(e) => {
                 let msg = e.to_string();

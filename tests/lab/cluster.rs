@@ -460,10 +460,6 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
     assert_eq!(drained.agent_exit, Some(0), "{drained:?}");
     assert_eq!(drained.error, None);
     let drained_in = t_scale.elapsed();
-    assert!(
-        drained_in >= Duration::from_secs(3),
-        "the lab waited for the agent's drain (STANDIN_DRAIN_DELAY=3): {drained_in:?}"
-    );
     let log = std::fs::read_to_string(drained.dir.join("agent.log")).unwrap();
     assert!(
         log.contains("\"draining\"") && log.contains("\"left\""),
@@ -477,7 +473,11 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
             .map(|e| e.at)
             .unwrap_or_else(|| panic!("no {what} event for {}: {events:?}", leaving.instance_id))
     };
-    assert!(at("terminating") < at("agent-exited"));
+    // measured on the lab's events: moto may terminate before UpdateAutoScalingGroup answers
+    assert!(
+        at("agent-exited") - at("terminating") >= 3.0,
+        "the lab waited for the agent's drain (STANDIN_DRAIN_DELAY=3): {events:?}"
+    );
     assert!(at("agent-exited") <= at("stopped"));
     assert!(
         at("agent-exited") <= at("dockerd-exited"),
