@@ -11,7 +11,9 @@
 
 mod cluster;
 mod fixture;
+mod ha;
 mod life;
+mod view;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
