@@ -1,6 +1,6 @@
 //! The lab's own AWS calls (moto): what the stack's ASGs hold, the instances' addresses, lifecycle
 //! hooks, and the health-check replacement. Every call is bounded (SDK timeouts, 3 attempts, and
-//! an outer 20 s limit).
+//! an outer 60 s limit: a busy shared moto answers one request at a time, in seconds).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,7 +45,7 @@ pub(crate) struct Aws {
     asg: aws_sdk_autoscaling::Client,
 }
 
-const CALL_LIMIT: Duration = Duration::from_secs(20);
+const CALL_LIMIT: Duration = Duration::from_secs(60);
 
 async fn bounded<T, E, F>(op: &str, f: F) -> Result<T, LabError>
 where
@@ -72,8 +72,8 @@ impl Aws {
         let creds = Credentials::new(key, secret, None, None, "infra-lab");
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
-            .operation_attempt_timeout(Duration::from_secs(5))
-            .operation_timeout(Duration::from_secs(15))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .operation_timeout(Duration::from_secs(50))
             .build();
         let ec2 = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())

@@ -20,9 +20,11 @@
 //!   `TerminateInstanceInAutoScalingGroup(ShouldDecrementDesiredCapacity=false)`; moto launches a
 //!   replacement and the lab boots it.
 //!
-//! `<state_root>/<stack>/manager.sock` forwards to a live manager node's Docker socket (what the
-//! SSH tunnel through the bastion is in production: `ssh -L /tmp/m.sock:/var/run/docker.sock
-//! bastion→manager`); the deploy program's Swarm phase uses `DOCKER_HOST=`[`Lab::manager_host`].
+//! `<state_root>/<stack>/manager.sock` forwards to a live manager node's Docker socket; the deploy
+//! program's Swarm phase uses `DOCKER_HOST=`[`Lab::manager_host`]. In production the same part is
+//! played by an SSH tunnel through the bastion to a manager's socket:
+//! `ssh -N -J ec2-user@<bastion> -L /tmp/manager.sock:/var/run/docker.sock ec2-user@<manager
+//! private ip>`, then `DOCKER_HOST=unix:///tmp/manager.sock`.
 //!
 //! Everything the lab makes is named after the stack and removed by [`Lab::down`], or after a crash
 //! by [`teardown`] (idempotent): namespaces, veths, the bridge, the `iptables` FORWARD rule

@@ -63,15 +63,42 @@ async fn tick(
 ) -> Result<(), LabError> {
     let groups = inner.aws.groups(&inner.names.stack).await?;
     let live: Vec<NodeView> = inner.views().into_iter().filter(|v| v.is_live()).collect();
-    let ids: BTreeSet<String> = groups
+    let known: HashSet<String> = inner.views().into_iter().map(|v| v.instance_id).collect();
+    // in service (or on its way) according to its ASG: running, no need to ask EC2
+    let in_service: HashSet<&str> = groups
         .iter()
-        .flat_map(|g| g.instances.iter().map(|(id, _)| id.clone()))
-        .chain(live.iter().map(|v| v.instance_id.clone()))
+        .flat_map(|g| g.instances.iter())
+        .filter(|(_, lifecycle)| STARTING.contains(&lifecycle.as_str()))
+        .map(|(id, _)| id.as_str())
         .collect();
-    let insts = inner
-        .aws
-        .instances(&ids.into_iter().collect::<Vec<_>>())
-        .await?;
+    // held by its ASG on the way out (AWS: Terminating:Wait while a hook waits; moto never)
+    let leaving: HashSet<&str> = groups
+        .iter()
+        .flat_map(|g| g.instances.iter())
+        .filter(|(_, lifecycle)| lifecycle.starts_with("Terminating"))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    // EC2 is asked about new instances (their addresses) and about nodes whose instance left
+    // its ASG's service (terminated?): one DescribeAutoScalingGroups per quiet tick, as moto
+    // answers one request at a time
+    let ask: BTreeSet<String> = in_service
+        .iter()
+        .filter(|id| !known.contains(**id))
+        .map(|id| id.to_string())
+        .chain(
+            live.iter()
+                .filter(|v| !in_service.contains(v.instance_id.as_str()))
+                .map(|v| v.instance_id.clone()),
+        )
+        .collect();
+    let insts = if ask.is_empty() {
+        HashMap::new()
+    } else {
+        inner
+            .aws
+            .instances(&ask.into_iter().collect::<Vec<_>>())
+            .await?
+    };
 
     // live nodes: died, or their instance terminated
     for v in &live {
@@ -85,7 +112,9 @@ async fn tick(
         if stopping || v.state == NodeState::Booting {
             continue;
         }
-        let running = insts.get(&v.instance_id).is_some_and(|i| i.running());
+        let running = in_service.contains(v.instance_id.as_str())
+            || (!leaving.contains(v.instance_id.as_str())
+                && insts.get(&v.instance_id).is_some_and(|i| i.running()));
         if exited {
             mark_stopping(inner, v.n);
             tasks.spawn(died(inner.clone(), v.clone(), running));
@@ -96,7 +125,7 @@ async fn tick(
     }
 
     // new instances
-    let mut known: HashSet<String> = inner.views().into_iter().map(|v| v.instance_id).collect();
+    let mut known = known;
     for g in &groups {
         if inner.cfg.skip_roles.contains(&g.role) {
             continue;

@@ -125,7 +125,15 @@ async fn a_drain_is_bounded_by_the_hook_heartbeat() {
         .unwrap();
     let node = nodes[0].clone();
 
-    // a fault on a live node's IMDS, then back
+    // a fault on a live node's IMDS, then back (once the agent has read its identity: a fault
+    // before that would make it give up, and the drain below would have no agent to wait for)
+    eventually("the agent is ready", Duration::from_secs(30), || async {
+        std::fs::read_to_string(node.dir.join("agent.log"))
+            .ok()?
+            .contains("\"ready\"")
+            .then_some(())
+    })
+    .await;
     let curl_token = |ep: String| {
         let o = StdCommand::new("curl")
             .args([
@@ -179,7 +187,7 @@ async fn a_drain_is_bounded_by_the_hook_heartbeat() {
     let waited = at("stopped") - at("terminating");
     assert!(
         (3.0..10.0).contains(&waited),
-        "waited for the hook's 3 s: {waited}"
+        "waited for the hook's 3 s: {waited}: {events:?}"
     );
     let err = v.error.clone().unwrap_or_default();
     assert!(err.contains("heartbeat timeout"), "{v:?}");
