@@ -7,18 +7,19 @@ use std::time::Duration;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     LocalNodeState, Node, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState,
-    Reachability, SwarmInitRequest, SwarmJoinRequest,
+    Reachability, ServiceUpdateStatusStateEnum, SwarmInitRequest, SwarmJoinRequest, TaskState,
 };
 use bollard::query_parameters::{
-    DeleteNodeOptionsBuilder, LeaveSwarmOptionsBuilder, ListContainersOptionsBuilder,
-    UpdateNodeOptionsBuilder,
+    DeleteNodeOptionsBuilder, InspectServiceOptions, LeaveSwarmOptionsBuilder,
+    ListContainersOptionsBuilder, ListServicesOptions, ListTasksOptions, UpdateNodeOptionsBuilder,
+    UpdateServiceOptions,
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use infra_core::provider::ProviderError;
 use infra_core::retry::{poll, retry, PollPolicy, Probe, RetryPolicy};
 
 use crate::error::{Failure, FailureKind, Secret};
-use crate::plan::{Availability, NodeStatus, Role, SwarmNode};
+use crate::plan::{Availability, NodeStatus, Role, SpreadService, SwarmNode};
 
 /// The swarm port (managers listen on it; joins go to it).
 pub const SWARM_PORT: u16 = 2377;
@@ -442,6 +443,110 @@ impl Engine {
             Err(e) if e.class == infra_core::provider::ErrorClass::NotFound => Ok(()),
             r => r,
         }
+    }
+
+    /// The replicated services placed with a spread preference on a node label
+    /// (`node.labels.<key>`), with the nodes of their running tasks (managers only).
+    pub async fn spread_services(&self) -> Result<Vec<SpreadService>, ProviderError> {
+        let services = retry(&self.policy, "docker service ls", || async {
+            self.docker
+                .list_services(None::<ListServicesOptions>)
+                .await
+                .map_err(|e| api_error("docker service ls", e))
+        })
+        .await?;
+        let mut out = Vec::new();
+        for svc in services {
+            let (Some(id), Some(spec)) = (svc.id.clone(), svc.spec.clone()) else {
+                continue;
+            };
+            let Some(replicas) = spec
+                .mode
+                .as_ref()
+                .and_then(|m| m.replicated.as_ref())
+                .and_then(|r| r.replicas)
+            else {
+                continue;
+            };
+            let label = spec
+                .task_template
+                .as_ref()
+                .and_then(|t| t.placement.as_ref())
+                .and_then(|p| p.preferences.as_ref())
+                .and_then(|prefs| {
+                    prefs.iter().find_map(|p| {
+                        p.spread
+                            .as_ref()
+                            .and_then(|s| s.spread_descriptor.as_deref())
+                            .and_then(|d| d.strip_prefix("node.labels."))
+                            .map(str::to_string)
+                    })
+                });
+            let Some(label) = label else {
+                continue;
+            };
+            let updating = matches!(
+                svc.update_status.as_ref().and_then(|u| u.state),
+                Some(
+                    ServiceUpdateStatusStateEnum::UPDATING
+                        | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+                )
+            );
+            let filters = HashMap::from([
+                ("service".to_string(), vec![id.clone()]),
+                ("desired-state".to_string(), vec!["running".to_string()]),
+            ]);
+            let tasks = retry(&self.policy, "docker service ps", || async {
+                self.docker
+                    .list_tasks(Some(ListTasksOptions {
+                        filters: Some(filters.clone()),
+                    }))
+                    .await
+                    .map_err(|e| api_error("docker service ps", e))
+            })
+            .await?;
+            let task_nodes = tasks
+                .iter()
+                .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+                .filter_map(|t| t.node_id.clone())
+                .collect();
+            out.push(SpreadService {
+                id,
+                name: spec.name.clone().unwrap_or_default(),
+                label,
+                replicas: u64::try_from(replicas).unwrap_or(0),
+                updating,
+                task_nodes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forces a rolling update of a service (ForceUpdate + 1, as `docker service update --force`):
+    /// Swarm places its tasks again, spreading them over the nodes there are now.
+    pub async fn force_update(&self, id: &str) -> Result<(), ProviderError> {
+        retry(&self.policy, "docker service update --force", || async {
+            let svc = self
+                .docker
+                .inspect_service(id, None::<InspectServiceOptions>)
+                .await
+                .map_err(|e| api_error("docker service inspect", e))?;
+            let version = svc.version.and_then(|v| v.index).unwrap_or(0);
+            let mut spec = svc.spec.unwrap_or_default();
+            if let Some(t) = spec.task_template.as_mut() {
+                t.force_update = Some(t.force_update.unwrap_or(0) + 1);
+            }
+            let options = UpdateServiceOptions {
+                version: i32::try_from(version).unwrap_or(i32::MAX),
+                ..Default::default()
+            };
+            self.docker
+                .update_service(id, spec, options, None)
+                .await
+                .map(drop)
+                .map_err(|e| api_error("docker service update --force", e))
+        })
+        .await
     }
 
     /// How many swarm task containers run on this engine.

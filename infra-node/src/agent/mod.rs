@@ -123,6 +123,9 @@ struct Agent {
     params: Params,
     /// When joining must be done (start + join timeout).
     deadline: Instant,
+    /// When the leader last forced each spread service to be placed again (at most once a
+    /// minute per service).
+    rebalanced: std::sync::Mutex<std::collections::BTreeMap<String, Instant>>,
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -199,6 +202,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, Failure> {
         stack,
         role,
         deadline,
+        rebalanced: std::sync::Mutex::default(),
     };
     let state = agent.settled_state().await?;
     if state.active() {

@@ -6,13 +6,18 @@ use std::time::Duration;
 
 use infra_core::provider::ProviderError;
 use infra_core::retry::{poll, Probe, RetryPolicy};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{docker_failure, Agent, Outcome};
 use crate::error::{Failure, FailureKind, Secret};
 use crate::plan::{
-    instances_to_check, is_last_manager, leader_actions, Action, NodeRecord, RecordState, Role,
+    instances_to_check, is_last_manager, leader_actions, unbalanced, Action, NodeRecord,
+    RecordState, Role,
 };
+
+/// The least time between two forced rebalancing updates of one service.
+const REBALANCE_EVERY: Duration = Duration::from_secs(60);
 
 impl Agent {
     pub(super) fn record(&self, node_id: &str, state: RecordState) -> NodeRecord {
@@ -168,7 +173,45 @@ impl Agent {
         for action in leader_actions(node_id, &nodes, &records, &states) {
             self.carry_out(&action).await;
         }
+        self.rebalance(&nodes).await?;
         Ok(true)
+    }
+
+    /// Swarm never moves running tasks: a spread service whose replicas all started while only
+    /// some AZs had nodes (a forming cluster, an AZ lost and replaced) is forced to be placed
+    /// again (a rolling update, at most once a minute per service) once its AZs are uneven.
+    async fn rebalance(&self, nodes: &[crate::plan::SwarmNode]) -> Result<(), ProviderError> {
+        let services = self.engine.spread_services().await?;
+        for id in unbalanced(&services, nodes) {
+            let recent = {
+                let mut last = self.rebalanced.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                match last.get(&id) {
+                    Some(t) if now.duration_since(*t) < REBALANCE_EVERY => true,
+                    _ => {
+                        last.insert(id.clone(), now);
+                        false
+                    }
+                }
+            };
+            if recent {
+                continue;
+            }
+            let name = services
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            match self.engine.force_update(&id).await {
+                Ok(()) => {
+                    info!(step = "rebalance", service = %name, "the service's tasks are uneven over its spread label: forced a rolling update so Swarm places them again")
+                }
+                Err(e) => {
+                    warn!(step = "rebalance", service = %name, error = %e, "could not force the service's update (tried again next round)")
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn carry_out(&self, action: &Action) {

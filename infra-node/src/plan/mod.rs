@@ -246,6 +246,16 @@ pub fn leader_actions(
     };
     let mut actions = Vec::new();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
+    // One leaving node drains at a time: a drain stops a node's tasks before their replacements
+    // start, so two at once could take two replicas of a service down together. A node counts
+    // while it is drained, still Ready, and its record says it is leaving.
+    let mut draining_now = nodes.iter().any(|n| {
+        n.availability == Availability::Drain
+            && n.status == NodeStatus::Ready
+            && records
+                .iter()
+                .any(|r| r.node_id == n.id && r.state == RecordState::Draining)
+    });
     let mut sorted: Vec<&SwarmNode> = nodes.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     for node in sorted {
@@ -284,8 +294,10 @@ pub fn leader_actions(
             .filter(|(k, v)| node.labels.get(k) != Some(v))
             .collect();
         let changed: Vec<&str> = labels.keys().map(String::as_str).collect();
-        let drain =
-            record.state == RecordState::Draining && node.availability != Availability::Drain;
+        let drain = record.state == RecordState::Draining
+            && node.availability != Availability::Drain
+            && !draining_now;
+        draining_now |= drain;
         if !changed.is_empty() || drain {
             let mut why = Vec::new();
             if !changed.is_empty() {
@@ -469,3 +481,64 @@ pub fn classify_join_error(message: &str) -> JoinFailure {
 
 #[cfg(test)]
 mod tests;
+
+/// A replicated service placed with a spread preference on a node label, as the leader's
+/// rebalancing sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpreadService {
+    /// The service ID.
+    pub id: String,
+    /// Its name (for the log).
+    pub name: String,
+    /// The node label it spreads over (`az` for `node.labels.az`).
+    pub label: String,
+    /// Declared replicas.
+    pub replicas: u64,
+    /// An update (or rollback) is under way: leave it alone.
+    pub updating: bool,
+    /// The nodes its running tasks are on (one entry per task).
+    pub task_nodes: Vec<String>,
+}
+
+/// The spread services to rebalance (force a rolling update of, so that Swarm places the tasks
+/// again): Swarm spreads tasks when it places them and never moves running ones, so replicas
+/// started while only some AZs had nodes (a cluster still forming, an AZ lost and replaced) stay
+/// where they are. A service is uneven when, over the label values of the Ready, active nodes,
+/// its running tasks differ by more than one between two values. Services mid-update, with
+/// fewer running tasks than declared (Swarm is still placing them) or fewer than two values to
+/// spread over are left alone.
+pub fn unbalanced(services: &[SpreadService], nodes: &[SwarmNode]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in services {
+        if s.updating || (s.task_nodes.len() as u64) < s.replicas || s.replicas < 2 {
+            continue;
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Ready && n.availability == Availability::Active)
+        {
+            if let Some(v) = n.labels.get(&s.label) {
+                counts.entry(v.as_str()).or_insert(0);
+            }
+        }
+        if counts.len() < 2 {
+            continue;
+        }
+        for task_node in &s.task_nodes {
+            let value = nodes
+                .iter()
+                .find(|n| &n.id == task_node)
+                .and_then(|n| n.labels.get(&s.label));
+            if let Some(c) = value.and_then(|v| counts.get_mut(v.as_str())) {
+                *c += 1;
+            }
+        }
+        let max = counts.values().copied().max().unwrap_or(0);
+        let min = counts.values().copied().min().unwrap_or(0);
+        if max > min + 1 {
+            out.push(s.id.clone());
+        }
+    }
+    out
+}

@@ -85,6 +85,52 @@ fn labelled_nodes_need_nothing_and_a_draining_record_drains_its_node_once() {
 }
 
 #[test]
+fn leaving_nodes_drain_one_at_a_time() {
+    let mut nodes = vec![
+        node("n3", Role::Worker, NodeStatus::Ready, &[]),
+        node("n4", Role::Worker, NodeStatus::Ready, &[]),
+    ];
+    let mut records = vec![
+        record("n3", "i-3", "us-east-1a", Role::Worker),
+        record("n4", "i-4", "us-east-1b", Role::Worker),
+    ];
+    for r in &mut records {
+        r.state = RecordState::Draining;
+    }
+    let running = states(&[
+        ("i-3", InstanceState::Running),
+        ("i-4", InstanceState::Running),
+    ]);
+    let drains = |actions: Vec<Action>| -> Vec<String> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::UpdateNode {
+                    node_id,
+                    drain: true,
+                    ..
+                } => Some(node_id),
+                _ => None,
+            })
+            .collect()
+    };
+    // two leave at once: only the first is drained
+    assert_eq!(
+        drains(leader_actions("n1", &nodes, &records, &running)),
+        ["n3"]
+    );
+    // while n3 drains (drained, still Ready), n4 waits
+    nodes[0].availability = Availability::Drain;
+    assert!(drains(leader_actions("n1", &nodes, &records, &running)).is_empty());
+    // n3 has left (Down): n4's turn
+    nodes[0].status = NodeStatus::Down;
+    assert_eq!(
+        drains(leader_actions("n1", &nodes, &records, &running)),
+        ["n4"]
+    );
+}
+
+#[test]
 fn a_down_manager_whose_instance_is_gone_is_demoted_removed_and_forgotten() {
     let nodes = [
         node(
@@ -400,4 +446,66 @@ fn the_initialiser_is_tried_first_then_managers_in_the_swarm_then_the_others() {
             "10.0.0.4:2377"
         ]
     );
+}
+
+mod rebalance {
+    use super::super::*;
+
+    fn node(id: &str, az: &str, status: NodeStatus) -> SwarmNode {
+        SwarmNode {
+            id: id.into(),
+            role: Role::Worker,
+            availability: Availability::Active,
+            status,
+            labels: [("az".to_string(), az.to_string())].into_iter().collect(),
+            reachable: false,
+            leader: false,
+        }
+    }
+
+    fn app(tasks: &[&str]) -> SpreadService {
+        SpreadService {
+            id: "svc".into(),
+            name: "app".into(),
+            label: "az".into(),
+            replicas: 3,
+            updating: false,
+            task_nodes: tasks.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn three_azs() -> Vec<SwarmNode> {
+        vec![
+            node("a", "us-east-1a", NodeStatus::Ready),
+            node("b", "us-east-1b", NodeStatus::Ready),
+            node("c", "us-east-1c", NodeStatus::Ready),
+        ]
+    }
+
+    #[test]
+    fn every_replica_in_one_az_is_rebalanced() {
+        assert_eq!(unbalanced(&[app(&["a", "a", "a"])], &three_azs()), ["svc"]);
+        // two in one AZ, none in another: 2 - 0 > 1
+        assert_eq!(unbalanced(&[app(&["a", "a", "b"])], &three_azs()), ["svc"]);
+    }
+
+    #[test]
+    fn a_spread_service_is_left_alone() {
+        assert!(unbalanced(&[app(&["a", "b", "c"])], &three_azs()).is_empty());
+    }
+
+    #[test]
+    fn nothing_moves_while_swarm_is_busy_or_without_a_second_az() {
+        let mut updating = app(&["a", "a", "a"]);
+        updating.updating = true;
+        assert!(unbalanced(&[updating], &three_azs()).is_empty());
+        // fewer running than declared: Swarm is still placing
+        assert!(unbalanced(&[app(&["a", "a"])], &three_azs()).is_empty());
+        // the other AZs' nodes are down: nowhere to spread to
+        let nodes = vec![
+            node("a", "us-east-1a", NodeStatus::Ready),
+            node("b", "us-east-1b", NodeStatus::Down),
+        ];
+        assert!(unbalanced(&[app(&["a", "a", "a"])], &nodes).is_empty());
+    }
 }
