@@ -190,14 +190,16 @@ async fn the_production_stack_forms_a_self_healing_cluster_on_the_lab() {
         &host,
         &stack,
         Duration::from_secs(300),
-        "cluster Ready",
-        |v| healthy(v, WORKERS),
+        "cluster Ready, the app over 3 AZs",
+        // tasks placed while the cluster was still forming are placed again by the leader's
+        // agent (its rebalancing)
+        |v| healthy(v, WORKERS) && v.service_azs("app").len() == 3,
     )
     .await
     .unwrap();
     let ready_after = t0.elapsed();
     say(&format!(
-        "{test}: apply → {MANAGERS} managers + {WORKERS} workers Ready and labelled, app {APP_REPLICAS}/{APP_REPLICAS}: {:.1} s",
+        "{test}: apply → {MANAGERS} managers + {WORKERS} workers Ready and labelled, app {APP_REPLICAS}/{APP_REPLICAS} over 3 AZs: {:.1} s",
         ready_after.as_secs_f64()
     ));
     let azs: BTreeSet<String> = ["us-east-1a", "us-east-1b", "us-east-1c"]
@@ -205,11 +207,6 @@ async fn the_production_stack_forms_a_self_healing_cluster_on_the_lab() {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(formed.manager_azs(), azs, "one manager per AZ: {formed:#?}");
-    assert!(
-        formed.service_azs("app").len() >= 2,
-        "the app's replicas spread over AZs: {:?}",
-        formed.running.get("app")
-    );
     let reached = app_reaches_elasticsearch(&lab, &stack).await;
     assert!(
         reached.is_ok(),
