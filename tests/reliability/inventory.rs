@@ -5,7 +5,7 @@
 //! * **No duplicate**: each `infra:id` of a stack appears once among its live objects (EC2 and
 //!   Auto Scaling by their `infra:stack`/`infra:id` tags; IAM, whose listings carry no tags for
 //!   most entities, by the stack's path `/infra/<stack>/` and the name `<stack>-<name>`; scaling
-//!   policies by name within the stack's groups).
+//!   policies and lifecycle hooks by name within the stack's groups; SSM parameters by tags).
 //! * **No untagged object made by us**: the objects without an `infra:stack` tag (IAM: outside
 //!   `/infra/`) after a run are the ones that were there before. AWS's own companions of a VPC
 //!   (its main route table and `default` security group) are not counted: AWS makes them, not us.
@@ -21,6 +21,7 @@ pub(crate) struct Direct {
     pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) asg: aws_sdk_autoscaling::Client,
     pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
 }
 
 impl Direct {
@@ -30,6 +31,7 @@ impl Direct {
             ec2: aws_sdk_ec2::Client::new(&config),
             asg: aws_sdk_autoscaling::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
         }
     }
 }
@@ -300,6 +302,68 @@ impl Inventory {
             o.path = p.auto_scaling_group_name().unwrap_or("").to_string();
             objs.push(o);
         }
+        // Lifecycle hooks are listed per group (AWS has no other listing); like scaling
+        // policies they can't be tagged and belong to their group.
+        for g in &groups {
+            let Some(group) = g.auto_scaling_group_name() else {
+                continue;
+            };
+            let hooks = d
+                .asg
+                .describe_lifecycle_hooks()
+                .auto_scaling_group_name(group)
+                .send()
+                .await
+                .expect("DescribeLifecycleHooks");
+            for h in hooks.lifecycle_hooks() {
+                let name = h.lifecycle_hook_name().unwrap_or("");
+                let mut o = obj(
+                    "aws_autoscaling_lifecycle_hook",
+                    Some(&format!("{group}/{name}")),
+                    BTreeMap::new(),
+                    format!(
+                        "{:?} {:?} {:?}",
+                        h.lifecycle_transition(),
+                        h.heartbeat_timeout(),
+                        h.default_result()
+                    ),
+                );
+                o.name = name.to_string();
+                o.path = group.to_string();
+                objs.push(o);
+            }
+        }
+        let pages: Vec<_> = d
+            .ssm
+            .describe_parameters()
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .expect("DescribeParameters");
+        for p in pages.iter().flat_map(|p| p.parameters()) {
+            let Some(name) = p.name() else { continue };
+            let tags = d
+                .ssm
+                .list_tags_for_resource()
+                .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                .resource_id(name)
+                .send()
+                .await
+                .expect("ListTagsForResource")
+                .tag_list()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            let mut o = obj(
+                "aws_ssm_parameter",
+                Some(name),
+                tags,
+                format!("{:?} version {}", p.r#type(), p.version()),
+            );
+            o.name = name.to_string();
+            objs.push(o);
+        }
         objs.extend(iam_objects(d).await);
         Inventory { objs }
     }
@@ -330,7 +394,9 @@ impl Inventory {
                     // something made there by hand.
                     None => format!("{}:{}", o.kind, o.name),
                 }
-            } else if o.kind == "aws_autoscaling_policy" {
+            } else if o.kind == "aws_autoscaling_policy"
+                || o.kind == "aws_autoscaling_lifecycle_hook"
+            {
                 if !groups.contains(o.path.as_str()) {
                     continue;
                 }
@@ -361,7 +427,9 @@ impl Inventory {
             .filter(|o| {
                 if o.kind.starts_with("aws_iam_") {
                     !o.path.starts_with("/infra/")
-                } else if o.kind == "aws_autoscaling_policy" {
+                } else if o.kind == "aws_autoscaling_policy"
+                    || o.kind == "aws_autoscaling_lifecycle_hook"
+                {
                     // Judged with their group.
                     false
                 } else {

@@ -40,6 +40,8 @@ const TRANSIENT: &[&str] = &[
     "ConcurrentModificationException",
     "ResourceContention",
     "IncorrectInstanceState",
+    // SSM: concurrent updates of one parameter.
+    "TooManyUpdates",
 ];
 
 /// Codes that mean the object doesn't exist (besides every `*.NotFound` / `*NotFound` code).
@@ -239,6 +241,7 @@ mod tests {
             "RequestLimitExceeded",
             "TooManyRequestsException",
             "InternalError",
+            "TooManyUpdates",
         ] {
             assert_eq!(classify(code, "", &[]), ErrorClass::Retryable, "{code}");
         }
@@ -277,6 +280,7 @@ mod tests {
             "InvalidLaunchTemplateId.NotFound",
             "InvalidLaunchTemplateName.NotFoundException",
             "NatGatewayNotFound",
+            "ParameterNotFound",
         ] {
             assert_eq!(classify(code, "", &[]), ErrorClass::NotFound, "{code}");
         }

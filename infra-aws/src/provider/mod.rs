@@ -8,8 +8,10 @@
 //!
 //! * **Batched reads.** A read lists each object type once (paginated), filtered by the
 //!   `infra:stack` tag (IAM: by the stack's IAM path), and keeps only objects whose tags say they
-//!   are the stack's — also when an endpoint ignores the filter. The one per-object exception is
-//!   the VPC's two DNS attributes, which AWS exposes only through `DescribeVpcAttribute`.
+//!   are the stack's — also when an endpoint ignores the filter. The per-object exceptions are
+//!   what AWS has no batched read of: the VPC's two DNS attributes (`DescribeVpcAttribute`),
+//!   the lifecycle hooks of each of the stack's groups, and the tags and values of the stack's
+//!   SSM parameters.
 //! * **Idempotent creates.** Objects are created with their tags in the same call; APIs with an
 //!   idempotency token get the reconciler's. A retried create (after a lost response or a
 //!   retryable error) first looks the object up by its `infra:id` (or its name) and, if it
