@@ -16,7 +16,8 @@
 //! One [`Config`] holds everything that differs between environments, so `local`, `staging` and
 //! `production` are the same code with other values. `--env local` (the default) sizes
 //! everything down and runs every service on the locally built test image, so the whole stack
-//! converges on one machine (moto + the local swarm).
+//! converges on one machine (moto + the local swarm). `--env lab` is the same for the cluster
+//! lab (`.ci/lab`: moto's instances as Docker nodes whose agents form the swarm; see the README).
 //!
 //! ```text
 //! cargo run --example production                                  # plan on the sandbox
