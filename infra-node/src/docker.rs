@@ -522,6 +522,48 @@ impl Engine {
         Ok(out)
     }
 
+    /// Whether every replicated service runs all its declared replicas (nothing is being
+    /// rescheduled): the leader drains the next leaving node only then.
+    pub async fn services_settled(&self) -> Result<bool, ProviderError> {
+        let services = retry(&self.policy, "docker service ls", || async {
+            self.docker
+                .list_services(None::<ListServicesOptions>)
+                .await
+                .map_err(|e| api_error("docker service ls", e))
+        })
+        .await?;
+        let filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
+        let tasks = retry(&self.policy, "docker service ps", || async {
+            self.docker
+                .list_tasks(Some(ListTasksOptions {
+                    filters: Some(filters.clone()),
+                }))
+                .await
+                .map_err(|e| api_error("docker service ps", e))
+        })
+        .await?;
+        for svc in &services {
+            let declared = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.mode.as_ref())
+                .and_then(|m| m.replicated.as_ref())
+                .and_then(|r| r.replicas);
+            let Some(declared) = declared else {
+                continue;
+            };
+            let running = tasks
+                .iter()
+                .filter(|t| t.service_id == svc.id)
+                .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+                .count();
+            if (running as i64) < declared {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Forces a rolling update of a service (ForceUpdate + 1, as `docker service update --force`):
     /// Swarm places its tasks again, spreading them over the nodes there are now.
     pub async fn force_update(&self, id: &str) -> Result<(), ProviderError> {

@@ -327,7 +327,24 @@ async fn the_production_stack_forms_a_self_healing_cluster_on_the_lab() {
     .await
     .unwrap();
     watcher.abort();
-    let nodes = lab.nodes().await;
+    // the leavers' agents finish after leaving the swarm (CompleteLifecycleAction, which moto
+    // answers with 500, is retried a few times); the lab stops a node once its agent exits
+    let nodes = lab
+        .wait_for(
+            |nodes| {
+                nodes
+                    .iter()
+                    .filter(|n| before_in.contains(&n.instance_id) && n.state == NodeState::Stopped)
+                    .count()
+                    >= 2
+            },
+            Duration::from_secs(180),
+        )
+        .await;
+    let nodes = match nodes {
+        Ok(nodes) => nodes,
+        Err(_) => lab.nodes().await,
+    };
     let left: Vec<&NodeView> = nodes
         .iter()
         .filter(|n| before_in.contains(&n.instance_id) && n.state == NodeState::Stopped)

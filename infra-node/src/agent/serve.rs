@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::{docker_failure, Agent, Outcome};
 use crate::error::{Failure, FailureKind, Secret};
 use crate::plan::{
-    instances_to_check, is_last_manager, leader_actions, unbalanced, Action, NodeRecord,
+    instances_to_check, is_last_manager, leader_actions_when, unbalanced, Action, NodeRecord,
     RecordState, Role,
 };
 
@@ -170,7 +170,8 @@ impl Agent {
         } else {
             self.aws.instance_states(&check).await?
         };
-        for action in leader_actions(node_id, &nodes, &records, &states) {
+        let settled = self.engine.services_settled().await?;
+        for action in leader_actions_when(node_id, &nodes, &records, &states, settled) {
             self.carry_out(&action).await;
         }
         self.rebalance(&nodes).await?;

@@ -238,6 +238,19 @@ pub fn leader_actions(
     records: &[NodeRecord],
     instances: &BTreeMap<String, InstanceState>,
 ) -> Vec<Action> {
+    leader_actions_when(self_id, nodes, records, instances, true)
+}
+
+/// [`leader_actions`], where `settled` says whether every replicated service runs all its
+/// replicas: while one is short (a drained node's tasks are still being replaced), no further
+/// leaving node is drained, so two drains never take two replicas down together.
+pub fn leader_actions_when(
+    self_id: &str,
+    nodes: &[SwarmNode],
+    records: &[NodeRecord],
+    instances: &BTreeMap<String, InstanceState>,
+    settled: bool,
+) -> Vec<Action> {
     let state = |instance: &str| {
         instances
             .get(instance)
@@ -249,13 +262,14 @@ pub fn leader_actions(
     // One leaving node drains at a time: a drain stops a node's tasks before their replacements
     // start, so two at once could take two replicas of a service down together. A node counts
     // while it is drained, still Ready, and its record says it is leaving.
-    let mut draining_now = nodes.iter().any(|n| {
-        n.availability == Availability::Drain
-            && n.status == NodeStatus::Ready
-            && records
-                .iter()
-                .any(|r| r.node_id == n.id && r.state == RecordState::Draining)
-    });
+    let mut draining_now = !settled
+        || nodes.iter().any(|n| {
+            n.availability == Availability::Drain
+                && n.status == NodeStatus::Ready
+                && records
+                    .iter()
+                    .any(|r| r.node_id == n.id && r.state == RecordState::Draining)
+        });
     let mut sorted: Vec<&SwarmNode> = nodes.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     for node in sorted {

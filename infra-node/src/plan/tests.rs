@@ -122,8 +122,10 @@ fn leaving_nodes_drain_one_at_a_time() {
     // while n3 drains (drained, still Ready), n4 waits
     nodes[0].availability = Availability::Drain;
     assert!(drains(leader_actions("n1", &nodes, &records, &running)).is_empty());
-    // n3 has left (Down): n4's turn
+    // n3 has left (Down) but its tasks are still being replaced: n4 waits
     nodes[0].status = NodeStatus::Down;
+    assert!(drains(leader_actions_when("n1", &nodes, &records, &running, false)).is_empty());
+    // every service runs its replicas again: n4's turn
     assert_eq!(
         drains(leader_actions("n1", &nodes, &records, &running)),
         ["n4"]
