@@ -170,7 +170,15 @@ impl Agent {
         } else {
             self.aws.instance_states(&check).await?
         };
-        let settled = self.engine.services_settled().await?;
+        // An engine that can't list services and tasks (an error here) leaves the rule at one
+        // drain at a time; the rest of the leader's duties go on.
+        let settled = match self.engine.services_settled().await {
+            Ok(settled) => settled,
+            Err(e) => {
+                tracing::debug!(step = "leader", error = %e, "cannot tell whether the services run all their replicas");
+                true
+            }
+        };
         for action in leader_actions_when(node_id, &nodes, &records, &states, settled) {
             self.carry_out(&action).await;
         }
