@@ -341,7 +341,8 @@ async fn nodes_form_a_swarm_heal_drain_and_leave_nothing() {
     )
     .await
     .unwrap();
-    web_service(&host, "webenc", "labenc", 2).await;
+    // one task per node, so that the manager (where the addresses are fetched from) has one
+    web_service(&host, "webenc", "labenc", 3).await;
     let enc = fetch_all(&manager.docker_host, "webenc").await;
     let enc_ok = enc.iter().filter(|(_, r)| r.is_ok()).count();
     say(&format!(
