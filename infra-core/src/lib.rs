@@ -27,6 +27,7 @@ pub mod retry;
 pub mod sandbox;
 pub mod validate;
 pub mod value;
+pub mod watch;
 
 pub use dsl::{Address, Arn, Id, Input, Name, Output, Ref, Resource, ResourceSpec, Stack};
 pub use value::Value;

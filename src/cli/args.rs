@@ -55,6 +55,9 @@ const WAIT_SECONDS: Bounded = Bounded::new(0, 86_400, "a whole number of seconds
 /// `--interval`: 0 would re-plan in a busy loop against the providers' APIs; more than a day
 /// between runs is a schedule (cron), not watching.
 const INTERVAL_SECONDS: Bounded = Bounded::new(1, 86_400, "a whole number of seconds");
+/// `watch --give-up-after`: 0 never gives up; past 10,000 failed runs in a row nobody is
+/// watching the watcher.
+const GIVE_UP_AFTER: Bounded = Bounded::new(0, 10_000, "a whole number of runs");
 
 /// The deploy program's arguments.
 #[derive(Clone, Debug, Parser)]
@@ -202,9 +205,18 @@ pub enum Command {
             value_parser = INTERVAL_SECONDS
         )]
         interval: u64,
-        /// Stop after this many runs (default: never).
+        /// Stop after this many runs (default: never). Exits 1 if the last run failed.
         #[arg(long)]
         iterations: Option<u64>,
+        /// Give up (exit 1) after this many runs failed in a row; 0: never. Failed runs are
+        /// retried after a growing wait (the interval doubled per failure, up to 5 minutes).
+        #[arg(
+            long,
+            default_value_t = 5,
+            allow_negative_numbers = true,
+            value_parser = GIVE_UP_AFTER
+        )]
+        give_up_after: u64,
     },
     /// Break the stack's apply lock, whoever holds it (after a killed run).
     ForceUnlock,
@@ -244,8 +256,14 @@ impl Args {
         CONCURRENCY.check("concurrency", None, &self.concurrency.to_string())?;
         WAIT_SECONDS.check("lock-timeout", None, &self.lock_timeout.to_string())?;
         WAIT_SECONDS.check("swarm-wait", None, &self.swarm_wait.to_string())?;
-        if let Some(Command::Watch { interval, .. }) = &self.command {
+        if let Some(Command::Watch {
+            interval,
+            give_up_after,
+            ..
+        }) = &self.command
+        {
             INTERVAL_SECONDS.check("interval", None, &interval.to_string())?;
+            GIVE_UP_AFTER.check("give-up-after", None, &give_up_after.to_string())?;
         }
         Ok(())
     }

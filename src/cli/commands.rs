@@ -5,16 +5,17 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use infra_core::engine::{Engine, Error as EngineError, Planned};
 use infra_core::plan::{Action, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
 use infra_core::provider::Provider;
-use infra_core::reconcile::{ApplyOptions, OpStatus};
+use infra_core::reconcile::{ApplyObserver, ApplyOptions, NoObserver, OpStatus};
 use infra_core::render;
 use infra_core::validate::ValidationErrors;
+use infra_core::watch::{RunReport, RunResult, WatchEnd, WatchObserver, WatchOptions};
 use infra_core::Stack;
 
 use super::args::PROVIDERS;
@@ -185,7 +186,15 @@ async fn execute_one(
         Some(Command::Watch {
             interval,
             iterations,
-        }) => watch_command(args, stack, *interval, *iterations, rules).await,
+            give_up_after,
+        }) => {
+            let options = WatchOptions {
+                runs: *iterations,
+                give_up_after: u32::try_from(*give_up_after).ok().filter(|n| *n > 0),
+                ..WatchOptions::every(Duration::from_secs(*interval))
+            };
+            watch_command(args, stack, &options, rules).await
+        }
         Some(Command::ForceUnlock) => force_unlock_command(args, stack, rules).await,
     }
 }
@@ -489,44 +498,99 @@ fn confirm(stack: &str, destroy: bool) -> Result<bool, Error> {
 async fn watch_command(
     args: &Args,
     stack: &Stack,
-    interval: u64,
-    iterations: Option<u64>,
+    options: &WatchOptions,
     rules: &[Arc<dyn PolicyRule>],
 ) -> Result<Exit, Error> {
+    // A broken declaration or an unreachable provider at start is an error at once; once
+    // watching, every run's failure is reported and the loop carries on (backing off).
+    validate(args, stack).await?;
+    let engine = engine_for(args, rules).await?;
     let opts = plan_options(args, false, &[], false);
-    let mut n = 0u64;
-    loop {
-        n += 1;
-        match make_plan(args, stack, &opts, rules).await {
-            Ok((engine, planned)) if planned.plan.is_empty() => {
+    let observer = WatchLines {
+        args,
+        stack,
+        opts: &opts,
+        apply: Mutex::new(None),
+    };
+    match engine
+        .watch(stack, &opts, options, &observer, std::future::pending())
+        .await
+    {
+        WatchEnd::GaveUp {
+            consecutive_failures,
+            ..
+        } => Err(Error::WatchGaveUp {
+            failures: consecutive_failures,
+        }),
+        WatchEnd::Done {
+            runs,
+            last_failed: true,
+        } => Err(Error::WatchLastRunFailed { runs }),
+        _ => Ok(Exit::Success),
+    }
+}
+
+/// `watch`'s lines on stderr (the plan of a run with changes on stdout), one or more per run.
+struct WatchLines<'a> {
+    args: &'a Args,
+    stack: &'a Stack,
+    opts: &'a PlanOptions,
+    /// The progress of the run being applied, finished when the run ends.
+    apply: Mutex<Option<Arc<CliObserver>>>,
+}
+
+impl WatchObserver for WatchLines<'_> {
+    fn planned(&self, _run: u64, planned: &Planned) {
+        print_plan(self.args, planned, self.opts);
+    }
+
+    fn apply_observer(&self, run: u64) -> Box<dyn ApplyObserver + '_> {
+        match CliObserver::new(&self.args.audit_log, ProgressMode::for_stderr().on_stderr()) {
+            Ok(observer) => {
+                let observer = Arc::new(observer);
+                *self.apply.lock().unwrap_or_else(|e| e.into_inner()) = Some(observer.clone());
+                Box::new(observer)
+            }
+            Err(e) => {
+                eprintln!("watch #{run}: {e}; applying without an audit log");
+                Box::new(NoObserver)
+            }
+        }
+    }
+
+    fn run_ended(&self, r: RunReport) {
+        if let Some(observer) = self.apply.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            observer.done();
+        }
+        let n = r.run;
+        match r.result {
+            RunResult::NoChanges => {
                 tracing::info!(run = n, "watch: no drift");
                 eprintln!("watch #{n}: no changes");
-                drop(engine);
             }
-            Ok((engine, planned)) => {
-                print_plan(args, &planned, &opts);
-                if planned.plan.blockers().is_empty() {
-                    let observer =
-                        CliObserver::new(&args.audit_log, ProgressMode::for_stderr().on_stderr())?;
-                    let applied = engine.apply(&planned, &observer).await;
-                    observer.done();
-                    match applied {
-                        Ok(report) => eprint!("watch #{n}: {}", render::report_text(&report)),
-                        Err(e) => eprintln!(
-                            "watch #{n}: apply failed: {}",
-                            from_engine(e, args, stack, Error::Apply)
-                        ),
-                    }
-                } else {
-                    eprintln!("watch #{n}: the plan has errors; not applying");
-                }
+            RunResult::Applied(report) => eprint!("watch #{n}: {}", render::report_text(&report)),
+            RunResult::PlanHasErrors(_) => {
+                eprintln!("watch #{n}: the plan has errors; not applying")
             }
-            Err(e) => eprintln!("watch #{n}: {e}"),
+            RunResult::PlanFailed(e) => eprintln!(
+                "watch #{n}: {}",
+                from_engine(e, self.args, self.stack, Error::Plan)
+            ),
+            RunResult::ApplyFailed(e) => eprintln!(
+                "watch #{n}: apply failed: {}",
+                from_engine(e, self.args, self.stack, Error::Apply)
+            ),
+            _ => {}
         }
-        if iterations.is_some_and(|max| n >= max) {
-            return Ok(Exit::Success);
+        if r.consecutive_failures > 0 {
+            if let Some(wait) = r.next_in {
+                eprintln!(
+                    "watch #{n}: {} failed run(s) in a row; next run in {:.0} s",
+                    r.consecutive_failures,
+                    wait.as_secs_f64()
+                );
+            }
         }
-        tokio::time::sleep(Duration::from_secs(interval)).await;
     }
 }
 

@@ -130,6 +130,18 @@ pub enum Error {
         /// Operations skipped because something they depend on failed.
         skipped: usize,
     },
+    /// `watch` ended after this many runs failed in a row (each was reported as it ended).
+    #[error("watch gave up: {failures} runs failed in a row (see above); nothing converges the stack until it is run again")]
+    WatchGaveUp {
+        /// Failed runs in a row.
+        failures: u32,
+    },
+    /// `watch --iterations N` ended with a failed run (reported above).
+    #[error("watch: the last of {runs} runs failed (see above)")]
+    WatchLastRunFailed {
+        /// Runs made.
+        runs: u64,
+    },
     /// `force-unlock` could not break the lock.
     #[error("{}", .0.to_string().trim_end())]
     ForceUnlock(EngineError),

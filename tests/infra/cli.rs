@@ -448,3 +448,68 @@ async fn a_held_lock_names_the_force_unlock_command_that_breaks_it() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[test]
+fn watch_converges_then_finds_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = run(
+        dir.path(),
+        &["watch", "--iterations", "2", "--interval", "1"],
+        "",
+    );
+    let err = String::from_utf8_lossy(&w.stderr).to_string();
+    assert_eq!(w.status.code(), Some(0), "{err}");
+    let runs: Vec<&str> = err.lines().filter(|l| l.starts_with("watch #")).collect();
+    assert_eq!(runs.len(), 2, "{err}");
+    assert!(runs[0].starts_with("watch #1: Apply complete!"), "{err}");
+    assert_eq!(runs[1], "watch #2: no changes", "{err}");
+}
+
+#[test]
+fn watch_gives_up_after_consecutive_failures_with_exit_1_and_a_final_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // port 9 (discard) on loopback: nothing listens, every read fails at once
+    let out = Command::new(example_binary())
+        .args([
+            "--target",
+            "live",
+            "--only",
+            "aws",
+            "watch",
+            "--give-up-after",
+            "2",
+            "--interval",
+            "1",
+        ])
+        .env("INFRA_SANDBOX_DIR", dir.path().join("sandbox"))
+        .env("INFRA_AUDIT_LOG", dir.path().join("audit.jsonl"))
+        .env_remove("INFRA_TARGET")
+        .env_remove("INFRA_ENV")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("watch #1: cannot reach http://127.0.0.1:9")),
+        "{err}"
+    );
+    assert!(
+        lines.contains(&"watch #1: 1 failed run(s) in a row; next run in 2 s"),
+        "the wait doubles after a failure: {err}"
+    );
+    assert!(
+        lines.last().is_some_and(|l| l
+            .starts_with("Error: watch gave up: 2 runs failed in a row")),
+        "{err}"
+    );
+    assert!(!err.contains("watch #3"), "{err}");
+}

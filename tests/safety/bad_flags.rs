@@ -22,7 +22,7 @@ struct Flag {
     max: u64,
 }
 
-const FLAGS: [Flag; 4] = [
+const FLAGS: [Flag; 5] = [
     Flag {
         flag: "--concurrency",
         env: Some("INFRA_CONCURRENCY"),
@@ -58,6 +58,15 @@ const FLAGS: [Flag; 4] = [
         what: "a whole number of seconds",
         min: 1,
         max: 86_400,
+    },
+    Flag {
+        flag: "--give-up-after",
+        env: None,
+        before: &["watch", "--iterations", "1"],
+        after: &[],
+        what: "a whole number of runs",
+        min: 0,
+        max: 10_000,
     },
 ];
 

@@ -40,6 +40,32 @@ pub trait ApplyObserver: Send + Sync {
     }
 }
 
+/// A shared observer observes as the one it points to.
+impl<T: ApplyObserver + ?Sized> ApplyObserver for std::sync::Arc<T> {
+    fn started(&self, total: usize) {
+        (**self).started(total);
+    }
+    fn op_started(&self, address: &str, op: OpKind) {
+        (**self).op_started(address, op);
+    }
+    fn retrying(
+        &self,
+        address: &str,
+        op: OpKind,
+        attempt: u32,
+        error: &ProviderError,
+        delay: Duration,
+    ) {
+        (**self).retrying(address, op, attempt, error, delay);
+    }
+    fn op_waiting(&self, address: &str, op: OpKind, elapsed: Duration, waiting_for: Option<&str>) {
+        (**self).op_waiting(address, op, elapsed, waiting_for);
+    }
+    fn op_finished(&self, event: &AuditEvent) {
+        (**self).op_finished(event);
+    }
+}
+
 /// An observer that does nothing.
 pub struct NoObserver;
 impl ApplyObserver for NoObserver {}

@@ -9,3 +9,4 @@ mod plan;
 mod policy;
 mod reconcile;
 mod sandbox;
+mod watch;

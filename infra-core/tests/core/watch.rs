@@ -1,0 +1,248 @@
+//! The reconciler as a loop (`Engine::watch`): drift repaired run after run, failures counted and
+//! backed off, giving up after too many in a row, a recovery resetting the count, cancellation.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use infra_core::engine::Engine;
+use infra_core::plan::PlanOptions;
+use infra_core::provider::ProviderError;
+use infra_core::reconcile::{ApplyOptions, RetryPolicy};
+use infra_core::sandbox::{Fault, FaultOp, SandboxProvider};
+use infra_core::watch::{RunReport, RunResult, WatchEnd, WatchObserver, WatchOptions};
+use infra_core::Value;
+
+/// A run as seen: number, what it did, failures in a row, the wait after it.
+type SeenRun = (u64, &'static str, u32, Option<Duration>);
+
+/// Remembers what each run did.
+#[derive(Default)]
+struct Seen(Mutex<Vec<SeenRun>>);
+
+impl WatchObserver for Seen {
+    fn run_ended(&self, r: RunReport) {
+        let what = match &r.result {
+            RunResult::NoChanges => "no changes",
+            RunResult::Applied(report) if report.is_success() => "applied",
+            RunResult::Applied(_) => "apply failed",
+            RunResult::PlanHasErrors(_) => "plan has errors",
+            RunResult::PlanFailed(_) | RunResult::ApplyFailed(_) => "failed",
+            _ => "other",
+        };
+        self.0
+            .lock()
+            .unwrap()
+            .push((r.run, what, r.consecutive_failures, r.next_in));
+    }
+}
+
+impl Seen {
+    fn runs(&self) -> Vec<(&'static str, u32)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, what, failures, _)| (*what, *failures))
+            .collect()
+    }
+}
+
+fn engine(sandbox: &Arc<SandboxProvider>) -> Engine {
+    Engine::new()
+        .with_provider_arc(sandbox.clone())
+        .with_options(ApplyOptions {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+            },
+            ..ApplyOptions::default()
+        })
+}
+
+fn quick(runs: Option<u64>, give_up_after: Option<u32>) -> WatchOptions {
+    WatchOptions {
+        interval: Duration::from_millis(5),
+        jitter: 0.0,
+        max_backoff: Duration::from_millis(40),
+        runs,
+        give_up_after,
+    }
+}
+
+fn read_fails(times: u32) -> Fault {
+    Fault {
+        op: FaultOp::Read,
+        address: None,
+        error: ProviderError::fatal("AccessDenied", "not allowed"),
+        times,
+        after_effect: false,
+    }
+}
+
+#[tokio::test]
+async fn each_run_repairs_what_drifted_since_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    let e = engine(&sandbox);
+    let stack = crate::kinds::small("watch");
+    let seen = Seen::default();
+    let end = e
+        .watch(
+            &stack,
+            &PlanOptions::default(),
+            &quick(Some(2), Some(3)),
+            &seen,
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(
+        end,
+        WatchEnd::Done {
+            runs: 2,
+            last_failed: false
+        }
+    );
+    assert_eq!(seen.runs(), vec![("applied", 0), ("no changes", 0)]);
+
+    // someone resizes the web host by hand: the next watch puts it back
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
+    assert!(sandbox.tamper(&web.id, "size", Value::Int(7)).unwrap());
+    let seen = Seen::default();
+    e.watch(
+        &stack,
+        &PlanOptions::default(),
+        &quick(Some(2), Some(3)),
+        &seen,
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(seen.runs(), vec![("applied", 0), ("no changes", 0)]);
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
+    assert_eq!(web.props.get("size"), Some(&Value::Int(2)));
+}
+
+#[tokio::test]
+async fn it_gives_up_after_consecutive_failures_backing_off_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    sandbox.inject(read_fails(100));
+    let e = engine(&sandbox);
+    let seen = Seen::default();
+    let end = e
+        .watch(
+            &crate::kinds::small("watch-fail"),
+            &PlanOptions::default(),
+            &quick(None, Some(4)),
+            &seen,
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(
+        end,
+        WatchEnd::GaveUp {
+            runs: 4,
+            consecutive_failures: 4
+        }
+    );
+    let runs = seen.0.lock().unwrap().clone();
+    let waits: Vec<Option<u64>> = runs
+        .iter()
+        .map(|r| r.3.map(|d| d.as_millis() as u64))
+        .collect();
+    assert_eq!(
+        waits,
+        vec![Some(10), Some(20), Some(40), None],
+        "5 ms doubled per failure, capped at 40 ms; none after giving up"
+    );
+    assert!(runs.iter().all(|r| r.1 == "failed"), "{runs:?}");
+}
+
+#[tokio::test]
+async fn a_successful_run_resets_the_failure_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    sandbox.inject(read_fails(2));
+    let e = engine(&sandbox);
+    let seen = Seen::default();
+    let end = e
+        .watch(
+            &crate::kinds::small("watch-recover"),
+            &PlanOptions::default(),
+            &quick(Some(4), Some(3)),
+            &seen,
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(
+        end,
+        WatchEnd::Done {
+            runs: 4,
+            last_failed: false
+        }
+    );
+    assert_eq!(
+        seen.runs(),
+        vec![
+            ("failed", 1),
+            ("failed", 2),
+            ("applied", 0),
+            ("no changes", 0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bounded_runs_report_whether_the_last_one_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    sandbox.inject(read_fails(100));
+    let end = engine(&sandbox)
+        .watch(
+            &crate::kinds::small("watch-last"),
+            &PlanOptions::default(),
+            &quick(Some(2), None),
+            &Seen::default(),
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(
+        end,
+        WatchEnd::Done {
+            runs: 2,
+            last_failed: true
+        }
+    );
+}
+
+#[tokio::test]
+async fn cancellation_ends_the_wait_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    let t0 = Instant::now();
+    let end = engine(&sandbox)
+        .watch(
+            &crate::kinds::small("watch-cancel"),
+            &PlanOptions::default(),
+            &WatchOptions::every(Duration::from_secs(3600)),
+            &Seen::default(),
+            tokio::time::sleep(Duration::from_millis(50)),
+        )
+        .await;
+    assert_eq!(end, WatchEnd::Cancelled { runs: 1 });
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "not the hour's wait: {:?}",
+        t0.elapsed()
+    );
+}
