@@ -801,7 +801,8 @@ const REST_OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("apigateway", "DELETE", "/v2/tags/{}", "UntagResource"),
 ];
 
-/// The operation a REST-JSON request calls, from [`REST_OPERATIONS`] (`None` when not listed).
+/// The operation a REST-JSON request calls (`CreateFunction` for `POST /2015-03-31/functions` to
+/// `lambda`), from the table of the operations this project calls; `None` when not listed.
 pub fn rest_operation(service: &str, method: &str, path: &str) -> Option<&'static str> {
     let path = path.trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').collect();
