@@ -493,12 +493,14 @@ fn swarm(s: &mut Stack, c: &Config) {
             .network(&logs_net)
             .user("root")
             .mount(
-                Mount::bind("/var/lib/docker/containers", "/var/lib/docker/containers")
-                    .read_only(),
+                Mount::bind("/var/lib/docker/containers", "/var/lib/docker/containers").read_only(),
             )
             // Filebeat's registry (how far it has read each file) survives a restart on the
             // node, so nothing is shipped twice: one volume per node.
-            .mount(Mount::volume("log-shipper-data", "/usr/share/filebeat/data"))
+            .mount(Mount::volume(
+                "log-shipper-data",
+                "/usr/share/filebeat/data",
+            ))
             .config(&shipper_conf, "/usr/share/filebeat/filebeat.yml")
             .secret(&es_password, "es_password"),
     );

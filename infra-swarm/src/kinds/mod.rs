@@ -259,12 +259,21 @@ mod tests {
                 .mount(Mount::volume("data", "relative/target"))
                 .mount(Mount::volume("-bad", "/v"))
                 .mount(Mount::volume("my volume", "/w"))
-                .mount(Mount::tmpfs("/scratch").read_only().size_mb(0).mode(0o17777))
+                .mount(
+                    Mount::tmpfs("/scratch")
+                        .read_only()
+                        .size_mb(0)
+                        .mode(0o17777),
+                )
                 .mount(Mount::tmpfs("/scratch/"))
                 .mount(Mount::bind("/etc", "/etc/shipper.yml"))
                 .mount(Mount::bind("/run", "/run/secrets/token"))
                 .mount(Mount::bind("/", "/"))
-                .mount(Mount::bind("/srv", "/srv").size_mb(1).volume_label("k", "v"))
+                .mount(
+                    Mount::bind("/srv", "/srv")
+                        .size_mb(1)
+                        .volume_label("k", "v"),
+                )
                 .mount(
                     Mount::volume("opts", "/opts")
                         .volume_driver_option("type", "nfs")

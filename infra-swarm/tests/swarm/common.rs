@@ -132,7 +132,8 @@ impl Drop for Cleanup {
                     .args(["volume", "rm", v])
                     .output()
                     .map(|o| {
-                        o.status.success() || String::from_utf8_lossy(&o.stderr)
+                        o.status.success()
+                            || String::from_utf8_lossy(&o.stderr)
                                 .to_lowercase()
                                 .contains("no such volume")
                     })

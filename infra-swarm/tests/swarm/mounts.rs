@@ -208,7 +208,11 @@ async fn each_mount_type_converges_behaves_as_declared_and_changes_in_place() {
     let planned = destroy_plan(&engine, &changed).await;
     let report = apply_planned(&engine, &planned).await;
     assert!(report.is_success());
-    assert!(owned_objects(&name).is_empty(), "{:?}", owned_objects(&name));
+    assert!(
+        owned_objects(&name).is_empty(),
+        "{:?}",
+        owned_objects(&name)
+    );
     assert_eq!(
         docker(&["volume", "inspect", &volume, "--format", "{{.Name}}"]),
         volume
@@ -228,7 +232,15 @@ fn pipeline_stack(name: &str) -> Stack {
     // in a named volume, placed on a manager (this engine's only node).
     s.add(
         quick_service("elasticsearch", &image())
-            .args(["nc", "-ll", "-p", "9200", "-e", "echo", "pong-elasticsearch"])
+            .args([
+                "nc",
+                "-ll",
+                "-p",
+                "9200",
+                "-e",
+                "echo",
+                "pong-elasticsearch",
+            ])
             .network(&net)
             .endpoint_mode(EndpointMode::Dnsrr)
             .constraint("node.role == manager")
@@ -243,8 +255,7 @@ fn pipeline_stack(name: &str) -> Stack {
             .args(["sh", "-c", "echo shipper-started; exec sleep 100000"])
             .network(&net)
             .mount(
-                Mount::bind("/var/lib/docker/containers", "/var/lib/docker/containers")
-                    .read_only(),
+                Mount::bind("/var/lib/docker/containers", "/var/lib/docker/containers").read_only(),
             )
             .config(&conf, "/usr/share/filebeat/filebeat.yml"),
     );
@@ -281,7 +292,10 @@ async fn the_log_shipper_sees_its_config_and_the_engine_logs_and_reaches_elastic
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(line.contains("shipper-started"), "{line}");
-    let (ok, out) = exec(&shipper, "touch /var/lib/docker/containers/infra-test-write");
+    let (ok, out) = exec(
+        &shipper,
+        "touch /var/lib/docker/containers/infra-test-write",
+    );
     assert!(!ok && out.contains("Read-only file system"), "{out}");
 
     // Name resolution on the shared network: `elasticsearch` (dnsrr) and

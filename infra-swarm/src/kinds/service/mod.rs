@@ -32,7 +32,9 @@ use validate::validate_service;
 pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm")
     .force_new(&["mode"])
     .computed(&["id"])
-    .unordered(&["networks", "aliases", "secrets", "configs", "ports", "mounts"])
+    .unordered(&[
+        "networks", "aliases", "secrets", "configs", "ports", "mounts",
+    ])
     // Everything the provider's task-template digest covers (the task template and the endpoint
     // spec): a change of any of these makes Swarm replace every task.
     .disruptive(

@@ -218,7 +218,10 @@ fn check_mounts(c: &mut Checker<'_>, spec: &ResourceSpec) {
                 format!("the target `{target}` is not an absolute path"),
             );
         } else if normal_path(target) == "/" {
-            c.problem(&at, "the target `/` would hide the image's whole filesystem");
+            c.problem(
+                &at,
+                "the target `/` would hide the image's whole filesystem",
+            );
         } else {
             let t = normal_path(target);
             match taken.iter().find(|(p, _)| *p == t) {
@@ -244,10 +247,7 @@ fn check_mounts(c: &mut Checker<'_>, spec: &ResourceSpec) {
                     src.unwrap_or_default()
                 ),
             ),
-            ("tmpfs", Some(src)) => c.problem(
-                &at,
-                format!("a tmpfs has no source, got `{src}`"),
-            ),
+            ("tmpfs", Some(src)) => c.problem(&at, format!("a tmpfs has no source, got `{src}`")),
             _ => {}
         }
         let read_only = m.get("read_only").and_then(Value::as_bool) == Some(true);
@@ -303,7 +303,10 @@ fn check_mounts(c: &mut Checker<'_>, spec: &ResourceSpec) {
         if kind == "tmpfs" {
             if let Some(size) = m.get("size_bytes").and_then(Value::as_i64) {
                 if size <= 0 {
-                    c.problem(&at, format!("the tmpfs size must be positive, got {size} bytes"));
+                    c.problem(
+                        &at,
+                        format!("the tmpfs size must be positive, got {size} bytes"),
+                    );
                 }
             }
             if let Some(mode) = m.get("mode").and_then(Value::as_i64) {
@@ -537,7 +540,10 @@ pub(super) fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>)
         }
     }
     if spec.get_str("user").is_some_and(|u| u.trim().is_empty()) {
-        c.problem("user", "is empty: name a user or a UID, or leave the image's");
+        c.problem(
+            "user",
+            "is empty: name a user or a UID, or leave the image's",
+        );
     }
     check_mounts(&mut c, spec);
     c.finish()

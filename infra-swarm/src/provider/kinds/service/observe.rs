@@ -125,11 +125,7 @@ fn read_mount(stack: &str, j: &Json) -> Value {
         }
     }
     if let Some(t) = j.get("TmpfsOptions") {
-        if let Some(size) = t
-            .get("SizeBytes")
-            .and_then(Json::as_i64)
-            .filter(|n| *n > 0)
-        {
+        if let Some(size) = t.get("SizeBytes").and_then(Json::as_i64).filter(|n| *n > 0) {
             m.insert("size_bytes".to_string(), Value::Int(size));
         }
         if let Some(mode) = t.get("Mode").and_then(Json::as_i64).filter(|n| *n > 0) {
