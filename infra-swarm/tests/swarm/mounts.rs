@@ -1,7 +1,7 @@
 //! Mounts on the real engine (issue 12, section 2): a named volume, a read-only bind mount and a
 //! tmpfs converge, show in `docker service inspect` and in the task's container, behave as
-//! declared inside the task (a write to the read-only bind fails), re-plan empty, and change in
-//! place; the log pipeline's shape (a global shipper with its configuration as a `SwarmConfig`
+//! declared inside the task (a write to the read-only bind fails), re-plan empty, show a mount
+//! removed by hand as drift, and change in place; the log pipeline's shape (a global shipper with its configuration as a `SwarmConfig`
 //! and the engine's container logs mounted read-only, an Elasticsearch stand-in on a named
 //! volume, both on one network) works as the production stack declares it.
 //!
@@ -171,6 +171,27 @@ async fn each_mount_type_converges_behaves_as_declared_and_changes_in_place() {
     );
     let service_id = docker(&["service", "inspect", &service, "--format", "{{.ID}}"]);
 
+    // Drift: a mount removed by hand shows as a change of `mounts`, and the apply puts it back.
+    docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--mount-rm",
+        "/scratch",
+        &service,
+    ]);
+    let drifted = plan(&engine, &s).await;
+    let text = plan_text(&drifted.plan);
+    let change = drifted.plan.change("swarm_service.app").unwrap();
+    assert_eq!(change.action, Action::Update, "{text}");
+    assert!(change.fields.iter().any(|f| f.name == "mounts"), "{text}");
+    let report = apply_planned(&engine, &drifted).await;
+    assert!(report.is_success(), "{text}");
+    assert_no_changes(&engine, &s, "after the drift was undone").await;
+    let container = container_of(&service);
+    let (_, out) = exec(&container, "grep ' /scratch ' /proc/mounts");
+    assert!(out.contains("size=1024k"), "{out}");
+
     // Change two mounts: the bind becomes writable, the tmpfs grows. An in-place update of the
     // task template (the tasks are replaced), not a replacement of the service.
     let changed = mounts_stack(&name, &host_dir, false, 2);
@@ -187,7 +208,8 @@ async fn each_mount_type_converges_behaves_as_declared_and_changes_in_place() {
         "{text}"
     );
     assert_eq!(planned.plan.changes.len(), 1, "{text}");
-    apply_planned(&engine, &planned).await;
+    let report = apply_planned(&engine, &planned).await;
+    assert!(report.is_success(), "{text}");
     assert_eq!(
         docker(&["service", "inspect", &service, "--format", "{{.ID}}"]),
         service_id,
