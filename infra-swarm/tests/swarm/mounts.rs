@@ -1,9 +1,10 @@
 //! Mounts on the real engine (issue 12, section 2): a named volume, a read-only bind mount and a
 //! tmpfs converge, show in `docker service inspect` and in the task's container, behave as
 //! declared inside the task (a write to the read-only bind fails), re-plan empty, show a mount
-//! removed by hand as drift, and change in place; the log pipeline's shape (a global shipper with its configuration as a `SwarmConfig`
-//! and the engine's container logs mounted read-only, an Elasticsearch stand-in on a named
-//! volume, both on one network) works as the production stack declares it.
+//! removed by hand as drift, and change in place; the log pipeline's shape (a global shipper
+//! with its configuration as a `SwarmConfig` and the engine's container logs mounted read-only,
+//! an Elasticsearch stand-in on a named volume, both on one network) works as the production
+//! stack declares it.
 //!
 //! What is and isn't exercised: no Elasticsearch, Kibana or Filebeat image exists on this machine
 //! and none can be pulled, so the services run the busybox test image. What is checked is what
