@@ -8,7 +8,7 @@ use infra::aws::{
 };
 use infra::cli::Context;
 use infra::prelude::*;
-use infra::swarm::{EndpointMode, NodeLabels, SwarmConfig, SwarmNetwork, SwarmSecret};
+use infra::swarm::{EndpointMode, Mount, NodeLabels, SwarmConfig, SwarmNetwork, SwarmSecret};
 
 /// Where a secret's value comes from.
 enum SecretSource {
@@ -50,6 +50,11 @@ struct Config {
     /// default); the local engine has no IPVS, so a VIP resolves there but never answers, and
     /// the name resolves straight to the task's address instead (`dnsrr`).
     es_endpoint: EndpointMode,
+    /// The `az` label of the node Elasticsearch runs on, with `node.role == manager`: the
+    /// manager in that AZ (one manager per AZ). Its data lives in a named volume on that node,
+    /// so it must come back to the same node after a restart or an update. The node agent sets
+    /// both labels on every node it joins (AWS, the lab); locally, `local-node` sets `az`.
+    es_az: &'static str,
     /// How long a terminating swarm node may take to drain (the lifecycle hooks' heartbeat).
     drain_timeout: Duration,
 }
@@ -89,6 +94,7 @@ fn config(env: &str) -> Config {
                 monitor: Duration::from_secs(30),
                 label_local_node: false,
                 es_endpoint: EndpointMode::Vip,
+                es_az: "us-east-1a",
                 drain_timeout: Duration::from_secs(300),
             }
         }
@@ -120,6 +126,7 @@ fn config(env: &str) -> Config {
                 monitor: Duration::from_secs(1),
                 label_local_node: !lab,
                 es_endpoint: EndpointMode::Dnsrr,
+                es_az: if lab { "us-east-1a" } else { "a" },
                 drain_timeout: Duration::from_secs(60),
             }
         }
@@ -354,10 +361,37 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
     }
 }
 
+/// Filebeat's configuration (the log shipper's, a `SwarmConfig` mounted at
+/// `/usr/share/filebeat/filebeat.yml`): every container's JSON log file on the node (the
+/// engine's `/var/lib/docker/containers`, mounted read-only at the same path) into
+/// Elasticsearch, reached by its service name. The password is the `es-password` secret, read
+/// into `ES_PASSWORD` by the shipper's command (Swarm has no environment-from-secret).
+const FILEBEAT_YML: &str = r#"# infra: the log shipper on every node (a global service)
+filebeat.inputs:
+  - type: filestream
+    id: docker-containers
+    paths:
+      - /var/lib/docker/containers/*/*-json.log
+    parsers:
+      - container: ~
+processors:
+  - add_host_metadata: ~
+output.elasticsearch:
+  hosts: ["http://elasticsearch:9200"]
+  username: "elastic"
+  password: "${ES_PASSWORD}"
+"#;
+
+/// Kibana's configuration (replacing the image's `kibana.yml`, so it also says where to listen).
+const KIBANA_YML: &str = r#"server.name: kibana
+server.host: "0.0.0.0"
+elasticsearch.hosts: ["http://elasticsearch:9200"]
+"#;
+
 fn swarm(s: &mut Stack, c: &Config) {
-    if c.label_local_node {
-        s.add(NodeLabels::new("local-node").node("self").label("az", "a"));
-    }
+    let local_node = c
+        .label_local_node
+        .then(|| s.add(NodeLabels::new("local-node").node("self").label("az", "a")));
     let app_net = s.add(SwarmNetwork::new("app").encrypted(c.encrypted_networks));
     let logs_net = s.add(
         SwarmNetwork::new("logging")
@@ -368,10 +402,8 @@ fn swarm(s: &mut Stack, c: &Config) {
         SecretSource::Local(v) => SwarmSecret::new("es-password").value(v),
         SecretSource::Env(var) => SwarmSecret::new("es-password").from_env(var),
     });
-    let kibana_conf = s.add(
-        SwarmConfig::new("kibana")
-            .data("server.name: kibana\nelasticsearch.hosts: [\"http://elasticsearch:9200\"]\n"),
-    );
+    let kibana_conf = s.add(SwarmConfig::new("kibana").data(KIBANA_YML));
+    let shipper_conf = s.add(SwarmConfig::new("log-shipper").data(FILEBEAT_YML));
 
     let rolling = UpdatePolicy::new()
         .parallelism(1)
@@ -413,20 +445,33 @@ fn swarm(s: &mut Stack, c: &Config) {
         ),
         &["httpd", "-f", "-p", "8080"],
     ));
-    s.add(cmd(
-        on_failure(
-            SwarmService::new("elasticsearch")
-                .image(c.es_image.as_str())
-                .replicas(1)
-                .update_policy(rolling.clone())
-                .network(&app_net)
-                .network(&logs_net)
-                .endpoint_mode(c.es_endpoint)
-                .secret(&es_password, "es_password")
-                .limits(2.0, 4096),
-        ),
-        &["httpd", "-f", "-p", "9200"],
-    ));
+    // Elasticsearch keeps its data in the named volume `<stack>_es-data` on the node it runs on
+    // and is pinned to that node (the manager in `es_az`), so a restart or an update finds its
+    // data again. Updates stop the old task first: two Elasticsearch processes can't share one
+    // data directory. One node is no HA: see README "Elasticsearch: one node, or three".
+    let mut es = on_failure(
+        SwarmService::new("elasticsearch")
+            .image(c.es_image.as_str())
+            .replicas(1)
+            .update_policy(rolling.clone().order(UpdateOrder::StopFirst))
+            .constraint("node.role == manager")
+            .constraint(&format!("node.labels.az == {}", c.es_az))
+            .mount(Mount::volume("es-data", "/usr/share/elasticsearch/data"))
+            .network(&app_net)
+            .network(&logs_net)
+            .endpoint_mode(c.es_endpoint)
+            .secret(&es_password, "es_password")
+            .env("discovery.type", "single-node")
+            .env("ELASTIC_PASSWORD_FILE", "/run/secrets/es_password")
+            .env("xpack.security.http.ssl.enabled", "false")
+            .env("ES_JAVA_OPTS", "-Xms2g -Xmx2g")
+            .limits(2.0, 4096),
+    );
+    if let Some(labels) = &local_node {
+        // The constraint's `az` label is this stack's own locally.
+        es = es.depends_on(labels);
+    }
+    s.add(cmd(es, &["httpd", "-f", "-p", "9200"]));
     s.add(cmd(
         on_failure(
             SwarmService::new("kibana")
@@ -438,16 +483,36 @@ fn swarm(s: &mut Stack, c: &Config) {
         ),
         &["httpd", "-f", "-p", "5601"],
     ));
-    s.add(cmd(
-        on_failure(
-            SwarmService::new("log-shipper")
-                .image(c.shipper_image.as_str())
-                .global()
-                .update_policy(rolling)
-                .network(&logs_net),
-        ),
-        &["sleep", "1000000"],
-    ));
+    // The log shipper: one task per node, reading the engine's container logs (read-only, as
+    // root: the directory is root's) and shipping them to `elasticsearch` by name.
+    let shipper = on_failure(
+        SwarmService::new("log-shipper")
+            .image(c.shipper_image.as_str())
+            .global()
+            .update_policy(rolling)
+            .network(&logs_net)
+            .user("root")
+            .mount(
+                Mount::bind("/var/lib/docker/containers", "/var/lib/docker/containers").read_only(),
+            )
+            // Filebeat's registry (how far it has read each file) survives a restart on the
+            // node, so nothing is shipped twice: one volume per node.
+            .mount(Mount::volume(
+                "log-shipper-data",
+                "/usr/share/filebeat/data",
+            ))
+            .config(&shipper_conf, "/usr/share/filebeat/filebeat.yml")
+            .secret(&es_password, "es_password"),
+    );
+    s.add(if c.local_commands {
+        cmd(shipper, &["sleep", "1000000"])
+    } else {
+        shipper.command([
+            "/bin/sh",
+            "-c",
+            "ES_PASSWORD=\"$(cat /run/secrets/es_password)\" exec filebeat -e -environment container",
+        ])
+    });
 }
 
 /// The whole stack for `ctx.env`.

@@ -148,6 +148,63 @@ async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_
         );
     }
 
+    // The log pipeline (issue 12): the shipper's task sees its configuration (the stack's
+    // `log-shipper` config, as stored by Swarm) at the path Filebeat reads, and the engine's
+    // container logs read-only; Elasticsearch's data is the stack's named volume. The images are
+    // busybox stand-ins: no Filebeat or Elasticsearch runs here (see infra-swarm's
+    // tests/swarm/mounts.rs for what is and isn't exercised).
+    let shipper = container_of(&format!("{stack}_log-shipper"));
+    let config = docker_out(&[
+        "config",
+        "ls",
+        "--filter",
+        &format!("label=infra.stack={stack}"),
+        "--filter",
+        "label=infra.id=swarm_config.log-shipper",
+        "--format",
+        "{{.ID}}",
+    ]);
+    // (the CLI ends its output with a newline of its own)
+    let stored = docker_out(&[
+        "config",
+        "inspect",
+        config.trim(),
+        "--format",
+        "{{printf \"%s\" .Spec.Data}}",
+    ]);
+    let stored = stored.strip_suffix('\n').unwrap_or(&stored).to_string();
+    assert!(
+        stored.contains("hosts: [\"http://elasticsearch:9200\"]"),
+        "{stored}"
+    );
+    let seen = docker_out(&["exec", &shipper, "cat", "/usr/share/filebeat/filebeat.yml"]);
+    assert_eq!(seen, stored, "the shipper's configuration inside its task");
+    let write = Command::new("docker")
+        .args([
+            "exec",
+            &shipper,
+            "touch",
+            "/var/lib/docker/containers/infra-live-write",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !write.status.success() && show(&write).contains("Read-only file system"),
+        "the engine's logs are read-only in the shipper: {}",
+        show(&write)
+    );
+    let es = container_of(&format!("{stack}_elasticsearch"));
+    let mounts = docker_out(&[
+        "inspect",
+        &es,
+        "--format",
+        "{{range .Mounts}}{{.Name}} {{.Destination}};{{end}}",
+    ]);
+    assert!(
+        mounts.contains(&format!("{stack}_es-data /usr/share/elasticsearch/data;")),
+        "{mounts}"
+    );
+
     let destroy = deploy(
         dir.path(),
         &stack,
@@ -164,7 +221,7 @@ async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_
     let out = String::from_utf8_lossy(&after.stdout);
     assert!(
         out.contains("Plan: 36 to add, 0 to change, 0 to destroy.")
-            && out.contains("Plan: 9 to add, 0 to change, 0 to destroy."),
+            && out.contains("Plan: 10 to add, 0 to change, 0 to destroy."),
         "everything is gone:\n{}",
         show(&after)
     );
@@ -179,4 +236,53 @@ async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_
         .output()
         .unwrap();
     assert!(ls.stdout.is_empty(), "no owned service is left");
+    // The named volumes outlive the services (data is never deleted by a plan); the test
+    // removes them once the tasks' containers are gone.
+    for volume in ["es-data", "log-shipper-data"] {
+        let volume = format!("{stack}_{volume}");
+        let removed = (0..100).any(|_| {
+            let rm = Command::new("docker")
+                .args(["volume", "rm", &volume])
+                .output()
+                .unwrap();
+            let gone = rm.status.success();
+            if !gone {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            gone
+        });
+        assert!(
+            removed,
+            "the volume {volume} was left after destroy and could not be removed"
+        );
+    }
+}
+
+/// Runs the docker CLI; panics with its output on failure.
+fn docker_out(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        show(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The container of the service's running task (the first, up to 20 tries 500 ms apart).
+fn container_of(service: &str) -> String {
+    for _ in 0..20 {
+        let ps = docker_out(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+        ]);
+        if let Some(id) = ps.lines().next() {
+            return id.to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("no running container of {service}");
 }

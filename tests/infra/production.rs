@@ -45,6 +45,24 @@ fn the_local_stack_plans_cleanly_with_the_expected_shape() {
             "update_config": { "order": "start-first", "failure_action": "rollback" },
             "placement": { "spread": ["node.labels.az"] },
         }));
+    // The log pipeline: Elasticsearch keeps its data on a named volume and is pinned to one
+    // node (the local node's `az` label), updating stop-first; the shipper runs on every node
+    // with the engine's container logs read-only and its registry on a per-node volume.
+    plan.resource("swarm_service.elasticsearch")
+        .assert_props(serde_json::json!({
+            "mounts": [{ "type": "volume", "source": "es-data", "target": "/usr/share/elasticsearch/data" }],
+            "placement": { "constraints": ["node.role == manager", "node.labels.az == a"] },
+            "update_config": { "order": "stop-first" },
+        }));
+    plan.resource("swarm_service.log-shipper")
+        .assert_props(serde_json::json!({
+            "mode": "global",
+            "user": "root",
+            "mounts": [
+                { "type": "bind", "source": "/var/lib/docker/containers", "target": "/var/lib/docker/containers", "read_only": true },
+                { "type": "volume", "source": "log-shipper-data", "target": "/usr/share/filebeat/data" },
+            ],
+        }));
     // The secret is never in the plan in clear.
     assert!(!plan.text().contains("local-only-es-password"));
     assert!(!plan.json().contains("local-only-es-password"));

@@ -3,7 +3,7 @@
 //! Every kind declares what the planner must know: which fields force a replacement (a service's
 //! mode; a network's settings; a secret's or config's content), which are computed (`id`, the
 //! Swarm `name` of networks, secrets and configs), which are secret (a secret's `value`) and
-//! which lists are sets (a service's networks, aliases, secrets, configs and ports) and which
+//! which lists are sets (a service's networks, aliases, secrets, configs, ports and mounts) and which
 //! updates disrupt (a service's task-template fields: its tasks are replaced).
 
 mod network;
@@ -15,7 +15,7 @@ pub use network::SwarmNetwork;
 pub use node::NodeLabels;
 pub use secret::{SwarmConfig, SwarmSecret};
 pub use service::{
-    EndpointMode, FailureAction, RestartCondition, SwarmService, UpdateOrder, UpdatePolicy,
+    EndpointMode, FailureAction, Mount, RestartCondition, SwarmService, UpdateOrder, UpdatePolicy,
 };
 
 pub(crate) use node::{marker_key, MARKER_PREFIX};
@@ -242,6 +242,104 @@ mod tests {
             );
         }
         assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
+    }
+
+    #[test]
+    fn every_mount_problem_is_reported_at_once_with_address_and_field() {
+        let mut s = Stack::new("demo");
+        let conf = s.add(SwarmConfig::new("conf").data("x"));
+        let token = s.add(SwarmSecret::new("token").value(b"x".to_vec()));
+        s.add(
+            SwarmService::new("shipper")
+                .image("i")
+                .user(" ")
+                .config(&conf, "/etc/shipper.yml")
+                .secret(&token, "token")
+                .mount(Mount::bind("var/lib/docker/containers", "/logs").read_only())
+                .mount(Mount::volume("data", "relative/target"))
+                .mount(Mount::volume("-bad", "/v"))
+                .mount(Mount::volume("my volume", "/w"))
+                .mount(
+                    Mount::tmpfs("/scratch")
+                        .read_only()
+                        .size_mb(0)
+                        .mode(0o17777),
+                )
+                .mount(Mount::tmpfs("/scratch/"))
+                .mount(Mount::bind("/etc", "/etc/shipper.yml"))
+                .mount(Mount::bind("/run", "/run/secrets/token"))
+                .mount(Mount::bind("/", "/"))
+                .mount(
+                    Mount::bind("/srv", "/srv")
+                        .size_mb(1)
+                        .volume_label("k", "v"),
+                )
+                .mount(
+                    Mount::volume("opts", "/opts")
+                        .volume_driver_option("type", "nfs")
+                        .volume_label("infra.id", "x")
+                        .mode(0o700),
+                ),
+        );
+        // Fine: the same volume in two services, read-only volumes and binds, a sized tmpfs.
+        s.add(
+            SwarmService::new("ok")
+                .image("i")
+                .mount(Mount::volume("data", "/data").read_only())
+                .mount(Mount::volume("data2", "/data2").volume_driver("local"))
+                .mount(Mount::bind("/var/lib/docker/containers", "/logs").read_only())
+                .mount(Mount::tmpfs("/tmp").size_mb(16).mode(0o1777)),
+        );
+        let p = problems(&s);
+        let expect = [
+            "swarm_service.shipper: field `user`: is empty",
+            "swarm_service.shipper: field `mounts[0]`: the bind source `var/lib/docker/containers` is not an absolute path",
+            "swarm_service.shipper: field `mounts[1]`: the target `relative/target` is not an absolute path",
+            "swarm_service.shipper: field `mounts[2]`: the volume name `-bad` must start with a letter or a digit",
+            "swarm_service.shipper: field `mounts[3]`: the volume name `my volume` contains ` `",
+            "swarm_service.shipper: field `mounts[4]`: a read-only tmpfs is always empty",
+            "swarm_service.shipper: field `mounts[4]`: the tmpfs size must be positive, got 0 bytes",
+            "swarm_service.shipper: field `mounts[4]`: the tmpfs mode 17777 (octal) is not a permission mode",
+            "swarm_service.shipper: field `mounts[5]`: the target `/scratch/` is also the target of mounts[4]",
+            "swarm_service.shipper: field `mounts[6]`: the target `/etc/shipper.yml` is also the target of configs[0]",
+            "swarm_service.shipper: field `mounts[7]`: the target `/run/secrets/token` is also the target of secrets[0]",
+            "swarm_service.shipper: field `mounts[8]`: the target `/` would hide",
+            "swarm_service.shipper: field `mounts[9]`: `labels` applies to volume mounts only, not to a bind mount",
+            "swarm_service.shipper: field `mounts[9]`: `size_bytes` applies to tmpfs mounts only, not to a bind mount",
+            "swarm_service.shipper: field `mounts[10]`: `mode` applies to tmpfs mounts only, not to a volume mount",
+            "swarm_service.shipper: field `mounts[10]`: driver options need the driver they are for",
+            "swarm_service.shipper: field `mounts[10]`: volume label `infra.id`: labels starting with `infra.` are reserved",
+        ];
+        for e in expect {
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing `{e}` in:\n{}",
+                p.join("\n")
+            );
+        }
+        assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
+    }
+
+    #[test]
+    fn mounts_are_a_set_and_disrupt_the_tasks() {
+        use infra_core::Resource;
+        let schema = SwarmService::SCHEMA;
+        assert!(schema.is_unordered("mounts"));
+        let a = SwarmService::new("a")
+            .image("i")
+            .mount(Mount::tmpfs("/t"))
+            .mount(Mount::volume("v", "/v"))
+            .into_spec();
+        assert_eq!(
+            a.get("mounts").and_then(|m| m.as_list()).map(<[_]>::len),
+            Some(2)
+        );
+        for field in ["mounts", "user"] {
+            assert!(
+                schema.disruption(field).is_some(),
+                "{field} is a task-template field"
+            );
+        }
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub(crate) fn owned_objects(stack: &str) -> Vec<(String, String)> {
 pub(crate) struct Cleanup {
     stack: String,
     extra_services: Vec<String>,
+    volumes: Vec<String>,
 }
 
 impl Cleanup {
@@ -93,7 +94,12 @@ impl Cleanup {
         Cleanup {
             stack: stack.to_string(),
             extra_services: Vec::new(),
+            volumes: Vec::new(),
         }
+    }
+    /// Also remove this volume at the end (named volumes outlive their services).
+    pub(crate) fn volume(&mut self, name: &str) {
+        self.volumes.push(name.to_string());
     }
     /// Also remove this hand-made service at the end.
     pub(crate) fn service(&mut self, name: &str) {
@@ -118,7 +124,27 @@ impl Drop for Cleanup {
             }
         }
         docker_quiet(&["config", "rm", &format!("infra-lock_{}", self.stack)]);
-        // Networks go once the removed services' tasks have stopped.
+        // Volumes and networks go once the removed services' tasks have stopped.
+        let mut volumes = self.volumes.clone();
+        for _ in 0..100 {
+            volumes.retain(|v| {
+                let gone = Command::new("docker")
+                    .args(["volume", "rm", v])
+                    .output()
+                    .map(|o| {
+                        o.status.success()
+                            || String::from_utf8_lossy(&o.stderr)
+                                .to_lowercase()
+                                .contains("no such volume")
+                    })
+                    .unwrap_or(false);
+                !gone
+            });
+            if volumes.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         for _ in 0..100 {
             let ids = lines(&docker_quiet(&["network", "ls", "-q", "--filter", &filter]));
             if ids.is_empty() {

@@ -2,7 +2,7 @@
 
 use infra_core::conformance::{run, Case};
 use infra_core::Stack;
-use infra_swarm::{EndpointMode, SwarmNetwork, SwarmSecret};
+use infra_swarm::{EndpointMode, Mount, SwarmNetwork, SwarmSecret};
 
 use crate::common::*;
 
@@ -15,6 +15,8 @@ fn build(name: &str) -> Stack {
             .network(&net)
             .endpoint_mode(EndpointMode::Dnsrr)
             .secret(&secret, "key")
+            .mount(Mount::volume("data", "/data"))
+            .mount(Mount::tmpfs("/scratch").size_mb(1))
             .env("LEVEL", "1"),
     );
     s
@@ -26,8 +28,10 @@ async fn swarm_provider_passes_the_conformance_suite() {
         return;
     };
     let prefix = unique("cf");
-    let _a = Cleanup::new(&format!("{prefix}-a"));
-    let _b = Cleanup::new(&format!("{prefix}-b"));
+    let mut a = Cleanup::new(&format!("{prefix}-a"));
+    let mut b = Cleanup::new(&format!("{prefix}-b"));
+    a.volume(&format!("{prefix}-a_data"));
+    b.volume(&format!("{prefix}-b_data"));
     let case = Case {
         build: Box::new(build),
         update: Box::new(|s: &mut Stack| {

@@ -6,6 +6,7 @@
 mod common;
 mod conformance;
 mod lifecycle;
+mod mounts;
 mod names;
 mod nodes;
 mod provider;

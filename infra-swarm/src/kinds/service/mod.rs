@@ -12,6 +12,7 @@
 //! The builder is here; the update, rollback and restart policy types are in `policy`, the
 //! validation in `validate`.
 
+mod mount;
 mod policy;
 mod validate;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use infra_core::dsl::{KindSchema, Name, Ref, ResourceSpec};
 use infra_core::{kind, map, Input, Value};
 
+pub use mount::Mount;
 pub use policy::{EndpointMode, FailureAction, RestartCondition, UpdateOrder, UpdatePolicy};
 
 use super::network::SwarmNetwork;
@@ -30,7 +32,9 @@ use validate::validate_service;
 pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm")
     .force_new(&["mode"])
     .computed(&["id"])
-    .unordered(&["networks", "aliases", "secrets", "configs", "ports"])
+    .unordered(&[
+        "networks", "aliases", "secrets", "configs", "ports", "mounts",
+    ])
     // Everything the provider's task-template digest covers (the task template and the endpoint
     // spec): a change of any of these makes Swarm replace every task.
     .disruptive(
@@ -39,11 +43,13 @@ pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm"
             "command",
             "args",
             "env",
+            "user",
             "stop_grace_period_ms",
             "init",
             "healthcheck",
             "secrets",
             "configs",
+            "mounts",
             "restart_policy",
             "placement",
             "resources",
@@ -60,7 +66,7 @@ kind! {
     /// A Swarm service (`<stack>_<name>` in Swarm, `<name>` on its networks): replicated or
     /// global, with rolling-update, rollback and restart policies (the seed talk's
     /// "rescheduling policies"), placement, resources, healthcheck, networks and aliases,
-    /// secrets, configs and published ports.
+    /// secrets, configs, mounts (named volumes, bind mounts, tmpfs) and published ports.
     ///
     /// After a create or an update the provider waits until the service has converged: every
     /// replica running the new spec and the rolling update completed. A rolled-back or paused
@@ -96,6 +102,12 @@ impl SwarmService {
     /// An environment variable (not for secrets: use [`SwarmService::secret`]).
     pub fn env(mut self, key: &str, value: impl Into<Input<String>>) -> Self {
         self.0.insert("env", key, value.into());
+        self
+    }
+    /// The user (name or UID, optionally `:group`) the task's process runs as, instead of the
+    /// image's (a log shipper reading the engine's root-only log directory runs as `root`).
+    pub fn user(mut self, user: &str) -> Self {
+        self.0.set("user", user);
         self
     }
     /// A service label (keys starting with `infra.` are reserved for ownership).
@@ -308,6 +320,13 @@ impl SwarmService {
                 "mode" => 0o444,
             },
         );
+        self
+    }
+    /// Mount a volume, a host path or a tmpfs into every task ([`Mount`]). Each target may be
+    /// mounted once (secrets and configs included); the list is a set, compared whatever the
+    /// order of the calls.
+    pub fn mount(mut self, mount: Mount) -> Self {
+        self.0.push("mounts", mount.into_value());
         self
     }
     /// Mount a config of the stack at `target` (an absolute path, or a name under `/`), owned by

@@ -136,6 +136,191 @@ fn check_aliases(c: &mut Checker<'_>, spec: &ResourceSpec, ctx: &ValidationConte
     }
 }
 
+/// A volume name Docker accepts: a letter or digit, then letters, digits, `_`, `.` or `-`.
+fn check_volume_name(name: &str) -> Option<String> {
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Some(format!(
+            "the volume name `{name}` must start with a letter or a digit"
+        ));
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        .map(|c| {
+            format!(
+                "the volume name `{name}` contains `{c}`; Docker allows letters, digits, `_`, `.` and `-`"
+            )
+        })
+}
+
+/// A path without its trailing `/` (but `/` itself stays `/`), so `/data/` and `/data` are one
+/// target.
+fn normal_path(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() && p.starts_with('/') {
+        "/".into()
+    } else {
+        t.into()
+    }
+}
+
+/// Where a secret or config reference puts its file inside the task.
+fn file_target(field: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        normal_path(target)
+    } else if field == "secrets" {
+        format!("/run/secrets/{target}")
+    } else {
+        format!("/{target}")
+    }
+}
+
+/// The mounts: a known type, absolute targets mounted once (secrets and configs count), the
+/// source each type needs, and only the options of their own type.
+fn check_mounts(c: &mut Checker<'_>, spec: &ResourceSpec) {
+    let mounts = spec.get("mounts").and_then(Value::as_list).unwrap_or(&[]);
+    let mut taken: Vec<(String, String)> = Vec::new();
+    for (field, key) in [("secrets", "target"), ("configs", "target")] {
+        for (i, r) in spec
+            .get(field)
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            if let Some(t) = r
+                .as_map()
+                .and_then(|m| m.get(key))
+                .and_then(Value::as_str)
+                .filter(|t| !t.trim().is_empty())
+            {
+                taken.push((file_target(field, t), format!("{field}[{i}]")));
+            }
+        }
+    }
+    for (i, m) in mounts.iter().enumerate() {
+        let at = format!("mounts[{i}]");
+        let Some(m) = m.as_map() else {
+            c.problem(&at, "is not a mount");
+            continue;
+        };
+        let s = |k: &str| m.get(k).and_then(Value::as_str);
+        let kind = s("type").unwrap_or_default();
+        let target = s("target").unwrap_or_default();
+        if !matches!(kind, "volume" | "bind" | "tmpfs") {
+            c.problem(
+                &at,
+                format!("the mount type `{kind}` is not volume, bind or tmpfs"),
+            );
+        }
+        if !target.starts_with('/') {
+            c.problem(
+                &at,
+                format!("the target `{target}` is not an absolute path"),
+            );
+        } else if normal_path(target) == "/" {
+            c.problem(
+                &at,
+                "the target `/` would hide the image's whole filesystem",
+            );
+        } else {
+            let t = normal_path(target);
+            match taken.iter().find(|(p, _)| *p == t) {
+                Some((_, other)) => c.problem(
+                    &at,
+                    format!("the target `{target}` is also the target of {other}"),
+                ),
+                None => taken.push((t, at.clone())),
+            }
+        }
+        match (kind, s("source")) {
+            ("volume", Some(name)) => {
+                if let Some(problem) = check_volume_name(name) {
+                    c.problem(&at, problem);
+                }
+            }
+            ("volume", None) => c.problem(&at, "a volume mount needs the volume's name"),
+            ("bind", Some(src)) if src.starts_with('/') => {}
+            ("bind", src) => c.problem(
+                &at,
+                format!(
+                    "the bind source `{}` is not an absolute path on the node",
+                    src.unwrap_or_default()
+                ),
+            ),
+            ("tmpfs", Some(src)) => c.problem(&at, format!("a tmpfs has no source, got `{src}`")),
+            _ => {}
+        }
+        let read_only = m.get("read_only").and_then(Value::as_bool) == Some(true);
+        if kind == "tmpfs" && read_only {
+            c.problem(
+                &at,
+                "a read-only tmpfs is always empty: drop read_only, or mount a volume or a bind read-only",
+            );
+        }
+        if kind != "volume" {
+            for opt in ["labels", "driver", "driver_options"] {
+                if m.contains_key(opt) {
+                    c.problem(
+                        &at,
+                        format!("`{opt}` applies to volume mounts only, not to a {kind} mount"),
+                    );
+                }
+            }
+        }
+        if kind != "tmpfs" {
+            for opt in ["size_bytes", "mode"] {
+                if m.contains_key(opt) {
+                    c.problem(
+                        &at,
+                        format!("`{opt}` applies to tmpfs mounts only, not to a {kind} mount"),
+                    );
+                }
+            }
+        }
+        if kind == "volume" {
+            if m.contains_key("driver_options") && !m.contains_key("driver") {
+                c.problem(
+                    &at,
+                    "driver options need the driver they are for (`.volume_driver(\"local\")`)",
+                );
+            }
+            if s("driver").is_some_and(|d| d.trim().is_empty()) {
+                c.problem(&at, "the volume driver is empty");
+            }
+            for k in m
+                .get("labels")
+                .and_then(Value::as_map)
+                .into_iter()
+                .flat_map(|l| l.keys())
+                .filter(|k| k.starts_with("infra."))
+            {
+                c.problem(
+                    &at,
+                    format!("volume label `{k}`: labels starting with `infra.` are reserved for ownership"),
+                );
+            }
+        }
+        if kind == "tmpfs" {
+            if let Some(size) = m.get("size_bytes").and_then(Value::as_i64) {
+                if size <= 0 {
+                    c.problem(
+                        &at,
+                        format!("the tmpfs size must be positive, got {size} bytes"),
+                    );
+                }
+            }
+            if let Some(mode) = m.get("mode").and_then(Value::as_i64) {
+                if !(0..=0o7777).contains(&mode) {
+                    c.problem(
+                        &at,
+                        format!("the tmpfs mode {mode:o} (octal) is not a permission mode (at most 7777)"),
+                    );
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
     let mut c = Checker::new(spec);
     c.required_str("image");
@@ -354,5 +539,12 @@ pub(super) fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>)
             }
         }
     }
+    if spec.get_str("user").is_some_and(|u| u.trim().is_empty()) {
+        c.problem(
+            "user",
+            "is empty: name a user or a UID, or leave the image's",
+        );
+    }
+    check_mounts(&mut c, spec);
     c.finish()
 }

@@ -1,7 +1,8 @@
 //! A service as its builder would declare it, read back from Docker's `Service`: the
 //! normalisation that makes a no-op plan empty. It emits exactly the shape the builder emits,
 //! drops Swarm's fill-ins (`Isolation: default`, `Runtime: container`, `ForceUpdate: 0`, empty
-//! `Resources`/`Placement` objects, endpoint mode `vip`, `Init: false`) and converts
+//! `Resources`/`Placement` objects, endpoint mode `vip`, `Init: false`, a mount's
+//! `ReadOnly: false` and empty options), takes the stack's prefix off volume names and converts
 //! nanoseconds back to the builder's milliseconds.
 
 use std::collections::BTreeMap;
@@ -73,6 +74,65 @@ fn common_aliases(attachments: &[Json]) -> Option<Value> {
         .map(Value::from)
         .collect();
     Some(Value::List(common))
+}
+
+/// A mount as [`Mount`](crate::Mount) declares it: the stack's volume prefix taken off the
+/// source, `ReadOnly: false` and empty option objects dropped, and the options Swarm may fill in
+/// but the builder never declares (bind propagation, `NoCopy` false, consistency) left out.
+fn read_mount(stack: &str, j: &Json) -> Value {
+    let mut m = BTreeMap::new();
+    let kind = j.get("Type").and_then(Json::as_str).unwrap_or_default();
+    m.insert("type".to_string(), Value::from(kind));
+    m.insert(
+        "target".to_string(),
+        Value::from(j.get("Target").and_then(Json::as_str).unwrap_or_default()),
+    );
+    if let Some(source) = j
+        .get("Source")
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        let prefix = format!("{stack}_");
+        let source = match kind {
+            "volume" => source.strip_prefix(&prefix).unwrap_or(source),
+            _ => source,
+        };
+        m.insert("source".to_string(), Value::from(source));
+    }
+    if j.get("ReadOnly").and_then(Json::as_bool) == Some(true) {
+        m.insert("read_only".to_string(), Value::Bool(true));
+    }
+    let strings = |v: Option<&Json>| -> Option<Value> {
+        let map: BTreeMap<String, Value> = v?
+            .as_object()?
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str().unwrap_or_default())))
+            .collect();
+        (!map.is_empty()).then_some(Value::Map(map))
+    };
+    if let Some(vo) = j.get("VolumeOptions") {
+        if let Some(labels) = strings(vo.get("Labels")) {
+            m.insert("labels".to_string(), labels);
+        }
+        if let Some(driver) = at(vo, &["DriverConfig", "Name"])
+            .and_then(Json::as_str)
+            .filter(|d| !d.is_empty())
+        {
+            m.insert("driver".to_string(), Value::from(driver));
+        }
+        if let Some(opts) = strings(at(vo, &["DriverConfig", "Options"])) {
+            m.insert("driver_options".to_string(), opts);
+        }
+    }
+    if let Some(t) = j.get("TmpfsOptions") {
+        if let Some(size) = t.get("SizeBytes").and_then(Json::as_i64).filter(|n| *n > 0) {
+            m.insert("size_bytes".to_string(), Value::Int(size));
+        }
+        if let Some(mode) = t.get("Mode").and_then(Json::as_i64).filter(|n| *n > 0) {
+            m.insert("mode".to_string(), Value::Int(mode));
+        }
+    }
+    Value::Map(m)
 }
 
 /// A service as the kind's builder would declare it, or `None` when it isn't the stack's.
@@ -306,6 +366,21 @@ pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
                     .collect(),
             )
         }),
+    );
+    put(
+        &mut p,
+        "user",
+        cs.get("User")
+            .and_then(Json::as_str)
+            .filter(|u| !u.is_empty())
+            .map(Value::from),
+    );
+    put(
+        &mut p,
+        "mounts",
+        cs.get("Mounts")
+            .and_then(Json::as_array)
+            .map(|l| Value::List(l.iter().map(|m| read_mount(stack, m)).collect())),
     );
     if let Some(ns) = cs.get("StopGracePeriod").and_then(Json::as_i64) {
         p.insert("stop_grace_period_ms".into(), Value::Int(ns / NS_PER_MS));

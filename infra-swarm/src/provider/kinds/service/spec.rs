@@ -50,6 +50,66 @@ fn policy(v: Option<&Value>) -> Json {
     })
 }
 
+/// The Swarm name of a stack's named volume: `<stack>_<name>`, as `docker stack deploy` names
+/// them, so that two stacks on one engine never share data by accident.
+pub(crate) fn volume_name(stack: &str, name: &str) -> String {
+    format!("{stack}_{name}")
+}
+
+/// One mount as the Engine API's `Mount`, with only what was declared: Swarm then returns the
+/// same fields (no `ReadOnly: false`, no empty option objects), and the read compares equal.
+fn mount(stack: &str, m: &BTreeMap<String, Value>) -> Json {
+    let kind = m.get("type").map(text).unwrap_or_default();
+    let mut out = Map::new();
+    out.insert("Type".into(), kind.clone().into());
+    out.insert(
+        "Target".into(),
+        m.get("target").map(text).unwrap_or_default().into(),
+    );
+    if let Some(source) = m.get("source").map(text) {
+        let source = if kind == "volume" {
+            volume_name(stack, &source)
+        } else {
+            source
+        };
+        out.insert("Source".into(), source.into());
+    }
+    if m.get("read_only").and_then(Value::as_bool) == Some(true) {
+        out.insert("ReadOnly".into(), true.into());
+    }
+    let strings = |v: Option<&Value>| -> Option<Json> {
+        let m = v?.as_map()?;
+        Some(Json::Object(
+            m.iter().map(|(k, v)| (k.clone(), text(v).into())).collect(),
+        ))
+    };
+    let mut volume = Map::new();
+    if let Some(labels) = strings(m.get("labels")) {
+        volume.insert("Labels".into(), labels);
+    }
+    if let Some(driver) = m.get("driver").map(text) {
+        let mut dc = json!({ "Name": driver });
+        if let Some(opts) = strings(m.get("driver_options")) {
+            dc["Options"] = opts;
+        }
+        volume.insert("DriverConfig".into(), dc);
+    }
+    if !volume.is_empty() {
+        out.insert("VolumeOptions".into(), Json::Object(volume));
+    }
+    let mut tmpfs = Map::new();
+    if let Some(size) = int(m, "size_bytes") {
+        tmpfs.insert("SizeBytes".into(), size.into());
+    }
+    if let Some(mode) = int(m, "mode") {
+        tmpfs.insert("Mode".into(), mode.into());
+    }
+    if !tmpfs.is_empty() {
+        out.insert("TmpfsOptions".into(), Json::Object(tmpfs));
+    }
+    Json::Object(out)
+}
+
 /// The Docker spec for a service's properties, and the digest of its task template.
 pub(crate) fn service_spec(
     stack: &str,
@@ -78,6 +138,17 @@ pub(crate) fn service_spec(
             .map(|(k, v)| format!("{k}={}", text(v)))
             .collect();
         cs.insert("Env".into(), json!(list));
+    }
+    if let Some(u) = get("user") {
+        cs.insert("User".into(), text(u).into());
+    }
+    if let Some(list) = get("mounts").and_then(Value::as_list) {
+        let mounts: Vec<Json> = list
+            .iter()
+            .filter_map(Value::as_map)
+            .map(|m| mount(stack, m))
+            .collect();
+        cs.insert("Mounts".into(), Json::Array(mounts));
     }
     if let Some(ms) = get("stop_grace_period_ms").and_then(Value::as_i64) {
         cs.insert("StopGracePeriod".into(), json!(ms * NS_PER_MS));
@@ -276,7 +347,8 @@ mod tests {
     use super::super::observe::observe_service;
     use super::*;
     use crate::{
-        EndpointMode, FailureAction, RestartCondition, SwarmService, UpdateOrder, UpdatePolicy,
+        EndpointMode, FailureAction, Mount, RestartCondition, SwarmService, UpdateOrder,
+        UpdatePolicy,
     };
 
     /// What the builder declares comes back unchanged from the spec the provider sends: the
@@ -319,6 +391,20 @@ mod tests {
             .endpoint_mode(EndpointMode::Dnsrr)
             .stop_grace_period(Duration::from_secs(2))
             .init(true)
+            .user("1000:1000")
+            .mount(Mount::volume("data", "/data"))
+            .mount(
+                Mount::volume("nfs", "/shared")
+                    .read_only()
+                    .volume_label("team", "core")
+                    .volume_driver("local")
+                    .volume_driver_option("type", "nfs")
+                    .volume_driver_option("o", "addr=10.0.0.1"),
+            )
+            .mount(Mount::bind("/var/lib/docker/containers", "/logs").read_only())
+            .mount(Mount::bind("/srv", "/srv"))
+            .mount(Mount::tmpfs("/scratch").size_mb(64).mode(0o1770))
+            .mount(Mount::tmpfs("/tmp"))
             .into_spec();
         let address = spec.address.clone();
         let (docker_spec, template) = service_spec("st", &address, &spec.props, false).unwrap();
@@ -429,6 +515,75 @@ mod tests {
         more.push("aliases", "search-2");
         let (_, t2) = service_spec("st", &more.address, &more.props, false).unwrap();
         assert_ne!(template, t2);
+    }
+
+    /// A named volume is the stack's (`<stack>_<name>` in Docker, as `docker stack deploy` names
+    /// it); what Docker sends and the read takes back are exactly what was declared.
+    #[test]
+    fn mounts_are_sent_as_declared_and_volumes_carry_the_stack_prefix() {
+        let spec = SwarmService::new("es")
+            .image("x")
+            .mount(Mount::volume("es-data", "/usr/share/elasticsearch/data"))
+            .mount(Mount::bind("/var/lib/docker/containers", "/logs").read_only())
+            .mount(Mount::tmpfs("/tmp").size_mb(1))
+            .into_spec();
+        let (docker_spec, _) = service_spec("st", &spec.address, &spec.props, false).unwrap();
+        let json = serde_json::to_value(&docker_spec).unwrap();
+        assert_eq!(
+            json["TaskTemplate"]["ContainerSpec"]["Mounts"],
+            json!([
+                { "Type": "volume", "Source": "st_es-data", "Target": "/usr/share/elasticsearch/data" },
+                { "Type": "bind", "Source": "/var/lib/docker/containers", "Target": "/logs", "ReadOnly": true },
+                { "Type": "tmpfs", "Target": "/tmp", "TmpfsOptions": { "SizeBytes": 1048576 } },
+            ])
+        );
+        // Another stack's volume (or one renamed by hand) reads back under its full name: a
+        // change, not a match.
+        let mut other = docker_spec.clone();
+        other
+            .task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut())
+            .and_then(|c| c.mounts.as_mut())
+            .unwrap()[0]
+            .source = Some("elsewhere_es-data".into());
+        let read = read_back(other).unwrap();
+        let first = &read.props["mounts"].as_list().unwrap()[0];
+        assert_eq!(
+            first.as_map().unwrap()["source"],
+            Value::from("elsewhere_es-data")
+        );
+        // Swarm's fill-ins a declaration never makes read back as nothing: `ReadOnly: false`,
+        // empty option objects, bind propagation.
+        let mut filled = docker_spec.clone();
+        let mounts = filled
+            .task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut())
+            .and_then(|c| c.mounts.as_mut())
+            .unwrap();
+        mounts[0].read_only = Some(false);
+        mounts[0].volume_options = Some(Default::default());
+        mounts[1].bind_options = Some(bollard::models::MountBindOptions {
+            propagation: Some(bollard::models::MountBindOptionsPropagationEnum::RPRIVATE),
+            ..Default::default()
+        });
+        let read = read_back(filled).unwrap();
+        assert!(values_equal(
+            spec.props.get("mounts"),
+            read.props.get("mounts")
+        ));
+        // A mount is part of the task template: changing one rolls the tasks.
+        let ro = SwarmService::new("es")
+            .image("x")
+            .mount(Mount::volume("es-data", "/usr/share/elasticsearch/data").read_only())
+            .mount(Mount::bind("/var/lib/docker/containers", "/logs").read_only())
+            .mount(Mount::tmpfs("/tmp").size_mb(1))
+            .into_spec();
+        let t = |s: &infra_core::dsl::ResourceSpec| {
+            service_spec("st", &s.address, &s.props, false).unwrap().1
+        };
+        assert_ne!(t(&spec), t(&ro));
     }
 
     #[test]
