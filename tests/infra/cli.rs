@@ -507,8 +507,9 @@ fn watch_gives_up_after_consecutive_failures_with_exit_1_and_a_final_line() {
         "the wait doubles after a failure: {err}"
     );
     assert!(
-        lines.last().is_some_and(|l| l
-            .starts_with("Error: watch gave up: 2 runs failed in a row")),
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("Error: watch gave up: 2 runs failed in a row")),
         "{err}"
     );
     assert!(!err.contains("watch #3"), "{err}");

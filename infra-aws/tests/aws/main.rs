@@ -21,3 +21,4 @@ mod security_group;
 mod ssm;
 mod support;
 mod validation;
+mod watch;
