@@ -261,10 +261,16 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
     let lb_sg = s.add(
         SecurityGroup::new("lb")
             .vpc(&net.vpc)
-            .description("Load balancer: HTTP and HTTPS from the internet, the app port inside the VPC")
+            .description(
+                "Load balancer: HTTP and HTTPS from the internet, the app port inside the VPC",
+            )
             .public_port(80)
             .public_port(443)
-            .ingress(Rule::tcp(80).cidr("0.0.0.0/0").describe("HTTP, redirected to HTTPS"))
+            .ingress(
+                Rule::tcp(80)
+                    .cidr("0.0.0.0/0")
+                    .describe("HTTP, redirected to HTTPS"),
+            )
             .ingress(Rule::tcp(443).cidr("0.0.0.0/0").describe("public HTTPS"))
             .egress(
                 Rule::tcp(APP_PORT)

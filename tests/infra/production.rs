@@ -388,17 +388,30 @@ fn the_internet_reaches_the_app_only_through_the_load_balancer() {
         }
         let groups = lb.get("security_group_ids").unwrap().as_list().unwrap();
         assert_eq!(groups.len(), 1, "{env}");
-        assert!(refers_to(groups.first(), "aws_security_group.lb", "id"), "{env}");
+        assert!(
+            refers_to(groups.first(), "aws_security_group.lb", "id"),
+            "{env}"
+        );
 
         let http = get("aws_lb_listener.http");
         assert_eq!(http.get("port").and_then(Value::as_i64), Some(80));
-        let redirect = http.get("default_action").unwrap().as_map().unwrap().clone();
+        let redirect = http
+            .get("default_action")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .clone();
         assert_eq!(redirect["type"].as_str(), Some("redirect"), "{env}");
         assert_eq!(redirect["protocol"].as_str(), Some("HTTPS"), "{env}");
         assert_eq!(redirect["port"].as_str(), Some("443"), "{env}");
         let https = get("aws_lb_listener.https");
         assert_eq!(https.get_str("protocol"), Some("HTTPS"), "{env}");
-        let forward = https.get("default_action").unwrap().as_map().unwrap().clone();
+        let forward = https
+            .get("default_action")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .clone();
         assert!(
             refers_to(
                 forward.get("target_group_arn"),
@@ -410,11 +423,7 @@ fn the_internet_reaches_the_app_only_through_the_load_balancer() {
         let tg = get("aws_lb_target_group.app");
         assert_eq!(tg.get("port").and_then(Value::as_i64), Some(8080), "{env}");
         let workers = get("aws_autoscaling_group.workers");
-        let tgs = workers
-            .get("target_group_arns")
-            .unwrap()
-            .as_list()
-            .unwrap();
+        let tgs = workers.get("target_group_arns").unwrap().as_list().unwrap();
         assert!(
             refers_to(tgs.first(), "aws_lb_target_group.app", "arn"),
             "{env}"

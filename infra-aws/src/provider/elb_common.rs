@@ -25,39 +25,42 @@ pub(crate) async fn tags_of(
     cx: &Cx<'_>,
     arns: &[String],
 ) -> Result<HashMap<String, Vec<(String, String)>>, ProviderError> {
-    let batches: Vec<Vec<(String, Vec<(String, String)>)>> =
-        futures::stream::iter(arns.chunks(TAG_BATCH).map(<[String]>::to_vec).collect::<Vec<_>>())
-            .map(|batch: Vec<String>| async move {
-                let out =
-                    cx.c.elb_read
-                        .describe_tags()
-                        .set_resource_arns(Some(batch))
-                        .send()
-                        .await
-                        .aws("DescribeTags")?;
-                Ok::<_, ProviderError>(
-                    out.tag_descriptions()
+    let batches: Vec<Vec<(String, Vec<(String, String)>)>> = futures::stream::iter(
+        arns.chunks(TAG_BATCH)
+            .map(<[String]>::to_vec)
+            .collect::<Vec<_>>(),
+    )
+    .map(|batch: Vec<String>| async move {
+        let out =
+            cx.c.elb_read
+                .describe_tags()
+                .set_resource_arns(Some(batch))
+                .send()
+                .await
+                .aws("DescribeTags")?;
+        Ok::<_, ProviderError>(
+            out.tag_descriptions()
+                .iter()
+                .filter_map(|d| {
+                    let arn = d.resource_arn()?.to_string();
+                    let tags = d
+                        .tags()
                         .iter()
-                        .filter_map(|d| {
-                            let arn = d.resource_arn()?.to_string();
-                            let tags = d
-                                .tags()
-                                .iter()
-                                .map(|t| {
-                                    (
-                                        t.key().unwrap_or_default().to_string(),
-                                        t.value().unwrap_or_default().to_string(),
-                                    )
-                                })
-                                .collect();
-                            Some((arn, tags))
+                        .map(|t| {
+                            (
+                                t.key().unwrap_or_default().to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            )
                         })
-                        .collect(),
-                )
-            })
-            .buffered(CONCURRENT_TAG_READS)
-            .try_collect()
-            .await?;
+                        .collect();
+                    Some((arn, tags))
+                })
+                .collect(),
+        )
+    })
+    .buffered(CONCURRENT_TAG_READS)
+    .try_collect()
+    .await?;
     Ok(batches.into_iter().flatten().collect())
 }
 

@@ -44,8 +44,18 @@ mod tests {
     fn a_complete_entry_point_validates_and_keeps_typed_references() {
         let mut s = Stack::new("demo");
         let vpc = s.add(Vpc::new("main").cidr("10.0.0.0/16"));
-        let a = s.add(Subnet::new("a").vpc(&vpc).cidr("10.0.1.0/24").az("us-east-1a"));
-        let b = s.add(Subnet::new("b").vpc(&vpc).cidr("10.0.2.0/24").az("us-east-1b"));
+        let a = s.add(
+            Subnet::new("a")
+                .vpc(&vpc)
+                .cidr("10.0.1.0/24")
+                .az("us-east-1a"),
+        );
+        let b = s.add(
+            Subnet::new("b")
+                .vpc(&vpc)
+                .cidr("10.0.2.0/24")
+                .az("us-east-1b"),
+        );
         let sg = s.add(SecurityGroup::new("lb").vpc(&vpc));
         let lb = s.add(
             LoadBalancer::application("web")
@@ -59,8 +69,12 @@ mod tests {
         );
         s.add(Listener::http_redirect("http", &lb));
         s.add(
-            Listener::https("https", &lb, "arn:aws:acm:us-east-1:123456789012:certificate/x")
-                .forward(&tg),
+            Listener::https(
+                "https",
+                &lb,
+                "arn:aws:acm:us-east-1:123456789012:certificate/x",
+            )
+            .forward(&tg),
         );
         let lt = s.add(
             LaunchTemplate::new("node")
@@ -84,7 +98,12 @@ mod tests {
     fn every_problem_is_reported_at_once_naming_resource_and_field() {
         let mut s = Stack::new("demo");
         let vpc = s.add(Vpc::new("main").cidr("10.0.0.0/16"));
-        let a = s.add(Subnet::new("a").vpc(&vpc).cidr("10.0.1.0/24").az("us-east-1a"));
+        let a = s.add(
+            Subnet::new("a")
+                .vpc(&vpc)
+                .cidr("10.0.1.0/24")
+                .az("us-east-1a"),
+        );
         let lb = s.add(LoadBalancer::application("web").subnets(&[&a]));
         s.add(
             TargetGroup::new("app", TargetProtocol::Http, 0)

@@ -1,9 +1,9 @@
 //! `aws_lb_target_group`: where a listener sends traffic, with its health check.
 
 use infra_core::dsl::{Arn, Id, Input, KindSchema, Output, Ref, ResourceSpec};
+use infra_core::kind;
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::value::digest_of;
-use infra_core::kind;
 
 use super::elb_name_char;
 use crate::kinds::network::Vpc;
@@ -250,7 +250,9 @@ fn validate_target_group(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Ve
         ),
         Some(m) if !matcher_ok(m) => c.problem(
             "matcher",
-            format!("`{m}` is not a list or range of HTTP codes 200-499 (`200`, `200,204`, `200-299`)"),
+            format!(
+                "`{m}` is not a list or range of HTTP codes 200-499 (`200`, `200,204`, `200-299`)"
+            ),
         ),
         _ => {}
     }
@@ -290,7 +292,10 @@ mod tests {
     fn names_differ_with_what_forces_a_replacement() {
         let a = target_group_name("prod", "app", "HTTP", 8080, "vpc-1", "instance");
         let b = target_group_name("prod", "app", "HTTP", 8081, "vpc-1", "instance");
-        assert!(a.starts_with("prod-app-") && a.len() == "prod-app-".len() + 4, "{a}");
+        assert!(
+            a.starts_with("prod-app-") && a.len() == "prod-app-".len() + 4,
+            "{a}"
+        );
         assert_ne!(a, b);
         assert_eq!(
             a,

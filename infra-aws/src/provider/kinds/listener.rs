@@ -9,8 +9,8 @@
 //!   response finds the first one by its `infra:id` tag (the provider looks up before every
 //!   retry). A port already taken on the load balancer is AWS's `DuplicateListener`, handled
 //!   the same way.
-//! * **Update** is one `ModifyListener` with the port, protocol, certificate, TLS policy and
-//!   default action.
+//! * **Update** is one `ModifyListener` with what changed of the port, protocol, certificate,
+//!   TLS policy and default action (a new protocol takes its certificate and policy along).
 //!
 //! The default action is read in the builder's shape: `forward` with its one target group, or
 //! `redirect` with its protocol, port and status code (host, path and query are AWS's
@@ -220,18 +220,27 @@ impl AwsKind for Listener {
         changed: &[String],
     ) -> Result<Observed, ProviderError> {
         let arn = current.id.as_str();
+        let has = |f: &str| changed.iter().any(|c| c == f);
         if changed.iter().any(|c| c != "tags") {
-            cx.c.elb
-                .modify_listener()
-                .listener_arn(arn)
-                .protocol(ProtocolEnum::from(req_str(d, "protocol")?.as_str()))
-                .port(req_i64(d, "port")? as i32)
-                .set_certificates(certificates(d))
-                .set_ssl_policy(opt_str(d, "ssl_policy"))
-                .default_actions(action(d)?)
-                .send()
-                .await
-                .aws("ModifyListener")?;
+            // Only what changed: AWS keeps the rest (and checks a certificate only when one is
+            // sent). A new protocol takes its certificate and policy along.
+            let protocol = has("protocol");
+            let mut req = cx.c.elb.modify_listener().listener_arn(arn);
+            if protocol || has("port") {
+                req = req
+                    .protocol(ProtocolEnum::from(req_str(d, "protocol")?.as_str()))
+                    .port(req_i64(d, "port")? as i32);
+            }
+            if protocol || has("certificate_arn") {
+                req = req.set_certificates(certificates(d));
+            }
+            if protocol || has("ssl_policy") {
+                req = req.set_ssl_policy(opt_str(d, "ssl_policy"));
+            }
+            if has("default_action") {
+                req = req.default_actions(action(d)?);
+            }
+            req.send().await.aws("ModifyListener")?;
         }
         update_tags(cx, arn, current, d).await?;
         Ok(updated_from(current, d))

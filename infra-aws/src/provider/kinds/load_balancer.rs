@@ -141,11 +141,7 @@ async fn observe(cx: &Cx<'_>, o: OwnedLb) -> Result<Option<Observed>, ProviderEr
     Ok(Some(p.observed(o.owner, o.arn)))
 }
 
-async fn set_drop_invalid_headers(
-    cx: &Cx<'_>,
-    arn: &str,
-    on: bool,
-) -> Result<(), ProviderError> {
+async fn set_drop_invalid_headers(cx: &Cx<'_>, arn: &str, on: bool) -> Result<(), ProviderError> {
     cx.c.elb
         .modify_load_balancer_attributes()
         .load_balancer_arn(arn)
@@ -278,14 +274,13 @@ impl AwsKind for LoadBalancer {
             .aws_retrying("DeleteLoadBalancer", &["ResourceInUse"])?;
         let what = format!("load balancer {arn} to be deleted");
         poll(&what, cx.waits, || async {
-            let listed = cx
-                .c
-                .elb_read
-                .describe_load_balancers()
-                .load_balancer_arns(arn)
-                .send()
-                .await
-                .aws("DescribeLoadBalancers");
+            let listed =
+                cx.c.elb_read
+                    .describe_load_balancers()
+                    .load_balancer_arns(arn)
+                    .send()
+                    .await
+                    .aws("DescribeLoadBalancers");
             Ok(match listed {
                 Err(e) if e.class == ErrorClass::NotFound => Probe::Done(()),
                 Err(e) => return Err(e),

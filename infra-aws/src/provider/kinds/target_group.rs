@@ -106,10 +106,8 @@ async fn read_groups(cx: &Cx<'_>) -> Result<Vec<Observed>, ProviderError> {
                 .set("arn", arn.as_str())
                 .tags(&o.user);
             if http_check {
-                p.set("health_check_path", g.health_check_path()).set(
-                    "matcher",
-                    g.matcher().and_then(|m| m.http_code()),
-                );
+                p.set("health_check_path", g.health_check_path())
+                    .set("matcher", g.matcher().and_then(|m| m.http_code()));
             }
             p.observed(o, arn)
         })
