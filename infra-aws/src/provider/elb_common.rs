@@ -14,6 +14,9 @@ use infra_core::provider::{Observed, ProviderError, Resolved};
 use super::common::{ownership, tag_diff, Cx, Ownership};
 use super::errors::AwsResult;
 
+/// An object's tags, `(key, value)`.
+pub(crate) type Tags = Vec<(String, String)>;
+
 /// `DescribeTags` takes at most this many ARNs.
 pub(crate) const TAG_BATCH: usize = 20;
 /// At most this many `DescribeTags` calls at once.
@@ -24,8 +27,8 @@ const CONCURRENT_TAG_READS: usize = 4;
 pub(crate) async fn tags_of(
     cx: &Cx<'_>,
     arns: &[String],
-) -> Result<HashMap<String, Vec<(String, String)>>, ProviderError> {
-    let batches: Vec<Vec<(String, Vec<(String, String)>)>> = futures::stream::iter(
+) -> Result<HashMap<String, Tags>, ProviderError> {
+    let batches: Vec<Vec<(String, Tags)>> = futures::stream::iter(
         arns.chunks(TAG_BATCH)
             .map(<[String]>::to_vec)
             .collect::<Vec<_>>(),

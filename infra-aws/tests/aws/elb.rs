@@ -260,7 +260,7 @@ async fn a_load_balancer_path_is_created_updated_in_place_replaced_and_deleted_i
             other => panic!("unexpected listener port {other:?}"),
         }
     }
-    assert_eq!(asg_target_groups(&m, &name).await, [tg_arn.clone()]);
+    assert_eq!(asg_target_groups(&m, &name).await, [tg_arn.as_str()]);
     assert_noop(&e, &s, "after create").await;
 
     // The health check changes in place: same target group.
@@ -322,7 +322,7 @@ async fn a_load_balancer_path_is_created_updated_in_place_replaced_and_deleted_i
         https.default_actions()[0].target_group_arn(),
         Some(new_arn.as_str())
     );
-    assert_eq!(asg_target_groups(&m, &name).await, [new_arn.clone()]);
+    assert_eq!(asg_target_groups(&m, &name).await, [new_arn.as_str()]);
     assert_noop(&e, &s, "after the replacement").await;
 
     // Drift: a health check path, a TLS policy and a load balancer attribute changed by hand.

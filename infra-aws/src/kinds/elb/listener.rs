@@ -225,7 +225,7 @@ fn validate_listener(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Pr
                 Some(Value::Ref(r)) => {
                     let tg_protocol = ctx.get(&r.address).and_then(|t| t.get_str("protocol"));
                     if let (Some(t), Some(p)) = (lb_type, tg_protocol) {
-                        if !protocols_of(t).contains(&p) && !(t == "application" && p == "HTTPS") {
+                        if !protocols_of(t).contains(&p) {
                             c.problem(
                                 "default_action",
                                 format!("an {t} load balancer can't forward to a {p} target group"),
