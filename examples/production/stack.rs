@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use infra::aws::{
     nat_gateway_with_eip, physical_name, Ami, IamGroup, IamRole, IamUser, InstanceProfile,
-    InternetGateway, LifecycleDefault, LifecycleHook, RouteTable, ScalingPolicy,
+    InternetGateway, LifecycleDefault, LifecycleHook, Listener, LoadBalancer, RouteTable,
+    ScalingPolicy, TargetGroup, TargetProtocol,
 };
 use infra::cli::Context;
 use infra::prelude::*;
@@ -16,6 +17,32 @@ enum SecretSource {
     Local(&'static str),
     /// An environment variable of the deploy program (validation says so when it's missing).
     Env(&'static str),
+}
+
+/// The port the app listens on, published on the swarm nodes and the target of the load
+/// balancer's target group.
+const APP_PORT: u16 = 8080;
+
+/// Where the HTTPS listener's certificate ARN comes from.
+enum CertificateSource {
+    /// A fixed ARN: the local environments (moto) use an IAM server certificate's, which moto
+    /// accepts without the certificate existing (an ACM ARN must exist in moto's ACM).
+    Fixed(&'static str),
+    /// An environment variable of the deploy program holding an ACM certificate's ARN
+    /// (validation says so when it's missing).
+    Env(&'static str),
+}
+
+/// How the app's port is published on the swarm nodes, for the load balancer's target group.
+enum AppPublish {
+    /// Not at all: the local environment runs on one shared engine (a fixed host port would
+    /// collide between stacks), and nothing outside moto could reach it anyway.
+    None,
+    /// On the nodes that run a task (no ingress network or IPVS needed): the cluster lab.
+    Host,
+    /// Through Swarm's routing mesh: every node answers on the port, so every worker the
+    /// target group registers is a healthy target wherever the tasks run (AWS).
+    Ingress,
 }
 
 /// Everything that differs between environments.
@@ -57,6 +84,10 @@ struct Config {
     es_az: &'static str,
     /// How long a terminating swarm node may take to drain (the lifecycle hooks' heartbeat).
     drain_timeout: Duration,
+    /// The HTTPS listener's certificate.
+    certificate: CertificateSource,
+    /// How the app's port reaches the load balancer.
+    app_publish: AppPublish,
 }
 
 pub(crate) fn local_image() -> String {
@@ -96,6 +127,8 @@ fn config(env: &str) -> Config {
                 es_endpoint: EndpointMode::Vip,
                 es_az: "us-east-1a",
                 drain_timeout: Duration::from_secs(300),
+                certificate: CertificateSource::Env("CERTIFICATE_ARN"),
+                app_publish: AppPublish::Ingress,
             }
         }
         // `lab`: the local sizes on the cluster lab (moto's instances as Docker nodes on this
@@ -128,6 +161,14 @@ fn config(env: &str) -> Config {
                 es_endpoint: EndpointMode::Dnsrr,
                 es_az: if lab { "us-east-1a" } else { "a" },
                 drain_timeout: Duration::from_secs(60),
+                certificate: CertificateSource::Fixed(
+                    "arn:aws:iam::123456789012:server-certificate/infra-local",
+                ),
+                app_publish: if lab {
+                    AppPublish::Host
+                } else {
+                    AppPublish::None
+                },
             }
         }
     }
@@ -221,12 +262,38 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             )
             .egress_all(),
     );
+    // The single public entry point: an internet-facing load balancer in the public subnets.
+    // Its group takes HTTP (redirected) and HTTPS from anywhere and reaches only the app's port
+    // inside the VPC; the workers take the app's port from that group only.
+    let lb_sg = s.add(
+        SecurityGroup::new("lb")
+            .vpc(&net.vpc)
+            .description(
+                "Load balancer: HTTP and HTTPS from the internet, the app port inside the VPC",
+            )
+            .public_port(80)
+            .public_port(443)
+            .ingress(
+                Rule::tcp(80)
+                    .cidr("0.0.0.0/0")
+                    .describe("HTTP, redirected to HTTPS"),
+            )
+            .ingress(Rule::tcp(443).cidr("0.0.0.0/0").describe("public HTTPS"))
+            .egress(
+                Rule::tcp(APP_PORT)
+                    .cidr(c.vpc_cidr)
+                    .describe("the app on the swarm nodes"),
+            ),
+    );
     let web_sg = s.add(
         SecurityGroup::new("web")
             .vpc(&net.vpc)
-            .description("Workers: the public HTTPS port of the app")
-            .public_port(443)
-            .ingress(Rule::tcp(443).cidr("0.0.0.0/0").describe("public HTTPS"))
+            .description("Workers: the app port from the load balancer only")
+            .ingress(
+                Rule::tcp(APP_PORT)
+                    .group(&lb_sg)
+                    .describe("the app, from the load balancer"),
+            )
             .egress_all(),
     );
 
@@ -335,10 +402,33 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             .health_check("EC2", 300)
             .swarm_managers(),
     );
+    let lb = s.add(
+        LoadBalancer::application("web")
+            .subnets(&public)
+            .security_group(&lb_sg),
+    );
+    // The app's health endpoint; the workers' health stays EC2's: through the routing mesh
+    // every node answers for the service, so a failing check says the app is down, not the
+    // node, and replacing nodes would not help.
+    let app_tg = s.add(
+        TargetGroup::new("app", TargetProtocol::Http, APP_PORT)
+            .vpc(&net.vpc)
+            .health_check_path("/health")
+            .matcher("200-399"),
+    );
+    s.add(Listener::http_redirect("http", &lb));
+    s.add(
+        match c.certificate {
+            CertificateSource::Fixed(arn) => Listener::https("https", &lb, arn),
+            CertificateSource::Env(var) => Listener::https_from_env("https", &lb, var),
+        }
+        .forward(&app_tg),
+    );
     let workers = s.add(
         Asg::new("workers")
             .launch_template(&worker_lt)
             .subnets(&private)
+            .target_group(&app_tg)
             .size(c.workers.0, c.workers.1, c.workers.2)
             .tag("role", "swarm-worker")
             // The scaling policy moves the desired capacity; plans must not undo it.
@@ -429,8 +519,13 @@ fn swarm(s: &mut Stack, c: &Config) {
         }
     };
 
+    let publish = |svc: SwarmService| match c.app_publish {
+        AppPublish::None => svc,
+        AppPublish::Host => svc.publish(APP_PORT, APP_PORT),
+        AppPublish::Ingress => svc.publish_ingress(APP_PORT, APP_PORT),
+    };
     s.add(cmd(
-        on_failure(
+        on_failure(publish(
             SwarmService::new("app")
                 .image(c.app_image.as_str())
                 .replicas(c.app_replicas)
@@ -442,8 +537,8 @@ fn swarm(s: &mut Stack, c: &Config) {
                 .secret(&es_password, "es_password")
                 .env("ES_PASSWORD_FILE", "/run/secrets/es_password")
                 .env("ES_URL", "http://elasticsearch:9200"),
-        ),
-        &["httpd", "-f", "-p", "8080"],
+        )),
+        &["httpd", "-f", "-p", &APP_PORT.to_string()],
     ));
     // Elasticsearch keeps its data in the named volume `<stack>_es-data` on the node it runs on
     // and is pinned to that node (the manager in `es_az`), so a restart or an update finds its

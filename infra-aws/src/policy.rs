@@ -13,6 +13,9 @@
 //! | SEC004 | error | launch templates require IMDSv2 | CKV_AWS_79 |
 //! | SEC005 | error | launch templates encrypt their EBS volumes | CKV_AWS_8 |
 //! | SEC006 | error | every IAM user is in a group under the MFA-required policy | CIS AWS 1.10; AWS Config `iam-user-mfa-enabled` |
+//! | SEC007 | error | an HTTP listener redirects to HTTPS | CKV_AWS_2, CKV2_AWS_20, cdk-nag `ALBHttpToHttpsRedirection` (HIPAA, NIST 800-53, PCI packs), AWS Config `alb-http-to-https-redirection-check` |
+//! | SEC008 | error | application load balancers drop HTTP headers that are not valid | CKV_AWS_131, cdk-nag `ALBHttpDropInvalidHeaderEnabled`, AWS Config `alb-http-drop-invalid-header-enabled` |
+//! | SEC009 | error | HTTPS and TLS listeners use a TLS 1.2+ policy | CKV_AWS_103 |
 //!
 //! Facts the rules need that are not part of the AWS objects are annotations on the builders:
 //! [`SecurityGroup::public_port`], [`SecurityGroup::bastion`], [`Asg::swarm_managers`].
@@ -40,6 +43,9 @@ pub fn rules() -> Vec<Arc<dyn PolicyRule>> {
         Arc::new(ImdsV2Required),
         Arc::new(EbsEncrypted),
         Arc::new(UsersUnderMfa),
+        Arc::new(HttpRedirectsToHttps),
+        Arc::new(AlbDropsInvalidHeaders),
+        Arc::new(ModernTlsPolicy),
     ]
 }
 
@@ -572,6 +578,128 @@ impl PolicyRule for UsersUnderMfa {
     }
 }
 
+/// True for a listener whose default action redirects to HTTPS.
+fn redirects_to_https(listener: &ResourceSpec) -> bool {
+    listener
+        .get("default_action")
+        .and_then(Value::as_map)
+        .is_some_and(|a| {
+            a.get("type").and_then(Value::as_str) == Some("redirect")
+                && a.get("protocol").and_then(Value::as_str) == Some("HTTPS")
+        })
+}
+
+struct HttpRedirectsToHttps;
+impl PolicyRule for HttpRedirectsToHttps {
+    fn id(&self) -> &str {
+        "SEC007"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "a load balancer's HTTP listeners redirect to HTTPS (no plain-text traffic reaches the app)"
+    }
+    fn references(&self) -> &[&str] {
+        &[
+            "CKV_AWS_2",
+            "CKV2_AWS_20",
+            "cdk-nag ALBHttpToHttpsRedirection",
+            "AWS Config alb-http-to-https-redirection-check",
+        ]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        of_kind(graph, "aws_lb_listener")
+            .filter(|l| l.get_str("protocol") == Some("HTTP") && !redirects_to_https(l))
+            .map(|l| {
+                Violation::new(
+                    l,
+                    "is an HTTP listener that does not redirect to HTTPS: requests and responses cross the internet in plain text",
+                    "redirect it (`Listener::http_redirect(name, &lb)`) and serve the app on an HTTPS listener",
+                )
+            })
+            .collect()
+    }
+}
+
+struct AlbDropsInvalidHeaders;
+impl PolicyRule for AlbDropsInvalidHeaders {
+    fn id(&self) -> &str {
+        "SEC008"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "application load balancers drop HTTP headers that are not valid"
+    }
+    fn references(&self) -> &[&str] {
+        &[
+            "CKV_AWS_131",
+            "cdk-nag ALBHttpDropInvalidHeaderEnabled",
+            "AWS Config alb-http-drop-invalid-header-enabled",
+        ]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        of_kind(graph, "aws_lb")
+            .filter(|lb| {
+                lb.get_str("type") == Some("application")
+                    && lb
+                        .get("drop_invalid_header_fields")
+                        .and_then(Value::as_bool)
+                        != Some(true)
+            })
+            .map(|lb| {
+                Violation::new(
+                    lb,
+                    "forwards HTTP headers that are not valid to the targets (request smuggling, header injection)",
+                    "keep the default `.drop_invalid_header_fields(true)`",
+                )
+            })
+            .collect()
+    }
+}
+
+/// TLS policies that accept nothing older than TLS 1.2.
+fn tls12_or_newer(policy: &str) -> bool {
+    ["TLS-1-2", "TLS13-1-2", "TLS13-1-3", "FS-1-2"]
+        .iter()
+        .any(|p| policy.contains(p))
+}
+
+struct ModernTlsPolicy;
+impl PolicyRule for ModernTlsPolicy {
+    fn id(&self) -> &str {
+        "SEC009"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "HTTPS and TLS listeners accept TLS 1.2 or newer only"
+    }
+    fn references(&self) -> &[&str] {
+        &["CKV_AWS_103"]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        of_kind(graph, "aws_lb_listener")
+            .filter_map(|l| {
+                let policy = l.get_str("ssl_policy")?;
+                (!tls12_or_newer(policy)).then(|| {
+                    Violation::new(
+                        l,
+                        format!("its TLS policy `{policy}` accepts TLS versions older than 1.2"),
+                        format!(
+                            "use `{}` (the default) or another TLS 1.2+ policy",
+                            crate::kinds::DEFAULT_SSL_POLICY
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 fn join(azs: &BTreeSet<String>) -> String {
     azs.iter().cloned().collect::<Vec<_>>().join(", ")
 }
@@ -587,5 +715,26 @@ mod tests {
         assert!(!is_read_only("ec2:*"));
         assert!(!is_read_only("ec2:TerminateInstances"));
         assert!(!is_read_only("s3:GetObject*Acl*Put"));
+    }
+
+    #[test]
+    fn tls_policies() {
+        for ok in [
+            crate::kinds::DEFAULT_SSL_POLICY,
+            "ELBSecurityPolicy-TLS-1-2-2017-01",
+            "ELBSecurityPolicy-TLS-1-2-Ext-2018-06",
+            "ELBSecurityPolicy-FS-1-2-Res-2020-10",
+            "ELBSecurityPolicy-TLS13-1-3-2021-06",
+        ] {
+            assert!(tls12_or_newer(ok), "{ok}");
+        }
+        for old in [
+            "ELBSecurityPolicy-2016-08",
+            "ELBSecurityPolicy-TLS-1-1-2017-01",
+            "ELBSecurityPolicy-TLS13-1-0-2021-06",
+            "ELBSecurityPolicy-FS-2018-06",
+        ] {
+            assert!(!tls12_or_newer(old), "{old}");
+        }
     }
 }

@@ -369,3 +369,151 @@ fn the_cluster_carries_what_the_node_agent_needs() {
         );
     }
 }
+
+/// The public entry point (issue 12): the internet reaches the app only through an
+/// internet-facing application load balancer in the public subnets, HTTP redirected to HTTPS,
+/// HTTPS forwarding to the workers' target group on the app's port; the workers admit that port
+/// from the load balancer's group only — in every environment.
+#[test]
+fn the_internet_reaches_the_app_only_through_the_load_balancer() {
+    for env in ["local", "lab", "staging", "production"] {
+        let s = production_stack(env);
+        let get = |address: &str| {
+            s.resources()
+                .iter()
+                .find(|r| r.address.to_string() == address)
+                .unwrap_or_else(|| panic!("{env}: {address}"))
+                .clone()
+        };
+        let refers_to = |v: Option<&Value>, address: &str, attribute: &str| match v {
+            Some(Value::Ref(r)) => r.address.to_string() == address && r.attribute == attribute,
+            _ => false,
+        };
+        let lb = get("aws_lb.web");
+        assert_eq!(lb.get_str("scheme"), Some("internet-facing"), "{env}");
+        assert_eq!(lb.get_str("type"), Some("application"), "{env}");
+        let subnets = lb.get("subnet_ids").unwrap().as_list().unwrap();
+        assert_eq!(subnets.len(), 3, "{env}: one subnet per AZ");
+        for sub in subnets {
+            let Value::Ref(r) = sub else {
+                panic!("{env}: {sub:?}")
+            };
+            assert!(
+                r.address.name().starts_with("public-"),
+                "{env}: the load balancer sits in the public subnets, not {}",
+                r.address
+            );
+        }
+        let groups = lb.get("security_group_ids").unwrap().as_list().unwrap();
+        assert_eq!(groups.len(), 1, "{env}");
+        assert!(
+            refers_to(groups.first(), "aws_security_group.lb", "id"),
+            "{env}"
+        );
+
+        let http = get("aws_lb_listener.http");
+        assert_eq!(http.get("port").and_then(Value::as_i64), Some(80));
+        let redirect = http
+            .get("default_action")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .clone();
+        assert_eq!(redirect["type"].as_str(), Some("redirect"), "{env}");
+        assert_eq!(redirect["protocol"].as_str(), Some("HTTPS"), "{env}");
+        assert_eq!(redirect["port"].as_str(), Some("443"), "{env}");
+        let https = get("aws_lb_listener.https");
+        assert_eq!(https.get_str("protocol"), Some("HTTPS"), "{env}");
+        let forward = https
+            .get("default_action")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .clone();
+        assert!(
+            refers_to(
+                forward.get("target_group_arn"),
+                "aws_lb_target_group.app",
+                "arn"
+            ),
+            "{env}: {forward:?}"
+        );
+        let tg = get("aws_lb_target_group.app");
+        assert_eq!(tg.get("port").and_then(Value::as_i64), Some(8080), "{env}");
+        let workers = get("aws_autoscaling_group.workers");
+        let tgs = workers.get("target_group_arns").unwrap().as_list().unwrap();
+        assert!(
+            refers_to(tgs.first(), "aws_lb_target_group.app", "arn"),
+            "{env}"
+        );
+
+        // The workers' group: the app's port from the load balancer's group, nothing from a
+        // CIDR, no declared public port.
+        let web = get("aws_security_group.web");
+        let rules = web.get("ingress").unwrap().as_list().unwrap();
+        assert_eq!(rules.len(), 1, "{env}: {rules:?}");
+        let rule = rules[0].as_map().unwrap();
+        assert_eq!(rule["from_port"].as_i64(), Some(8080), "{env}");
+        assert!(
+            refers_to(rule.get("group_id"), "aws_security_group.lb", "id"),
+            "{env}"
+        );
+        assert!(
+            !web.options.annotations.contains_key("public_ports"),
+            "{env}"
+        );
+        // The app publishes its port where a load balancer can reach it (not on the shared
+        // local engine).
+        let app = get("swarm_service.app");
+        let ports = app.get("ports").and_then(Value::as_list).unwrap_or(&[]);
+        if env == "local" {
+            assert!(ports.is_empty(), "{env}: {ports:?}");
+        } else {
+            let p = ports[0].as_map().unwrap();
+            assert_eq!(p["published"].as_i64(), Some(8080), "{env}");
+            let mode = if env == "lab" { "host" } else { "ingress" };
+            assert_eq!(p["mode"].as_str(), Some(mode), "{env}");
+        }
+    }
+    // Production and staging take the certificate's ARN from the environment, and say so
+    // when it is missing.
+    if std::env::var_os("CERTIFICATE_ARN").is_none() {
+        let err = infra::core::graph::Graph::build(&production_stack("production"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("aws_lb_listener.https: field `certificate_arn`: the environment variable `CERTIFICATE_ARN` is not set"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn an_http_listener_that_forwards_weak_tls_and_lax_headers_are_policy_errors() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_lb_listener.http", |l| {
+        let forward = infra::core::map! {
+            "type" => "forward",
+            "target_group_arn" => Value::Ref(infra::core::value::Reference {
+                address: "aws_lb_target_group.app".parse().unwrap(),
+                attribute: "arn".into(),
+            }),
+        };
+        l.set("default_action", forward);
+    });
+    edit(&mut s, "aws_lb_listener.https", |l| {
+        l.set("ssl_policy", "ELBSecurityPolicy-2016-08");
+    });
+    edit(&mut s, "aws_lb.web", |lb| {
+        lb.set("drop_invalid_header_fields", false);
+    });
+    let plan = testing::plan(&s);
+    assert_policy_finding(&plan, "SEC007", "aws_lb_listener.http");
+    assert_policy_finding(&plan, "SEC008", "aws_lb.web");
+    assert_policy_finding(&plan, "SEC009", "aws_lb_listener.https");
+    let text = plan.text();
+    assert!(text.contains("CKV2_AWS_20"), "{text}");
+    assert!(text.contains("CKV_AWS_131"), "{text}");
+    assert!(text.contains("CKV_AWS_103"), "{text}");
+}

@@ -54,7 +54,8 @@ fn injected(error: &str) -> bool {
 /// How a run ended.
 enum Run {
     Converged,
-    /// The plan (a read or the AMI lookup) failed: nothing was changed.
+    /// The plan (a read or the AMI lookup), or the apply's re-read under the lock, failed:
+    /// nothing was changed.
     PlanFailed(String),
     /// The lock could not be taken (the lock calls failed).
     LockFailed(String),
@@ -81,6 +82,9 @@ async fn run(engine: &Engine, stack: &Stack, opts: &PlanOptions) -> Run {
         Err(e @ (EngineError::Locked { .. } | EngineError::LockFailed { .. })) => {
             Run::LockFailed(e.to_string())
         }
+        // The apply re-reads the stack under its lock before changing anything: a read failure
+        // there stops the run like one at the plan (nothing was changed).
+        Err(e @ EngineError::Read { .. }) => Run::PlanFailed(e.to_string()),
         Err(e) => Run::Other(format!("{e}\nplan:\n{}", plan_text(&planned.plan))),
     }
 }

@@ -5,7 +5,8 @@
 //! * **No duplicate**: each `infra:id` of a stack appears once among its live objects (EC2 and
 //!   Auto Scaling by their `infra:stack`/`infra:id` tags; IAM, whose listings carry no tags for
 //!   most entities, by the stack's path `/infra/<stack>/` and the name `<stack>-<name>`; scaling
-//!   policies and lifecycle hooks by name within the stack's groups; SSM parameters by tags).
+//!   policies and lifecycle hooks by name within the stack's groups; SSM parameters and ELBv2
+//!   load balancers, target groups and listeners by tags).
 //! * **No untagged object made by us**: the objects without an `infra:stack` tag (IAM: outside
 //!   `/infra/`) after a run are the ones that were there before. AWS's own companions of a VPC
 //!   (its main route table and `default` security group) are not counted: AWS makes them, not us.
@@ -22,6 +23,7 @@ pub(crate) struct Direct {
     pub(crate) asg: aws_sdk_autoscaling::Client,
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 impl Direct {
@@ -32,6 +34,7 @@ impl Direct {
             asg: aws_sdk_autoscaling::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
         }
     }
 }
@@ -365,6 +368,7 @@ impl Inventory {
             objs.push(o);
         }
         objs.extend(iam_objects(d).await);
+        objs.extend(elb_objects(d).await);
         Inventory { objs }
     }
 
@@ -444,6 +448,129 @@ impl Inventory {
     pub(crate) fn get(&self, kind: &str, id: &str) -> Option<&Obj> {
         self.objs.iter().find(|o| o.kind == kind && o.id == id)
     }
+}
+
+/// The tags of ELBv2 objects by ARN (20 ARNs a call, AWS's limit).
+async fn elb_tags(d: &Direct, arns: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for batch in arns.chunks(20) {
+        let described = d
+            .elb
+            .describe_tags()
+            .set_resource_arns(Some(batch.to_vec()))
+            .send()
+            .await
+            .expect("DescribeTags");
+        for t in described.tag_descriptions() {
+            let tags = t
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or("").to_string(),
+                        t.value().unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            out.insert(t.resource_arn().unwrap_or("").to_string(), tags);
+        }
+    }
+    out
+}
+
+/// Load balancers, their listeners and target groups.
+async fn elb_objects(d: &Direct) -> Vec<Obj> {
+    let mut found: Vec<(&'static str, String, String, String)> = Vec::new();
+    let lbs: Vec<_> = d
+        .elb
+        .describe_load_balancers()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .expect("DescribeLoadBalancers");
+    for lb in &lbs {
+        let arn = lb.load_balancer_arn().unwrap_or("?").to_string();
+        let listeners: Vec<_> = d
+            .elb
+            .describe_listeners()
+            .load_balancer_arn(&arn)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .expect("DescribeListeners");
+        for l in listeners {
+            found.push((
+                "aws_lb_listener",
+                l.listener_arn().unwrap_or("?").to_string(),
+                String::new(),
+                format!(
+                    "{:?} {:?} {:?}",
+                    l.protocol(),
+                    l.port(),
+                    l.default_actions()
+                ),
+            ));
+        }
+        found.push((
+            "aws_lb",
+            arn,
+            lb.load_balancer_name().unwrap_or("").to_string(),
+            format!(
+                "{:?} {:?} {:?}",
+                lb.r#type(),
+                lb.scheme(),
+                lb.security_groups()
+            ),
+        ));
+    }
+    let groups: Vec<_> = d
+        .elb
+        .describe_target_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .expect("DescribeTargetGroups");
+    for g in &groups {
+        found.push((
+            "aws_lb_target_group",
+            g.target_group_arn().unwrap_or("?").to_string(),
+            g.target_group_name().unwrap_or("").to_string(),
+            format!(
+                "{:?} {:?} {:?} {:?}",
+                g.protocol(),
+                g.port(),
+                g.vpc_id(),
+                g.health_check_path()
+            ),
+        ));
+    }
+    let arns: Vec<String> = found.iter().map(|(_, arn, _, _)| arn.clone()).collect();
+    let tags = elb_tags(d, &arns).await;
+    found
+        .into_iter()
+        .map(|(kind, id, name, detail)| {
+            let tags = tags.get(&id).cloned().unwrap_or_default();
+            Obj {
+                kind,
+                name: if name.is_empty() {
+                    tags.get("Name").cloned().unwrap_or_default()
+                } else {
+                    name
+                },
+                id,
+                tags,
+                path: String::new(),
+                detail,
+                companion: false,
+            }
+        })
+        .collect()
 }
 
 async fn iam_objects(d: &Direct) -> Vec<Obj> {

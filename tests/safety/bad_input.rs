@@ -712,6 +712,9 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         "  - aws_subnet.private-a: field `availability_zone`: `us-east-1a` is not in `eu-west-1`",
         "  - aws_subnet.private-b: field `availability_zone`: `us-east-1b` is not in `eu-west-1`",
         "  - aws_subnet.private-c: field `availability_zone`: `us-east-1c` is not in `eu-west-1`",
+        "  - aws_lb.web: field `name`: the load balancer name `Bad_Name-web` contains `_`",
+        "  - aws_lb_target_group.app: field `name`: the target group (before its 5-character suffix) name `Bad_Name-app` contains `_`",
+        "  - aws_lb_listener.https: field `certificate_arn`: the environment variable `CERTIFICATE_ARN` is not set",
     ];
     let commands: [&[&str]; 6] = [
         &["plan"],
@@ -726,7 +729,7 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", show(&o));
         assert!(
-            err.contains("Error: stack \"Bad_Name\" is invalid: 8 problems found (nothing was read or changed):"),
+            err.contains("Error: stack \"Bad_Name\" is invalid: 11 problems found (nothing was read or changed):"),
             "{args:?}: {}",
             show(&o)
         );
@@ -735,12 +738,13 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         }
         assert!(!err.contains("panicked"), "{}", show(&o));
     }
-    // Only the Swarm phase: the AWS provider is not in scope, so its preflight is not either.
+    // Only the Swarm phase: the AWS provider is not in scope, so its preflight (the zones) is
+    // not either; the kinds' own checks still cover the whole stack.
     let o = run(&["--only", "swarm", "apply", "--auto-approve"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(
-        err.contains("is invalid: 2 problems found") && err.contains(problems[1]),
+        err.contains("is invalid: 5 problems found") && err.contains(problems[1]),
         "{}",
         show(&o)
     );
@@ -754,7 +758,7 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         .expect("valid JSON");
     assert_eq!(first["error"], "validation", "{first}");
     let listed = first["problems"].as_array().expect("problems");
-    assert_eq!(listed.len(), 8, "{first}");
+    assert_eq!(listed.len(), 11, "{first}");
     assert!(listed
         .iter()
         .all(|p| p["address"].is_string() && p["field"].is_string() && p["message"].is_string()));

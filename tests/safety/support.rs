@@ -41,6 +41,7 @@ pub(crate) fn clean_env<'a>(c: &'a mut Command, dir: &Path) -> &'a mut Command {
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "ES_PASSWORD",
+        "CERTIFICATE_ARN",
     ] {
         c.env_remove(var);
     }

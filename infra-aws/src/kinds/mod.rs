@@ -5,6 +5,7 @@
 //! shapes), so that a re-plan after an apply is empty.
 
 pub mod compute;
+pub mod elb;
 pub mod iam;
 pub mod network;
 pub mod ssm;
@@ -12,6 +13,10 @@ pub mod ssm;
 pub use compute::{
     Ami, AmiOutputs, Asg, LaunchTemplate, LaunchTemplateOutputs, LifecycleDefault, LifecycleHook,
     LifecycleTransition, ScalingPolicy, ScalingPolicyMetric,
+};
+pub use elb::{
+    AcmCertificate, Listener, LoadBalancer, LoadBalancerOutputs, TargetGroup, TargetGroupOutputs,
+    TargetProtocol, DEFAULT_SSL_POLICY,
 };
 pub use iam::{
     mfa_required_document, normalise_document, Effect, IamGroup, IamPolicy, IamPolicyOutputs,
@@ -42,6 +47,9 @@ pub fn schemas() -> Vec<&'static infra_core::dsl::KindSchema> {
         &compute::SCALING_POLICY,
         &compute::LIFECYCLE_HOOK,
         &compute::AMI,
+        &elb::LOAD_BALANCER,
+        &elb::TARGET_GROUP,
+        &elb::LISTENER,
         &iam::IAM_POLICY,
         &iam::IAM_ROLE,
         &iam::INSTANCE_PROFILE,

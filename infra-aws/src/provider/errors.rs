@@ -295,6 +295,36 @@ mod tests {
     }
 
     #[test]
+    fn elbv2_codes() {
+        // Missing objects end in `NotFound`; throttling is the awsQuery `Throttling`.
+        for code in [
+            "LoadBalancerNotFound",
+            "TargetGroupNotFound",
+            "ListenerNotFound",
+        ] {
+            assert_eq!(classify(code, "", &[]), ErrorClass::NotFound, "{code}");
+        }
+        assert_eq!(
+            classify("Throttling", "Rate exceeded", &[]),
+            ErrorClass::Retryable
+        );
+        // A target group a listener still forwards to: retried while deleting only.
+        assert_eq!(classify("ResourceInUse", "", &[]), ErrorClass::Fatal);
+        assert_eq!(
+            classify("ResourceInUse", "", &["ResourceInUse"]),
+            ErrorClass::Retryable
+        );
+        // Taken names are conflicts, for the provider's already-exists handling.
+        for code in [
+            "DuplicateLoadBalancerName",
+            "DuplicateTargetGroupName",
+            "DuplicateListener",
+        ] {
+            assert_eq!(classify(code, "", &[]), ErrorClass::Fatal, "{code}");
+        }
+    }
+
+    #[test]
     fn context_retryable_and_fatal() {
         assert_eq!(classify("DependencyViolation", "", &[]), ErrorClass::Fatal);
         assert_eq!(

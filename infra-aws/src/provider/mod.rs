@@ -1,5 +1,5 @@
 //! The AWS provider: reads, creates, updates and deletes the AWS kinds through aws-sdk-ec2,
-//! aws-sdk-autoscaling, aws-sdk-iam and aws-sdk-ssm, configured by `aws-config` (default credential chain and
+//! aws-sdk-autoscaling, aws-sdk-iam, aws-sdk-ssm and aws-sdk-elasticloadbalancingv2, configured by `aws-config` (default credential chain and
 //! region; `AWS_ENDPOINT_URL` honoured, which is how the tests reach moto).
 //!
 //! Each kind is one handler in a module of its own (`kinds::vpc`, `kinds::iam_role`, …)
@@ -25,6 +25,7 @@
 
 mod common;
 mod ec2_common;
+mod elb_common;
 mod errors;
 mod iam_common;
 mod interceptor;
@@ -76,6 +77,8 @@ pub(crate) struct Clients {
     pub(crate) iam_read: aws_sdk_iam::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
     pub(crate) ssm_read: aws_sdk_ssm::Client,
+    pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub(crate) elb_read: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) region: String,
 }
 
@@ -167,6 +170,15 @@ impl AwsProvider {
                     .build(),
             )
         };
+        let elb = |retry: RetryConfig, timeouts: &TimeoutConfig| {
+            aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
+                    .retry_config(retry)
+                    .timeout_config(timeouts.clone())
+                    .interceptor(counter.clone())
+                    .build(),
+            )
+        };
         Ok(AwsProvider {
             clients: Clients {
                 ec2: ec2(writes.clone(), &write_timeouts),
@@ -175,8 +187,10 @@ impl AwsProvider {
                 asg_read: asg(reads.clone(), &read_timeouts),
                 iam: iam(writes.clone(), &write_timeouts),
                 iam_read: iam(reads.clone(), &read_timeouts),
-                ssm: ssm(writes, &write_timeouts),
-                ssm_read: ssm(reads, &read_timeouts),
+                ssm: ssm(writes.clone(), &write_timeouts),
+                ssm_read: ssm(reads.clone(), &read_timeouts),
+                elb: elb(writes, &write_timeouts),
+                elb_read: elb(reads, &read_timeouts),
                 region,
             },
             calls,

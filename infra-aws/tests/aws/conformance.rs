@@ -18,13 +18,13 @@ fn build(name: &str) -> Stack {
             .cidr("10.20.0.0/16")
             .tag("suite", "conformance"),
     );
-    s.add(
+    let a = s.add(
         Subnet::new("a")
             .vpc(&vpc)
             .cidr("10.20.1.0/24")
             .az("us-east-1a"),
     );
-    s.add(
+    let web = s.add(
         SecurityGroup::new("web")
             .vpc(&vpc)
             .ingress(Rule::tcp(443).cidr("0.0.0.0/0"))
@@ -41,10 +41,31 @@ fn build(name: &str) -> Stack {
             .image("ami-12c6146b")
             .instance_type("t3.micro"),
     );
+    let lb = s.add(
+        LoadBalancer::application("web")
+            .subnets(&[&a, &b])
+            .security_group(&web)
+            .tag("suite", "conformance"),
+    );
+    let app = s.add(
+        TargetGroup::new("app", TargetProtocol::Http, 8080)
+            .vpc(&vpc)
+            .health_check_path("/health"),
+    );
+    s.add(Listener::http_redirect("http", &lb));
+    s.add(
+        Listener::https(
+            "https",
+            &lb,
+            "arn:aws:iam::123456789012:server-certificate/conformance",
+        )
+        .forward(&app),
+    );
     let nodes = s.add(
         Asg::new("nodes")
             .launch_template(&lt)
             .subnets(&[&b])
+            .target_group(&app)
             .size(0, 1, 0),
     );
     s.add(
@@ -69,8 +90,10 @@ fn build(name: &str) -> Stack {
     s
 }
 
-/// The case: in-place updates of a rule, a tag, a secret's value and a hook's heartbeat;
-/// replacements of a subnet and of a parameter (its name).
+/// The case: in-place updates of a rule, a tag, a secret's value, a hook's heartbeat, a target
+/// group's health check and a listener's TLS policy; replacements of a subnet, of a parameter
+/// (its name) and of a target group (its port: create before destroy, the listener and the
+/// auto scaling group moving to the new group).
 fn case() -> Case {
     Case {
         build: Box::new(build),
@@ -93,6 +116,15 @@ fn case() -> Case {
                 .parse()
                 .unwrap();
             s.get_mut(&h).unwrap().set("heartbeat_timeout", 60);
+            let tg: infra_core::Address = "aws_lb_target_group.app".parse().unwrap();
+            s.get_mut(&tg)
+                .unwrap()
+                .set("health_check_path", "/ready")
+                .set("healthy_threshold", 3);
+            let l: infra_core::Address = "aws_lb_listener.https".parse().unwrap();
+            s.get_mut(&l)
+                .unwrap()
+                .set("ssl_policy", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06");
         }),
         replace: Some(Box::new(|s: &mut Stack| {
             let a: infra_core::Address = "aws_subnet.a".parse().unwrap();
@@ -102,6 +134,8 @@ fn case() -> Case {
             s.get_mut(&t)
                 .unwrap()
                 .set("name", format!("/infra/{name}/token-2"));
+            let tg: infra_core::Address = "aws_lb_target_group.app".parse().unwrap();
+            s.get_mut(&tg).unwrap().set("port", 8081);
         })),
     }
 }
@@ -121,6 +155,6 @@ async fn the_sandbox_passes_the_conformance_suite_with_the_aws_kinds() {
     let provider = Arc::new(SandboxProvider::open(&dir, infra_aws::PROVIDER).unwrap());
     let out = run(provider, &case(), &unique("conf")).await;
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.resources, 9, "{out:?}");
+    assert_eq!(out.resources, 13, "{out:?}");
     assert!(out.applies >= 5, "{out:?}");
 }

@@ -10,6 +10,7 @@
 mod compute;
 mod conformance;
 mod drift;
+mod elb;
 mod iam;
 mod idempotency;
 mod lock;

@@ -2,7 +2,11 @@
 //! resource — the exceptions being what AWS only exposes per object: the VPC's two DNS
 //! attributes (two calls per VPC), lifecycle hooks (one `DescribeLifecycleHooks` per auto scaling
 //! group of the stack) and the tags and values of SSM parameters (one `ListTagsForResource` per
-//! parameter of the stack, one `GetParameters` per ten).
+//! parameter of the stack, one `GetParameters` per ten), and for ELBv2, which has no tag filter:
+//! `DescribeTags` for the listed load balancers and target groups of the account, 20 ARNs a
+//! call, one `DescribeListeners` per load balancer of the stack (plus `DescribeTags` for their
+//! listeners) and one `DescribeLoadBalancerAttributes` per application load balancer of the
+//! stack.
 //! Measured for a production-like stack and for a generated 1,000-resource stack; the figures
 //! are printed (run with `--nocapture`), only the call counts are asserted.
 
@@ -30,12 +34,19 @@ const LISTINGS: &[&str] = &[
     "iam.GetAccountAuthorizationDetails",
     "iam.ListInstanceProfiles",
     "ssm.DescribeParameters",
+    "elasticloadbalancingv2.DescribeLoadBalancers",
+    "elasticloadbalancingv2.DescribeTargetGroups",
 ];
+
+/// ELBv2's tag read: 20 ARNs a call, over what the listings return for the whole account
+/// (other tests' load balancers included), so its count is bounded, not fixed.
+const ELB_TAGS: &str = "elasticloadbalancingv2.DescribeTags";
 
 /// The AWS part of the production stack (examples/production.rs), in full: three AZs with
 /// public and private subnets, an internet gateway, a NAT gateway per AZ, route tables, the
 /// bastion and cluster groups, IAM for the nodes and the humans, three launch templates from an
-/// AMI lookup, three auto scaling groups and a CPU target-tracking policy.
+/// AMI lookup, three auto scaling groups and a CPU target-tracking policy, and the public entry
+/// point: an application load balancer with two listeners and the workers' target group.
 pub(crate) fn production_like(name: &str) -> Stack {
     let mut s = Stack::new(name);
     let vpc = s.add(Vpc::new("main").cidr("10.0.0.0/16").tag("env", "test"));
@@ -160,10 +171,36 @@ pub(crate) fn production_like(name: &str) -> Stack {
             .size(3, 3, 3)
             .tag("role", "swarm-manager"),
     );
+    let lb_sg = s.add(
+        SecurityGroup::new("lb")
+            .vpc(&vpc)
+            .ingress(Rule::tcp(443).cidr("0.0.0.0/0"))
+            .egress(Rule::tcp(8080).cidr("10.0.0.0/16")),
+    );
+    let lb = s.add(
+        LoadBalancer::application("web")
+            .subnets(&pubs)
+            .security_group(&lb_sg),
+    );
+    let app = s.add(
+        TargetGroup::new("app", TargetProtocol::Http, 8080)
+            .vpc(&vpc)
+            .health_check_path("/health"),
+    );
+    s.add(Listener::http_redirect("http", &lb));
+    s.add(
+        Listener::https(
+            "https",
+            &lb,
+            "arn:aws:iam::123456789012:server-certificate/read-cost",
+        )
+        .forward(&app),
+    );
     let workers = s.add(
         Asg::new("workers")
             .launch_template(&worker_lt)
             .subnets(&privs)
+            .target_group(&app)
             .size(1, 3, 1)
             .tag("role", "swarm-worker")
             .ignore_changes(&["desired_capacity"]),
@@ -250,14 +287,35 @@ async fn measure(m: &Moto, stack: &Stack) -> Figures {
     }
 }
 
+/// The calls of ELBv2's tag reads in `f`.
+fn elb_tags(f: &Figures) -> u64 {
+    f.by_operation.get(ELB_TAGS).copied().unwrap_or(0)
+}
+
 /// The assertion: only listings (each once per page; moto returns one page), the two DNS
-/// attribute reads per VPC and the hooks of each auto scaling group.
-fn assert_batched(f: &Figures, vpcs: u64, groups: u64) {
+/// attribute reads per VPC, the hooks of each auto scaling group, the listeners and attributes
+/// of each (application) load balancer, and ELBv2's tag reads.
+fn assert_batched(f: &Figures, vpcs: u64, groups: u64, lbs: u64) {
     for (op, n) in &f.by_operation {
         if op == "ec2.DescribeVpcAttribute" {
             assert_eq!(*n, 2 * vpcs, "two DNS attributes per VPC");
         } else if op == "autoscaling.DescribeLifecycleHooks" {
             assert_eq!(*n, groups, "the hooks of each group");
+        } else if op == "elasticloadbalancingv2.DescribeListeners"
+            || op == "elasticloadbalancingv2.DescribeLoadBalancerAttributes"
+        {
+            assert_eq!(*n, lbs, "{op}: one per load balancer of the stack");
+        } else if op == ELB_TAGS {
+            // Load balancers and target groups of the account, 20 a call, and the stack's
+            // listeners: never one call per object.
+            assert!(
+                *n <= 2 + 2 * lbs + 20,
+                "{n} tag reads: {:#?}",
+                f.by_operation
+            );
+            if lbs > 0 {
+                assert!(*n >= 3, "the LB, target group and listener tags: {n}");
+            }
         } else {
             assert!(
                 LISTINGS.contains(&op.as_str()),
@@ -274,7 +332,7 @@ fn assert_batched(f: &Figures, vpcs: u64, groups: u64) {
         .count() as u64;
     assert_eq!(
         f.read_calls,
-        listings + 2 * vpcs + groups,
+        listings + 2 * vpcs + groups + 2 * lbs + elb_tags(f),
         "{:#?}",
         f.by_operation
     );
@@ -299,11 +357,12 @@ async fn a_no_op_plan_lists_each_type_once_for_the_production_stack() {
     assert_noop(&engine, &s, "after create").await;
     let f = measure(&m, &s).await;
     report("production stack (AWS part)", &f);
-    assert_batched(&f, 1, 3);
+    assert_batched(&f, 1, 3, 1);
     assert_eq!(
         f.read_calls,
-        LISTINGS.len() as u64 + 2 + 3,
-        "every listing once, plus the VPC's attributes and the hooks of the three groups"
+        LISTINGS.len() as u64 + 2 + 3 + 2 + elb_tags(&f),
+        "every listing once, plus the VPC's attributes, the hooks of the three groups, the \
+         load balancer's listeners and attributes, and ELBv2's tag reads"
     );
     assert_eq!(
         f.plan_calls,
@@ -328,9 +387,9 @@ async fn a_no_op_plan_of_1000_resources_costs_the_same_calls() {
     let f = measure(&m, &s).await;
     report("generated stack", &f);
     println!("  (creating it took {create_ms} ms)");
-    assert_batched(&f, 1, 0);
+    assert_batched(&f, 1, 0, 0);
     // Types without objects in this stack are listed too (a removed declaration must be found).
-    assert!(f.read_calls <= LISTINGS.len() as u64 + 2);
+    assert!(f.read_calls <= LISTINGS.len() as u64 + 2 + elb_tags(&f));
     let started = Instant::now();
     destroy(&m, &engine, &s).await;
     println!(

@@ -20,6 +20,7 @@ pub(crate) struct Moto {
     pub(crate) asg: aws_sdk_autoscaling::Client,
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 /// The moto endpoint: `AWS_ENDPOINT_URL` (what `.ci/setup-moto` exports), else its default.
@@ -53,6 +54,7 @@ pub(crate) async fn moto(test: &str) -> Option<Moto> {
         asg: aws_sdk_autoscaling::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),
         ssm: aws_sdk_ssm::Client::new(&config),
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
     })
 }
 

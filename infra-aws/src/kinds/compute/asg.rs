@@ -1,16 +1,17 @@
 //! `aws_autoscaling_group`: the auto scaling group builder.
 
-use infra_core::dsl::{KindSchema, Ref, ResourceSpec};
+use infra_core::dsl::{Arn, Input, KindSchema, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, Value};
 
+use super::super::elb::{TargetGroup, TargetGroupOutputs};
 use super::super::network::Subnet;
 use super::super::{check_physical_name, check_tags, printable_char};
 use super::{LaunchTemplate, LaunchTemplateOutputs};
 
 pub(crate) static ASG: KindSchema = KindSchema::new("aws_autoscaling_group", "aws")
     .computed(&["id", "arn"])
-    .unordered(&["subnet_ids"])
+    .unordered(&["subnet_ids", "target_group_arns"])
     .validate(validate_asg);
 
 kind! {
@@ -64,6 +65,19 @@ impl Asg {
             .set("health_check_grace_period", grace_seconds);
         self
     }
+    /// Registers the group's instances with a load balancer target group: on create in
+    /// `CreateAutoScalingGroup` (`TargetGroupARNs`), later with
+    /// `AttachLoadBalancerTargetGroups` / `DetachLoadBalancerTargetGroups` (changing the target
+    /// groups never replaces the group). Instances launched later are registered by Auto
+    /// Scaling itself.
+    pub fn target_group(self, target_group: &Ref<TargetGroup>) -> Self {
+        self.target_group_arn(target_group.arn())
+    }
+    /// A target group by ARN: a literal, or a [`TargetGroup`]'s `arn()`.
+    pub fn target_group_arn(mut self, arn: impl Into<Input<Arn<TargetGroup>>>) -> Self {
+        self.0.push("target_group_arns", arn.into());
+        self
+    }
     /// A tag propagated to the group's instances at launch.
     pub fn tag(mut self, key: &str, value: &str) -> Self {
         self.0.insert("tags", key, value);
@@ -112,6 +126,22 @@ fn validate_asg(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem
         ),
     }
     c.int_in("health_check_grace_period", 0, 7200);
+    for (i, arn) in spec
+        .get("target_group_arns")
+        .and_then(Value::as_list)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        if let Value::String(s) = arn {
+            if !s.starts_with("arn:") || !s.contains(":targetgroup/") {
+                c.problem(
+                    &format!("target_group_arns[{i}]"),
+                    format!("`{s}` is not a target group ARN (arn:aws:elasticloadbalancing:…:targetgroup/…)"),
+                );
+            }
+        }
+    }
     // Subnets in one AZ give no HA: warn through validation only when every subnet is declared
     // in the stack and they share one zone.
     let zones: Vec<Option<&str>> = spec

@@ -4,6 +4,10 @@
 //! endpoints (moto), so "already exists" can't be relied on to find a lost create's group.
 //! A delete waits for the group and its instances to be gone (their network interfaces hold
 //! subnets and security groups).
+//!
+//! Load balancer target groups (`target_group_arns`) go in `CreateAutoScalingGroup`
+//! (`TargetGroupARNs`) and change with `AttachLoadBalancerTargetGroups` /
+//! `DetachLoadBalancerTargetGroups`; the group's listing carries them, so they cost no read.
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{
@@ -90,6 +94,7 @@ fn observe_group(cx: &Cx<'_>, g: &AutoScalingGroup, address: Option<&Address>) -
     .set("health_check_type", g.health_check_type())
     .set("health_check_grace_period", g.health_check_grace_period())
     .set("arn", g.auto_scaling_group_arn())
+    .strs("target_group_arns", g.target_group_arns().iter().cloned())
     .tags(&o.user);
     Some(p.observed(o, name))
 }
@@ -248,6 +253,10 @@ impl AwsKind for Asg {
                     .and_then(Value::as_i64)
                     .map(|v| v as i32),
             )
+            .set_target_group_arns({
+                let tgs = strings(d.get("target_group_arns"));
+                (!tgs.is_empty()).then_some(tgs)
+            })
             .set_tags(Some(tags))
             .send()
             .await
@@ -305,6 +314,32 @@ impl AwsKind for Asg {
                 );
             }
             req.send().await.aws("UpdateAutoScalingGroup")?;
+        }
+        if has("target_group_arns") {
+            let want = strings(d.get("target_group_arns"));
+            let have = strings(current.props.get("target_group_arns"));
+            let attach: Vec<String> = want.iter().filter(|a| !have.contains(a)).cloned().collect();
+            let detach: Vec<String> = have.iter().filter(|a| !want.contains(a)).cloned().collect();
+            // Attach first: during a target group's replacement the instances stay registered
+            // with one group or the other.
+            if !attach.is_empty() {
+                cx.c.asg
+                    .attach_load_balancer_target_groups()
+                    .auto_scaling_group_name(&name)
+                    .set_target_group_arns(Some(attach))
+                    .send()
+                    .await
+                    .aws("AttachLoadBalancerTargetGroups")?;
+            }
+            if !detach.is_empty() {
+                cx.c.asg
+                    .detach_load_balancer_target_groups()
+                    .auto_scaling_group_name(&name)
+                    .set_target_group_arns(Some(detach))
+                    .send()
+                    .await
+                    .aws("DetachLoadBalancerTargetGroups")?;
+            }
         }
         let diff = tag_diff(current, d);
         if !diff.set.is_empty() {

@@ -11,7 +11,10 @@
 //! auto scaling groups a scaling policy's or lifecycle hook's ownership depends on) share it
 //! through [`Listings`], made once per read, so a read still costs one call per object type —
 //! except where AWS has no batched listing: lifecycle hooks (one call per group of the stack)
-//! and the tags of SSM parameters (one call per parameter of the stack).
+//! and the tags of SSM parameters (one call per parameter of the stack). ELBv2 listings have no
+//! tag filter: the load balancers and target groups are listed whole and their tags read 20
+//! ARNs a call; listeners are listed per load balancer of the stack, and an application load
+//! balancer's attributes are one call each.
 
 mod ami;
 mod autoscaling_group;
@@ -24,12 +27,15 @@ mod instance_profile;
 mod internet_gateway;
 mod launch_template;
 mod lifecycle_hook;
+mod listener;
+mod load_balancer;
 mod nat_gateway;
 mod route_table;
 mod scaling_policy;
 mod security_group;
 mod ssm_parameter;
 mod subnet;
+mod target_group;
 mod vpc;
 
 use async_trait::async_trait;
@@ -110,6 +116,7 @@ pub(crate) trait AwsKind: KindHandler + Send + Sync {
 pub(crate) struct Listings {
     iam_details: OnceCell<Vec<DetailsPage>>,
     asg_groups: OnceCell<Vec<AutoScalingGroup>>,
+    load_balancers: OnceCell<Vec<load_balancer::OwnedLb>>,
 }
 
 impl Listings {
@@ -132,6 +139,17 @@ impl Listings {
             .await
             .map(Vec::as_slice)
     }
+
+    /// The stack's load balancers (their listeners belong to them).
+    pub(crate) async fn load_balancers(
+        &self,
+        cx: &Cx<'_>,
+    ) -> Result<&[load_balancer::OwnedLb], ProviderError> {
+        self.load_balancers
+            .get_or_try_init(|| load_balancer::stack_load_balancers(cx))
+            .await
+            .map(Vec::as_slice)
+    }
 }
 
 /// Every AWS kind's handler. The set of kinds is [`crate::kinds::schemas`]'s.
@@ -151,6 +169,9 @@ pub(crate) fn registry() -> Registry<dyn AwsKind> {
             Box::new(scaling_policy::AsgPolicy),
             Box::new(lifecycle_hook::Hook),
             Box::new(ami::Ami),
+            Box::new(load_balancer::LoadBalancer),
+            Box::new(target_group::TargetGroup),
+            Box::new(listener::Listener),
             Box::new(iam_policy::IamPolicy),
             Box::new(iam_role::IamRole),
             Box::new(instance_profile::InstanceProfile),
