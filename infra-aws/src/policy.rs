@@ -13,6 +13,12 @@
 //! | SEC004 | error | launch templates require IMDSv2 | CKV_AWS_79 |
 //! | SEC005 | error | launch templates encrypt their EBS volumes | CKV_AWS_8 |
 //! | SEC006 | error | every IAM user is in a group under the MFA-required policy | CIS AWS 1.10; AWS Config `iam-user-mfa-enabled` |
+//! | SEC010 | error | a Lambda permission names its principal (no `*`), and a service principal is limited by a source ARN or account | CKV_AWS_301, CKV_AWS_364; AWS Config `lambda-function-public-access-prohibited` |
+//! | SEC011 | error | every HTTP API route requires authorization (no public `NONE` route) | CKV_AWS_309, AwsSolutions-APIG4 |
+//!
+//! Not checked: Lambda environment variables encrypted with a customer managed KMS key
+//! (CKV_AWS_173): there is no KMS key kind yet, and secret values are kept out of plans
+//! whatever the key.
 //!
 //! Facts the rules need that are not part of the AWS objects are annotations on the builders:
 //! [`SecurityGroup::public_port`], [`SecurityGroup::bastion`], [`Asg::swarm_managers`].
@@ -40,6 +46,8 @@ pub fn rules() -> Vec<Arc<dyn PolicyRule>> {
         Arc::new(ImdsV2Required),
         Arc::new(EbsEncrypted),
         Arc::new(UsersUnderMfa),
+        Arc::new(LambdaPermissionScoped),
+        Arc::new(RoutesAuthorized),
     ]
 }
 
@@ -569,6 +577,91 @@ impl PolicyRule for UsersUnderMfa {
                 )
             })
             .collect()
+    }
+}
+
+struct LambdaPermissionScoped;
+impl PolicyRule for LambdaPermissionScoped {
+    fn id(&self) -> &str {
+        "SEC010"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "a Lambda permission names its principal, and a service principal is limited by a source ARN or account"
+    }
+    fn references(&self) -> &[&str] {
+        &[
+            "CKV_AWS_301",
+            "CKV_AWS_364",
+            "AWS Config lambda-function-public-access-prohibited",
+        ]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        of_kind(graph, "aws_lambda_permission")
+            .filter_map(|p| {
+                let principal = p.get_str("principal").unwrap_or_default();
+                let scoped = p.get("source_arn").is_some() || p.get("source_account").is_some();
+                if principal == "*" {
+                    Some(Violation::new(
+                        p,
+                        "lets every principal (`*`) invoke the function: anyone on the internet with AWS credentials",
+                        "name the service or account that calls it, and its source ARN",
+                    ))
+                } else if principal.ends_with(".amazonaws.com") && !scoped {
+                    Some(Violation::new(
+                        p,
+                        format!("lets `{principal}` invoke the function on behalf of any resource of any account (no source ARN or account): the confused deputy"),
+                        "limit it with `.source_arn(rule.arn())` / `.source_arn(api.source_arn())` (or `.source_account(..)`)",
+                    ))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+struct RoutesAuthorized;
+impl PolicyRule for RoutesAuthorized {
+    fn id(&self) -> &str {
+        "SEC011"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "every HTTP API route requires authorization"
+    }
+    fn references(&self) -> &[&str] {
+        &["CKV_AWS_309", "AwsSolutions-APIG4"]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for api in of_kind(graph, "aws_apigatewayv2_api") {
+            for r in api
+                .get("routes")
+                .and_then(Value::as_list)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(Value::as_map)
+            {
+                let auth = r
+                    .get("authorization_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("NONE");
+                let key = r.get("route_key").and_then(Value::as_str).unwrap_or("?");
+                if auth == "NONE" && !key.starts_with("OPTIONS ") {
+                    out.push(Violation::new(
+                        api,
+                        format!("route `{key}` is public: anyone on the internet can invoke its function"),
+                        "require `RouteAuth::AwsIam` on the route, or suppress SEC011 on the API with the reason it must be public",
+                    ));
+                }
+            }
+        }
+        out
     }
 }
 

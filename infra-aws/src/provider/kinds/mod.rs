@@ -10,18 +10,25 @@
 //! Kinds whose objects come out of one listing (IAM's `GetAccountAuthorizationDetails`, the
 //! auto scaling groups a scaling policy's or lifecycle hook's ownership depends on) share it
 //! through [`Listings`], made once per read, so a read still costs one call per object type —
-//! except where AWS has no batched listing: lifecycle hooks (one call per group of the stack)
-//! and the tags of SSM parameters (one call per parameter of the stack).
+//! except where AWS has no batched listing: lifecycle hooks (one call per group of the stack),
+//! the tags of SSM parameters (one call per parameter of the stack), the tags and policies of
+//! Lambda functions (per function of the stack; the functions listing is shared with the
+//! permissions), the routes, integrations and stages of HTTP APIs (per API of the stack) and
+//! the tags and targets of EventBridge rules (per rule of the stack).
 
 mod ami;
 mod autoscaling_group;
 mod eip;
+mod event_rule;
+mod http_api;
 mod iam_group;
 mod iam_policy;
 mod iam_role;
 mod iam_user;
 mod instance_profile;
 mod internet_gateway;
+mod lambda_function;
+mod lambda_permission;
 mod launch_template;
 mod lifecycle_hook;
 mod nat_gateway;
@@ -110,6 +117,7 @@ pub(crate) trait AwsKind: KindHandler + Send + Sync {
 pub(crate) struct Listings {
     iam_details: OnceCell<Vec<DetailsPage>>,
     asg_groups: OnceCell<Vec<AutoScalingGroup>>,
+    lambda_functions: OnceCell<Vec<lambda_function::Listed>>,
 }
 
 impl Listings {
@@ -129,6 +137,19 @@ impl Listings {
     ) -> Result<&[AutoScalingGroup], ProviderError> {
         self.asg_groups
             .get_or_try_init(|| autoscaling_group::describe_groups(cx, None))
+            .await
+            .map(Vec::as_slice)
+    }
+}
+
+impl Listings {
+    /// The stack's Lambda functions with their tags (permissions belong to them).
+    pub(crate) async fn lambda_functions(
+        &self,
+        cx: &Cx<'_>,
+    ) -> Result<&[lambda_function::Listed], ProviderError> {
+        self.lambda_functions
+            .get_or_try_init(|| lambda_function::list_functions(cx))
             .await
             .map(Vec::as_slice)
     }
@@ -157,6 +178,10 @@ pub(crate) fn registry() -> Registry<dyn AwsKind> {
             Box::new(iam_group::IamGroup),
             Box::new(iam_user::IamUser),
             Box::new(ssm_parameter::SsmParameter),
+            Box::new(lambda_function::LambdaFunction),
+            Box::new(lambda_permission::LambdaPermission),
+            Box::new(http_api::HttpApi),
+            Box::new(event_rule::EventRule),
         ],
     )
 }
