@@ -12,8 +12,10 @@
 //! * **Update** changes only what differs, found fresh: a route's integration
 //!   (`UpdateIntegration`) and authorization (`UpdateRoute`), new routes (`CreateIntegration`
 //!   then `CreateRoute`), removed ones (`DeleteRoute` then `DeleteIntegration`), the stage
-//!   (`UpdateStage`, or a new stage before the old one goes), the description and the tags of
-//!   the API and the stage.
+//!   (`UpdateStage`, or a new stage before the old one goes), the description and the API's
+//!   tags. A stage gets the API's tags when it is made (the ownership tags never change) and
+//!   keeps them: tag changes go to the API only, which is what marks ownership (moto answers a
+//!   stage's `TagResource` with 404, so stage tags are not re-applied).
 //! * **Delete** is `DeleteApi` (its routes, integrations and stages go with it).
 
 use std::collections::{BTreeMap, HashMap};
@@ -101,10 +103,6 @@ struct LiveApi {
 /// `arn:aws:apigateway:<region>::/apis/<id>`: what tagging calls take.
 fn api_arn(cx: &Cx<'_>, id: &str) -> String {
     format!("arn:aws:apigateway:{}::/apis/{id}", cx.c.region)
-}
-
-fn stage_arn(cx: &Cx<'_>, id: &str, stage: &str) -> String {
-    format!("{}/stages/{stage}", api_arn(cx, id))
 }
 
 /// The source ARN of the API's invocations, in the account of its functions.
@@ -465,24 +463,6 @@ async fn converge_children(
                     .await
                     .aws("UpdateStage")?;
             }
-            let current: BTreeMap<String, String> = s
-                .tags()
-                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default();
-            let missing: HashMap<String, String> = tags
-                .iter()
-                .filter(|(k, v)| current.get(*k) != Some(*v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            if !missing.is_empty() {
-                cx.c.apigw
-                    .tag_resource()
-                    .resource_arn(stage_arn(cx, id, &stage))
-                    .set_tags(Some(missing))
-                    .send()
-                    .await
-                    .aws("TagResource")?;
-            }
         }
         old => {
             // The new stage first, so the API never serves nothing longer than it must.
@@ -579,7 +559,7 @@ impl AwsKind for HttpApi {
         }
         if changed
             .iter()
-            .any(|f| matches!(f.as_str(), "routes" | "stage_name" | "auto_deploy" | "tags"))
+            .any(|f| matches!(f.as_str(), "routes" | "stage_name" | "auto_deploy"))
         {
             // Fresh: the ids of routes and integrations, and what an earlier attempt did.
             let live = read_apis(cx, Some(&d.address)).await?;
@@ -597,16 +577,13 @@ impl AwsKind for HttpApi {
                 .aws("TagResource")?;
         }
         if !diff.remove.is_empty() {
-            let stage = req_str(d, "stage_name")?;
-            for arn in [api_arn(cx, &id), stage_arn(cx, &id, &stage)] {
-                cx.c.apigw
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(diff.remove.clone()))
-                    .send()
-                    .await
-                    .aws("UntagResource")?;
-            }
+            cx.c.apigw
+                .untag_resource()
+                .resource_arn(api_arn(cx, &id))
+                .set_tag_keys(Some(diff.remove))
+                .send()
+                .await
+                .aws("UntagResource")?;
         }
         let mut o = updated_from(current, d);
         let routes = declared_routes(d)?;
