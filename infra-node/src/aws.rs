@@ -246,6 +246,34 @@ pub struct Hook {
 }
 
 impl Aws {
+    /// One SDK call under the agent's retry policy, its error classified by [`aws_error`].
+    async fn call<T, E, F, Fut>(&self, op: &str, send: F) -> Result<T, ProviderError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        self.call_with(&self.policy, op, send).await
+    }
+
+    /// [`Aws::call`] under another retry policy.
+    async fn call_with<T, E, F, Fut>(
+        &self,
+        policy: &RetryPolicy,
+        op: &str,
+        send: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        retry(policy, op, || async {
+            send().await.map_err(|e| aws_error(op, e))
+        })
+        .await
+    }
+
     /// Clients from an SDK configuration, with the given retry policy.
     pub fn new(config: &SdkConfig, policy: RetryPolicy) -> Self {
         Aws {
@@ -260,15 +288,14 @@ impl Aws {
     /// (yet).
     pub async fn group(&self, instance: &str) -> Result<Option<Group>, ProviderError> {
         let op = "DescribeAutoScalingInstances";
-        let found = retry(&self.policy, op, || async {
-            self.asg
-                .describe_auto_scaling_instances()
-                .instance_ids(instance)
-                .send()
-                .await
-                .map_err(|e| aws_error(op, e))
-        })
-        .await?;
+        let found = self
+            .call(op, || {
+                self.asg
+                    .describe_auto_scaling_instances()
+                    .instance_ids(instance)
+                    .send()
+            })
+            .await?;
         let Some(name) = found
             .auto_scaling_instances()
             .iter()
@@ -279,15 +306,14 @@ impl Aws {
             return Ok(None);
         };
         let op = "DescribeAutoScalingGroups";
-        let groups = retry(&self.policy, op, || async {
-            self.asg
-                .describe_auto_scaling_groups()
-                .auto_scaling_group_names(&name)
-                .send()
-                .await
-                .map_err(|e| aws_error(op, e))
-        })
-        .await?;
+        let groups = self
+            .call(op, || {
+                self.asg
+                    .describe_auto_scaling_groups()
+                    .auto_scaling_group_names(&name)
+                    .send()
+            })
+            .await?;
         Ok(groups
             .auto_scaling_groups()
             .iter()
@@ -310,23 +336,22 @@ impl Aws {
     ) -> Result<Vec<String>, ProviderError> {
         use aws_sdk_autoscaling::types::Filter;
         let op = "DescribeAutoScalingGroups";
-        let pages = retry(&self.policy, op, || async {
-            self.asg
-                .describe_auto_scaling_groups()
-                .filters(
-                    Filter::builder()
-                        .name("tag:infra:stack")
-                        .values(stack)
-                        .build(),
-                )
-                .filters(Filter::builder().name("tag:role").values(role_tag).build())
-                .into_paginator()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| aws_error(op, e))
-        })
-        .await?;
+        let pages = self
+            .call(op, || {
+                self.asg
+                    .describe_auto_scaling_groups()
+                    .filters(
+                        Filter::builder()
+                            .name("tag:infra:stack")
+                            .values(stack)
+                            .build(),
+                    )
+                    .filters(Filter::builder().name("tag:role").values(role_tag).build())
+                    .into_paginator()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
         let mut ids: Vec<String> = pages
             .iter()
             .flat_map(|p| p.auto_scaling_groups())
@@ -360,22 +385,21 @@ impl Aws {
         // the whole call with InvalidInstanceID.NotFound.
         for chunk in ids.chunks(195) {
             let op = "DescribeInstances";
-            let pages = retry(&self.policy, op, || async {
-                self.ec2
-                    .describe_instances()
-                    .filters(
-                        Filter::builder()
-                            .name("instance-id")
-                            .set_values(Some(chunk.to_vec()))
-                            .build(),
-                    )
-                    .into_paginator()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(|e| aws_error(op, e))
-            })
-            .await?;
+            let pages = self
+                .call(op, || {
+                    self.ec2
+                        .describe_instances()
+                        .filters(
+                            Filter::builder()
+                                .name("instance-id")
+                                .set_values(Some(chunk.to_vec()))
+                                .build(),
+                        )
+                        .into_paginator()
+                        .send()
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await?;
             for i in pages
                 .iter()
                 .flat_map(|p| p.reservations())
@@ -421,18 +445,17 @@ impl Aws {
     /// and the stale-claim reset rely on.
     pub async fn create(&self, name: &str, value: &str) -> Result<bool, ProviderError> {
         let op = "PutParameter";
-        let r = retry(&self.policy, op, || async {
-            self.ssm
-                .put_parameter()
-                .name(name)
-                .value(value)
-                .r#type(ParameterType::String)
-                .overwrite(false)
-                .send()
-                .await
-                .map_err(|e| aws_error(op, e))
-        })
-        .await;
+        let r = self
+            .call(op, || {
+                self.ssm
+                    .put_parameter()
+                    .name(name)
+                    .value(value)
+                    .r#type(ParameterType::String)
+                    .overwrite(false)
+                    .send()
+            })
+            .await;
         match r {
             Ok(_) => Ok(true),
             Err(e) if e.code == "ParameterAlreadyExists" => Ok(false),
@@ -443,7 +466,7 @@ impl Aws {
     /// Writes a parameter, overwriting it: a SecureString when `secure`.
     pub async fn put(&self, name: &str, value: &Secret, secure: bool) -> Result<(), ProviderError> {
         let op = "PutParameter";
-        retry(&self.policy, op, || async {
+        self.call(op, || {
             self.ssm
                 .put_parameter()
                 .name(name)
@@ -455,8 +478,6 @@ impl Aws {
                 })
                 .overwrite(true)
                 .send()
-                .await
-                .map_err(|e| aws_error(op, e))
         })
         .await
         .map(drop)
@@ -465,16 +486,15 @@ impl Aws {
     /// A parameter's value (decrypted), `None` when it does not exist.
     pub async fn get(&self, name: &str) -> Result<Option<Secret>, ProviderError> {
         let op = "GetParameter";
-        let r = retry(&self.policy, op, || async {
-            self.ssm
-                .get_parameter()
-                .name(name)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| aws_error(op, e))
-        })
-        .await;
+        let r = self
+            .call(op, || {
+                self.ssm
+                    .get_parameter()
+                    .name(name)
+                    .with_decryption(true)
+                    .send()
+            })
+            .await;
         match r {
             Ok(out) => Ok(out
                 .parameter()
@@ -488,15 +508,9 @@ impl Aws {
     /// Deletes a parameter; one that does not exist is fine.
     pub async fn delete(&self, name: &str) -> Result<(), ProviderError> {
         let op = "DeleteParameter";
-        let r = retry(&self.policy, op, || async {
-            self.ssm
-                .delete_parameter()
-                .name(name)
-                .send()
-                .await
-                .map_err(|e| aws_error(op, e))
-        })
-        .await;
+        let r = self
+            .call(op, || self.ssm.delete_parameter().name(name).send())
+            .await;
         match r {
             Err(e) if e.class != ErrorClass::NotFound => Err(e.with_name(name)),
             _ => Ok(()),
@@ -506,19 +520,18 @@ impl Aws {
     /// Every parameter under `path` (recursive): name and value, decrypted.
     pub async fn list(&self, path: &str) -> Result<Vec<(String, Secret)>, ProviderError> {
         let op = "GetParametersByPath";
-        let pages = retry(&self.policy, op, || async {
-            self.ssm
-                .get_parameters_by_path()
-                .path(path)
-                .recursive(true)
-                .with_decryption(true)
-                .into_paginator()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| aws_error(op, e))
-        })
-        .await?;
+        let pages = self
+            .call(op, || {
+                self.ssm
+                    .get_parameters_by_path()
+                    .path(path)
+                    .recursive(true)
+                    .with_decryption(true)
+                    .into_paginator()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
         Ok(pages
             .iter()
             .flat_map(|p| p.parameters())
@@ -529,15 +542,14 @@ impl Aws {
     /// The group's hook on `autoscaling:EC2_INSTANCE_TERMINATING`, if it has one.
     pub async fn terminating_hook(&self, group: &str) -> Result<Option<Hook>, ProviderError> {
         let op = "DescribeLifecycleHooks";
-        let out = retry(&self.policy, op, || async {
-            self.asg
-                .describe_lifecycle_hooks()
-                .auto_scaling_group_name(group)
-                .send()
-                .await
-                .map_err(|e| aws_error(op, e))
-        })
-        .await?;
+        let out = self
+            .call(op, || {
+                self.asg
+                    .describe_lifecycle_hooks()
+                    .auto_scaling_group_name(group)
+                    .send()
+            })
+            .await?;
         Ok(out
             .lifecycle_hooks()
             .iter()
@@ -562,7 +574,7 @@ impl Aws {
         policy: &RetryPolicy,
     ) -> Result<(), ProviderError> {
         let op = "CompleteLifecycleAction";
-        retry(policy, op, || async {
+        self.call_with(policy, op, || {
             self.asg
                 .complete_lifecycle_action()
                 .auto_scaling_group_name(group)
@@ -570,8 +582,6 @@ impl Aws {
                 .instance_id(instance)
                 .lifecycle_action_result("CONTINUE")
                 .send()
-                .await
-                .map_err(|e| aws_error(op, e))
         })
         .await
         .map(drop)

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     LocalNodeState, Node, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState,
-    Reachability, ServiceUpdateStatusStateEnum, SwarmInitRequest, SwarmJoinRequest, TaskState,
+    Reachability, Service, ServiceUpdateStatusStateEnum, SwarmInitRequest, SwarmJoinRequest, Task,
+    TaskState,
 };
 use bollard::query_parameters::{
     DeleteNodeOptionsBuilder, InspectServiceOptions, LeaveSwarmOptionsBuilder,
@@ -445,86 +446,9 @@ impl Engine {
         }
     }
 
-    /// The replicated services placed with a spread preference on a node label
-    /// (`node.labels.<key>`), with the nodes of their running tasks (managers only).
-    pub async fn spread_services(&self) -> Result<Vec<SpreadService>, ProviderError> {
-        let services = retry(&self.policy, "docker service ls", || async {
-            self.docker
-                .list_services(None::<ListServicesOptions>)
-                .await
-                .map_err(|e| api_error("docker service ls", e))
-        })
-        .await?;
-        let mut out = Vec::new();
-        for svc in services {
-            let (Some(id), Some(spec)) = (svc.id.clone(), svc.spec.clone()) else {
-                continue;
-            };
-            let Some(replicas) = spec
-                .mode
-                .as_ref()
-                .and_then(|m| m.replicated.as_ref())
-                .and_then(|r| r.replicas)
-            else {
-                continue;
-            };
-            let label = spec
-                .task_template
-                .as_ref()
-                .and_then(|t| t.placement.as_ref())
-                .and_then(|p| p.preferences.as_ref())
-                .and_then(|prefs| {
-                    prefs.iter().find_map(|p| {
-                        p.spread
-                            .as_ref()
-                            .and_then(|s| s.spread_descriptor.as_deref())
-                            .and_then(|d| d.strip_prefix("node.labels."))
-                            .map(str::to_string)
-                    })
-                });
-            let Some(label) = label else {
-                continue;
-            };
-            let updating = matches!(
-                svc.update_status.as_ref().and_then(|u| u.state),
-                Some(
-                    ServiceUpdateStatusStateEnum::UPDATING
-                        | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
-                )
-            );
-            let filters = HashMap::from([
-                ("service".to_string(), vec![id.clone()]),
-                ("desired-state".to_string(), vec!["running".to_string()]),
-            ]);
-            let tasks = retry(&self.policy, "docker service ps", || async {
-                self.docker
-                    .list_tasks(Some(ListTasksOptions {
-                        filters: Some(filters.clone()),
-                    }))
-                    .await
-                    .map_err(|e| api_error("docker service ps", e))
-            })
-            .await?;
-            let task_nodes = tasks
-                .iter()
-                .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
-                .filter_map(|t| t.node_id.clone())
-                .collect();
-            out.push(SpreadService {
-                id,
-                name: spec.name.clone().unwrap_or_default(),
-                label,
-                replicas: u64::try_from(replicas).unwrap_or(0),
-                updating,
-                task_nodes,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Whether every replicated service runs all its declared replicas (nothing is being
-    /// rescheduled): the leader drains the next leaving node only then.
-    pub async fn services_settled(&self) -> Result<bool, ProviderError> {
+    /// One reading of the services and their running tasks (one `docker service ls`, one
+    /// `docker service ps`), as the leader's duties need it (managers only).
+    pub async fn services(&self) -> Result<ServiceSnapshot, ProviderError> {
         let services = retry(&self.policy, "docker service ls", || async {
             self.docker
                 .list_services(None::<ListServicesOptions>)
@@ -542,26 +466,7 @@ impl Engine {
                 .map_err(|e| api_error("docker service ps", e))
         })
         .await?;
-        for svc in &services {
-            let declared = svc
-                .spec
-                .as_ref()
-                .and_then(|s| s.mode.as_ref())
-                .and_then(|m| m.replicated.as_ref())
-                .and_then(|r| r.replicas);
-            let Some(declared) = declared else {
-                continue;
-            };
-            let running = tasks
-                .iter()
-                .filter(|t| t.service_id == svc.id)
-                .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
-                .count();
-            if (running as i64) < declared {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok(snapshot(&services, &tasks))
     }
 
     /// Forces a rolling update of a service (ForceUpdate + 1, as `docker service update --force`):
@@ -609,10 +514,177 @@ impl Engine {
     }
 }
 
+/// What the leader needs to know of the services, from one reading.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceSnapshot {
+    /// Every replicated service runs all its declared replicas (nothing is being rescheduled):
+    /// the leader drains the next leaving node only then.
+    pub settled: bool,
+    /// The replicated services placed with a spread preference on a node label
+    /// (`node.labels.<key>`), with the nodes of their running tasks.
+    pub spread: Vec<SpreadService>,
+}
+
+/// Reads a [`ServiceSnapshot`] off a service list and the tasks whose desired state is running.
+fn snapshot(services: &[Service], tasks: &[Task]) -> ServiceSnapshot {
+    let mut out = ServiceSnapshot {
+        settled: true,
+        spread: Vec::new(),
+    };
+    for svc in services {
+        let (Some(id), Some(spec)) = (svc.id.as_ref(), svc.spec.as_ref()) else {
+            continue;
+        };
+        let Some(replicas) = spec
+            .mode
+            .as_ref()
+            .and_then(|m| m.replicated.as_ref())
+            .and_then(|r| r.replicas)
+        else {
+            continue;
+        };
+        let task_nodes: Vec<String> = tasks
+            .iter()
+            .filter(|t| t.service_id.as_ref() == Some(id))
+            .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+            .filter_map(|t| t.node_id.clone())
+            .collect();
+        if (task_nodes.len() as i64) < replicas {
+            out.settled = false;
+        }
+        let label = spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.placement.as_ref())
+            .and_then(|p| p.preferences.as_ref())
+            .and_then(|prefs| {
+                prefs.iter().find_map(|p| {
+                    p.spread
+                        .as_ref()
+                        .and_then(|s| s.spread_descriptor.as_deref())
+                        .and_then(|d| d.strip_prefix("node.labels."))
+                        .map(str::to_string)
+                })
+            });
+        let Some(label) = label else {
+            continue;
+        };
+        let updating = matches!(
+            svc.update_status.as_ref().and_then(|u| u.state),
+            Some(
+                ServiceUpdateStatusStateEnum::UPDATING
+                    | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+            )
+        );
+        out.spread.push(SpreadService {
+            id: id.clone(),
+            name: spec.name.clone().unwrap_or_default(),
+            label,
+            replicas: u64::try_from(replicas).unwrap_or(0),
+            updating,
+            task_nodes,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bollard::models::{ManagerStatus, NodeStatus as DockerNodeStatus, ObjectVersion};
+
+    fn service(id: &str, replicas: i64, spread: Option<&str>) -> Service {
+        use bollard::models::{
+            ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecPlacement,
+            TaskSpecPlacementPreferences, TaskSpecPlacementSpread,
+        };
+        Service {
+            id: Some(id.into()),
+            spec: Some(ServiceSpec {
+                name: Some(format!("s_{id}")),
+                mode: Some(ServiceSpecMode {
+                    replicated: Some(ServiceSpecModeReplicated {
+                        replicas: Some(replicas),
+                    }),
+                    ..Default::default()
+                }),
+                task_template: Some(TaskSpec {
+                    placement: Some(TaskSpecPlacement {
+                        preferences: spread.map(|label| {
+                            vec![TaskSpecPlacementPreferences {
+                                spread: Some(TaskSpecPlacementSpread {
+                                    spread_descriptor: Some(format!("node.labels.{label}")),
+                                }),
+                            }]
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn task(service: &str, node: &str, state: TaskState) -> Task {
+        Task {
+            service_id: Some(service.into()),
+            node_id: Some(node.into()),
+            status: Some(bollard::models::TaskStatus {
+                state: Some(state),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_reading_tells_settled_and_the_spread_services() {
+        let services = [
+            service("app", 2, Some("az")),
+            service("es", 1, None),
+            Service {
+                id: Some("shipper".into()),
+                spec: Some(bollard::models::ServiceSpec::default()),
+                ..Default::default()
+            },
+        ];
+        let tasks = [
+            task("app", "n1", TaskState::RUNNING),
+            task("app", "n2", TaskState::RUNNING),
+            task("es", "n1", TaskState::RUNNING),
+            task("shipper", "n1", TaskState::RUNNING),
+        ];
+        let s = snapshot(&services, &tasks);
+        assert!(s.settled);
+        assert_eq!(s.spread.len(), 1, "only the service spread over a label");
+        assert_eq!(
+            (
+                s.spread[0].label.as_str(),
+                s.spread[0].replicas,
+                s.spread[0].task_nodes.clone()
+            ),
+            ("az", 2, vec!["n1".to_string(), "n2".to_string()])
+        );
+
+        // a task still starting: not settled, and it isn't counted where it runs
+        let tasks = [
+            task("app", "n1", TaskState::RUNNING),
+            task("app", "n2", TaskState::STARTING),
+            task("es", "n1", TaskState::RUNNING),
+        ];
+        let s = snapshot(&services, &tasks);
+        assert!(!s.settled);
+        assert_eq!(s.spread[0].task_nodes, vec!["n1".to_string()]);
+
+        // a replicated service without a spread preference counts for settled too
+        let tasks = [
+            task("app", "n1", TaskState::RUNNING),
+            task("app", "n2", TaskState::RUNNING),
+        ];
+        assert!(!snapshot(&services, &tasks).settled);
+    }
 
     #[test]
     fn a_too_new_refusal_names_the_version_to_use() {

@@ -29,18 +29,25 @@
 //!   a sequential request stream with a given seed always gets the same faults, and changing one rate
 //!   does not shift the dice for the others. With concurrent requests arrival order decides which
 //!   request gets which draw, so only the sequence of draws is reproducible.
-//! - Faults (and spikes) are only injected into AWS API calls: requests whose action could be parsed
-//!   (the `Action` parameter of the query protocols used by EC2, Auto Scaling and IAM), optionally
-//!   restricted to [`FaultConfig::only_actions`]. Anything else (e.g. `/moto-api/…`) is forwarded
-//!   untouched, apart from the base latency, which applies to every request.
+//! - Faults (and spikes) are only injected into AWS API calls whose operation could be named: the
+//!   `Action` parameter of the query protocols (EC2, Auto Scaling, IAM, ELBv2), the `X-Amz-Target`
+//!   header of the JSON protocols (`AmazonSSM.PutParameter` → `PutParameter`; SSM, EventBridge),
+//!   or, for the REST-JSON services this project calls (Lambda, API Gateway v2), the method and
+//!   path matched against a table of their operations ([`rest_operation`]); optionally restricted
+//!   to [`FaultConfig::only_actions`]. Anything else (e.g. `/moto-api/…`, a REST path not in the
+//!   table) is forwarded untouched, apart from the base latency, which applies to every request.
 //! - Error bodies follow the protocol of the target service so that the SDK parses the error code:
-//!   EC2's `<Response><Errors>…` shape for `ec2`, the awsQuery `<ErrorResponse>` shape otherwise.
+//!   EC2's `<Response><Errors>…` shape for `ec2`, the awsQuery `<ErrorResponse>` shape for the
+//!   other query services, `{"__type": …}` for the JSON protocols and the `x-amzn-ErrorType`
+//!   header with a JSON body for REST-JSON. Throttling is what each service really sends: EC2 503
+//!   `RequestLimitExceeded`, awsQuery 400 `Throttling`, JSON 400 `ThrottlingException`, REST-JSON
+//!   429 `TooManyRequestsException`.
 //! - A reset or lost response closes the client connection with `SO_LINGER` 0, i.e. a TCP RST,
 //!   which is what a load balancer or a crashed frontend produces; the SDK reports a dispatch (IO)
 //!   failure in both cases and cannot tell whether the request took effect.
 //!
-//! Not supported (not needed by this project): HTTPS, the JSON and REST protocols' error shapes,
-//! streaming bodies (request and response bodies are buffered, AWS query calls are small).
+//! Not supported (not needed by this project): HTTPS, REST-XML services (S3, Route 53), streaming
+//! bodies (request and response bodies are buffered, AWS API calls here are small).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -194,7 +201,8 @@ pub enum Fault {
 pub struct Event {
     /// 0-based arrival index since start or the last [`FaultProxy::set_config`].
     pub seq: u64,
-    /// The API action (`CreateVpc`), if the request was an AWS query-protocol call.
+    /// The API operation (`CreateVpc`, `PutParameter`), if the request was an AWS call the proxy
+    /// could name (see the module docs).
     pub action: Option<String>,
     /// The signing name of the target service (`ec2`, `iam`, `autoscaling`), if known.
     pub service: Option<String>,
@@ -522,18 +530,13 @@ async fn handle(
         // The client went away mid-request: nothing to answer.
         Err(_) => return reset_connection(&kill).await,
     };
-    let action = parse_param(&parts.uri, &body, "Action");
     let service = service_of(&parts.headers, &parts.uri, &body);
+    let (protocol, action) = operation(&parts, &body, service.as_deref());
     let event = shared.lock().decide(action.as_deref(), service.as_deref());
     if !event.delay.is_zero() {
         tokio::time::sleep(event.delay).await;
     }
     let action = action.as_deref();
-    let protocol = if service.as_deref() == Some("ec2") {
-        Protocol::Ec2Query
-    } else {
-        Protocol::AwsQuery
-    };
     let request_id = format!("fault-proxy-{:08}", event.seq);
 
     match event.fault {
@@ -625,18 +628,202 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::CONTENT_LENGTH);
 }
 
-/// The two XML error shapes of the query protocols the project's SDK clients speak.
+/// The wire protocols of the project's SDK clients, by their error shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Protocol {
     /// EC2: `<Response><Errors><Error>…</Error></Errors><RequestID>…</RequestID></Response>`.
     Ec2Query,
-    /// IAM, Auto Scaling, STS…: `<ErrorResponse><Error><Type>…</Type>…</Error><RequestId>…`.
+    /// IAM, Auto Scaling, STS, ELBv2…: `<ErrorResponse><Error><Type>…</Type>…</Error><RequestId>…`.
     AwsQuery,
+    /// SSM, EventBridge… (`X-Amz-Target`): `{"__type": "Code", "message": "…"}`.
+    AwsJson,
+    /// Lambda, API Gateway v2… (method + path): `x-amzn-ErrorType: Code` and `{"message": "…"}`.
+    RestJson,
+}
+
+/// The request's protocol and the name of its operation, when it is an AWS API call this proxy
+/// can name (see the module docs).
+fn operation(
+    parts: &http::request::Parts,
+    body: &[u8],
+    service: Option<&str>,
+) -> (Protocol, Option<String>) {
+    if let Some(action) = parse_param(&parts.uri, body, "Action") {
+        let protocol = if service == Some("ec2") {
+            Protocol::Ec2Query
+        } else {
+            Protocol::AwsQuery
+        };
+        return (protocol, Some(action));
+    }
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    if let Some(target) = target {
+        let action = target
+            .rsplit('.')
+            .next()
+            .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .map(str::to_owned);
+        return (Protocol::AwsJson, action);
+    }
+    let action = service.and_then(|service| {
+        rest_operation(service, parts.method.as_str(), parts.uri.path()).map(str::to_owned)
+    });
+    let protocol = if action.is_some() {
+        Protocol::RestJson
+    } else {
+        Protocol::AwsQuery
+    };
+    (protocol, action)
+}
+
+/// The REST-JSON operations of the services this project calls, as (signing name, method, path
+/// pattern, operation); `{}` in a pattern stands for one path segment (a name, an id or an
+/// escaped ARN).
+const REST_OPERATIONS: &[(&str, &str, &str, &str)] = &[
+    ("lambda", "POST", "/2015-03-31/functions", "CreateFunction"),
+    ("lambda", "GET", "/2015-03-31/functions", "ListFunctions"),
+    ("lambda", "GET", "/2015-03-31/functions/{}", "GetFunction"),
+    (
+        "lambda",
+        "DELETE",
+        "/2015-03-31/functions/{}",
+        "DeleteFunction",
+    ),
+    (
+        "lambda",
+        "PUT",
+        "/2015-03-31/functions/{}/code",
+        "UpdateFunctionCode",
+    ),
+    (
+        "lambda",
+        "GET",
+        "/2015-03-31/functions/{}/configuration",
+        "GetFunctionConfiguration",
+    ),
+    (
+        "lambda",
+        "PUT",
+        "/2015-03-31/functions/{}/configuration",
+        "UpdateFunctionConfiguration",
+    ),
+    (
+        "lambda",
+        "POST",
+        "/2015-03-31/functions/{}/policy",
+        "AddPermission",
+    ),
+    (
+        "lambda",
+        "GET",
+        "/2015-03-31/functions/{}/policy",
+        "GetPolicy",
+    ),
+    (
+        "lambda",
+        "DELETE",
+        "/2015-03-31/functions/{}/policy/{}",
+        "RemovePermission",
+    ),
+    ("lambda", "GET", "/2017-03-31/tags/{}", "ListTags"),
+    ("lambda", "POST", "/2017-03-31/tags/{}", "TagResource"),
+    ("lambda", "DELETE", "/2017-03-31/tags/{}", "UntagResource"),
+    ("apigateway", "POST", "/v2/apis", "CreateApi"),
+    ("apigateway", "GET", "/v2/apis", "GetApis"),
+    ("apigateway", "GET", "/v2/apis/{}", "GetApi"),
+    ("apigateway", "PATCH", "/v2/apis/{}", "UpdateApi"),
+    ("apigateway", "DELETE", "/v2/apis/{}", "DeleteApi"),
+    ("apigateway", "POST", "/v2/apis/{}/routes", "CreateRoute"),
+    ("apigateway", "GET", "/v2/apis/{}/routes", "GetRoutes"),
+    ("apigateway", "GET", "/v2/apis/{}/routes/{}", "GetRoute"),
+    (
+        "apigateway",
+        "PATCH",
+        "/v2/apis/{}/routes/{}",
+        "UpdateRoute",
+    ),
+    (
+        "apigateway",
+        "DELETE",
+        "/v2/apis/{}/routes/{}",
+        "DeleteRoute",
+    ),
+    (
+        "apigateway",
+        "POST",
+        "/v2/apis/{}/integrations",
+        "CreateIntegration",
+    ),
+    (
+        "apigateway",
+        "GET",
+        "/v2/apis/{}/integrations",
+        "GetIntegrations",
+    ),
+    (
+        "apigateway",
+        "GET",
+        "/v2/apis/{}/integrations/{}",
+        "GetIntegration",
+    ),
+    (
+        "apigateway",
+        "PATCH",
+        "/v2/apis/{}/integrations/{}",
+        "UpdateIntegration",
+    ),
+    (
+        "apigateway",
+        "DELETE",
+        "/v2/apis/{}/integrations/{}",
+        "DeleteIntegration",
+    ),
+    ("apigateway", "POST", "/v2/apis/{}/stages", "CreateStage"),
+    ("apigateway", "GET", "/v2/apis/{}/stages", "GetStages"),
+    ("apigateway", "GET", "/v2/apis/{}/stages/{}", "GetStage"),
+    (
+        "apigateway",
+        "PATCH",
+        "/v2/apis/{}/stages/{}",
+        "UpdateStage",
+    ),
+    (
+        "apigateway",
+        "DELETE",
+        "/v2/apis/{}/stages/{}",
+        "DeleteStage",
+    ),
+    ("apigateway", "GET", "/v2/tags/{}", "GetTags"),
+    ("apigateway", "POST", "/v2/tags/{}", "TagResource"),
+    ("apigateway", "DELETE", "/v2/tags/{}", "UntagResource"),
+];
+
+/// The operation a REST-JSON request calls, from [`REST_OPERATIONS`] (`None` when not listed).
+pub fn rest_operation(service: &str, method: &str, path: &str) -> Option<&'static str> {
+    let path = path.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').collect();
+    REST_OPERATIONS
+        .iter()
+        .find(|(s, m, pattern, _)| {
+            *s == service && *m == method && {
+                let pattern: Vec<&str> = pattern.split('/').collect();
+                pattern.len() == segments.len()
+                    && pattern
+                        .iter()
+                        .zip(&segments)
+                        .all(|(p, seg)| *p == *seg || (*p == "{}" && !seg.is_empty()))
+            }
+        })
+        .map(|(_, _, _, op)| *op)
 }
 
 fn throttle_response(protocol: Protocol, request_id: &str) -> ProxyResponse {
     // What the services really send: EC2 throttles with 503 RequestLimitExceeded, the awsQuery
-    // services with 400 Throttling (a client-side "Sender" fault).
+    // services with 400 Throttling (a client-side "Sender" fault), the JSON services (SSM,
+    // EventBridge) with 400 ThrottlingException, Lambda and API Gateway with 429.
     match protocol {
         Protocol::Ec2Query => error_response(
             protocol,
@@ -649,6 +836,20 @@ fn throttle_response(protocol: Protocol, request_id: &str) -> ProxyResponse {
             protocol,
             StatusCode::BAD_REQUEST,
             "Throttling",
+            "Rate exceeded",
+            request_id,
+        ),
+        Protocol::AwsJson => error_response(
+            protocol,
+            StatusCode::BAD_REQUEST,
+            "ThrottlingException",
+            "Rate exceeded",
+            request_id,
+        ),
+        Protocol::RestJson => error_response(
+            protocol,
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
             "Rate exceeded",
             request_id,
         ),
@@ -687,6 +888,8 @@ fn error_response(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
              <Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
         ),
+        Protocol::AwsJson => format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
+        Protocol::RestJson => format!("{{\"message\":\"{message}\"}}"),
         Protocol::AwsQuery => {
             let fault_type = if status.is_server_error() {
                 "Receiver"
@@ -703,7 +906,17 @@ fn error_response(
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    let content_type = match protocol {
+        Protocol::Ec2Query | Protocol::AwsQuery => "text/xml",
+        Protocol::AwsJson => "application/x-amz-json-1.1",
+        Protocol::RestJson => "application/json",
+    };
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if protocol == Protocol::RestJson {
+        if let Ok(value) = HeaderValue::from_str(code) {
+            headers.insert("x-amzn-errortype", value);
+        }
+    }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", value);
     }
@@ -749,6 +962,7 @@ fn service_of(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Option<String> {
             "2011-01-01" => "autoscaling",
             "2010-05-08" => "iam",
             "2011-06-15" => "sts",
+            "2015-12-01" => "elasticloadbalancing",
             _ => return None,
         };
         Some(service.to_owned())

@@ -39,13 +39,13 @@ const MANAGERS: usize = 3;
 const WORKERS: usize = 2;
 const APP_REPLICAS: usize = 3;
 
-struct Clouds {
+pub(crate) struct Clouds {
     ec2: aws_sdk_ec2::Client,
     asg: aws_sdk_autoscaling::Client,
-    ssm: aws_sdk_ssm::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
 }
 
-async fn clouds(moto: &str) -> Clouds {
+pub(crate) async fn clouds(moto: &str) -> Clouds {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(moto)
         .region(aws_config::Region::new("us-east-1"))
@@ -400,20 +400,7 @@ async fn the_production_stack_forms_a_self_healing_cluster_on_the_lab() {
         })
         .unwrap()
         .clone();
-    assert_eq!(bad.agent_exit, Some(2), "IMDS failure exits 2: {bad:#?}");
-    let log = std::fs::read_to_string(bad.dir.join("agent.log")).unwrap_or_default();
-    let errors: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("\"level\":\"error\""))
-        .collect();
-    assert_eq!(errors.len(), 1, "one clear line: {log}");
-    let state = docker(
-        &bad.docker_host,
-        &["info", "--format", "{{.Swarm.LocalNodeState}}"],
-    )
-    .await
-    .unwrap_or_default();
-    assert_eq!(state.trim(), "inactive", "the node stays out of any swarm");
+    assert_refused(&bad, 2, "IMDS failure", &[]).await;
 
     // a wrong worker token (the cluster's format, another secret): the next worker exits 5
     let param = format!("/infra/{stack}/swarm/worker-token");
@@ -481,26 +468,7 @@ async fn the_production_stack_forms_a_self_healing_cluster_on_the_lab() {
             n.role == "swarm-worker" && !seen.contains(&n.instance_id) && n.agent_exit.is_some()
         })
         .unwrap();
-    assert_eq!(bad.agent_exit, Some(5), "a wrong token exits 5: {bad:#?}");
-    let log = std::fs::read_to_string(bad.dir.join("agent.log")).unwrap_or_default();
-    assert_eq!(
-        log.lines()
-            .filter(|l| l.contains("\"level\":\"error\""))
-            .count(),
-        1,
-        "one clear line: {log}"
-    );
-    assert!(
-        !log.contains(&wrong) && !log.contains(&good),
-        "no token in the log"
-    );
-    let state = docker(
-        &bad.docker_host,
-        &["info", "--format", "{{.Swarm.LocalNodeState}}"],
-    )
-    .await
-    .unwrap_or_default();
-    assert_eq!(state.trim(), "inactive", "the node stays out of any swarm");
+    assert_refused(bad, 5, "a wrong token", &[&wrong, &good]).await;
     let clusters = view(&host, &stack).await.expect("the swarm answers");
     assert!(
         clusters
@@ -550,8 +518,35 @@ async fn the_production_stack_forms_a_self_healing_cluster_on_the_lab() {
     ));
 }
 
+/// A node whose agent gave up: exit `code`, exactly one error line in its log (with none of
+/// `secrets`), and its engine in no swarm.
+async fn assert_refused(bad: &NodeView, code: i32, why: &str, secrets: &[&str]) {
+    assert_eq!(bad.agent_exit, Some(code), "{why} exits {code}: {bad:#?}");
+    let log = std::fs::read_to_string(bad.dir.join("agent.log")).unwrap_or_default();
+    let errors = log
+        .lines()
+        .filter(|l| l.contains("\"level\":\"error\""))
+        .count();
+    assert_eq!(errors, 1, "{why}: one clear line: {log}");
+    assert!(
+        secrets.iter().all(|secret| !log.contains(secret)),
+        "{why}: no token in the log"
+    );
+    let state = docker(
+        &bad.docker_host,
+        &["info", "--format", "{{.Swarm.LocalNodeState}}"],
+    )
+    .await
+    .unwrap_or_default();
+    assert_eq!(
+        state.trim(),
+        "inactive",
+        "{why}: the node stays out of any swarm"
+    );
+}
+
 /// Deletes what the agents wrote under `/infra/<stack>/` (not resources of the stack).
-async fn delete_parameters(ssm: &aws_sdk_ssm::Client, stack: &str) {
+pub(crate) async fn delete_parameters(ssm: &aws_sdk_ssm::Client, stack: &str) {
     let mut names = Vec::new();
     let mut token = None;
     for _ in 0..50 {

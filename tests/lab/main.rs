@@ -2,7 +2,9 @@
 //! become Docker nodes in network namespaces, form a swarm (with a stand-in agent,
 //! `standin-agent.sh`, until the real agent lands), run a service across nodes over the overlay;
 //! a killed node is replaced as an EC2 health check would; a scale-in drains through the lifecycle
-//! hook; `down` leaves nothing, also after a crash, and a second `down` is a no-op.
+//! hook; `down` leaves nothing, also after a crash, and a second `down` is a no-op. With the real
+//! agent (`infra-node`): the production stack's HA claims (`ha`), and a cluster that forms exactly
+//! once while the agents' AWS calls fail (`faults`).
 //!
 //! Needs root, the local Docker engine with the test image, and moto (`eval "$(.ci/test-env)"`):
 //! otherwise each test prints SKIPPED, or fails under `INFRA_REQUIRE_ENDPOINTS=1`. The tests run
@@ -10,6 +12,7 @@
 //! stack name and VPC, and deletes its ASGs at the end.
 
 mod cluster;
+mod faults;
 mod fixture;
 mod ha;
 mod life;

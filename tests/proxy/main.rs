@@ -940,3 +940,242 @@ async fn proxy_overhead() {
     );
     assert_eq!(proxy.stats().total.delivered, 5 + u64::from(N));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The JSON protocols (SSM, EventBridge) and REST-JSON (Lambda, API Gateway v2)
+
+fn ssm(endpoint: &str, retry: RetryConfig) -> aws_sdk_ssm::Client {
+    let config = aws_sdk_ssm::Config::builder()
+        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "proxy-tests",
+        ))
+        .endpoint_url(endpoint)
+        .retry_config(retry)
+        .retry_partition(partition("ssm"))
+        .build();
+    aws_sdk_ssm::Client::from_conf(config)
+}
+
+fn lambda(endpoint: &str, retry: RetryConfig) -> aws_sdk_lambda::Client {
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "proxy-tests",
+        ))
+        .endpoint_url(endpoint)
+        .retry_config(retry)
+        .retry_partition(partition("lambda"))
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
+#[test]
+fn rest_operations_are_named_from_method_and_path() {
+    let op = proxy::rest_operation;
+    assert_eq!(
+        op("lambda", "POST", "/2015-03-31/functions"),
+        Some("CreateFunction")
+    );
+    assert_eq!(
+        op("lambda", "POST", "/2015-03-31/functions/"),
+        Some("CreateFunction")
+    );
+    assert_eq!(
+        op("lambda", "PUT", "/2015-03-31/functions/ingest/code"),
+        Some("UpdateFunctionCode")
+    );
+    assert_eq!(
+        op(
+            "lambda",
+            "DELETE",
+            "/2015-03-31/functions/ingest/policy/sid-1"
+        ),
+        Some("RemovePermission")
+    );
+    assert_eq!(
+        op(
+            "lambda",
+            "GET",
+            "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Ax"
+        ),
+        Some("ListTags")
+    );
+    assert_eq!(
+        op("apigateway", "DELETE", "/v2/apis/a1b2/routes/r9"),
+        Some("DeleteRoute")
+    );
+    assert_eq!(op("apigateway", "POST", "/v2/apis"), Some("CreateApi"));
+    // the method, the service and the number of segments all matter
+    assert_eq!(op("lambda", "PATCH", "/2015-03-31/functions"), None);
+    assert_eq!(op("apigateway", "POST", "/2015-03-31/functions"), None);
+    assert_eq!(op("lambda", "GET", "/2015-03-31/functions//code"), None);
+    assert_eq!(op("lambda", "GET", "/moto-api/reset"), None);
+}
+
+#[tokio::test]
+async fn ssm_faults_speak_the_json_protocol_and_are_not_forwarded() {
+    let moto = require_moto!();
+    let throttled = FaultProxy::start(
+        &moto,
+        FaultConfig {
+            throttle_rate: 1.0,
+            ..FaultConfig::transparent()
+        },
+    )
+    .await
+    .unwrap();
+    let err = ssm(&throttled.url(), RetryConfig::disabled())
+        .get_parameter()
+        .name("/proxy-test/none")
+        .send()
+        .await
+        .expect_err("throttled");
+    assert_eq!(err.code(), Some("ThrottlingException"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    assert!(aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&"ThrottlingException"));
+    let events = throttled.events();
+    assert_eq!(
+        (events[0].service.as_deref(), events[0].action.as_deref()),
+        (Some("ssm"), Some("GetParameter"))
+    );
+    assert_eq!(throttled.stats().total.forwarded, 0);
+
+    let failing = FaultProxy::start(
+        &moto,
+        FaultConfig {
+            error_5xx_rate: 1.0,
+            seed: 3,
+            ..FaultConfig::transparent()
+        },
+    )
+    .await
+    .unwrap();
+    let client = ssm(&failing.url(), RetryConfig::disabled());
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        let err = client
+            .get_parameter()
+            .name("/proxy-test/none")
+            .send()
+            .await
+            .expect_err("5xx");
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        seen.insert((err.code().map(str::to_owned), status));
+    }
+    let expected: std::collections::BTreeSet<_> = [
+        (Some("InternalError".to_owned()), Some(500)),
+        (Some("ServiceUnavailable".to_owned()), Some(503)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(seen, expected, "both 5xx kinds, with their codes parsed");
+    assert_eq!(failing.stats().total.forwarded, 0);
+}
+
+#[tokio::test]
+async fn a_lost_put_parameter_took_effect_and_its_retry_finds_it_exists() {
+    let moto = require_moto!();
+    let proxy = FaultProxy::start(
+        &moto,
+        FaultConfig {
+            lost_response_rate: 1.0,
+            ..FaultConfig::transparent()
+        },
+    )
+    .await
+    .unwrap();
+    let name = format!("/proxy-test/{}", unique("lost"));
+    let put = |client: aws_sdk_ssm::Client| {
+        let name = name.clone();
+        async move {
+            client
+                .put_parameter()
+                .name(name)
+                .value("me")
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .overwrite(false)
+                .send()
+                .await
+        }
+    };
+    let lost = put(ssm(&proxy.url(), RetryConfig::disabled())).await;
+    assert!(
+        matches!(lost, Err(SdkError::DispatchFailure(_))),
+        "{lost:?}"
+    );
+    proxy.set_config(FaultConfig::transparent());
+    let again = put(ssm(&proxy.url(), RetryConfig::disabled()))
+        .await
+        .expect_err("exists");
+    assert_eq!(again.code(), Some("ParameterAlreadyExists"));
+    let direct = ssm(&moto, RetryConfig::disabled());
+    let value = direct
+        .get_parameter()
+        .name(&name)
+        .send()
+        .await
+        .expect("GetParameter")
+        .parameter()
+        .and_then(|p| p.value().map(str::to_owned));
+    direct.delete_parameter().name(&name).send().await.unwrap();
+    assert_eq!(value.as_deref(), Some("me"));
+    assert_eq!(proxy.stats().action("PutParameter").lost_responses, 1);
+}
+
+#[tokio::test]
+async fn lambda_calls_are_named_from_their_path_and_throttled_with_429() {
+    let moto = require_moto!();
+    let proxy = FaultProxy::start(
+        &moto,
+        FaultConfig {
+            throttle_rate: 1.0,
+            only_actions: Some(vec!["ListFunctions".into()]),
+            ..FaultConfig::transparent()
+        },
+    )
+    .await
+    .unwrap();
+    let client = lambda(&proxy.url(), RetryConfig::disabled());
+    let err = client.list_functions().send().await.expect_err("throttled");
+    assert_eq!(err.code(), Some("TooManyRequestsException"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(429));
+    // not in `only_actions`: forwarded (moto answers: no such function)
+    let missing = client
+        .get_function()
+        .function_name(unique("none"))
+        .send()
+        .await
+        .expect_err("not found");
+    assert_eq!(missing.code(), Some("ResourceNotFoundException"));
+    let events: Vec<_> = proxy
+        .events()
+        .into_iter()
+        .map(|e| (e.service, e.action, e.fault))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            (
+                Some("lambda".to_owned()),
+                Some("ListFunctions".to_owned()),
+                Fault::Throttle
+            ),
+            (
+                Some("lambda".to_owned()),
+                Some("GetFunction".to_owned()),
+                Fault::None
+            ),
+        ]
+    );
+}

@@ -13,7 +13,7 @@ use super::{docker_failure, Agent, Outcome};
 use crate::error::{Failure, FailureKind, Secret};
 use crate::plan::{
     instances_to_check, is_last_manager, leader_actions_when, unbalanced, Action, NodeRecord,
-    RecordState, Role,
+    RecordState, Role, SpreadService,
 };
 
 /// The least time between two forced rebalancing updates of one service.
@@ -170,28 +170,31 @@ impl Agent {
         } else {
             self.aws.instance_states(&check).await?
         };
-        // An engine that can't list services and tasks (an error here) leaves the rule at one
-        // drain at a time; the rest of the leader's duties go on.
-        let settled = match self.engine.services_settled().await {
-            Ok(settled) => settled,
+        // One reading of the services serves both duties. An engine that can't list services
+        // and tasks (an error here) leaves the rule at one drain at a time and skips rebalancing;
+        // the rest of the leader's duties go on.
+        let services = match self.engine.services().await {
+            Ok(services) => Some(services),
             Err(e) => {
                 tracing::debug!(step = "leader", error = %e, "cannot tell whether the services run all their replicas");
-                true
+                None
             }
         };
+        let settled = services.as_ref().is_none_or(|s| s.settled);
         for action in leader_actions_when(node_id, &nodes, &records, &states, settled) {
             self.carry_out(&action).await;
         }
-        self.rebalance(&nodes).await?;
+        if let Some(services) = services {
+            self.rebalance(&services.spread, &nodes).await;
+        }
         Ok(true)
     }
 
     /// Swarm never moves running tasks: a spread service whose replicas all started while only
     /// some AZs had nodes (a forming cluster, an AZ lost and replaced) is forced to be placed
     /// again (a rolling update, at most once a minute per service) once its AZs are uneven.
-    async fn rebalance(&self, nodes: &[crate::plan::SwarmNode]) -> Result<(), ProviderError> {
-        let services = self.engine.spread_services().await?;
-        for id in unbalanced(&services, nodes) {
+    async fn rebalance(&self, services: &[SpreadService], nodes: &[crate::plan::SwarmNode]) {
+        for id in unbalanced(services, nodes) {
             let recent = {
                 let mut last = self.rebalanced.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
@@ -220,7 +223,6 @@ impl Agent {
                 }
             }
         }
-        Ok(())
     }
 
     pub(super) async fn carry_out(&self, action: &Action) {
