@@ -469,3 +469,178 @@ fn validation_reports_every_problem_with_resource_and_field() {
     );
     let _ = f.address();
 }
+
+/// The writes whose lost responses and throttling the fault test injects.
+const SERVERLESS_WRITES: &[&str] = &[
+    "CreateFunction",
+    "AddPermission",
+    "CreateApi",
+    "CreateIntegration",
+    "CreateRoute",
+    "CreateStage",
+    "PutRule",
+    "PutTargets",
+    "DeleteFunction",
+    "RemovePermission",
+    "DeleteApi",
+    "RemoveTargets",
+    "DeleteRule",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_responses_and_throttling_on_creates_and_deletes_leave_no_duplicate() {
+    use infra_test_support::proxy::{FaultConfig, FaultProxy};
+    let Some(direct) =
+        moto("lost_responses_and_throttling_on_creates_and_deletes_leave_no_duplicate").await
+    else {
+        return;
+    };
+    let proxy = FaultProxy::start(&crate::support::endpoint(), FaultConfig::transparent())
+        .await
+        .expect("proxy");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.url())
+        .region(aws_config::Region::new("us-east-1"))
+        .test_credentials()
+        .load()
+        .await;
+    let provider = AwsProvider::from_sdk_config(&config)
+        .unwrap()
+        .with_wait_timeout(std::time::Duration::from_secs(60))
+        .with_max_poll_interval(std::time::Duration::from_millis(200));
+    let m = Moto {
+        provider: std::sync::Arc::new(provider),
+        ..direct
+    };
+    // Enough attempts for every step of a create to lose its response once.
+    let engine = infra_core::engine::Engine::new()
+        .with_provider_arc(m.provider.clone())
+        .with_options(infra_core::reconcile::ApplyOptions {
+            concurrency: 10,
+            retry: infra_core::reconcile::RetryPolicy {
+                max_attempts: 10,
+                base_delay: std::time::Duration::from_millis(20),
+                max_delay: std::time::Duration::from_millis(200),
+            },
+            ..infra_core::reconcile::ApplyOptions::default()
+        });
+    let dir = tempfile_dir("serverless-faults");
+    let name = unique("slsf");
+    let v = Values {
+        zip: zip_with(&dir, "v1", "#!/bin/sh\necho one\n"),
+        memory: 128,
+        level: "info",
+        secret: format!("es-secret-{}", unique("pw")),
+        routes: vec![
+            ("POST /events", RouteAuth::AwsIam),
+            ("GET /health", RouteAuth::AwsIam),
+        ],
+        detail_types: vec!["EC2 Instance Launch Successful"],
+        team: "data",
+    };
+    let s = stack(&name, &v);
+    let only = |rate_lost: f64, rate_throttle: f64| FaultConfig {
+        seed: 12,
+        lost_response_rate: rate_lost,
+        throttle_rate: rate_throttle,
+        only_actions: Some(SERVERLESS_WRITES.iter().map(|a| a.to_string()).collect()),
+        ..FaultConfig::transparent()
+    };
+
+    // Every serverless write loses its response (the change happens, the client never
+    // hears), then half of them are throttled: the apply still converges.
+    proxy.set_config(only(1.0, 0.0));
+    let p = plan(&engine, &s).await;
+    let first = engine
+        .apply(&p, &infra_core::reconcile::NoObserver)
+        .await
+        .unwrap();
+    proxy.set_config(only(0.0, 0.5));
+    if !first.is_success() {
+        apply(&engine, &s).await;
+    }
+    proxy.set_config(FaultConfig::transparent());
+    let stats = proxy.stats();
+    for op in ["CreateFunction", "AddPermission", "CreateApi", "CreateRoute", "PutRule"] {
+        assert!(
+            stats.action(op).lost_responses > 0,
+            "{op} lost no response: {:?}",
+            stats.action(op)
+        );
+    }
+    assert_noop(&engine, &s, "after the faulty apply").await;
+
+    // Exactly one of each, and no orphan integration.
+    let fname = format!("{name}-ingest");
+    let functions = m.lambda.list_functions().send().await.unwrap();
+    assert_eq!(
+        functions
+            .functions()
+            .iter()
+            .filter(|f| f.function_name() == Some(fname.as_str()))
+            .count(),
+        1
+    );
+    let apis = m.apigw.get_apis().send().await.unwrap();
+    let ours: Vec<_> = apis
+        .items()
+        .iter()
+        .filter(|a| a.name() == Some(fname.as_str()))
+        .collect();
+    assert_eq!(ours.len(), 1, "one API, not a duplicate per lost CreateApi");
+    assert!(
+        ours[0].tags().is_some_and(|t| t.contains_key("infra:id")),
+        "the API is tagged"
+    );
+    let api_id = ours[0].api_id().unwrap();
+    let routes = m.apigw.get_routes().api_id(api_id).send().await.unwrap();
+    let integrations = m.apigw.get_integrations().api_id(api_id).send().await.unwrap();
+    assert_eq!(routes.items().len(), 2);
+    assert_eq!(
+        integrations.items().len(),
+        2,
+        "one integration per route, no orphan left by a lost CreateIntegration"
+    );
+    let stages = m.apigw.get_stages().api_id(api_id).send().await.unwrap();
+    assert_eq!(stages.items().len(), 1);
+    let policy = m
+        .lambda
+        .get_policy()
+        .function_name(&fname)
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let mut sids: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Sid"].as_str())
+        .collect();
+    sids.sort();
+    let n = sids.len();
+    sids.dedup();
+    assert_eq!(n, sids.len(), "a statement twice: {sids:?}");
+    assert_eq!(n, 2, "{sids:?}");
+    let rules = m.events.list_rules().name_prefix(&fname).send().await.unwrap();
+    assert_eq!(rules.rules().len(), 1);
+
+    // Deletes with lost responses and throttling: the destroy converges too.
+    proxy.set_config(only(0.5, 0.3));
+    let dp = engine
+        .plan(
+            &s,
+            &infra_core::plan::PlanOptions {
+                destroy: true,
+                allow_destroy_all: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let _ = engine.apply(&dp, &infra_core::reconcile::NoObserver).await;
+    proxy.set_config(FaultConfig::transparent());
+    destroy(&m, &engine, &s).await;
+    assert!(m.lambda.get_function().function_name(&fname).send().await.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -97,6 +97,10 @@ struct LiveApi {
     api: Api,
     owned: Ownership,
     routes: Vec<LiveRoute>,
+    /// Integrations no route targets: left by a create whose `CreateRoute` never happened (or
+    /// whose `CreateIntegration` response was lost). Reused for a new route to the same
+    /// function, deleted otherwise.
+    orphans: Vec<(String, String)>,
     stage: Option<Stage>,
 }
 
@@ -222,7 +226,7 @@ async fn details(cx: &Cx<'_>, api: Api, owned: Ownership) -> Result<Option<LiveA
         })
         .or(stages.first())
         .cloned();
-    let routes = routes
+    let routes: Vec<LiveRoute> = routes
         .iter()
         .filter_map(|r| {
             let integration_id = r
@@ -254,10 +258,21 @@ async fn details(cx: &Cx<'_>, api: Api, owned: Ownership) -> Result<Option<LiveA
             })
         })
         .collect();
+    let targeted: Vec<&str> = routes
+        .iter()
+        .filter_map(|r: &LiveRoute| r.integration_id.as_deref())
+        .collect();
+    let mut orphans: Vec<(String, String)> = integrations
+        .iter()
+        .filter(|(id, _)| !targeted.contains(&id.as_str()))
+        .map(|(id, i)| (id.clone(), i.integration_uri().unwrap_or_default().to_string()))
+        .collect();
+    orphans.sort();
     Ok(Some(LiveApi {
         api,
         owned,
         routes,
+        orphans,
         stage,
     }))
 }
@@ -332,9 +347,45 @@ fn to_i32(ms: i64) -> i32 {
     i32::try_from(ms).unwrap_or(30_000)
 }
 
-async fn create_route(cx: &Cx<'_>, id: &str, r: &RouteSpec) -> Result<(), ProviderError> {
-    let integration =
-        cx.c.apigw
+/// Points an integration at the route's function with its settings.
+async fn update_integration(
+    cx: &Cx<'_>,
+    id: &str,
+    integration_id: &str,
+    r: &RouteSpec,
+) -> Result<(), ProviderError> {
+    cx.c.apigw
+        .update_integration()
+        .api_id(id)
+        .integration_id(integration_id)
+        .integration_type(IntegrationType::AwsProxy)
+        .integration_method("POST")
+        .integration_uri(&r.function_arn)
+        .payload_format_version(&r.payload_format_version)
+        .timeout_in_millis(to_i32(r.timeout_ms))
+        .send()
+        .await
+        .aws("UpdateIntegration")?;
+    Ok(())
+}
+
+/// A route and its integration: an orphan integration to the same function is reused (and
+/// updated), else one is made.
+async fn create_route(
+    cx: &Cx<'_>,
+    id: &str,
+    r: &RouteSpec,
+    orphans: &mut Vec<(String, String)>,
+) -> Result<(), ProviderError> {
+    let integration_id = match orphans.iter().position(|(_, uri)| *uri == r.function_arn) {
+        Some(i) => {
+            let (integration_id, _) = orphans.remove(i);
+            update_integration(cx, id, &integration_id, r).await?;
+            integration_id
+        }
+        None => cx
+            .c
+            .apigw
             .create_integration()
             .api_id(id)
             .integration_type(IntegrationType::AwsProxy)
@@ -344,10 +395,11 @@ async fn create_route(cx: &Cx<'_>, id: &str, r: &RouteSpec) -> Result<(), Provid
             .timeout_in_millis(to_i32(r.timeout_ms))
             .send()
             .await
-            .aws("CreateIntegration")?;
-    let integration_id = integration
-        .integration_id()
-        .ok_or_else(|| empty("CreateIntegration"))?;
+            .aws("CreateIntegration")?
+            .integration_id()
+            .ok_or_else(|| empty("CreateIntegration"))?
+            .to_string(),
+    };
     cx.c.apigw
         .create_route()
         .api_id(id)
@@ -368,6 +420,7 @@ async fn converge_children(
     d: &Resolved,
 ) -> Result<(), ProviderError> {
     let want = declared_routes(d)?;
+    let mut orphans = live.map(|l| l.orphans.clone()).unwrap_or_default();
     let have: BTreeMap<&str, &LiveRoute> = live
         .map(|l| {
             l.routes
@@ -378,23 +431,12 @@ async fn converge_children(
         .unwrap_or_default();
     for r in &want {
         match have.get(r.route_key.as_str()) {
-            None => create_route(cx, id, r).await?,
+            None => create_route(cx, id, r, &mut orphans).await?,
             Some(cur) if cur.spec == *r => {}
             Some(cur) => {
                 match &cur.integration_id {
                     Some(integration_id) => {
-                        cx.c.apigw
-                            .update_integration()
-                            .api_id(id)
-                            .integration_id(integration_id)
-                            .integration_type(IntegrationType::AwsProxy)
-                            .integration_method("POST")
-                            .integration_uri(&r.function_arn)
-                            .payload_format_version(&r.payload_format_version)
-                            .timeout_in_millis(to_i32(r.timeout_ms))
-                            .send()
-                            .await
-                            .aws("UpdateIntegration")?;
+                        update_integration(cx, id, integration_id, r).await?;
                         if cur.spec.authorization_type != r.authorization_type {
                             cx.c.apigw
                                 .update_route()
@@ -418,7 +460,7 @@ async fn converge_children(
                             .await
                             .aws("DeleteRoute")
                             .or_not_found()?;
-                        create_route(cx, id, r).await?;
+                        create_route(cx, id, r, &mut orphans).await?;
                     }
                 }
             }
@@ -446,6 +488,16 @@ async fn converge_children(
                 .aws("DeleteIntegration")
                 .or_not_found()?;
         }
+    }
+    for (integration_id, _) in orphans {
+        cx.c.apigw
+            .delete_integration()
+            .api_id(id)
+            .integration_id(integration_id)
+            .send()
+            .await
+            .aws("DeleteIntegration")
+            .or_not_found()?;
     }
 
     let stage = req_str(d, "stage_name")?;
