@@ -163,7 +163,7 @@ async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_
     assert_eq!(after.status.code(), Some(2), "{}", show(&after));
     let out = String::from_utf8_lossy(&after.stdout);
     assert!(
-        out.contains("Plan: 36 to add, 0 to change, 0 to destroy.")
+        out.contains("Plan: 44 to add, 0 to change, 0 to destroy.")
             && out.contains("Plan: 9 to add, 0 to change, 0 to destroy."),
         "everything is gone:\n{}",
         show(&after)
