@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use infra::aws::{
-    nat_gateway_with_eip, physical_name, Ami, EventRule, EventRuleOutputs, HttpApi,
-    HttpApiOutputs, IamGroup, IamRole, IamRoleOutputs, IamUser, InstanceProfile,
-    InternetGateway, LambdaCode, LambdaFunction, LambdaFunctionOutputs, LambdaPermission,
-    LifecycleDefault, LifecycleHook, RouteAuth, RouteTable, ScalingPolicy,
+    nat_gateway_with_eip, physical_name, Ami, EventRule, EventRuleOutputs, HttpApi, HttpApiOutputs,
+    IamGroup, IamRole, IamRoleOutputs, IamUser, InstanceProfile, InternetGateway, LambdaCode,
+    LambdaFunction, LambdaFunctionOutputs, LambdaPermission, LifecycleDefault, LifecycleHook,
+    RouteAuth, RouteTable, ScalingPolicy,
 };
 use infra::cli::Context;
 use infra::prelude::*;
@@ -445,9 +445,7 @@ fn serverless(
                         .resources([logs.clone(), format!("{logs}:*")]),
                 ),
             )
-            .attach_arn(
-                "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
-            ),
+            .attach_arn("arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"),
     );
     let function = |name: &str, index: &str| {
         let f = LambdaFunction::new(name)

@@ -13,8 +13,9 @@
 //! | SEC004 | error | launch templates require IMDSv2 | CKV_AWS_79 |
 //! | SEC005 | error | launch templates encrypt their EBS volumes | CKV_AWS_8 |
 //! | SEC006 | error | every IAM user is in a group under the MFA-required policy | CIS AWS 1.10; AWS Config `iam-user-mfa-enabled` |
-//! | SEC010 | error | a Lambda permission names its principal (no `*`), and a service principal is limited by a source ARN or account | CKV_AWS_301, CKV_AWS_364; AWS Config `lambda-function-public-access-prohibited` |
-//! | SEC011 | error | every HTTP API route requires authorization (no public `NONE` route) | CKV_AWS_309, AwsSolutions-APIG4 |
+//! | SEC020 | error | a Lambda permission names its principal (no `*`), and a service principal is limited by a source ARN or account | CKV_AWS_301, CKV_AWS_364; AWS Config `lambda-function-public-access-prohibited` |
+//! | SEC021 | error | every HTTP API route requires authorization (no public `NONE` route) | CKV_AWS_309, AwsSolutions-APIG4 |
+//! | SEC022 | error | no secret-looking plain environment variable on a Lambda function | CKV_AWS_45 |
 //!
 //! Not checked: Lambda environment variables encrypted with a customer managed KMS key
 //! (CKV_AWS_173): there is no KMS key kind yet, and secret values are kept out of plans
@@ -48,6 +49,7 @@ pub fn rules() -> Vec<Arc<dyn PolicyRule>> {
         Arc::new(UsersUnderMfa),
         Arc::new(LambdaPermissionScoped),
         Arc::new(RoutesAuthorized),
+        Arc::new(NoPlainSecretsInFunctions),
     ]
 }
 
@@ -583,7 +585,7 @@ impl PolicyRule for UsersUnderMfa {
 struct LambdaPermissionScoped;
 impl PolicyRule for LambdaPermissionScoped {
     fn id(&self) -> &str {
-        "SEC010"
+        "SEC020"
     }
     fn severity(&self) -> Severity {
         Severity::Error
@@ -626,7 +628,7 @@ impl PolicyRule for LambdaPermissionScoped {
 struct RoutesAuthorized;
 impl PolicyRule for RoutesAuthorized {
     fn id(&self) -> &str {
-        "SEC011"
+        "SEC021"
     }
     fn severity(&self) -> Severity {
         Severity::Error
@@ -656,7 +658,57 @@ impl PolicyRule for RoutesAuthorized {
                     out.push(Violation::new(
                         api,
                         format!("route `{key}` is public: anyone on the internet can invoke its function"),
-                        "require `RouteAuth::AwsIam` on the route, or suppress SEC011 on the API with the reason it must be public",
+                        "require `RouteAuth::AwsIam` on the route, or suppress SEC021 on the API with the reason it must be public",
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Words in a variable's name that say its value is a secret.
+const SECRET_WORDS: [&str; 8] = [
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+];
+
+struct NoPlainSecretsInFunctions;
+impl PolicyRule for NoPlainSecretsInFunctions {
+    fn id(&self) -> &str {
+        "SEC022"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "no secret-looking plain environment variable on a Lambda function"
+    }
+    fn references(&self) -> &[&str] {
+        &["CKV_AWS_45"]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for f in of_kind(graph, "aws_lambda_function") {
+            let Some(env) = f.get("environment").and_then(Value::as_map) else {
+                continue;
+            };
+            for (key, value) in env {
+                let upper = key.to_ascii_uppercase();
+                if !SECRET_WORDS.iter().any(|w| upper.contains(w)) {
+                    continue;
+                }
+                if matches!(value, Value::String(v) if !v.is_empty()) {
+                    out.push(Violation::new(
+                        f,
+                        format!("environment variable `{key}` holds a plain value (it would show in plans and logs)"),
+                        format!("declare it with `.secret_env(\"{key}\", value)`: plans show only its digest"),
                     ));
                 }
             }

@@ -62,7 +62,10 @@ fn the_local_stack_plan_snapshot() {
     // The functions' zips are built on each machine (their digests differ) under its checkout.
     let workspace = regex::escape(env!("CARGO_MANIFEST_DIR"));
     filters.push((&workspace, "[workspace]"));
-    filters.push((r#"(code_sha256 +)= "[A-Za-z0-9+/]{43}=""#, r#"${1}= "[code digest]""#));
+    filters.push((
+        r#"(code_sha256 +)= "[A-Za-z0-9+/]{43}=""#,
+        r#"${1}= "[code digest]""#,
+    ));
     insta::with_settings!({ filters => filters }, {
         insta::assert_snapshot!("production_local_plan.txt", text);
     });
@@ -185,7 +188,7 @@ async fn a_public_ingest_route_is_sec011_and_blocks_apply() {
         api.set("routes", Value::List(routes));
     });
     let plan = testing::plan(&s);
-    assert_policy_finding(&plan, "SEC011", "aws_apigatewayv2_api.ingest");
+    assert_policy_finding(&plan, "SEC021", "aws_apigatewayv2_api.ingest");
     assert!(
         plan.text().contains("route `POST /events` is public"),
         "{}",
@@ -200,19 +203,38 @@ async fn an_unscoped_or_wildcard_lambda_permission_is_sec010_and_blocks_apply() 
     edit(&mut s, "aws_lambda_permission.node-events-from-rule", |p| {
         p.props.remove("source_arn");
     });
-    edit(&mut s, "aws_lambda_permission.analytics-ingest-from-api", |p| {
-        p.set("principal", "*");
-    });
+    edit(
+        &mut s,
+        "aws_lambda_permission.analytics-ingest-from-api",
+        |p| {
+            p.set("principal", "*");
+        },
+    );
     let plan = testing::plan(&s);
-    assert_policy_finding(&plan, "SEC010", "aws_lambda_permission.node-events-from-rule");
     assert_policy_finding(
         &plan,
-        "SEC010",
+        "SEC020",
+        "aws_lambda_permission.node-events-from-rule",
+    );
+    assert_policy_finding(
+        &plan,
+        "SEC020",
         "aws_lambda_permission.analytics-ingest-from-api",
     );
     let text = plan.text();
     assert!(text.contains("confused deputy"), "{text}");
     assert!(text.contains("every principal (`*`)"), "{text}");
+    apply_is_blocked(&s).await;
+}
+
+#[tokio::test]
+async fn a_plain_password_in_a_function_is_sec022_and_blocks_apply() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_lambda_function.node-events", |f| {
+        f.insert("environment", "ES_PASSWORD", "in-the-clear");
+    });
+    let plan = testing::plan(&s);
+    assert_policy_finding(&plan, "SEC022", "aws_lambda_function.node-events");
     apply_is_blocked(&s).await;
 }
 
@@ -223,19 +245,34 @@ fn the_serverless_endpoint_and_the_node_events_trigger_are_wired() {
     for f in ["analytics-ingest", "node-events"] {
         let r = plan.resource(&format!("aws_lambda_function.{f}"));
         r.assert_props(serde_json::json!({ "runtime": "provided.al2023", "handler": "bootstrap" }));
-        assert_eq!(r.props["subnet_ids"].as_array().unwrap().len(), 3, "{f} in the private subnets");
+        assert_eq!(
+            r.props["subnet_ids"].as_array().unwrap().len(),
+            3,
+            "{f} in the private subnets"
+        );
         // Only the password's digest is planned.
         assert!(!plan.text().contains("local-only-es-password"));
-        assert!(r.props["secret_environment"]["ES_PASSWORD"].is_object(), "{f}: {:?}", r.props);
+        assert!(
+            r.props["secret_environment"]["ES_PASSWORD"].is_object(),
+            "{f}: {:?}",
+            r.props
+        );
     }
-    plan.resource("aws_apigatewayv2_api.ingest").assert_props(serde_json::json!({
-        "stage_name": "$default",
-        "auto_deploy": true,
-    }));
+    plan.resource("aws_apigatewayv2_api.ingest")
+        .assert_props(serde_json::json!({
+            "stage_name": "$default",
+            "auto_deploy": true,
+        }));
     let rule = plan.resource("aws_cloudwatch_event_rule.node-events");
-    assert_eq!(rule.props["event_pattern"]["source"], serde_json::json!(["aws.autoscaling"]));
     assert_eq!(
-        rule.props["event_pattern"]["detail"]["AutoScalingGroupName"].as_array().unwrap().len(),
+        rule.props["event_pattern"]["source"],
+        serde_json::json!(["aws.autoscaling"])
+    );
+    assert_eq!(
+        rule.props["event_pattern"]["detail"]["AutoScalingGroupName"]
+            .as_array()
+            .unwrap()
+            .len(),
         2,
         "the managers' and the workers' groups"
     );

@@ -303,7 +303,11 @@ mod tests {
             ErrorClass::Retryable
         );
         assert_eq!(
-            classify("ResourceConflictException", "Function already exist: f", &[]),
+            classify(
+                "ResourceConflictException",
+                "Function already exist: f",
+                &[]
+            ),
             ErrorClass::Fatal
         );
         assert_eq!(

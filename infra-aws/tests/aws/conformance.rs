@@ -148,10 +148,7 @@ fn case() -> Case {
             let code = LambdaCode::zip_file(function_zip(&name, "v2"));
             let spec = s.get_mut(&f).unwrap();
             spec.set("code_sha256", code.sha256().unwrap());
-            spec.set(
-                "code_path",
-                function_zip(&name, "v2").display().to_string(),
-            );
+            spec.set("code_path", function_zip(&name, "v2").display().to_string());
             spec.set("memory_size", 256);
             let a: infra_core::Address = "aws_apigatewayv2_api.api".parse().unwrap();
             let spec = s.get_mut(&a).unwrap();

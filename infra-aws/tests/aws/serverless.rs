@@ -90,7 +90,10 @@ fn op_count(m: &Moto, op: &str) -> u64 {
         .sum()
 }
 
-async fn function(m: &Moto, name: &str) -> aws_sdk_lambda::operation::get_function::GetFunctionOutput {
+async fn function(
+    m: &Moto,
+    name: &str,
+) -> aws_sdk_lambda::operation::get_function::GetFunctionOutput {
     m.lambda
         .get_function()
         .function_name(name)
@@ -116,7 +119,10 @@ async fn api_of(m: &Moto, stack: &str) -> aws_sdk_apigatewayv2::types::Api {
 /// The secret is in neither rendering of the plan, which shows the field redacted.
 fn assert_redacted(p: &infra_core::engine::Planned, secret: &str, step: &str) {
     let text = plan_text(&p.plan);
-    assert!(!text.contains(secret), "{step}: the secret is in the plan:\n{text}");
+    assert!(
+        !text.contains(secret),
+        "{step}: the secret is in the plan:\n{text}"
+    );
     assert!(
         !plan_json(&p.plan).contains(secret),
         "{step}: the secret is in the JSON plan"
@@ -145,7 +151,10 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     let p = plan(&engine, &s).await;
     assert_eq!(action(&p, "aws_lambda_function.ingest"), Action::Create);
     let text = plan_text(&p.plan);
-    assert!(text.contains(&digest1), "the plan shows the code digest:\n{text}");
+    assert!(
+        text.contains(&digest1),
+        "the plan shows the code digest:\n{text}"
+    );
     assert!(text.contains("secret_environment"), "{text}");
     assert_redacted(&p, &v.secret, "create");
     let (_, report) = apply(&engine, &s).await;
@@ -170,7 +179,10 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
         tags.get("infra:id").map(String::as_str),
         Some("aws_lambda_function.ingest")
     );
-    assert_eq!(tags.get("infra:secret-env").map(String::as_str), Some("ES_PASSWORD"));
+    assert_eq!(
+        tags.get("infra:secret-env").map(String::as_str),
+        Some("ES_PASSWORD")
+    );
     assert_eq!(tags.get("team").map(String::as_str), Some("data"));
     let policy = m
         .lambda
@@ -186,12 +198,20 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
         .iter()
         .filter_map(|s| s["Sid"].as_str())
         .collect();
-    assert!(sids.contains(&format!("{name}-ingest-from-api").as_str()), "{sids:?}");
-    assert!(sids.contains(&format!("{name}-ingest-from-rule").as_str()), "{sids:?}");
+    assert!(
+        sids.contains(&format!("{name}-ingest-from-api").as_str()),
+        "{sids:?}"
+    );
+    assert!(
+        sids.contains(&format!("{name}-ingest-from-rule").as_str()),
+        "{sids:?}"
+    );
     let api = api_of(&m, &name).await;
     let api_id = api.api_id().unwrap().to_string();
     assert_eq!(
-        api.tags().and_then(|t| t.get("infra:id")).map(String::as_str),
+        api.tags()
+            .and_then(|t| t.get("infra:id"))
+            .map(String::as_str),
         Some("aws_apigatewayv2_api.ingest")
     );
     let routes = m.apigw.get_routes().api_id(&api_id).send().await.unwrap();
@@ -202,7 +222,13 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
         routes[0].authorization_type().map(|a| a.as_str()),
         Some("AWS_IAM")
     );
-    let integrations = m.apigw.get_integrations().api_id(&api_id).send().await.unwrap();
+    let integrations = m
+        .apigw
+        .get_integrations()
+        .api_id(&api_id)
+        .send()
+        .await
+        .unwrap();
     let integration = &integrations.items()[0];
     assert_eq!(integration.integration_uri(), c.function_arn());
     assert_eq!(integration.payload_format_version(), Some("2.0"));
@@ -223,7 +249,8 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     let observed = crate::support::observed(&m, &name, "aws_apigatewayv2_api.ingest").await;
     let source = observed.props["source_arn"].as_str().unwrap().to_string();
     assert!(
-        source.starts_with("arn:aws:execute-api:us-east-1:") && source.ends_with(&format!(":{api_id}/*")),
+        source.starts_with("arn:aws:execute-api:us-east-1:")
+            && source.ends_with(&format!(":{api_id}/*")),
         "{source}"
     );
     let perm = crate::support::observed(&m, &name, "aws_lambda_permission.ingest-from-api").await;
@@ -248,7 +275,10 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     assert_eq!(op_count(&m, "UpdateFunctionConfiguration"), config_updates);
     assert_eq!(op_count(&m, "CreateFunction"), creates);
     let f = function(&m, &fname).await;
-    assert_eq!(f.configuration().unwrap().code_sha256(), Some(digest2.as_str()));
+    assert_eq!(
+        f.configuration().unwrap().code_sha256(),
+        Some(digest2.as_str())
+    );
 
     // Configuration: UpdateFunctionConfiguration, code untouched.
     v.memory = 512;
@@ -262,12 +292,19 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     apply(&engine, &s).await;
     assert_noop(&engine, &s, "after the configuration change").await;
     assert_eq!(op_count(&m, "UpdateFunctionCode"), code_updates + 1);
-    assert_eq!(op_count(&m, "UpdateFunctionConfiguration"), config_updates + 1);
+    assert_eq!(
+        op_count(&m, "UpdateFunctionConfiguration"),
+        config_updates + 1
+    );
     let c = function(&m, &fname).await.configuration().unwrap().clone();
     assert_eq!(c.memory_size(), Some(512));
     let vars = c.environment().and_then(|e| e.variables()).unwrap();
     assert_eq!(vars.get("LOG_LEVEL").map(String::as_str), Some("debug"));
-    assert_eq!(vars.get("ES_PASSWORD"), Some(&v.secret), "the secret is kept");
+    assert_eq!(
+        vars.get("ES_PASSWORD"),
+        Some(&v.secret),
+        "the secret is kept"
+    );
 
     // Drift by hand: memory and the secret (found by digest, shown redacted).
     let by_hand = format!("hand-made-{}", unique("x"));
@@ -292,13 +329,20 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     );
     assert_redacted(&p, &by_hand, "drift");
     assert_redacted(&p, &v.secret, "drift");
-    assert!(plan_text(&p.plan).contains("(sensitive"), "{}", plan_text(&p.plan));
+    assert!(
+        plan_text(&p.plan).contains("(sensitive"),
+        "{}",
+        plan_text(&p.plan)
+    );
     apply(&engine, &s).await;
     assert_noop(&engine, &s, "after repairing the drift").await;
     let c = function(&m, &fname).await.configuration().unwrap().clone();
     assert_eq!(c.memory_size(), Some(512));
     assert_eq!(
-        c.environment().and_then(|e| e.variables()).unwrap().get("ES_PASSWORD"),
+        c.environment()
+            .and_then(|e| e.variables())
+            .unwrap()
+            .get("ES_PASSWORD"),
         Some(&v.secret)
     );
 
@@ -315,9 +359,18 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     let s = stack(&name, &v);
     let p = plan(&engine, &s).await;
     assert_eq!(action(&p, "aws_apigatewayv2_api.ingest"), Action::Update);
-    assert_eq!(fields(&p, "aws_apigatewayv2_api.ingest"), ["routes", "tags"]);
-    assert_eq!(action(&p, "aws_cloudwatch_event_rule.ingest"), Action::Update);
-    assert_eq!(fields(&p, "aws_cloudwatch_event_rule.ingest"), ["event_pattern"]);
+    assert_eq!(
+        fields(&p, "aws_apigatewayv2_api.ingest"),
+        ["routes", "tags"]
+    );
+    assert_eq!(
+        action(&p, "aws_cloudwatch_event_rule.ingest"),
+        Action::Update
+    );
+    assert_eq!(
+        fields(&p, "aws_cloudwatch_event_rule.ingest"),
+        ["event_pattern"]
+    );
     apply(&engine, &s).await;
     assert_noop(&engine, &s, "after the route and pattern changes").await;
     assert_eq!(api_of(&m, &name).await.api_id(), Some(api_id.as_str()));
@@ -358,7 +411,10 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     let mut fewer = stack(&name, &v);
     fewer.remove(&"aws_lambda_permission.ingest-from-rule".parse().unwrap());
     let p = plan(&engine, &fewer).await;
-    assert_eq!(action(&p, "aws_lambda_permission.ingest-from-rule"), Action::Delete);
+    assert_eq!(
+        action(&p, "aws_lambda_permission.ingest-from-rule"),
+        Action::Delete
+    );
     assert_eq!(p.plan.actionable().count(), 1, "{}", plan_text(&p.plan));
     apply(&engine, &fewer).await;
     assert_noop(&engine, &fewer, "after removing a permission").await;
@@ -366,8 +422,20 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     // Delete everything, in dependency order (permissions, rule and API before the function,
     // the function before its role; moto would not refuse another order).
     destroy(&m, &engine, &fewer).await;
-    assert!(m.lambda.get_function().function_name(&fname).send().await.is_err());
-    assert!(m.events.describe_rule().name(&rule_name).send().await.is_err());
+    assert!(m
+        .lambda
+        .get_function()
+        .function_name(&fname)
+        .send()
+        .await
+        .is_err());
+    assert!(m
+        .events
+        .describe_rule()
+        .name(&rule_name)
+        .send()
+        .await
+        .is_err());
     assert!(m.apigw.get_api().api_id(&api_id).send().await.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -395,7 +463,9 @@ async fn an_event_rule_name_taken_by_someone_else_is_refused_not_overwritten() {
         .await
         .unwrap();
     let mut s = Stack::new(&name);
-    s.add(EventRule::new("taken").event_pattern(serde_json::json!({ "source": ["aws.autoscaling"] })));
+    s.add(
+        EventRule::new("taken").event_pattern(serde_json::json!({ "source": ["aws.autoscaling"] })),
+    );
     let p = plan(&m.engine(), &s).await;
     let report = m
         .engine()
@@ -404,7 +474,10 @@ async fn an_event_rule_name_taken_by_someone_else_is_refused_not_overwritten() {
         .unwrap();
     assert!(!report.is_success());
     let text = report_text(&report);
-    assert!(text.contains("RuleAlreadyExists") && text.contains(&name), "{text}");
+    assert!(
+        text.contains("RuleAlreadyExists") && text.contains(&name),
+        "{text}"
+    );
     let kept = m
         .events
         .describe_rule()
@@ -412,7 +485,11 @@ async fn an_event_rule_name_taken_by_someone_else_is_refused_not_overwritten() {
         .send()
         .await
         .unwrap();
-    assert_eq!(kept.event_pattern(), Some(pattern), "the rule is left alone");
+    assert_eq!(
+        kept.event_pattern(),
+        Some(pattern),
+        "the rule is left alone"
+    );
     m.events
         .delete_rule()
         .name(format!("{name}-taken"))
@@ -426,7 +503,9 @@ fn validation_reports_every_problem_with_resource_and_field() {
     let mut s = Stack::new("val");
     let f = s.add(
         LambdaFunction::new("ingest")
-            .code(LambdaCode::zip_file("/nonexistent/target/lambda/ingest/bootstrap.zip"))
+            .code(LambdaCode::zip_file(
+                "/nonexistent/target/lambda/ingest/bootstrap.zip",
+            ))
             .memory_mb(64)
             .env("AWS_REGION", "us-east-1")
             .env("ES_PASSWORD", "plain")
@@ -454,11 +533,20 @@ fn validation_reports_every_problem_with_resource_and_field() {
             text.join("\n")
         )
     };
-    has(&["aws_lambda_function.ingest", "code", "cargo run --example build-functions"]);
+    has(&[
+        "aws_lambda_function.ingest",
+        "code",
+        "cargo run --example build-functions",
+    ]);
     has(&["aws_lambda_function.ingest", "role", "required"]);
     has(&["aws_lambda_function.ingest", "memory_size", "64"]);
     has(&["aws_lambda_function.ingest", "environment", "AWS_REGION"]);
-    has(&["aws_lambda_function.ingest", "secret_environment", "ES_PASSWORD", "both"]);
+    has(&[
+        "aws_lambda_function.ingest",
+        "secret_environment",
+        "ES_PASSWORD",
+        "both",
+    ]);
     has(&["aws_apigatewayv2_api.api", "routes", "FETCH"]);
     has(&["aws_apigatewayv2_api.api", "routes", "twice"]);
     has(&["aws_cloudwatch_event_rule.r", "event_pattern", "source"]);
@@ -561,7 +649,13 @@ async fn lost_responses_and_throttling_on_creates_and_deletes_leave_no_duplicate
     }
     proxy.set_config(FaultConfig::transparent());
     let stats = proxy.stats();
-    for op in ["CreateFunction", "AddPermission", "CreateApi", "CreateRoute", "PutRule"] {
+    for op in [
+        "CreateFunction",
+        "AddPermission",
+        "CreateApi",
+        "CreateRoute",
+        "PutRule",
+    ] {
         assert!(
             stats.action(op).lost_responses > 0,
             "{op} lost no response: {:?}",
@@ -594,7 +688,13 @@ async fn lost_responses_and_throttling_on_creates_and_deletes_leave_no_duplicate
     );
     let api_id = ours[0].api_id().unwrap();
     let routes = m.apigw.get_routes().api_id(api_id).send().await.unwrap();
-    let integrations = m.apigw.get_integrations().api_id(api_id).send().await.unwrap();
+    let integrations = m
+        .apigw
+        .get_integrations()
+        .api_id(api_id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(routes.items().len(), 2);
     assert_eq!(
         integrations.items().len(),
@@ -622,7 +722,13 @@ async fn lost_responses_and_throttling_on_creates_and_deletes_leave_no_duplicate
     sids.dedup();
     assert_eq!(n, sids.len(), "a statement twice: {sids:?}");
     assert_eq!(n, 2, "{sids:?}");
-    let rules = m.events.list_rules().name_prefix(&fname).send().await.unwrap();
+    let rules = m
+        .events
+        .list_rules()
+        .name_prefix(&fname)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rules.rules().len(), 1);
 
     // Deletes with lost responses and throttling: the destroy converges too.
@@ -641,6 +747,12 @@ async fn lost_responses_and_throttling_on_creates_and_deletes_leave_no_duplicate
     let _ = engine.apply(&dp, &infra_core::reconcile::NoObserver).await;
     proxy.set_config(FaultConfig::transparent());
     destroy(&m, &engine, &s).await;
-    assert!(m.lambda.get_function().function_name(&fname).send().await.is_err());
+    assert!(m
+        .lambda
+        .get_function()
+        .function_name(&fname)
+        .send()
+        .await
+        .is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }

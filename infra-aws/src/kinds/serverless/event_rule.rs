@@ -133,9 +133,9 @@ pub(crate) fn pattern_problems(pattern: &Value) -> Vec<String> {
                     };
                     match v {
                         Value::Map(_) => walk(v, &here, out),
-                        Value::List(l) if l.is_empty() => {
-                            out.push(format!("`{here}` is an empty list (it would match nothing)"))
-                        }
+                        Value::List(l) if l.is_empty() => out.push(format!(
+                            "`{here}` is an empty list (it would match nothing)"
+                        )),
                         Value::List(l) => {
                             for item in l {
                                 if matches!(item, Value::List(_)) {
@@ -193,9 +193,7 @@ fn validate_rule(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Proble
     let mut ids = std::collections::BTreeSet::new();
     for t in targets.iter().filter_map(Value::as_map) {
         let id = t.get("id").and_then(Value::as_str).unwrap_or_default();
-        let valid = !id.is_empty()
-            && id.len() <= 64
-            && id.chars().all(rule_name_char);
+        let valid = !id.is_empty() && id.len() <= 64 && id.chars().all(rule_name_char);
         if !valid {
             c.problem(
                 "targets",
@@ -231,9 +229,14 @@ mod tests {
         }));
         let problems = pattern_problems(&bad);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("`source`")), "{problems:?}");
         assert!(
-            problems.iter().any(|p| p.contains("detail.AutoScalingGroupName")),
+            problems.iter().any(|p| p.contains("`source`")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("detail.AutoScalingGroupName")),
             "{problems:?}"
         );
         assert_eq!(

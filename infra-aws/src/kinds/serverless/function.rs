@@ -308,7 +308,9 @@ fn check_env_key(c: &mut Checker<'_>, field: &str, key: &str) {
     if !ok {
         c.problem(
             field,
-            format!("`{key}` is not a valid variable name (a letter, then letters, digits and `_`)"),
+            format!(
+                "`{key}` is not a valid variable name (a letter, then letters, digits and `_`)"
+            ),
         );
     }
     if RESERVED_ENV.contains(&key) {
@@ -414,7 +416,11 @@ fn validate_function(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Pr
             ),
         );
     }
-    let count = |f: &str| spec.get(f).and_then(Value::as_list).map_or(0, <[Value]>::len);
+    let count = |f: &str| {
+        spec.get(f)
+            .and_then(Value::as_list)
+            .map_or(0, <[Value]>::len)
+    };
     match (count("subnet_ids"), count("security_group_ids")) {
         (0, 0) => {}
         (0, _) => c.problem(

@@ -26,7 +26,7 @@ pub(crate) static HTTP_API: KindSchema = KindSchema::new("aws_apigatewayv2_api",
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RouteAuth {
-    /// Anyone on the internet may call the route (policy finding SEC011 unless suppressed
+    /// Anyone on the internet may call the route (policy finding SEC021 unless suppressed
     /// with a reason).
     None,
     /// Callers sign their requests with SigV4 and need `execute-api:Invoke` on the route.
@@ -82,7 +82,11 @@ impl HttpApi {
     /// A route (`"POST /events"`, `"GET /items/{id}"`, `"$default"`) proxied to `function`
     /// with payload format 2.0 and a 30 s timeout.
     pub fn route(self, route_key: &str, function: &Ref<LambdaFunction>, auth: RouteAuth) -> Self {
-        self.route_to(route_key, function.output::<Arn<LambdaFunction>>("arn"), auth)
+        self.route_to(
+            route_key,
+            function.output::<Arn<LambdaFunction>>("arn"),
+            auth,
+        )
     }
     /// A route to a function by ARN (a function of the stack: its `arn()`).
     pub fn route_to(

@@ -17,5 +17,5 @@ pub use function::{
 };
 pub(crate) use http_api::HTTP_API;
 pub use http_api::{HttpApi, HttpApiOutputs, RouteAuth};
-pub(crate) use permission::LAMBDA_PERMISSION;
 pub use permission::LambdaPermission;
+pub(crate) use permission::LAMBDA_PERMISSION;

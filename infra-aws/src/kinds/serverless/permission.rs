@@ -13,16 +13,15 @@ use infra_core::{kind, Value};
 use super::LambdaFunction;
 use crate::kinds::check_physical_name;
 
-pub(crate) static LAMBDA_PERMISSION: KindSchema =
-    KindSchema::new("aws_lambda_permission", "aws")
-        .force_new(&[
-            "function_name",
-            "action",
-            "principal",
-            "source_arn",
-            "source_account",
-        ])
-        .validate(validate_permission);
+pub(crate) static LAMBDA_PERMISSION: KindSchema = KindSchema::new("aws_lambda_permission", "aws")
+    .force_new(&[
+        "function_name",
+        "action",
+        "principal",
+        "source_arn",
+        "source_account",
+    ])
+    .validate(validate_permission);
 
 kind! {
     /// Lets `principal` call `action` (default `lambda:InvokeFunction`) on a function, from
@@ -43,7 +42,7 @@ kind! {
     ///
     /// A service principal without a source ARN (any rule, any API of any account could
     /// invoke the function: the confused deputy) and a wildcard principal are policy findings
-    /// (SEC010).
+    /// (SEC020).
     pub struct LambdaPermission => LAMBDA_PERMISSION
 }
 

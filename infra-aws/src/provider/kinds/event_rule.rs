@@ -75,7 +75,10 @@ async fn list_rules(cx: &Cx<'_>, prefix: &str) -> Result<Vec<Rule>, ProviderErro
 }
 
 /// A rule's targets as `(id, arn)`; `None` when the rule is gone.
-async fn targets_of(cx: &Cx<'_>, name: &str) -> Result<Option<Vec<(String, String)>>, ProviderError> {
+async fn targets_of(
+    cx: &Cx<'_>,
+    name: &str,
+) -> Result<Option<Vec<(String, String)>>, ProviderError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -106,7 +109,10 @@ async fn targets_of(cx: &Cx<'_>, name: &str) -> Result<Option<Vec<(String, Strin
 }
 
 /// The stack's rules (or the one at `address`).
-async fn read_rules(cx: &Cx<'_>, address: Option<&Address>) -> Result<Vec<LiveRule>, ProviderError> {
+async fn read_rules(
+    cx: &Cx<'_>,
+    address: Option<&Address>,
+) -> Result<Vec<LiveRule>, ProviderError> {
     let prefix = match address {
         Some(a) => cx.physical_name(a),
         None => format!("{}-", cx.stack),
@@ -117,15 +123,14 @@ async fn read_rules(cx: &Cx<'_>, address: Option<&Address>) -> Result<Vec<LiveRu
             let (Some(arn), Some(name)) = (rule.arn(), rule.name()) else {
                 return Ok(None);
             };
-            let Some(tags) = cx
-                .c
-                .events_read
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .aws("ListTagsForResource")
-                .or_not_found()?
+            let Some(tags) =
+                cx.c.events_read
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .aws("ListTagsForResource")
+                    .or_not_found()?
             else {
                 return Ok(None);
             };
@@ -156,13 +161,13 @@ async fn read_rules(cx: &Cx<'_>, address: Option<&Address>) -> Result<Vec<LiveRu
 
 fn observe(l: &LiveRule) -> Option<Observed> {
     let name = l.rule.name()?;
-    let pattern = l
-        .rule
-        .event_pattern()
-        .map(|p| match serde_json::from_str::<serde_json::Value>(p) {
-            Ok(json) => Value::from_json(json),
-            Err(_) => Value::from(p),
-        });
+    let pattern =
+        l.rule
+            .event_pattern()
+            .map(|p| match serde_json::from_str::<serde_json::Value>(p) {
+                Ok(json) => Value::from_json(json),
+                Err(_) => Value::from(p),
+            });
     let mut props = Props::default();
     props
         .set("event_pattern", pattern)
@@ -303,7 +308,11 @@ async fn sync_targets(
 #[async_trait]
 impl AwsKind for EventRule {
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
-        Ok(read_rules(cx, None).await?.iter().filter_map(observe).collect())
+        Ok(read_rules(cx, None)
+            .await?
+            .iter()
+            .filter_map(observe)
+            .collect())
     }
 
     async fn find(&self, cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
@@ -331,7 +340,9 @@ impl AwsKind for EventRule {
                 format!("an EventBridge rule named `{name}` exists"),
             ));
         }
-        let arn = put_rule(cx, d, true).await?.ok_or_else(|| empty("PutRule"))?;
+        let arn = put_rule(cx, d, true)
+            .await?
+            .ok_or_else(|| empty("PutRule"))?;
         sync_targets(cx, &name, &BTreeMap::new(), d).await?;
         Ok(observed_from(d, name, &[("arn", Value::from(arn))]))
     }

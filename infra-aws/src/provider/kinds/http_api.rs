@@ -78,7 +78,10 @@ impl RouteSpec {
             authorization_type: s("authorization_type").unwrap_or_else(|| "NONE".into()),
             function_arn: s("function_arn")?,
             payload_format_version: s("payload_format_version").unwrap_or_else(|| "2.0".into()),
-            timeout_ms: m.get("timeout_ms").and_then(Value::as_i64).unwrap_or(30_000),
+            timeout_ms: m
+                .get("timeout_ms")
+                .and_then(Value::as_i64)
+                .unwrap_or(30_000),
         })
     }
 }
@@ -202,7 +205,11 @@ async fn stages_of(cx: &Cx<'_>, id: &str) -> Result<Vec<Stage>, ProviderError> {
 }
 
 /// The routes, integrations and stage of one API; `None` when it went away meanwhile.
-async fn details(cx: &Cx<'_>, api: Api, owned: Ownership) -> Result<Option<LiveApi>, ProviderError> {
+async fn details(
+    cx: &Cx<'_>,
+    api: Api,
+    owned: Ownership,
+) -> Result<Option<LiveApi>, ProviderError> {
     let Some(id) = api.api_id().map(str::to_string) else {
         return Ok(None);
     };
@@ -265,7 +272,12 @@ async fn details(cx: &Cx<'_>, api: Api, owned: Ownership) -> Result<Option<LiveA
     let mut orphans: Vec<(String, String)> = integrations
         .iter()
         .filter(|(id, _)| !targeted.contains(&id.as_str()))
-        .map(|(id, i)| (id.clone(), i.integration_uri().unwrap_or_default().to_string()))
+        .map(|(id, i)| {
+            (
+                id.clone(),
+                i.integration_uri().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     orphans.sort();
     Ok(Some(LiveApi {
@@ -308,10 +320,7 @@ fn observe(cx: &Cx<'_>, l: &LiveApi) -> Option<Observed> {
     routes.sort_by(|a, b| a.route_key.cmp(&b.route_key));
     let mut props = Props::default();
     props
-        .set(
-            "description",
-            l.api.description().filter(|d| !d.is_empty()),
-        )
+        .set("description", l.api.description().filter(|d| !d.is_empty()))
         .set(
             "routes",
             Value::List(routes.iter().map(RouteSpec::to_value).collect()),
@@ -383,22 +392,22 @@ async fn create_route(
             update_integration(cx, id, &integration_id, r).await?;
             integration_id
         }
-        None => cx
-            .c
-            .apigw
-            .create_integration()
-            .api_id(id)
-            .integration_type(IntegrationType::AwsProxy)
-            .integration_method("POST")
-            .integration_uri(&r.function_arn)
-            .payload_format_version(&r.payload_format_version)
-            .timeout_in_millis(to_i32(r.timeout_ms))
-            .send()
-            .await
-            .aws("CreateIntegration")?
-            .integration_id()
-            .ok_or_else(|| empty("CreateIntegration"))?
-            .to_string(),
+        None => {
+            cx.c.apigw
+                .create_integration()
+                .api_id(id)
+                .integration_type(IntegrationType::AwsProxy)
+                .integration_method("POST")
+                .integration_uri(&r.function_arn)
+                .payload_format_version(&r.payload_format_version)
+                .timeout_in_millis(to_i32(r.timeout_ms))
+                .send()
+                .await
+                .aws("CreateIntegration")?
+                .integration_id()
+                .ok_or_else(|| empty("CreateIntegration"))?
+                .to_string()
+        }
     };
     cx.c.apigw
         .create_route()

@@ -101,17 +101,16 @@ pub(crate) async fn list_functions(cx: &Cx<'_>) -> Result<Vec<Listed>, ProviderE
             let Some(arn) = config.function_arn() else {
                 return Ok(None);
             };
-            let tags = cx
-                .c
-                .lambda_read
-                .list_tags()
-                .resource(arn)
-                .send()
-                .await
-                .aws("ListTags")
-                .or_not_found()?
-                .and_then(|o| o.tags().cloned())
-                .unwrap_or_default();
+            let tags =
+                cx.c.lambda_read
+                    .list_tags()
+                    .resource(arn)
+                    .send()
+                    .await
+                    .aws("ListTags")
+                    .or_not_found()?
+                    .and_then(|o| o.tags().cloned())
+                    .unwrap_or_default();
             let owned = ownership(
                 cx.stack,
                 LAMBDA_FUNCTION.kind,
@@ -161,9 +160,7 @@ fn observe(l: &Listed) -> Option<Observed> {
         .set("timeout", f.timeout().map(i64::from))
         .set(
             "architecture",
-            f.architectures()
-                .first()
-                .map_or("x86_64", |a| a.as_str()),
+            f.architectures().first().map_or("x86_64", |a| a.as_str()),
         )
         .set("description", f.description().filter(|d| !d.is_empty()))
         .set("code_sha256", f.code_sha256())
@@ -353,15 +350,14 @@ impl AwsKind for LambdaFunction {
     async fn find(&self, cx: &Cx<'_>, a: &Address) -> Result<Option<Observed>, ProviderError> {
         // One function, by its name: GetFunction returns its tags too.
         let name = cx.physical_name(a);
-        let Some(out) = cx
-            .c
-            .lambda_read
-            .get_function()
-            .function_name(&name)
-            .send()
-            .await
-            .aws("GetFunction")
-            .or_not_found()?
+        let Some(out) =
+            cx.c.lambda_read
+                .get_function()
+                .function_name(&name)
+                .send()
+                .await
+                .aws("GetFunction")
+                .or_not_found()?
         else {
             return Ok(None);
         };

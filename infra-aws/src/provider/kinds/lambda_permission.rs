@@ -101,22 +101,24 @@ fn observe_policy(stack: &str, function: &str, policy: &str) -> Vec<Observed> {
 }
 
 /// The stack's statements on the stack's functions.
-async fn read_statements(cx: &Cx<'_>, functions: &[Listed]) -> Result<Vec<Observed>, ProviderError> {
+async fn read_statements(
+    cx: &Cx<'_>,
+    functions: &[Listed],
+) -> Result<Vec<Observed>, ProviderError> {
     let names: Vec<String> = functions
         .iter()
         .filter_map(|f| f.config.function_name().map(str::to_string))
         .collect();
     let found: Vec<Vec<Observed>> = futures::stream::iter(names)
         .map(|name| async move {
-            let policy = cx
-                .c
-                .lambda_read
-                .get_policy()
-                .function_name(&name)
-                .send()
-                .await
-                .aws("GetPolicy")
-                .or_not_found()?;
+            let policy =
+                cx.c.lambda_read
+                    .get_policy()
+                    .function_name(&name)
+                    .send()
+                    .await
+                    .aws("GetPolicy")
+                    .or_not_found()?;
             Ok::<_, ProviderError>(
                 policy
                     .and_then(|p| p.policy().map(|p| observe_policy(cx.stack, &name, p)))
