@@ -2,7 +2,9 @@
 //! resource — the exceptions being what AWS only exposes per object: the VPC's two DNS
 //! attributes (two calls per VPC), lifecycle hooks (one `DescribeLifecycleHooks` per auto scaling
 //! group of the stack) and the tags and values of SSM parameters (one `ListTagsForResource` per
-//! parameter of the stack, one `GetParameters` per ten).
+//! parameter of the stack, one `GetParameters` per ten), and per object of the serverless kinds
+//! (see `serverless.rs`: a function's tags and policy, an API's routes, integrations and
+//! stages, a rule's tags and targets).
 //! Measured for a production-like stack and for a generated 1,000-resource stack; the figures
 //! are printed (run with `--nocapture`), only the call counts are asserted.
 
@@ -30,6 +32,9 @@ const LISTINGS: &[&str] = &[
     "iam.GetAccountAuthorizationDetails",
     "iam.ListInstanceProfiles",
     "ssm.DescribeParameters",
+    "lambda.ListFunctions",
+    "apigatewayv2.GetApis",
+    "eventbridge.ListRules",
 ];
 
 /// The AWS part of the production stack (examples/production.rs), in full: three AZs with

@@ -161,6 +161,26 @@ async fn serverless_kinds_are_created_updated_in_place_and_deleted() {
     assert!(!report_text(&report).contains(&v.secret));
     assert_noop(&engine, &s, "after create").await;
 
+    // What a read costs: the listings, then per object of the stack only (other stacks'
+    // functions, APIs and rules on this moto cost nothing past the listings).
+    let _ = plan(&engine, &s).await;
+    let calls = m.provider.last_read_calls();
+    for (op, n) in [
+        ("lambda.ListTags", 1),
+        ("lambda.GetPolicy", 1),
+        ("apigatewayv2.GetRoutes", 1),
+        ("apigatewayv2.GetIntegrations", 1),
+        ("apigatewayv2.GetStages", 1),
+        ("eventbridge.ListTagsForResource", 1),
+        ("eventbridge.ListTargetsByRule", 1),
+    ] {
+        assert_eq!(calls.get(op), Some(&n), "{op}: {calls:#?}");
+    }
+    assert!(
+        calls.get("lambda.ListFunctions").is_some_and(|n| *n >= 1),
+        "{calls:#?}"
+    );
+
     // What AWS holds.
     let fname = format!("{name}-ingest");
     let f = function(&m, &fname).await;
