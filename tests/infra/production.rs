@@ -231,7 +231,7 @@ async fn an_unscoped_or_wildcard_lambda_permission_is_sec010_and_blocks_apply() 
 async fn a_plain_password_in_a_function_is_sec022_and_blocks_apply() {
     let mut s = production_stack("local");
     edit(&mut s, "aws_lambda_function.node-events", |f| {
-        f.insert("environment", "ES_PASSWORD", "in-the-clear");
+        f.insert("environment", "ES_API_TOKEN", "in-the-clear");
     });
     let plan = testing::plan(&s);
     assert_policy_finding(&plan, "SEC022", "aws_lambda_function.node-events");
