@@ -1,11 +1,13 @@
 //! The stack itself, shared by the deploy program (`main.rs`) and the tests (`tests/`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use infra::aws::{
-    nat_gateway_with_eip, physical_name, Ami, IamGroup, IamRole, IamUser, InstanceProfile,
-    InternetGateway, LifecycleDefault, LifecycleHook, Listener, LoadBalancer, RouteTable,
-    ScalingPolicy, TargetGroup, TargetProtocol,
+    nat_gateway_with_eip, physical_name, Ami, EventRule, EventRuleOutputs, HttpApi, HttpApiOutputs,
+    IamGroup, IamRole, IamRoleOutputs, IamUser, InstanceProfile, InternetGateway, LambdaCode,
+    LambdaFunction, LambdaFunctionOutputs, LambdaPermission, LifecycleDefault, LifecycleHook,
+    Listener, LoadBalancer, RouteAuth, RouteTable, ScalingPolicy, TargetGroup, TargetProtocol,
 };
 use infra::cli::Context;
 use infra::prelude::*;
@@ -88,6 +90,48 @@ struct Config {
     certificate: CertificateSource,
     /// How the app's port reaches the load balancer.
     app_publish: AppPublish,
+    /// Where the functions (in the VPC) reach the central Elasticsearch: its port 9200 on the
+    /// swarm's nodes, admitted from the functions' security group.
+    functions_es_url: &'static str,
+}
+
+/// Tests only, until the functions' build is wired in: writes a placeholder zip (a `bootstrap`
+/// that fails, saying how to build the real one) where [`function_zip`] looks, for each
+/// function whose zip is missing, so that the stack validates. Never overwrites a built zip.
+#[cfg(test)]
+pub(crate) fn ensure_function_zips() {
+    use std::io::Write;
+    // One writer per process (tests run on threads); another process renames its own copy.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for name in ["analytics-ingest", "node-events"] {
+        let path = function_zip(name);
+        if path.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("the zip's directory");
+        let tmp = path.with_extension(format!("zip.{}", std::process::id()));
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&tmp).expect("a temporary zip"));
+        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+        z.start_file("bootstrap", opts).expect("a zip entry");
+        z.write_all(
+            b"#!/bin/sh\necho 'placeholder: build the functions with `cargo run --example build-functions`' >&2\nexit 1\n",
+        )
+        .expect("the placeholder");
+        z.finish().expect("the zip");
+        // Another test binary may have written it meanwhile: either copy is the same.
+        std::fs::rename(&tmp, &path).expect("the placeholder zip in place");
+    }
+}
+
+/// The zip of one of the project's Lambda functions, as its build writes it:
+/// `<workspace>/target/lambda/<name>/bootstrap.zip` (`CARGO_TARGET_DIR` is honoured). A missing
+/// zip is a validation problem saying how to build it.
+pub(crate) fn function_zip(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("lambda").join(name).join("bootstrap.zip")
 }
 
 pub(crate) fn local_image() -> String {
@@ -129,6 +173,7 @@ fn config(env: &str) -> Config {
                 drain_timeout: Duration::from_secs(300),
                 certificate: CertificateSource::Env("CERTIFICATE_ARN"),
                 app_publish: AppPublish::Ingress,
+                functions_es_url: "http://elasticsearch.internal:9200",
             }
         }
         // `lab`: the local sizes on the cluster lab (moto's instances as Docker nodes on this
@@ -169,6 +214,7 @@ fn config(env: &str) -> Config {
                 } else {
                     AppPublish::None
                 },
+                functions_es_url: "http://elasticsearch.internal:9200",
             }
         }
     }
@@ -238,6 +284,13 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             .ingress(Rule::tcp(22).cidr(c.admin_cidr).describe("SSH from admins"))
             .egress_all(),
     );
+    // The Lambda functions run in the private subnets: out to Elasticsearch and AWS's APIs.
+    let functions_sg = s.add(
+        SecurityGroup::new("functions")
+            .vpc(&net.vpc)
+            .description("Lambda functions: no ingress; out to Elasticsearch and AWS APIs")
+            .egress_all(),
+    );
     let cluster_sg = s.add(
         SecurityGroup::new("cluster")
             .vpc(&net.vpc)
@@ -259,6 +312,11 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
                 Rule::tcp(22)
                     .group(&bastion_sg)
                     .describe("SSH from the bastion"),
+            )
+            .ingress(
+                Rule::tcp(9200)
+                    .group(&functions_sg)
+                    .describe("Elasticsearch from the Lambda functions"),
             )
             .egress_all(),
     );
@@ -449,6 +507,83 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
                 .default_result(LifecycleDefault::Continue),
         );
     }
+
+    serverless(s, c, &private, &functions_sg, &[&managers, &workers]);
+}
+
+/// The serverless part: an HTTPS endpoint (an HTTP API) whose `POST /events` route hands
+/// analytics events to `analytics-ingest`, and `node-events`, called by an EventBridge rule on
+/// the swarm groups' instance launches and terminations; both index into the central
+/// Elasticsearch from the private subnets.
+fn serverless(
+    s: &mut Stack,
+    c: &Config,
+    private: &[&Ref<Subnet>],
+    functions_sg: &Ref<SecurityGroup>,
+    groups: &[&Ref<Asg>],
+) {
+    // Least privilege: their own log groups, and the VPC's network interfaces (AWS's managed
+    // policy for that; ENI actions can't be scoped to resources).
+    let logs = format!("arn:aws:logs:*:*:log-group:/aws/lambda/{}-*", c.stack);
+    let role = s.add(
+        IamRole::new("functions")
+            .assumed_by_service("lambda.amazonaws.com")
+            .inline_policy(
+                "logs",
+                PolicyDocument::new().statement(
+                    Statement::allow()
+                        .sid("OwnLogs")
+                        .actions([
+                            "logs:CreateLogGroup",
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                        ])
+                        .resources([logs.clone(), format!("{logs}:*")]),
+                ),
+            )
+            .attach_arn("arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"),
+    );
+    let function = |name: &str, index: &str| {
+        let f = LambdaFunction::new(name)
+            .code(LambdaCode::zip_file(function_zip(name)))
+            .role(role.arn())
+            .memory_mb(256)
+            .timeout(Duration::from_secs(10))
+            .vpc(private, &[functions_sg])
+            .env("ES_URL", c.functions_es_url)
+            .env("ES_INDEX", index);
+        match c.es_password {
+            SecretSource::Local(v) => f.secret_env("ES_PASSWORD", v),
+            SecretSource::Env(var) => f.secret_env_from_env("ES_PASSWORD", var),
+        }
+    };
+    let ingest = s.add(function("analytics-ingest", "analytics"));
+    let node_events = s.add(function("node-events", "node-events"));
+
+    // Callers sign their requests (SigV4) and need execute-api:Invoke on the route.
+    let api = s.add(
+        HttpApi::new("ingest")
+            .description("Analytics events in, to Elasticsearch")
+            .route("POST /events", &ingest, RouteAuth::AwsIam),
+    );
+    s.add(
+        LambdaPermission::new("analytics-ingest-from-api")
+            .function(ingest.name())
+            .principal("apigateway.amazonaws.com")
+            .source_arn(api.source_arn()),
+    );
+    let rule = s.add(
+        EventRule::new("node-events")
+            .description("Swarm nodes joining and leaving")
+            .asg_instance_events(groups)
+            .target("node-events", &node_events),
+    );
+    s.add(
+        LambdaPermission::new("node-events-from-rule")
+            .function(node_events.name())
+            .principal("events.amazonaws.com")
+            .source_arn(rule.arn()),
+    );
 }
 
 /// Filebeat's configuration (the log shipper's, a `SwarmConfig` mounted at

@@ -16,6 +16,13 @@
 //! | SEC007 | error | an HTTP listener redirects to HTTPS | CKV_AWS_2, CKV2_AWS_20, cdk-nag `ALBHttpToHttpsRedirection` (HIPAA, NIST 800-53, PCI packs), AWS Config `alb-http-to-https-redirection-check` |
 //! | SEC008 | error | application load balancers drop HTTP headers that are not valid | CKV_AWS_131, cdk-nag `ALBHttpDropInvalidHeaderEnabled`, AWS Config `alb-http-drop-invalid-header-enabled` |
 //! | SEC009 | error | HTTPS and TLS listeners use a TLS 1.2+ policy | CKV_AWS_103 |
+//! | SEC020 | error | a Lambda permission names its principal (no `*`), and a service principal is limited by a source ARN or account | CKV_AWS_301, CKV_AWS_364; AWS Config `lambda-function-public-access-prohibited` |
+//! | SEC021 | error | every HTTP API route requires authorization (no public `NONE` route) | CKV_AWS_309, AwsSolutions-APIG4 |
+//! | SEC022 | error | no secret-looking plain environment variable on a Lambda function | CKV_AWS_45 |
+//!
+//! Not checked: Lambda environment variables encrypted with a customer managed KMS key
+//! (CKV_AWS_173): there is no KMS key kind yet, and secret values are kept out of plans
+//! whatever the key.
 //!
 //! Facts the rules need that are not part of the AWS objects are annotations on the builders:
 //! [`SecurityGroup::public_port`], [`SecurityGroup::bastion`], [`Asg::swarm_managers`].
@@ -46,6 +53,9 @@ pub fn rules() -> Vec<Arc<dyn PolicyRule>> {
         Arc::new(HttpRedirectsToHttps),
         Arc::new(AlbDropsInvalidHeaders),
         Arc::new(ModernTlsPolicy),
+        Arc::new(LambdaPermissionScoped),
+        Arc::new(RoutesAuthorized),
+        Arc::new(NoPlainSecretsInFunctions),
     ]
 }
 
@@ -697,6 +707,141 @@ impl PolicyRule for ModernTlsPolicy {
                 })
             })
             .collect()
+    }
+}
+
+struct LambdaPermissionScoped;
+impl PolicyRule for LambdaPermissionScoped {
+    fn id(&self) -> &str {
+        "SEC020"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "a Lambda permission names its principal, and a service principal is limited by a source ARN or account"
+    }
+    fn references(&self) -> &[&str] {
+        &[
+            "CKV_AWS_301",
+            "CKV_AWS_364",
+            "AWS Config lambda-function-public-access-prohibited",
+        ]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        of_kind(graph, "aws_lambda_permission")
+            .filter_map(|p| {
+                let principal = p.get_str("principal").unwrap_or_default();
+                let scoped = p.get("source_arn").is_some() || p.get("source_account").is_some();
+                if principal == "*" {
+                    Some(Violation::new(
+                        p,
+                        "lets every principal (`*`) invoke the function: anyone on the internet with AWS credentials",
+                        "name the service or account that calls it, and its source ARN",
+                    ))
+                } else if principal.ends_with(".amazonaws.com") && !scoped {
+                    Some(Violation::new(
+                        p,
+                        format!("lets `{principal}` invoke the function on behalf of any resource of any account (no source ARN or account): the confused deputy"),
+                        "limit it with `.source_arn(rule.arn())` / `.source_arn(api.source_arn())` (or `.source_account(..)`)",
+                    ))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+struct RoutesAuthorized;
+impl PolicyRule for RoutesAuthorized {
+    fn id(&self) -> &str {
+        "SEC021"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "every HTTP API route requires authorization"
+    }
+    fn references(&self) -> &[&str] {
+        &["CKV_AWS_309", "AwsSolutions-APIG4"]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for api in of_kind(graph, "aws_apigatewayv2_api") {
+            for r in api
+                .get("routes")
+                .and_then(Value::as_list)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(Value::as_map)
+            {
+                let auth = r
+                    .get("authorization_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("NONE");
+                let key = r.get("route_key").and_then(Value::as_str).unwrap_or("?");
+                if auth == "NONE" && !key.starts_with("OPTIONS ") {
+                    out.push(Violation::new(
+                        api,
+                        format!("route `{key}` is public: anyone on the internet can invoke its function"),
+                        "require `RouteAuth::AwsIam` on the route, or suppress SEC021 on the API with the reason it must be public",
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Words in a variable's name that say its value is a secret.
+const SECRET_WORDS: [&str; 8] = [
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+];
+
+struct NoPlainSecretsInFunctions;
+impl PolicyRule for NoPlainSecretsInFunctions {
+    fn id(&self) -> &str {
+        "SEC022"
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+    fn summary(&self) -> &str {
+        "no secret-looking plain environment variable on a Lambda function"
+    }
+    fn references(&self) -> &[&str] {
+        &["CKV_AWS_45"]
+    }
+    fn check(&self, graph: &Graph) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for f in of_kind(graph, "aws_lambda_function") {
+            let Some(env) = f.get("environment").and_then(Value::as_map) else {
+                continue;
+            };
+            for (key, value) in env {
+                let upper = key.to_ascii_uppercase();
+                if !SECRET_WORDS.iter().any(|w| upper.contains(w)) {
+                    continue;
+                }
+                if matches!(value, Value::String(v) if !v.is_empty()) {
+                    out.push(Violation::new(
+                        f,
+                        format!("environment variable `{key}` holds a plain value (it would show in plans and logs)"),
+                        format!("declare it with `.secret_env(\"{key}\", value)`: plans show only its digest"),
+                    ));
+                }
+            }
+        }
+        out
     }
 }
 

@@ -12,6 +12,7 @@ use infra::prelude::*;
 use infra::testing::{self, assert_no_policy_errors, assert_policy_finding};
 
 fn production_stack(env: &str) -> Stack {
+    example::ensure_function_zips();
     example::stack(&Context {
         env: env.into(),
         target: Target::Sandbox,
@@ -76,6 +77,13 @@ fn the_local_stack_plan_snapshot() {
     let image = regex::escape(&example::local_image());
     let mut filters = testing::snapshot_filters();
     filters.push((&image, "[local-image]"));
+    // The functions' zips are built on each machine (their digests differ) under its checkout.
+    let workspace = regex::escape(env!("CARGO_MANIFEST_DIR"));
+    filters.push((&workspace, "[workspace]"));
+    filters.push((
+        r#"(code_sha256 +)= "[A-Za-z0-9+/]{43}=""#,
+        r#"${1}= "[code digest]""#,
+    ));
     insta::with_settings!({ filters => filters }, {
         insta::assert_snapshot!("production_local_plan.txt", text);
     });
@@ -185,6 +193,113 @@ async fn a_star_star_statement_is_sec003_and_blocks_apply() {
         plan.text()
     );
     apply_is_blocked(&s).await;
+}
+
+#[tokio::test]
+async fn a_public_ingest_route_is_sec011_and_blocks_apply() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_apigatewayv2_api.ingest", |api| {
+        let mut routes = api.get("routes").unwrap().as_list().unwrap().to_vec();
+        if let Value::Map(r) = &mut routes[0] {
+            r.insert("authorization_type".into(), Value::from("NONE"));
+        }
+        api.set("routes", Value::List(routes));
+    });
+    let plan = testing::plan(&s);
+    assert_policy_finding(&plan, "SEC021", "aws_apigatewayv2_api.ingest");
+    assert!(
+        plan.text().contains("route `POST /events` is public"),
+        "{}",
+        plan.text()
+    );
+    apply_is_blocked(&s).await;
+}
+
+#[tokio::test]
+async fn an_unscoped_or_wildcard_lambda_permission_is_sec010_and_blocks_apply() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_lambda_permission.node-events-from-rule", |p| {
+        p.props.remove("source_arn");
+    });
+    edit(
+        &mut s,
+        "aws_lambda_permission.analytics-ingest-from-api",
+        |p| {
+            p.set("principal", "*");
+        },
+    );
+    let plan = testing::plan(&s);
+    assert_policy_finding(
+        &plan,
+        "SEC020",
+        "aws_lambda_permission.node-events-from-rule",
+    );
+    assert_policy_finding(
+        &plan,
+        "SEC020",
+        "aws_lambda_permission.analytics-ingest-from-api",
+    );
+    let text = plan.text();
+    assert!(text.contains("confused deputy"), "{text}");
+    assert!(text.contains("every principal (`*`)"), "{text}");
+    apply_is_blocked(&s).await;
+}
+
+#[tokio::test]
+async fn a_plain_password_in_a_function_is_sec022_and_blocks_apply() {
+    let mut s = production_stack("local");
+    edit(&mut s, "aws_lambda_function.node-events", |f| {
+        f.insert("environment", "ES_API_TOKEN", "in-the-clear");
+    });
+    let plan = testing::plan(&s);
+    assert_policy_finding(&plan, "SEC022", "aws_lambda_function.node-events");
+    apply_is_blocked(&s).await;
+}
+
+#[test]
+fn the_serverless_endpoint_and_the_node_events_trigger_are_wired() {
+    let plan = testing::plan(&production_stack("local"));
+    assert_no_policy_errors(&plan);
+    for f in ["analytics-ingest", "node-events"] {
+        let r = plan.resource(&format!("aws_lambda_function.{f}"));
+        r.assert_props(serde_json::json!({ "runtime": "provided.al2023", "handler": "bootstrap" }));
+        assert_eq!(
+            r.props["subnet_ids"].as_array().unwrap().len(),
+            3,
+            "{f} in the private subnets"
+        );
+        // Only the password's digest is planned.
+        assert!(!plan.text().contains("local-only-es-password"));
+        assert!(
+            r.props["secret_environment"]["ES_PASSWORD"].is_object(),
+            "{f}: {:?}",
+            r.props
+        );
+    }
+    plan.resource("aws_apigatewayv2_api.ingest")
+        .assert_props(serde_json::json!({
+            "stage_name": "$default",
+            "auto_deploy": true,
+        }));
+    let rule = plan.resource("aws_cloudwatch_event_rule.node-events");
+    assert_eq!(
+        rule.props["event_pattern"]["source"],
+        serde_json::json!(["aws.autoscaling"])
+    );
+    assert_eq!(
+        rule.props["event_pattern"]["detail"]["AutoScalingGroupName"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "the managers' and the workers' groups"
+    );
+    for p in ["analytics-ingest-from-api", "node-events-from-rule"] {
+        assert!(
+            plan.resource(&format!("aws_lambda_permission.{p}")).props["source_arn"].is_object(),
+            "{p} is limited to its source (known after apply)"
+        );
+    }
 }
 
 #[test]

@@ -38,6 +38,8 @@ use crate::proxy::{Counts, FaultConfig, FaultProxy};
 const INJECTED: &[&str] = &[
     "RequestLimitExceeded",
     "Throttling",
+    // REST-JSON (Lambda, API Gateway v2) throttling.
+    "TooManyRequestsException",
     "InternalError",
     "ServiceUnavailable",
     "DispatchFailure",

@@ -24,6 +24,9 @@ pub(crate) struct Direct {
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub(crate) lambda: aws_sdk_lambda::Client,
+    pub(crate) apigw: aws_sdk_apigatewayv2::Client,
+    pub(crate) events: aws_sdk_eventbridge::Client,
 }
 
 impl Direct {
@@ -35,6 +38,9 @@ impl Direct {
             iam: aws_sdk_iam::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            apigw: aws_sdk_apigatewayv2::Client::new(&config),
+            events: aws_sdk_eventbridge::Client::new(&config),
         }
     }
 }
@@ -369,6 +375,7 @@ impl Inventory {
         }
         objs.extend(iam_objects(d).await);
         objs.extend(elb_objects(d).await);
+        objs.extend(serverless_objects(d).await);
         Inventory { objs }
     }
 
@@ -387,6 +394,15 @@ impl Inventory {
             })
             .map(|o| o.name.as_str())
             .collect();
+        let functions: BTreeSet<&str> = self
+            .objs
+            .iter()
+            .filter(|o| {
+                o.kind == "aws_lambda_function"
+                    && o.tags.get("infra:stack").map(String::as_str) == Some(stack)
+            })
+            .map(|o| o.id.as_str())
+            .collect();
         for o in &self.objs {
             let address = if o.kind.starts_with("aws_iam_") {
                 if !o.path.starts_with(&iam_prefix) {
@@ -398,10 +414,19 @@ impl Inventory {
                     // something made there by hand.
                     None => format!("{}:{}", o.kind, o.name),
                 }
+            } else if o.kind == "aws_apigatewayv2_integration" {
+                // Part of its API (checked for orphans by `violations`).
+                continue;
             } else if o.kind == "aws_autoscaling_policy"
                 || o.kind == "aws_autoscaling_lifecycle_hook"
+                || o.kind == "aws_lambda_permission"
             {
-                if !groups.contains(o.path.as_str()) {
+                let parent_owned = if o.kind == "aws_lambda_permission" {
+                    functions.contains(o.path.as_str())
+                } else {
+                    groups.contains(o.path.as_str())
+                };
+                if !parent_owned {
                     continue;
                 }
                 match o.name.strip_prefix(&name_prefix) {
@@ -433,8 +458,10 @@ impl Inventory {
                     !o.path.starts_with("/infra/")
                 } else if o.kind == "aws_autoscaling_policy"
                     || o.kind == "aws_autoscaling_lifecycle_hook"
+                    || o.kind == "aws_lambda_permission"
+                    || o.kind == "aws_apigatewayv2_integration"
                 {
-                    // Judged with their group.
+                    // Judged with their group, function or API.
                     false
                 } else {
                     !o.tags.contains_key("infra:stack")
@@ -571,6 +598,143 @@ async fn elb_objects(d: &Direct) -> Vec<Obj> {
             }
         })
         .collect()
+}
+
+/// Lambda functions and their policy statements, HTTP APIs and their integrations (routed or
+/// orphaned), EventBridge rules.
+async fn serverless_objects(d: &Direct) -> Vec<Obj> {
+    let mut out = Vec::new();
+    let obj = |kind, id: String, tags: BTreeMap<String, String>, detail: String| Obj {
+        kind,
+        id,
+        name: tags.get("Name").cloned().unwrap_or_default(),
+        tags,
+        path: String::new(),
+        detail,
+        companion: false,
+    };
+    let pages: Vec<_> = d
+        .lambda
+        .list_functions()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .expect("ListFunctions");
+    for f in pages.iter().flat_map(|p| p.functions()) {
+        let (Some(name), Some(arn)) = (f.function_name(), f.function_arn()) else {
+            continue;
+        };
+        let tags = d
+            .lambda
+            .list_tags()
+            .resource(arn)
+            .send()
+            .await
+            .expect("ListTags")
+            .tags()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        out.push(obj(
+            "aws_lambda_function",
+            name.to_string(),
+            tags,
+            format!("{:?} {:?}", f.code_sha256(), f.memory_size()),
+        ));
+        let Ok(policy) = d.lambda.get_policy().function_name(name).send().await else {
+            continue;
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap_or_default();
+        for st in doc["Statement"].as_array().cloned().unwrap_or_default() {
+            let sid = st["Sid"].as_str().unwrap_or("").to_string();
+            let mut o = obj(
+                "aws_lambda_permission",
+                format!("{name}/{sid}"),
+                BTreeMap::new(),
+                st.to_string(),
+            );
+            o.name = sid;
+            o.path = name.to_string();
+            out.push(o);
+        }
+    }
+    let apis = d.apigw.get_apis().send().await.expect("GetApis");
+    for a in apis.items() {
+        let Some(id) = a.api_id() else { continue };
+        let tags: BTreeMap<String, String> = a
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let mut o = obj("aws_apigatewayv2_api", id.to_string(), tags, String::new());
+        o.name = a.name().unwrap_or("").to_string();
+        out.push(o);
+        let routes = d
+            .apigw
+            .get_routes()
+            .api_id(id)
+            .send()
+            .await
+            .expect("GetRoutes");
+        let targeted: BTreeSet<String> = routes
+            .items()
+            .iter()
+            .filter_map(|r| {
+                r.target()?
+                    .strip_prefix("integrations/")
+                    .map(str::to_string)
+            })
+            .collect();
+        let integrations = d
+            .apigw
+            .get_integrations()
+            .api_id(id)
+            .send()
+            .await
+            .expect("GetIntegrations");
+        for i in integrations.items() {
+            let iid = i.integration_id().unwrap_or("?").to_string();
+            let routed = if targeted.contains(&iid) {
+                "routed"
+            } else {
+                "orphan"
+            };
+            let mut o = obj(
+                "aws_apigatewayv2_integration",
+                iid,
+                BTreeMap::new(),
+                routed.to_string(),
+            );
+            o.path = id.to_string();
+            out.push(o);
+        }
+    }
+    let rules = d.events.list_rules().send().await.expect("ListRules");
+    for r in rules.rules() {
+        let (Some(name), Some(arn)) = (r.name(), r.arn()) else {
+            continue;
+        };
+        let tags = d
+            .events
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .expect("ListTagsForResource")
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        out.push(obj(
+            "aws_cloudwatch_event_rule",
+            name.to_string(),
+            tags,
+            format!("{:?}", r.event_pattern()),
+        ));
+    }
+    out
 }
 
 async fn iam_objects(d: &Direct) -> Vec<Obj> {
@@ -715,6 +879,27 @@ pub(crate) fn violations(
         .collect();
     if !new_untagged.is_empty() {
         out.push(format!("untagged objects appeared: {new_untagged:?}"));
+    }
+    // An integration no route of the stack's APIs targets: left by a lost response.
+    let apis: BTreeSet<&str> = now
+        .objs
+        .iter()
+        .filter(|o| {
+            o.kind == "aws_apigatewayv2_api"
+                && o.tags.get("infra:stack").map(String::as_str) == Some(stack)
+        })
+        .map(|o| o.id.as_str())
+        .collect();
+    for o in &now.objs {
+        if o.kind == "aws_apigatewayv2_integration"
+            && o.detail == "orphan"
+            && apis.contains(o.path.as_str())
+        {
+            out.push(format!(
+                "an integration no route targets: {} of API {}",
+                o.id, o.path
+            ));
+        }
     }
     out.extend(foreign.changes(now));
     out

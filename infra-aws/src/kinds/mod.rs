@@ -8,6 +8,7 @@ pub mod compute;
 pub mod elb;
 pub mod iam;
 pub mod network;
+pub mod serverless;
 pub mod ssm;
 
 pub use compute::{
@@ -26,6 +27,11 @@ pub use iam::{
 pub use network::{
     nat_gateway_with_eip, ElasticIp, InternetGateway, NatGateway, RouteTable, Rule, SecurityGroup,
     Subnet, Vpc,
+};
+pub use serverless::{
+    code_sha256, EventRule, EventRuleOutputs, HttpApi, HttpApiOutputs, LambdaArchitecture,
+    LambdaCode, LambdaFunction, LambdaFunctionOutputs, LambdaPermission, RouteAuth,
+    ASG_INSTANCE_EVENTS, BUILD_FUNCTIONS,
 };
 pub use ssm::{SsmParameter, SsmParameterOutputs, SsmParameterType};
 
@@ -56,6 +62,10 @@ pub fn schemas() -> Vec<&'static infra_core::dsl::KindSchema> {
         &iam::IAM_GROUP,
         &iam::IAM_USER,
         &ssm::SSM_PARAMETER,
+        &serverless::LAMBDA_FUNCTION,
+        &serverless::LAMBDA_PERMISSION,
+        &serverless::HTTP_API,
+        &serverless::EVENT_RULE,
     ]
 }
 

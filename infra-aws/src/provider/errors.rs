@@ -42,6 +42,12 @@ const TRANSIENT: &[&str] = &[
     "IncorrectInstanceState",
     // SSM: concurrent updates of one parameter.
     "TooManyUpdates",
+    // Lambda: the function is still being created (State Pending).
+    "ResourceNotReadyException",
+    // Lambda: the service or an ENI in the function's VPC is momentarily unavailable.
+    "ServiceException",
+    "EC2ThrottledException",
+    "ENILimitReachedException",
 ];
 
 /// Codes that mean the object doesn't exist (besides every `*.NotFound` / `*NotFound` code).
@@ -93,6 +99,20 @@ pub(crate) fn classify(code: &str, message: &str, also_retryable: &[&str]) -> Er
         return ErrorClass::Retryable;
     }
     if code == "MalformedPolicyDocument" && lower.contains("invalid principal") {
+        return ErrorClass::Retryable;
+    }
+    // Lambda: a just-created role can't be assumed yet, or its just-attached VPC permissions
+    // aren't effective yet (IAM propagation, seconds).
+    if code == "InvalidParameterValueException"
+        && (lower.contains("cannot be assumed") || lower.contains("does not have permissions"))
+    {
+        return ErrorClass::Retryable;
+    }
+    // Lambda answers ResourceConflictException both for "already exists" (a create: the
+    // provider looks the object up) and for an update still in progress (a retry succeeds).
+    if code == "ResourceConflictException"
+        && (lower.contains("in progress") || lower.contains("concurrent"))
+    {
         return ErrorClass::Retryable;
     }
     if code.ends_with(".NotFound")
@@ -242,6 +262,7 @@ mod tests {
             "TooManyRequestsException",
             "InternalError",
             "TooManyUpdates",
+            "ResourceNotReadyException",
         ] {
             assert_eq!(classify(code, "", &[]), ErrorClass::Retryable, "{code}");
         }
@@ -268,6 +289,38 @@ mod tests {
         assert_eq!(
             classify("MalformedPolicyDocument", "Syntax errors in policy", &[]),
             ErrorClass::Fatal
+        );
+    }
+
+    #[test]
+    fn lambda_conflicts_and_role_propagation() {
+        assert_eq!(
+            classify(
+                "ResourceConflictException",
+                "The operation cannot be performed at this time. An update is in progress for resource: arn:aws:lambda:us-east-1:1:function:f",
+                &[]
+            ),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            classify(
+                "ResourceConflictException",
+                "Function already exist: f",
+                &[]
+            ),
+            ErrorClass::Fatal
+        );
+        assert_eq!(
+            classify(
+                "InvalidParameterValueException",
+                "The role defined for the function cannot be assumed by Lambda.",
+                &[]
+            ),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            classify("ResourceNotFoundException", "Function not found", &[]),
+            ErrorClass::NotFound
         );
     }
 

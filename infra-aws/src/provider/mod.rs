@@ -1,5 +1,6 @@
 //! The AWS provider: reads, creates, updates and deletes the AWS kinds through aws-sdk-ec2,
-//! aws-sdk-autoscaling, aws-sdk-iam, aws-sdk-ssm and aws-sdk-elasticloadbalancingv2, configured by `aws-config` (default credential chain and
+//! aws-sdk-autoscaling, aws-sdk-iam, aws-sdk-ssm, aws-sdk-elasticloadbalancingv2, aws-sdk-lambda,
+//! aws-sdk-apigatewayv2 and aws-sdk-eventbridge, configured by `aws-config` (default credential chain and
 //! region; `AWS_ENDPOINT_URL` honoured, which is how the tests reach moto).
 //!
 //! Each kind is one handler in a module of its own (`kinds::vpc`, `kinds::iam_role`, …)
@@ -10,8 +11,10 @@
 //!   `infra:stack` tag (IAM: by the stack's IAM path), and keeps only objects whose tags say they
 //!   are the stack's — also when an endpoint ignores the filter. The per-object exceptions are
 //!   what AWS has no batched read of: the VPC's two DNS attributes (`DescribeVpcAttribute`),
-//!   the lifecycle hooks of each of the stack's groups, and the tags and values of the stack's
-//!   SSM parameters.
+//!   the lifecycle hooks of each of the stack's groups, the tags and values of the stack's
+//!   SSM parameters, the tags and resource policy of each of the stack's Lambda functions, the
+//!   routes, integrations and stages of each of the stack's HTTP APIs, and the tags and targets
+//!   of each of the stack's EventBridge rules.
 //! * **Idempotent creates.** Objects are created with their tags in the same call; APIs with an
 //!   idempotency token get the reconciler's. A retried create (after a lost response or a
 //!   retryable error) first looks the object up by its `infra:id` (or its name) and, if it
@@ -79,6 +82,12 @@ pub(crate) struct Clients {
     pub(crate) ssm_read: aws_sdk_ssm::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) elb_read: aws_sdk_elasticloadbalancingv2::Client,
+    pub(crate) lambda: aws_sdk_lambda::Client,
+    pub(crate) lambda_read: aws_sdk_lambda::Client,
+    pub(crate) apigw: aws_sdk_apigatewayv2::Client,
+    pub(crate) apigw_read: aws_sdk_apigatewayv2::Client,
+    pub(crate) events: aws_sdk_eventbridge::Client,
+    pub(crate) events_read: aws_sdk_eventbridge::Client,
     pub(crate) region: String,
 }
 
@@ -179,6 +188,33 @@ impl AwsProvider {
                     .build(),
             )
         };
+        let lambda = |retry: RetryConfig, timeouts: &TimeoutConfig| {
+            aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(config)
+                    .retry_config(retry)
+                    .timeout_config(timeouts.clone())
+                    .interceptor(counter.clone())
+                    .build(),
+            )
+        };
+        let apigw = |retry: RetryConfig, timeouts: &TimeoutConfig| {
+            aws_sdk_apigatewayv2::Client::from_conf(
+                aws_sdk_apigatewayv2::config::Builder::from(config)
+                    .retry_config(retry)
+                    .timeout_config(timeouts.clone())
+                    .interceptor(counter.clone())
+                    .build(),
+            )
+        };
+        let events = |retry: RetryConfig, timeouts: &TimeoutConfig| {
+            aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(config)
+                    .retry_config(retry)
+                    .timeout_config(timeouts.clone())
+                    .interceptor(counter.clone())
+                    .build(),
+            )
+        };
         Ok(AwsProvider {
             clients: Clients {
                 ec2: ec2(writes.clone(), &write_timeouts),
@@ -189,8 +225,14 @@ impl AwsProvider {
                 iam_read: iam(reads.clone(), &read_timeouts),
                 ssm: ssm(writes.clone(), &write_timeouts),
                 ssm_read: ssm(reads.clone(), &read_timeouts),
-                elb: elb(writes, &write_timeouts),
-                elb_read: elb(reads, &read_timeouts),
+                elb: elb(writes.clone(), &write_timeouts),
+                elb_read: elb(reads.clone(), &read_timeouts),
+                lambda: lambda(writes.clone(), &write_timeouts),
+                lambda_read: lambda(reads.clone(), &read_timeouts),
+                apigw: apigw(writes.clone(), &write_timeouts),
+                apigw_read: apigw(reads.clone(), &read_timeouts),
+                events: events(writes, &write_timeouts),
+                events_read: events(reads, &read_timeouts),
                 region,
             },
             calls,

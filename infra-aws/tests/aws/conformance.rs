@@ -9,7 +9,20 @@ use infra_core::conformance::{run, Case};
 use infra_core::dsl::Stack;
 use infra_core::sandbox::SandboxProvider;
 
+use crate::serverless::zip_with;
 use crate::support::{moto, unique};
+
+/// The code zips of the case's function (`v1`, `v2`), made once per stack name.
+fn function_zip(stack: &str, version: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("infra-conformance-{stack}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{version}.zip"));
+    if path.exists() {
+        path
+    } else {
+        zip_with(&dir, version, &format!("#!/bin/sh\necho {version}\n"))
+    }
+}
 
 fn build(name: &str) -> Stack {
     let mut s = Stack::new(name);
@@ -87,13 +100,49 @@ fn build(name: &str) -> Stack {
             ),
         ),
     );
+    let role = s.add(IamRole::new("fn").assumed_by_service("lambda.amazonaws.com"));
+    let f = s.add(
+        LambdaFunction::new("fn")
+            .code(LambdaCode::zip_file(function_zip(name, "v1")))
+            .role(role.arn())
+            .env("SUITE", "conformance")
+            .secret_env("TOKEN", "conformance-secret-1"),
+    );
+    let api = s.add(HttpApi::new("api").route("POST /events", &f, RouteAuth::AwsIam));
+    s.add(
+        LambdaPermission::new("fn-from-api")
+            .function(f.name())
+            .principal("apigateway.amazonaws.com")
+            .source_arn(api.source_arn()),
+    );
+    let rule = s.add(
+        EventRule::new("nodes")
+            .asg_instance_events(&[&nodes])
+            .target("fn", &f),
+    );
+    s.add(
+        LambdaPermission::new("fn-from-rule")
+            .function(f.name())
+            .principal("events.amazonaws.com")
+            .source_arn(rule.arn()),
+    );
     s
 }
 
+/// Removes the zips of the suite's two stacks (`<prefix>-a`, `<prefix>-b`).
+fn remove_zips(prefix: &str) {
+    for stack in ["a", "b"] {
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("infra-conformance-{prefix}-{stack}")),
+        );
+    }
+}
+
 /// The case: in-place updates of a rule, a tag, a secret's value, a hook's heartbeat, a target
-/// group's health check and a listener's TLS policy; replacements of a subnet, of a parameter
-/// (its name) and of a target group (its port: create before destroy, the listener and the
-/// auto scaling group moving to the new group).
+/// group's health check, a listener's TLS policy, a function's code and memory and an API
+/// route's timeout; replacements of a subnet, of a parameter (its name) and of a target group
+/// (its port: create before destroy, the listener and the auto scaling group moving to the new
+/// group).
 fn case() -> Case {
     Case {
         build: Box::new(build),
@@ -125,6 +174,21 @@ fn case() -> Case {
             s.get_mut(&l)
                 .unwrap()
                 .set("ssl_policy", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06");
+            // A new zip (in place: UpdateFunctionCode), memory, a route's authorization.
+            let name = s.name().to_string();
+            let f: infra_core::Address = "aws_lambda_function.fn".parse().unwrap();
+            let code = LambdaCode::zip_file(function_zip(&name, "v2"));
+            let spec = s.get_mut(&f).unwrap();
+            spec.set("code_sha256", code.sha256().unwrap());
+            spec.set("code_path", function_zip(&name, "v2").display().to_string());
+            spec.set("memory_size", 256);
+            let a: infra_core::Address = "aws_apigatewayv2_api.api".parse().unwrap();
+            let spec = s.get_mut(&a).unwrap();
+            let mut routes = spec.get("routes").unwrap().as_list().unwrap().to_vec();
+            if let infra_core::Value::Map(r) = &mut routes[0] {
+                r.insert("timeout_ms".into(), infra_core::Value::Int(10_000));
+            }
+            spec.set("routes", infra_core::Value::List(routes));
         }),
         replace: Some(Box::new(|s: &mut Stack| {
             let a: infra_core::Address = "aws_subnet.a".parse().unwrap();
@@ -145,7 +209,9 @@ async fn aws_provider_passes_the_conformance_suite() {
     let Some(m) = moto("conformance").await else {
         return;
     };
-    let out = run(m.provider.clone(), &case(), &unique("conf")).await;
+    let prefix = unique("conf");
+    let out = run(m.provider.clone(), &case(), &prefix).await;
+    remove_zips(&prefix);
     assert!(out.applies >= 5, "{out:?}");
 }
 
@@ -153,8 +219,10 @@ async fn aws_provider_passes_the_conformance_suite() {
 async fn the_sandbox_passes_the_conformance_suite_with_the_aws_kinds() {
     let dir = std::env::temp_dir().join(unique("infra-aws-sandbox-conformance"));
     let provider = Arc::new(SandboxProvider::open(&dir, infra_aws::PROVIDER).unwrap());
-    let out = run(provider, &case(), &unique("conf")).await;
+    let prefix = unique("conf");
+    let out = run(provider, &case(), &prefix).await;
+    remove_zips(&prefix);
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.resources, 13, "{out:?}");
+    assert_eq!(out.resources, 19, "{out:?}");
     assert!(out.applies >= 5, "{out:?}");
 }

@@ -19,6 +19,7 @@ mod ownership;
 mod paging;
 mod read_cost;
 mod security_group;
+mod serverless;
 mod ssm;
 mod support;
 mod validation;

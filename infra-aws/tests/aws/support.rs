@@ -21,6 +21,9 @@ pub(crate) struct Moto {
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub(crate) lambda: aws_sdk_lambda::Client,
+    pub(crate) apigw: aws_sdk_apigatewayv2::Client,
+    pub(crate) events: aws_sdk_eventbridge::Client,
 }
 
 /// The moto endpoint: `AWS_ENDPOINT_URL` (what `.ci/setup-moto` exports), else its default.
@@ -55,6 +58,9 @@ pub(crate) async fn moto(test: &str) -> Option<Moto> {
         iam: aws_sdk_iam::Client::new(&config),
         ssm: aws_sdk_ssm::Client::new(&config),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+        apigw: aws_sdk_apigatewayv2::Client::new(&config),
+        events: aws_sdk_eventbridge::Client::new(&config),
     })
 }
 

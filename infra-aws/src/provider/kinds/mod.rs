@@ -10,8 +10,11 @@
 //! Kinds whose objects come out of one listing (IAM's `GetAccountAuthorizationDetails`, the
 //! auto scaling groups a scaling policy's or lifecycle hook's ownership depends on) share it
 //! through [`Listings`], made once per read, so a read still costs one call per object type —
-//! except where AWS has no batched listing: lifecycle hooks (one call per group of the stack)
-//! and the tags of SSM parameters (one call per parameter of the stack). ELBv2 listings have no
+//! except where AWS has no batched listing: lifecycle hooks (one call per group of the stack),
+//! the tags of SSM parameters (one call per parameter of the stack), the tags and policies of
+//! Lambda functions (per function of the stack; the functions listing is shared with the
+//! permissions), the routes, integrations and stages of HTTP APIs (per API of the stack) and
+//! the tags and targets of EventBridge rules (per rule of the stack). ELBv2 listings have no
 //! tag filter: the load balancers and target groups are listed whole and their tags read 20
 //! ARNs a call; listeners are listed per load balancer of the stack, and an application load
 //! balancer's attributes are one call each.
@@ -19,12 +22,16 @@
 mod ami;
 mod autoscaling_group;
 mod eip;
+mod event_rule;
+mod http_api;
 mod iam_group;
 mod iam_policy;
 mod iam_role;
 mod iam_user;
 mod instance_profile;
 mod internet_gateway;
+mod lambda_function;
+mod lambda_permission;
 mod launch_template;
 mod lifecycle_hook;
 mod listener;
@@ -117,6 +124,7 @@ pub(crate) struct Listings {
     iam_details: OnceCell<Vec<DetailsPage>>,
     asg_groups: OnceCell<Vec<AutoScalingGroup>>,
     load_balancers: OnceCell<Vec<load_balancer::OwnedLb>>,
+    lambda_functions: OnceCell<Vec<lambda_function::Listed>>,
 }
 
 impl Listings {
@@ -152,6 +160,19 @@ impl Listings {
     }
 }
 
+impl Listings {
+    /// The stack's Lambda functions with their tags (permissions belong to them).
+    pub(crate) async fn lambda_functions(
+        &self,
+        cx: &Cx<'_>,
+    ) -> Result<&[lambda_function::Listed], ProviderError> {
+        self.lambda_functions
+            .get_or_try_init(|| lambda_function::list_functions(cx))
+            .await
+            .map(Vec::as_slice)
+    }
+}
+
 /// Every AWS kind's handler. The set of kinds is [`crate::kinds::schemas`]'s.
 pub(crate) fn registry() -> Registry<dyn AwsKind> {
     Registry::new(
@@ -178,6 +199,10 @@ pub(crate) fn registry() -> Registry<dyn AwsKind> {
             Box::new(iam_group::IamGroup),
             Box::new(iam_user::IamUser),
             Box::new(ssm_parameter::SsmParameter),
+            Box::new(lambda_function::LambdaFunction),
+            Box::new(lambda_permission::LambdaPermission),
+            Box::new(http_api::HttpApi),
+            Box::new(event_rule::EventRule),
         ],
     )
 }
