@@ -9,7 +9,11 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     infra_functions::init_logging();
-    let es = EsClient::from_env()?;
+    let es = EsClient::from_env().map_err(|e| {
+        // stops the process before its first event: Lambda reports an init failure with this
+        tracing::error!(error = %e, "cannot start");
+        Error::from(e.to_string())
+    })?;
     let index = std::env::var("ANALYTICS_INDEX").unwrap_or_else(|_| analytics::DEFAULT_INDEX.into());
     tracing::info!(store = es.host(), %index, "analytics-ingest ready");
     let (es, index) = (&es, index.as_str());
