@@ -68,7 +68,10 @@ pub enum ArtifactError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
-    move |source| ArtifactError::Io { path: path.to_path_buf(), source }
+    move |source| ArtifactError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The workspace the functions are built from: where this crate was compiled from.
@@ -78,7 +81,10 @@ pub fn workspace_dir() -> &'static Path {
 
 /// Where [`lambda_zip`] puts a function's zip: `target/lambda/<bin>/bootstrap.zip`.
 pub fn lambda_zip_path(bin: &str) -> PathBuf {
-    workspace_dir().join("target/lambda").join(bin).join("bootstrap.zip")
+    workspace_dir()
+        .join("target/lambda")
+        .join(bin)
+        .join("bootstrap.zip")
 }
 
 /// Builds function `bin` (one of [`FUNCTIONS`]) for [`LAMBDA_RUNTIME`] and packs it into
@@ -111,7 +117,15 @@ pub fn build_lambda_executable(bin: &str) -> Result<PathBuf, ArtifactError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(root)
-        .args(["build", "-p", CRATE, "--bin", bin, "--profile", LAMBDA_PROFILE])
+        .args([
+            "build",
+            "-p",
+            CRATE,
+            "--bin",
+            bin,
+            "--profile",
+            LAMBDA_PROFILE,
+        ])
         .args(["--target", LAMBDA_TARGET])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -124,7 +138,10 @@ pub fn build_lambda_executable(bin: &str) -> Result<PathBuf, ArtifactError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()
-        .map_err(|source| ArtifactError::Cargo { cargo: cargo.clone(), source })?;
+        .map_err(|source| ArtifactError::Cargo {
+            cargo: cargo.clone(),
+            source,
+        })?;
     if !status.success() {
         return Err(ArtifactError::Build {
             bin: bin.to_string(),
@@ -132,7 +149,10 @@ pub fn build_lambda_executable(bin: &str) -> Result<PathBuf, ArtifactError> {
             command: build_command(bin),
         });
     }
-    Ok(target_dir.join(LAMBDA_TARGET).join(LAMBDA_PROFILE).join(bin))
+    Ok(target_dir
+        .join(LAMBDA_TARGET)
+        .join(LAMBDA_PROFILE)
+        .join(bin))
 }
 
 /// Packs executable `exe` as Lambda's `bootstrap` into the zip at `zip` (written whole, then

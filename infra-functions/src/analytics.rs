@@ -55,7 +55,10 @@ pub struct Rejection {
 
 impl Rejection {
     fn one(status: u16, problem: impl Into<String>) -> Self {
-        Rejection { status, problems: vec![problem.into()] }
+        Rejection {
+            status,
+            problems: vec![problem.into()],
+        }
     }
 }
 
@@ -80,19 +83,28 @@ pub fn parse(request: &ApiGatewayV2httpRequest) -> Result<AnalyticsEvent, Reject
     }
     let raw = match request.body.as_deref() {
         None | Some("") => {
-            return Err(Rejection::one(400, "the request has no body: send one JSON analytics event"))
+            return Err(Rejection::one(
+                400,
+                "the request has no body: send one JSON analytics event",
+            ))
         }
-        Some(body) if request.is_base64_encoded => {
-            base64::engine::general_purpose::STANDARD.decode(body).map_err(|e| {
-                Rejection::one(400, format!("the body is marked base64 but does not decode: {e}"))
-            })?
-        }
+        Some(body) if request.is_base64_encoded => base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| {
+                Rejection::one(
+                    400,
+                    format!("the body is marked base64 but does not decode: {e}"),
+                )
+            })?,
         Some(body) => body.as_bytes().to_vec(),
     };
     if raw.len() > MAX_BODY {
         return Err(Rejection::one(
             413,
-            format!("the body has {} bytes, more than the {MAX_BODY} allowed", raw.len()),
+            format!(
+                "the body has {} bytes, more than the {MAX_BODY} allowed",
+                raw.len()
+            ),
         ));
     }
     // serde_json's messages give a line and column, never the content
@@ -123,7 +135,10 @@ pub fn parse(request: &ApiGatewayV2httpRequest) -> Result<AnalyticsEvent, Reject
             Some(name)
         }
         Some(other) => {
-            problems.push(format!("event: must be a string, not {}", type_name(&other)));
+            problems.push(format!(
+                "event: must be a string, not {}",
+                type_name(&other)
+            ));
             None
         }
     };
@@ -131,7 +146,8 @@ pub fn parse(request: &ApiGatewayV2httpRequest) -> Result<AnalyticsEvent, Reject
         None | Some(Value::Null) => None,
         Some(Value::String(t)) => match chrono::DateTime::parse_from_rfc3339(&t) {
             Ok(t) => Some(
-                t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                t.with_timezone(&chrono::Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             ),
             Err(e) => {
                 problems.push(format!("timestamp: not an RFC 3339 time ({e})"));
@@ -139,7 +155,10 @@ pub fn parse(request: &ApiGatewayV2httpRequest) -> Result<AnalyticsEvent, Reject
             }
         },
         Some(other) => {
-            problems.push(format!("timestamp: must be an RFC 3339 string, not {}", type_name(&other)));
+            problems.push(format!(
+                "timestamp: must be an RFC 3339 string, not {}",
+                type_name(&other)
+            ));
             None
         }
     };
@@ -151,7 +170,10 @@ pub fn parse(request: &ApiGatewayV2httpRequest) -> Result<AnalyticsEvent, Reject
             None
         }
         Some(other) => {
-            problems.push(format!("session: must be a string, not {}", type_name(&other)));
+            problems.push(format!(
+                "session: must be a string, not {}",
+                type_name(&other)
+            ));
             None
         }
     };
@@ -167,7 +189,10 @@ pub fn parse(request: &ApiGatewayV2httpRequest) -> Result<AnalyticsEvent, Reject
             p
         }
         Some(other) => {
-            problems.push(format!("properties: must be an object, not {}", type_name(&other)));
+            problems.push(format!(
+                "properties: must be an object, not {}",
+                type_name(&other)
+            ));
             Map::new()
         }
     };
@@ -175,13 +200,21 @@ pub fn parse(request: &ApiGatewayV2httpRequest) -> Result<AnalyticsEvent, Reject
     unknown.sort();
     for key in unknown {
         let shown: String = key.chars().take(40).collect();
-        problems.push(format!("{shown:?}: unknown field (the fields are {FIELDS})"));
+        problems.push(format!(
+            "{shown:?}: unknown field (the fields are {FIELDS})"
+        ));
     }
     match event {
-        Some(event) if problems.is_empty() => {
-            Ok(AnalyticsEvent { event, timestamp, session, properties })
-        }
-        _ => Err(Rejection { status: 400, problems }),
+        Some(event) if problems.is_empty() => Ok(AnalyticsEvent {
+            event,
+            timestamp,
+            session,
+            properties,
+        }),
+        _ => Err(Rejection {
+            status: 400,
+            problems,
+        }),
     }
 }
 
@@ -205,7 +238,11 @@ pub fn document(
     fallback_id: &str,
 ) -> (String, Value) {
     let ctx = &request.request_context;
-    let id = ctx.request_id.clone().filter(|id| !id.is_empty()).unwrap_or_else(|| fallback_id.to_string());
+    let id = ctx
+        .request_id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| fallback_id.to_string());
     let received_at = chrono::DateTime::from_timestamp_millis(ctx.time_epoch)
         .filter(|_| ctx.time_epoch > 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
@@ -229,7 +266,10 @@ pub fn respond(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
         hyper::header::HeaderValue::from_static("application/json"),
     );
     if status == 405 {
-        headers.insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("POST"));
+        headers.insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("POST"),
+        );
     }
     ApiGatewayV2httpResponse {
         status_code: i64::from(status),
@@ -247,7 +287,10 @@ pub fn refused(rejection: &Rejection) -> ApiGatewayV2httpResponse {
         415 => "unsupported media type",
         _ => "invalid analytics event",
     };
-    respond(rejection.status, &json!({ "error": error, "problems": rejection.problems }))
+    respond(
+        rejection.status,
+        &json!({ "error": error, "problems": rejection.problems }),
+    )
 }
 
 /// Handles one request: validate, index into `index` through `es`, answer.
@@ -260,7 +303,11 @@ pub async fn handle(
     let event = match parse(request) {
         Ok(event) => event,
         Err(rejection) => {
-            tracing::info!(status = rejection.status, problems = rejection.problems.len(), "refused");
+            tracing::info!(
+                status = rejection.status,
+                problems = rejection.problems.len(),
+                "refused"
+            );
             return refused(&rejection);
         }
     };
@@ -272,12 +319,18 @@ pub async fn handle(
                 Indexed::AlreadyThere => "already-there",
             };
             tracing::info!(event = %event.event, %id, stored, "indexed");
-            respond(202, &json!({ "accepted": true, "id": id, "stored": stored }))
+            respond(
+                202,
+                &json!({ "accepted": true, "id": id, "stored": stored }),
+            )
         }
         Err(e) => {
             // the error names the store's host, never ES_URL's credentials
             tracing::error!(event = %event.event, %id, error = %e, "not stored");
-            respond(502, &json!({ "error": "the event could not be stored; try again", "id": id }))
+            respond(
+                502,
+                &json!({ "error": "the event could not be stored; try again", "id": id }),
+            )
         }
     }
 }
@@ -324,28 +377,56 @@ mod tests {
         // the sample's requestContext: requestId LV7fzho-PHcEJPw=, timeEpoch 1587481701067
         assert_eq!(id, "LV7fzho-PHcEJPw=");
         assert_eq!(doc["received_at"], "2020-04-21T15:08:21.067Z");
-        assert_eq!(doc["timestamp"], doc["received_at"], "no timestamp sent: the received time");
-        assert_eq!(doc["api"], json!({"id": "aaaaaaaaaa", "stage": "$default", "route": "$default"}));
+        assert_eq!(
+            doc["timestamp"], doc["received_at"],
+            "no timestamp sent: the received time"
+        );
+        assert_eq!(
+            doc["api"],
+            json!({"id": "aaaaaaaaaa", "stage": "$default", "route": "$default"})
+        );
         // the caller's address and headers stay out of the store
         let text = doc.to_string();
-        assert!(!text.contains("1.2.3.4") && !text.contains("curl"), "{text}");
+        assert!(
+            !text.contains("1.2.3.4") && !text.contains("curl"),
+            "{text}"
+        );
 
         let mut no_id = req.clone();
         no_id.request_context.request_id = None;
-        assert_eq!(document(&parse(&no_id).unwrap(), &no_id, "lambda-id").0, "lambda-id");
+        assert_eq!(
+            document(&parse(&no_id).unwrap(), &no_id, "lambda-id").0,
+            "lambda-id"
+        );
     }
 
     #[test]
     fn a_bad_event_lists_every_problem() {
-        let req = post(r#"{"event":"sign up!","timestamp":"yesterday","session":7,"properties":[1],"user":"x","ip":"y"}"#);
+        let req = post(
+            r#"{"event":"sign up!","timestamp":"yesterday","session":7,"properties":[1],"user":"x","ip":"y"}"#,
+        );
         let r = parse(&req).unwrap_err();
         assert_eq!(r.status, 400);
         assert_eq!(r.problems.len(), 6, "{:#?}", r.problems);
-        for needle in ["event: only letters", "timestamp: not an RFC 3339", "session: must be a string, not a number", "properties: must be an object, not an array", "\"ip\": unknown field", "\"user\": unknown field"] {
-            assert!(r.problems.iter().any(|p| p.contains(needle)), "{needle} not in {:#?}", r.problems);
+        for needle in [
+            "event: only letters",
+            "timestamp: not an RFC 3339",
+            "session: must be a string, not a number",
+            "properties: must be an object, not an array",
+            "\"ip\": unknown field",
+            "\"user\": unknown field",
+        ] {
+            assert!(
+                r.problems.iter().any(|p| p.contains(needle)),
+                "{needle} not in {:#?}",
+                r.problems
+            );
         }
         let r = parse(&post(r#"{"properties":{}}"#)).unwrap_err();
-        assert_eq!(r.problems, vec!["event: missing (the event's name, e.g. \"signup\")"]);
+        assert_eq!(
+            r.problems,
+            vec!["event: missing (the event's name, e.g. \"signup\")"]
+        );
     }
 
     #[test]
@@ -361,21 +442,34 @@ mod tests {
 
         assert_eq!(parse(&post("")).unwrap_err().status, 400);
         let r = parse(&post("{\"event\": ")).unwrap_err();
-        assert!(r.problems[0].starts_with("the body is not JSON: EOF while parsing"), "{r:?}");
+        assert!(
+            r.problems[0].starts_with("the body is not JSON: EOF while parsing"),
+            "{r:?}"
+        );
         assert!(parse(&post("[1]")).unwrap_err().problems[0].contains("must be a JSON object"));
-        let big = format!(r#"{{"event":"x","properties":{{"p":"{}"}}}}"#, "a".repeat(MAX_BODY));
+        let big = format!(
+            r#"{{"event":"x","properties":{{"p":"{}"}}}}"#,
+            "a".repeat(MAX_BODY)
+        );
         assert_eq!(parse(&post(&big)).unwrap_err().status, 413);
         let mut form = post(r#"{"event":"x"}"#);
-        form.headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+        form.headers.insert(
+            "content-type",
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
         assert_eq!(parse(&form).unwrap_err().status, 415);
-        form.headers.insert("content-type", "application/json; charset=utf-8".parse().unwrap());
+        form.headers.insert(
+            "content-type",
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert!(parse(&form).is_ok());
     }
 
     #[test]
     fn base64_bodies_are_decoded() {
         // HTTP APIs base64-encode bodies they don't consider text
-        let mut req = post(&base64::engine::general_purpose::STANDARD.encode(r#"{"event":"signup"}"#));
+        let mut req =
+            post(&base64::engine::general_purpose::STANDARD.encode(r#"{"event":"signup"}"#));
         req.is_base64_encoded = true;
         assert_eq!(parse(&req).unwrap().event, "signup");
         req.body = Some("%%%".into());
@@ -389,7 +483,10 @@ mod tests {
         let req = post(r#"{"event":"signup","properties":{"plan":"pro"}}"#);
         let resp = handle(&req, &client, "analytics-events", "lambda-id").await;
         assert_eq!(resp.status_code, 202);
-        assert_eq!(body_json(&resp), json!({"accepted": true, "id": "LV7fzho-PHcEJPw=", "stored": "created"}));
+        assert_eq!(
+            body_json(&resp),
+            json!({"accepted": true, "id": "LV7fzho-PHcEJPw=", "stored": "created"})
+        );
         // redelivered: stored once
         let again = handle(&req, &client, "analytics-events", "lambda-id").await;
         assert_eq!(body_json(&again)["stored"], "already-there");
@@ -414,6 +511,9 @@ mod tests {
         es.fail_with(500);
         let resp = handle(&post(r#"{"event":"x"}"#), &client, "a", "l").await;
         assert_eq!(resp.status_code, 502);
-        assert_eq!(body_json(&resp)["error"], "the event could not be stored; try again");
+        assert_eq!(
+            body_json(&resp)["error"],
+            "the event could not be stored; try again"
+        );
     }
 }

@@ -119,7 +119,10 @@ impl std::fmt::Debug for EsClient {
         f.debug_struct("EsClient")
             .field("host", &self.host)
             .field("prefix", &self.prefix)
-            .field("credentials", &self.authorization.as_ref().map(|_| "(redacted)"))
+            .field(
+                "credentials",
+                &self.authorization.as_ref().map(|_| "(redacted)"),
+            )
             .finish()
     }
 }
@@ -177,7 +180,10 @@ impl EsClient {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| EsError::Config(e.to_string()))?;
-        let unreachable = |reason: String| EsError::Unreachable { host: self.host.clone(), reason };
+        let unreachable = |reason: String| EsError::Unreachable {
+            host: self.host.clone(),
+            reason,
+        };
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
                 // hyper's error chain names the failing step (dns, connect), never the URL's userinfo
@@ -254,7 +260,10 @@ fn parse_url(url: &str) -> Result<ParsedUrl, EsError> {
     }
     let authorization = userinfo.map(|u| {
         let decoded = percent_decode(u);
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(decoded))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(decoded)
+        )
     });
     Ok(ParsedUrl {
         host: host.to_string(),
@@ -306,9 +315,15 @@ mod tests {
         assert_eq!(p.host, "elasticsearch:9200");
         assert_eq!(p.prefix, "");
         // base64("elastic:s3cr@t")
-        assert_eq!(p.authorization.as_deref(), Some("Basic ZWxhc3RpYzpzM2NyQHQ="));
+        assert_eq!(
+            p.authorization.as_deref(),
+            Some("Basic ZWxhc3RpYzpzM2NyQHQ=")
+        );
         let p = parse_url("http://es.internal/proxy/es").unwrap();
-        assert_eq!((p.host.as_str(), p.prefix.as_str()), ("es.internal", "/proxy/es"));
+        assert_eq!(
+            (p.host.as_str(), p.prefix.as_str()),
+            ("es.internal", "/proxy/es")
+        );
         assert!(p.authorization.is_none());
 
         for (bad, says) in [
@@ -319,17 +334,27 @@ mod tests {
         ] {
             let err = parse_url(bad).err().expect(bad).to_string();
             assert!(err.contains(says), "{bad}: {err}");
-            assert!(!err.contains("hunter2"), "{bad}: the password leaked: {err}");
+            assert!(
+                !err.contains("hunter2"),
+                "{bad}: the password leaked: {err}"
+            );
         }
     }
 
     #[test]
     fn debug_redacts_credentials() {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let client = rt.block_on(async { EsClient::new("http://elastic:hunter2@es:9200").unwrap() });
+        let client =
+            rt.block_on(async { EsClient::new("http://elastic:hunter2@es:9200").unwrap() });
         let shown = format!("{client:?}");
-        assert!(shown.contains("es:9200") && shown.contains("(redacted)"), "{shown}");
-        assert!(!shown.contains("hunter2") && !shown.contains("ZWxhc3RpYzpodW50ZXIy"), "{shown}");
+        assert!(
+            shown.contains("es:9200") && shown.contains("(redacted)"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("ZWxhc3RpYzpodW50ZXIy"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -345,13 +370,22 @@ mod tests {
         let url = format!("http://elastic:hunter2@localhost:{}/", es.port());
         let client = EsClient::new(&url).unwrap();
         let doc = serde_json::json!({"event": "signup"});
-        assert_eq!(client.create("analytics", "id-1", &doc).await.unwrap(), Indexed::Created);
-        assert_eq!(client.create("analytics", "id-1", &doc).await.unwrap(), Indexed::AlreadyThere);
+        assert_eq!(
+            client.create("analytics", "id-1", &doc).await.unwrap(),
+            Indexed::Created
+        );
+        assert_eq!(
+            client.create("analytics", "id-1", &doc).await.unwrap(),
+            Indexed::AlreadyThere
+        );
         let got = es.requests();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].method, "PUT");
         assert_eq!(got[0].path, "/analytics/_create/id-1");
-        assert_eq!(got[0].authorization.as_deref(), Some("Basic ZWxhc3RpYzpodW50ZXIy"));
+        assert_eq!(
+            got[0].authorization.as_deref(),
+            Some("Basic ZWxhc3RpYzpodW50ZXIy")
+        );
         assert_eq!(got[0].body, doc);
     }
 
@@ -360,7 +394,10 @@ mod tests {
         let es = FakeEs::start().await;
         es.fail_with(503);
         let client = EsClient::new(&format!("http://u:hunter2@127.0.0.1:{}", es.port())).unwrap();
-        let err = client.create("i", "x", &serde_json::json!({})).await.unwrap_err();
+        let err = client
+            .create("i", "x", &serde_json::json!({}))
+            .await
+            .unwrap_err();
         assert!(matches!(err, EsError::Status { status: 503, .. }), "{err}");
         assert!(!err.to_string().contains("hunter2"));
 
@@ -370,7 +407,10 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let client = EsClient::new(&format!("http://u:hunter2@127.0.0.1:{port}")).unwrap();
-        let err = client.create("i", "x", &serde_json::json!({})).await.unwrap_err();
+        let err = client
+            .create("i", "x", &serde_json::json!({}))
+            .await
+            .unwrap_err();
         assert!(matches!(err, EsError::Unreachable { .. }), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }

@@ -24,10 +24,26 @@ pub const SOURCE: &str = "aws.autoscaling";
 pub const DETAIL_TYPES: [(&str, &str, &str); 6] = [
     ("EC2 Instance Launch Successful", "launch", "successful"),
     ("EC2 Instance Launch Unsuccessful", "launch", "unsuccessful"),
-    ("EC2 Instance Terminate Successful", "terminate", "successful"),
-    ("EC2 Instance Terminate Unsuccessful", "terminate", "unsuccessful"),
-    ("EC2 Instance-launch Lifecycle Action", "launch", "waiting-on-hook"),
-    ("EC2 Instance-terminate Lifecycle Action", "terminate", "waiting-on-hook"),
+    (
+        "EC2 Instance Terminate Successful",
+        "terminate",
+        "successful",
+    ),
+    (
+        "EC2 Instance Terminate Unsuccessful",
+        "terminate",
+        "unsuccessful",
+    ),
+    (
+        "EC2 Instance-launch Lifecycle Action",
+        "launch",
+        "waiting-on-hook",
+    ),
+    (
+        "EC2 Instance-terminate Lifecycle Action",
+        "terminate",
+        "waiting-on-hook",
+    ),
 ];
 
 /// What became of an event.
@@ -63,16 +79,24 @@ pub enum NodeEventError {
 }
 
 fn text(detail: &Value, field: &str) -> Option<String> {
-    detail.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    detail
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// Reads an event into the document to store (pure).
 pub fn record(event: &EventBridgeEvent<Value>) -> Result<Record, NodeEventError> {
     if event.source != SOURCE {
-        return Ok(Record::Ignored(format!("source {:?} is not {SOURCE}", event.source)));
+        return Ok(Record::Ignored(format!(
+            "source {:?} is not {SOURCE}",
+            event.source
+        )));
     }
-    let Some(&(_, transition, result)) =
-        DETAIL_TYPES.iter().find(|(t, _, _)| *t == event.detail_type)
+    let Some(&(_, transition, result)) = DETAIL_TYPES
+        .iter()
+        .find(|(t, _, _)| *t == event.detail_type)
     else {
         return Ok(Record::Ignored(format!(
             "{:?} is not an instance launch or termination",
@@ -179,12 +203,16 @@ mod tests {
         assert_eq!(doc["time"], "1970-01-01T00:00:00Z");
         assert_eq!(doc["region"], "us-west-2");
 
-        let Record::Node { doc, .. } =
-            record(&fixture("example-autoscaling-event-terminate-successful.json")).unwrap()
-        else {
+        let Record::Node { doc, .. } = record(&fixture(
+            "example-autoscaling-event-terminate-successful.json",
+        ))
+        .unwrap() else {
             panic!("not recorded")
         };
-        assert_eq!((doc["transition"].as_str(), doc["result"].as_str()), (Some("terminate"), Some("successful")));
+        assert_eq!(
+            (doc["transition"].as_str(), doc["result"].as_str()),
+            (Some("terminate"), Some("successful"))
+        );
 
         let Record::Node { doc, .. } =
             record(&fixture("example-autoscaling-event-terminate-action.json")).unwrap()
@@ -193,7 +221,10 @@ mod tests {
         };
         assert_eq!(doc["result"], "waiting-on-hook");
         assert_eq!(doc["lifecycle_hook"], "my-lifecycle-hook");
-        assert_eq!(doc["lifecycle_transition"], "autoscaling:EC2_INSTANCE_TERMINATING");
+        assert_eq!(
+            doc["lifecycle_transition"],
+            "autoscaling:EC2_INSTANCE_TERMINATING"
+        );
         assert_eq!(doc["group"], "my-asg");
         assert!(doc["availability_zone"].is_null());
     }
@@ -225,18 +256,36 @@ mod tests {
         let client = EsClient::new(&format!("http://localhost:{}", es.port())).unwrap();
         let launch = fixture("example-autoscaling-event-launch-successful.json");
         let answer = handle(&launch, &client, DEFAULT_INDEX).await.unwrap();
-        assert_eq!(answer, json!({"recorded": "12345678-1234-1234-1234-123456789012", "stored": "created"}));
+        assert_eq!(
+            answer,
+            json!({"recorded": "12345678-1234-1234-1234-123456789012", "stored": "created"})
+        );
         let again = handle(&launch, &client, DEFAULT_INDEX).await.unwrap();
         assert_eq!(again["stored"], "already-there");
-        let ignored = handle(&fixture("example-eventbridge-event-obj.json"), &client, DEFAULT_INDEX).await.unwrap();
+        let ignored = handle(
+            &fixture("example-eventbridge-event-obj.json"),
+            &client,
+            DEFAULT_INDEX,
+        )
+        .await
+        .unwrap();
         assert!(ignored.get("ignored").is_some());
         let got = es.requests();
         assert_eq!(got.len(), 2, "the ignored event reached the store");
-        assert_eq!(got[0].path, "/node-events/_create/12345678-1234-1234-1234-123456789012");
+        assert_eq!(
+            got[0].path,
+            "/node-events/_create/12345678-1234-1234-1234-123456789012"
+        );
         assert_eq!(got[0].body["instance_id"], "i-1234567890abcdef0");
 
         es.fail_with(503);
         let err = handle(&launch, &client, DEFAULT_INDEX).await.unwrap_err();
-        assert!(matches!(err, NodeEventError::Store(EsError::Status { status: 503, .. })), "{err}");
+        assert!(
+            matches!(
+                err,
+                NodeEventError::Store(EsError::Status { status: 503, .. })
+            ),
+            "{err}"
+        );
     }
 }

@@ -84,13 +84,24 @@ async fn answer(
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let mut state = state.lock().unwrap();
-    state.received.push(Received { method, path: path.clone(), authorization, body });
+    state.received.push(Received {
+        method,
+        path: path.clone(),
+        authorization,
+        body,
+    });
     let (status, text) = if let Some(status) = state.fail_with {
         (status, r#"{"error":"unavailable"}"#.to_string())
     } else if state.ids.insert(path.clone()) {
         (201, r#"{"result":"created"}"#.to_string())
     } else {
-        (409, r#"{"error":{"type":"version_conflict_engine_exception"}}"#.to_string())
+        (
+            409,
+            r#"{"error":{"type":"version_conflict_engine_exception"}}"#.to_string(),
+        )
     };
-    Ok(Response::builder().status(status).body(Full::new(Bytes::from(text))).unwrap())
+    Ok(Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::from(text)))
+        .unwrap())
 }

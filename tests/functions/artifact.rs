@@ -25,7 +25,11 @@ fn linkage(data: &[u8]) -> Linkage {
     for ph in file.elf_program_headers() {
         if ph.p_type(endian) == elf::PT_INTERP {
             let bytes = ph.data(endian, data).unwrap();
-            interpreter = Some(String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string());
+            interpreter = Some(
+                String::from_utf8_lossy(bytes)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            );
         }
     }
     let sections = file.elf_section_table();
@@ -34,7 +38,8 @@ fn linkage(data: &[u8]) -> Linkage {
         let strings = sections.strings(endian, data, link).unwrap();
         for d in dynamic {
             if d.tag32(endian) == Some(elf::DT_NEEDED) {
-                needed.push(String::from_utf8_lossy(d.string(endian, strings).unwrap()).into_owned());
+                needed
+                    .push(String::from_utf8_lossy(d.string(endian, strings).unwrap()).into_owned());
             }
         }
     }
@@ -53,7 +58,11 @@ fn linkage(data: &[u8]) -> Linkage {
     }
     glibc_versions.sort();
     glibc_versions.dedup();
-    Linkage { interpreter, needed, glibc_versions }
+    Linkage {
+        interpreter,
+        needed,
+        glibc_versions,
+    }
 }
 
 #[test]
@@ -61,7 +70,12 @@ fn the_checks_see_a_dynamic_glibc_executable() {
     // this test's own executable is linked against this machine's glibc
     let data = std::fs::read(std::env::current_exe().unwrap()).unwrap();
     let l = linkage(&data);
-    assert!(l.interpreter.as_deref().is_some_and(|i| i.contains("ld-linux")), "{l:?}");
+    assert!(
+        l.interpreter
+            .as_deref()
+            .is_some_and(|i| i.contains("ld-linux")),
+        "{l:?}"
+    );
     assert!(l.needed.iter().any(|n| n == "libc.so.6"), "{l:?}");
     assert!(!l.glibc_versions.is_empty(), "{l:?}");
     let newest = l.glibc_versions.last().unwrap();
@@ -74,32 +88,54 @@ fn the_checks_see_a_dynamic_glibc_executable() {
 fn check_artifact(bin: &str) {
     let zip_path = built(bin);
     assert_eq!(zip_path, infra::artifacts::lambda_zip_path(bin));
-    assert!(zip_path.ends_with(format!("target/lambda/{bin}/bootstrap.zip")), "{zip_path:?}");
+    assert!(
+        zip_path.ends_with(format!("target/lambda/{bin}/bootstrap.zip")),
+        "{zip_path:?}"
+    );
     let bytes = std::fs::read(&zip_path).unwrap();
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).unwrap();
     assert_eq!(archive.len(), 1, "{bin}: one entry");
     let mut entry = archive.by_index(0).unwrap();
     assert_eq!(entry.name(), "bootstrap");
     assert!(entry.is_file());
-    assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755), "{bin}: executable");
+    assert_eq!(
+        entry.unix_mode().map(|m| m & 0o777),
+        Some(0o755),
+        "{bin}: executable"
+    );
     let mut data = Vec::new();
     std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
     drop(entry);
 
     let file = object::File::parse(&*data).expect("an object file");
     assert_eq!(file.format(), object::BinaryFormat::Elf);
-    assert_eq!(file.architecture(), Architecture::X86_64, "{bin}: built for Lambda's x86_64");
+    assert_eq!(
+        file.architecture(),
+        Architecture::X86_64,
+        "{bin}: built for Lambda's x86_64"
+    );
     assert!(file.is_64() && file.is_little_endian());
     assert_ne!(file.entry(), 0, "{bin}: has an entry point");
     let header = ElfFile64::<object::Endianness>::parse(&*data).unwrap();
     let e_type = header.elf_header().e_type(header.endian());
     // rustc links a static glibc executable as static-pie (ET_DYN without an interpreter)
-    assert!(e_type == elf::ET_EXEC || e_type == elf::ET_DYN, "{bin}: e_type {e_type}");
+    assert!(
+        e_type == elf::ET_EXEC || e_type == elf::ET_DYN,
+        "{bin}: e_type {e_type}"
+    );
 
     let l = linkage(&data);
     assert_eq!(l.interpreter, None, "{bin}: static, no dynamic linker");
-    assert!(l.needed.is_empty(), "{bin}: needs no shared library: {:?}", l.needed);
-    assert!(l.glibc_versions.is_empty(), "{bin}: needs no glibc symbol version: {:?}", l.glibc_versions);
+    assert!(
+        l.needed.is_empty(),
+        "{bin}: needs no shared library: {:?}",
+        l.needed
+    );
+    assert!(
+        l.glibc_versions.is_empty(),
+        "{bin}: needs no glibc symbol version: {:?}",
+        l.glibc_versions
+    );
     // what the rule is for: nothing above Amazon Linux 2023's glibc (vacuous for a static binary)
     assert!(l.glibc_versions.iter().all(|v| *v <= AL2023_GLIBC));
 
@@ -109,7 +145,11 @@ fn check_artifact(bin: &str) {
     std::fs::write(&exe, &data).unwrap();
     let again = dir.path().join("again.zip");
     infra::artifacts::write_bootstrap_zip(&exe, &again).unwrap();
-    assert_eq!(std::fs::read(&again).unwrap(), bytes, "{bin}: the zip is deterministic");
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        bytes,
+        "{bin}: the zip is deterministic"
+    );
     infra_test_support::say(&format!(
         "{bin}: bootstrap {} bytes, zip {} bytes, static (no interpreter, no DT_NEEDED, no GLIBC_ versions)",
         data.len(),

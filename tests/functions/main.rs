@@ -60,6 +60,9 @@ pub(crate) fn extract_bootstrap(zip: &std::path::Path, dir: &std::path::Path) ->
 
 /// AWS's event samples, kept with the functions.
 pub(crate) fn fixture(name: &str) -> serde_json::Value {
-    let path = format!("{}/infra-functions/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/infra-functions/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }

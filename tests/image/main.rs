@@ -40,7 +40,12 @@ fn blocks<'a>(body: &'a Body, ident: &str) -> Vec<&'a Block> {
 fn block<'a>(body: &'a Body, ident: &str, labels: &[&str]) -> &'a Block {
     let found: Vec<&Block> = blocks(body, ident)
         .into_iter()
-        .filter(|b| b.labels().iter().map(|l| l.as_str()).eq(labels.iter().copied()))
+        .filter(|b| {
+            b.labels()
+                .iter()
+                .map(|l| l.as_str())
+                .eq(labels.iter().copied())
+        })
         .collect();
     assert_eq!(found.len(), 1, "one {ident} {labels:?} block");
     found[0]
@@ -70,7 +75,11 @@ fn written(expr: &Expression) -> String {
 fn locals(body: &Body) -> BTreeMap<String, Expression> {
     blocks(body, "locals")
         .iter()
-        .flat_map(|b| b.body().attributes().map(|a| (a.key().to_string(), a.expr().clone())))
+        .flat_map(|b| {
+            b.body()
+                .attributes()
+                .map(|a| (a.key().to_string(), a.expr().clone()))
+        })
         .collect()
 }
 
@@ -107,12 +116,19 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 fn production(env: &str) -> infra::prelude::Stack {
-    example::stack(&Context { env: env.into(), target: Target::Sandbox, stack_name: None })
+    example::stack(&Context {
+        env: env.into(),
+        target: Target::Sandbox,
+        stack_name: None,
+    })
 }
 
 #[test]
 fn the_glob_matcher_is_strict() {
-    assert!(glob("infra-swarm-node-*", "infra-swarm-node-20260101120000"));
+    assert!(glob(
+        "infra-swarm-node-*",
+        "infra-swarm-node-20260101120000"
+    ));
     assert!(!glob("infra-swarm-node-*", "infra-swarm-nodes-20260101"));
     assert!(!glob("infra-swarm-node-*", "debian-12-amd64-20260101"));
     assert!(glob("a*b*c", "a-x-b-y-c") && !glob("a*b*c", "a-x-c-y-b"));
@@ -127,21 +143,40 @@ fn the_image_name_matches_the_stacks_ami_lookup() {
     let name = text(&locals["image_name"]);
     let prefix = name.split("${").next().unwrap();
     assert_eq!(prefix, "infra-swarm-node-", "{name}");
-    assert!(name.contains("formatdate(\"YYYYMMDDhhmmss\", timestamp())"), "a new name per build: {name}");
+    assert!(
+        name.contains("formatdate(\"YYYYMMDDhhmmss\", timestamp())"),
+        "a new name per build: {name}"
+    );
     let example_name = format!("{prefix}20260101120000");
 
     for env in ["local", "production"] {
         let stack = production(env);
-        let amis: Vec<_> = stack.resources().iter().filter(|r| r.address.kind() == "aws_ami").collect();
+        let amis: Vec<_> = stack
+            .resources()
+            .iter()
+            .filter(|r| r.address.kind() == "aws_ami")
+            .collect();
         assert_eq!(amis.len(), 1, "{env}: one AMI lookup");
         let pattern = amis[0].get_str("name_pattern").unwrap();
-        assert!(glob(pattern, &example_name), "{env}: {example_name} does not match {pattern}");
-        assert!(!glob(pattern, "debian-12-amd64-20260101-1234"), "{env}: the base image would match");
+        assert!(
+            glob(pattern, &example_name),
+            "{env}: {example_name} does not match {pattern}"
+        );
+        assert!(
+            !glob(pattern, "debian-12-amd64-20260101-1234"),
+            "{env}: the base image would match"
+        );
         let owners = amis[0].get("owners").and_then(|o| match o {
-            infra::core::Value::List(l) => Some(l.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>()),
+            infra::core::Value::List(l) => {
+                Some(l.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>())
+            }
             _ => None,
         });
-        assert_eq!(owners, Some(vec!["self"]), "{env}: the image is the account's own");
+        assert_eq!(
+            owners,
+            Some(vec!["self"]),
+            "{env}: the image is the account's own"
+        );
     }
 }
 
@@ -155,7 +190,11 @@ fn the_agent_is_installed_where_the_user_data_runs_it() {
     for env in ["local", "production"] {
         let stack = production(env);
         let mut nodes = 0;
-        for lt in stack.resources().iter().filter(|r| r.address.kind() == "aws_launch_template") {
+        for lt in stack
+            .resources()
+            .iter()
+            .filter(|r| r.address.kind() == "aws_launch_template")
+        {
             let user_data = lt.get_str("user_data").expect("user data");
             let runs: Vec<&str> = user_data
                 .lines()
@@ -163,23 +202,42 @@ fn the_agent_is_installed_where_the_user_data_runs_it() {
                 .filter_map(|cmd| cmd.strip_suffix(" run"))
                 .collect();
             if lt.address.to_string().contains("bastion") {
-                assert!(runs.is_empty(), "{env}: the bastion runs no agent: {user_data}");
+                assert!(
+                    runs.is_empty(),
+                    "{env}: the bastion runs no agent: {user_data}"
+                );
             } else {
-                assert_eq!(runs, vec![agent_path.as_str()], "{env} {}: {user_data}", lt.address);
+                assert_eq!(
+                    runs,
+                    vec![agent_path.as_str()],
+                    "{env} {}: {user_data}",
+                    lt.address
+                );
                 nodes += 1;
             }
         }
-        assert_eq!(nodes, 2, "{env}: the managers' and the workers' launch templates");
+        assert_eq!(
+            nodes, 2,
+            "{env}: the managers' and the workers' launch templates"
+        );
     }
 
     // the unit runs the same command, after Docker
     let unit_name = text(&locals["unit_name"]);
     let unit_path = text(&locals["unit_path"]);
-    assert_eq!(Path::new(&unit_path).file_name().unwrap().to_str(), Some(unit_name.as_str()));
+    assert_eq!(
+        Path::new(&unit_path).file_name().unwrap().to_str(),
+        Some(unit_name.as_str())
+    );
     let unit = std::fs::read_to_string(root().join("image/files").join(&unit_name)).unwrap();
-    let exec_start: Vec<&str> = unit.lines().filter_map(|l| l.strip_prefix("ExecStart=")).collect();
+    let exec_start: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .collect();
     assert_eq!(exec_start, vec![format!("{agent_path} run")]);
-    assert!(unit.lines().any(|l| l.starts_with("After=") && l.contains("docker.service")));
+    assert!(unit
+        .lines()
+        .any(|l| l.starts_with("After=") && l.contains("docker.service")));
     assert!(unit.contains("WantedBy=multi-user.target"));
 }
 
@@ -190,11 +248,19 @@ fn the_provisioners_use_files_of_the_repository() {
     let build = block(&body, "build", &[]);
     let variables: BTreeMap<String, String> = blocks(&body, "variable")
         .iter()
-        .map(|v| (v.labels()[0].as_str().to_string(), text(attr(v.body(), "default"))))
+        .map(|v| {
+            (
+                v.labels()[0].as_str().to_string(),
+                text(attr(v.body(), "default")),
+            )
+        })
         .collect();
 
     let mut uploads = BTreeMap::new();
-    for p in blocks(build.body(), "provisioner").iter().filter(|p| p.labels()[0].as_str() == "file") {
+    for p in blocks(build.body(), "provisioner")
+        .iter()
+        .filter(|p| p.labels()[0].as_str() == "file")
+    {
         let source = attr(p.body(), "source");
         let source = match written(source).as_str() {
             "var.node_agent_binary" => {
@@ -206,7 +272,10 @@ fn the_provisioners_use_files_of_the_repository() {
             }
             _ => {
                 let path = resolve(&text(source), &locals);
-                assert!(root().join(&path).is_file(), "{path} is not in the repository");
+                assert!(
+                    root().join(&path).is_file(),
+                    "{path} is not in the repository"
+                );
                 path
             }
         };
@@ -246,20 +315,44 @@ fn the_provisioners_use_files_of_the_repository() {
         r#"systemctl enable "$UNIT_NAME""#,
         "systemctl enable docker.service",
     ] {
-        assert!(sh.lines().any(|l| l.trim() == line), "{script} lacks `{line}`");
+        assert!(
+            sh.lines().any(|l| l.trim() == line),
+            "{script} lacks `{line}`"
+        );
     }
-    assert!(sh.contains("apt-get install") && sh.contains("docker.io"), "{script} installs Docker");
-    let syntax = std::process::Command::new("sh").arg("-n").arg(&script_path).output().unwrap();
-    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    assert!(
+        sh.contains("apt-get install") && sh.contains("docker.io"),
+        "{script} installs Docker"
+    );
+    let syntax = std::process::Command::new("sh")
+        .arg("-n")
+        .arg(&script_path)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
 }
 
 #[test]
 fn the_moto_stand_in_says_what_it_stands_in_for() {
     let script = std::fs::read_to_string(root().join(".ci/moto-node-image")).unwrap();
-    let comments: String = script.lines().filter(|l| l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let comments: String = script
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(comments.contains("image/node.pkr.hcl"), "{comments}");
-    assert!(comments.contains("stand-in") || comments.contains("stands in"), "{comments}");
+    assert!(
+        comments.contains("stand-in") || comments.contains("stands in"),
+        "{comments}"
+    );
     let name = text(&locals(&template())["image_name"]);
     let prefix = name.split("${").next().unwrap();
-    assert!(script.contains(&format!("name = \"{prefix}\"")), "it registers {prefix}<date>");
+    assert!(
+        script.contains(&format!("name = \"{prefix}\"")),
+        "it registers {prefix}<date>"
+    );
 }

@@ -14,13 +14,16 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "cannot start");
         Error::from(e.to_string())
     })?;
-    let index = std::env::var("ANALYTICS_INDEX").unwrap_or_else(|_| analytics::DEFAULT_INDEX.into());
+    let index =
+        std::env::var("ANALYTICS_INDEX").unwrap_or_else(|_| analytics::DEFAULT_INDEX.into());
     tracing::info!(store = es.host(), %index, "analytics-ingest ready");
     let (es, index) = (&es, index.as_str());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-        let response: ApiGatewayV2httpResponse =
-            analytics::handle(&event.payload, es, index, &event.context.request_id).await;
-        Ok::<_, Error>(response)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let response: ApiGatewayV2httpResponse =
+                analytics::handle(&event.payload, es, index, &event.context.request_id).await;
+            Ok::<_, Error>(response)
+        },
+    ))
     .await
 }

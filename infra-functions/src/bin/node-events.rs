@@ -18,8 +18,10 @@ async fn main() -> Result<(), Error> {
         std::env::var("NODE_EVENTS_INDEX").unwrap_or_else(|_| node_events::DEFAULT_INDEX.into());
     tracing::info!(store = es.host(), %index, "node-events ready");
     let (es, index) = (&es, index.as_str());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-        Ok::<_, Error>(node_events::handle(&event.payload, es, index).await?)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
+            Ok::<_, Error>(node_events::handle(&event.payload, es, index).await?)
+        },
+    ))
     .await
 }
