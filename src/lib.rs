@@ -25,6 +25,7 @@
 //! # std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+pub mod artifacts;
 pub mod cli;
 mod live;
 #[cfg(feature = "testing")]

@@ -1,5 +1,6 @@
 //! The stack itself, shared by the deploy program (`main.rs`) and the tests (`tests/`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -95,43 +96,27 @@ struct Config {
     functions_es_url: &'static str,
 }
 
-/// Tests only, until the functions' build is wired in: writes a placeholder zip (a `bootstrap`
-/// that fails, saying how to build the real one) where [`function_zip`] looks, for each
-/// function whose zip is missing, so that the stack validates. Never overwrites a built zip.
-#[cfg(test)]
-pub(crate) fn ensure_function_zips() {
-    use std::io::Write;
-    // One writer per process (tests run on threads); another process renames its own copy.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    for name in ["analytics-ingest", "node-events"] {
-        let path = function_zip(name);
-        if path.exists() {
-            continue;
-        }
-        std::fs::create_dir_all(path.parent().expect("a parent")).expect("the zip's directory");
-        let tmp = path.with_extension(format!("zip.{}", std::process::id()));
-        let mut z = zip::ZipWriter::new(std::fs::File::create(&tmp).expect("a temporary zip"));
-        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-        z.start_file("bootstrap", opts).expect("a zip entry");
-        z.write_all(
-            b"#!/bin/sh\necho 'placeholder: build the functions with `cargo run --example build-functions`' >&2\nexit 1\n",
-        )
-        .expect("the placeholder");
-        z.finish().expect("the zip");
-        // Another test binary may have written it meanwhile: either copy is the same.
-        std::fs::rename(&tmp, &path).expect("the placeholder zip in place");
-    }
-}
-
-/// The zip of one of the project's Lambda functions, as its build writes it:
-/// `<workspace>/target/lambda/<name>/bootstrap.zip` (`CARGO_TARGET_DIR` is honoured). A missing
-/// zip is a validation problem saying how to build it.
+/// The zip of one of the project's Lambda functions (crate `infra-functions`), built for the
+/// `provided.al2023` runtime by [`infra::artifacts::lambda_zip`] the first time this process asks
+/// for it: cargo decides what is up to date (a few seconds when nothing changed; the first build
+/// of a fresh checkout takes about two minutes). A build that fails is reported on stderr, and
+/// the missing zip is then a validation problem of the function, naming the command to run.
 pub(crate) fn function_zip(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("lambda").join(name).join("bootstrap.zip")
+    static BUILT: std::sync::Mutex<BTreeMap<String, PathBuf>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let path = match infra::artifacts::lambda_zip(name) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("infra: the Lambda function {name} could not be built: {e}");
+            infra::artifacts::lambda_zip_path(name)
+        }
+    };
+    built.insert(name.to_string(), path.clone());
+    path
 }
 
 pub(crate) fn local_image() -> String {

@@ -12,7 +12,6 @@ use infra::prelude::*;
 use infra::testing::{self, assert_no_policy_errors, assert_policy_finding};
 
 fn production_stack(env: &str) -> Stack {
-    example::ensure_function_zips();
     example::stack(&Context {
         env: env.into(),
         target: Target::Sandbox,

@@ -136,7 +136,6 @@ pub(crate) async fn aws_engine(endpoint: &str, max_attempts: u32) -> Engine {
 
 /// The production stack (`--env local`) under another name.
 pub(crate) fn production(name: &str) -> Stack {
-    crate::example::ensure_function_zips();
     let mut s = crate::example::stack(&Context {
         env: "local".into(),
         target: Target::Live,

@@ -515,7 +515,6 @@ fn hits(sources: &BTreeMap<String, String>, secrets: &[String]) -> Vec<String> {
 fn production_secrets() -> Vec<String> {
     let mut out = Vec::new();
     for env in ["local"] {
-        example::ensure_function_zips();
         let stack = example::stack(&Context {
             env: env.into(),
             target: Target::Sandbox,
