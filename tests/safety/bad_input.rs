@@ -715,6 +715,8 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         "  - aws_lb.web: field `name`: the load balancer name `Bad_Name-web` contains `_`",
         "  - aws_lb_target_group.app: field `name`: the target group (before its 5-character suffix) name `Bad_Name-app` contains `_`",
         "  - aws_lb_listener.https: field `certificate_arn`: the environment variable `CERTIFICATE_ARN` is not set",
+        "  - aws_lambda_function.analytics-ingest: field `secret_environment`: `ES_PASSWORD`: the environment variable `ES_PASSWORD` is not set",
+        "  - aws_lambda_function.node-events: field `secret_environment`: `ES_PASSWORD`: the environment variable `ES_PASSWORD` is not set",
     ];
     let commands: [&[&str]; 6] = [
         &["plan"],
@@ -729,7 +731,7 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", show(&o));
         assert!(
-            err.contains("Error: stack \"Bad_Name\" is invalid: 11 problems found (nothing was read or changed):"),
+            err.contains("Error: stack \"Bad_Name\" is invalid: 13 problems found (nothing was read or changed):"),
             "{args:?}: {}",
             show(&o)
         );
@@ -744,7 +746,7 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(
-        err.contains("is invalid: 5 problems found") && err.contains(problems[1]),
+        err.contains("is invalid: 7 problems found") && err.contains(problems[1]),
         "{}",
         show(&o)
     );
@@ -758,7 +760,7 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         .expect("valid JSON");
     assert_eq!(first["error"], "validation", "{first}");
     let listed = first["problems"].as_array().expect("problems");
-    assert_eq!(listed.len(), 11, "{first}");
+    assert_eq!(listed.len(), 13, "{first}");
     assert!(listed
         .iter()
         .all(|p| p["address"].is_string() && p["field"].is_string() && p["message"].is_string()));
