@@ -13,7 +13,6 @@ use infra_test_support::proxy;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::config::retry::{RetryConfig, RetryPartition};
-use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use bytes::Bytes;
@@ -64,53 +63,35 @@ fn partition(name: &str) -> RetryPartition {
 // ---------------------------------------------------------------------------------------------
 // SDK clients
 
-fn ec2(endpoint: &str, retry: RetryConfig) -> aws_sdk_ec2::Client {
-    let config = aws_sdk_ec2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "proxy-tests"))
-        .endpoint_url(endpoint)
-        .retry_config(retry)
-        .retry_partition(partition("ec2"))
-        .build();
-    aws_sdk_ec2::Client::from_conf(config)
+/// `fn $name(endpoint, retry) -> $sdk::Client`: a client of that SDK for moto or the proxy, with
+/// test credentials and a retry partition of its own.
+macro_rules! sdk_client {
+    ($name:ident, $sdk:ident) => {
+        fn $name(endpoint: &str, retry: RetryConfig) -> $sdk::Client {
+            let config = $sdk::Config::builder()
+                .behavior_version($sdk::config::BehaviorVersion::latest())
+                .region($sdk::config::Region::new("us-east-1"))
+                .credentials_provider($sdk::config::Credentials::new(
+                    "test",
+                    "test",
+                    None,
+                    None,
+                    "proxy-tests",
+                ))
+                .endpoint_url(endpoint)
+                .retry_config(retry)
+                .retry_partition(partition(stringify!($name)))
+                .build();
+            $sdk::Client::from_conf(config)
+        }
+    };
 }
 
-fn iam(endpoint: &str, retry: RetryConfig) -> aws_sdk_iam::Client {
-    let config = aws_sdk_iam::Config::builder()
-        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
-        .region(aws_sdk_iam::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_iam::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "proxy-tests",
-        ))
-        .endpoint_url(endpoint)
-        .retry_config(retry)
-        .retry_partition(partition("iam"))
-        .build();
-    aws_sdk_iam::Client::from_conf(config)
-}
-
-fn autoscaling(endpoint: &str, retry: RetryConfig) -> aws_sdk_autoscaling::Client {
-    let config = aws_sdk_autoscaling::Config::builder()
-        .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
-        .region(aws_sdk_autoscaling::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "proxy-tests",
-        ))
-        .endpoint_url(endpoint)
-        .retry_config(retry)
-        .retry_partition(partition("autoscaling"))
-        .build();
-    aws_sdk_autoscaling::Client::from_conf(config)
-}
+sdk_client!(ec2, aws_sdk_ec2);
+sdk_client!(iam, aws_sdk_iam);
+sdk_client!(autoscaling, aws_sdk_autoscaling);
+sdk_client!(ssm, aws_sdk_ssm);
+sdk_client!(lambda, aws_sdk_lambda);
 
 /// The SDK's standard retry (3 attempts, same classifiers as the default) with a short backoff
 /// so the test doesn't sleep for seconds; classification doesn't depend on the backoff.
@@ -943,42 +924,6 @@ async fn proxy_overhead() {
 
 // ---------------------------------------------------------------------------------------------
 // The JSON protocols (SSM, EventBridge) and REST-JSON (Lambda, API Gateway v2)
-
-fn ssm(endpoint: &str, retry: RetryConfig) -> aws_sdk_ssm::Client {
-    let config = aws_sdk_ssm::Config::builder()
-        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
-        .region(aws_sdk_ssm::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "proxy-tests",
-        ))
-        .endpoint_url(endpoint)
-        .retry_config(retry)
-        .retry_partition(partition("ssm"))
-        .build();
-    aws_sdk_ssm::Client::from_conf(config)
-}
-
-fn lambda(endpoint: &str, retry: RetryConfig) -> aws_sdk_lambda::Client {
-    let config = aws_sdk_lambda::Config::builder()
-        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "proxy-tests",
-        ))
-        .endpoint_url(endpoint)
-        .retry_config(retry)
-        .retry_partition(partition("lambda"))
-        .build();
-    aws_sdk_lambda::Client::from_conf(config)
-}
 
 #[test]
 fn rest_operations_are_named_from_method_and_path() {
