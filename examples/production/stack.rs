@@ -8,7 +8,8 @@ use infra::aws::{
     nat_gateway_with_eip, physical_name, Ami, EventRule, EventRuleOutputs, HttpApi, HttpApiOutputs,
     IamGroup, IamRole, IamRoleOutputs, IamUser, InstanceProfile, InternetGateway, LambdaCode,
     LambdaFunction, LambdaFunctionOutputs, LambdaPermission, LifecycleDefault, LifecycleHook,
-    Listener, LoadBalancer, RouteAuth, RouteTable, ScalingPolicy, TargetGroup, TargetProtocol,
+    Listener, LoadBalancer, LoadBalancerOutputs, RouteAuth, RouteTable, ScalingPolicy, TargetGroup,
+    TargetProtocol,
 };
 use infra::cli::Context;
 use infra::prelude::*;
@@ -91,9 +92,9 @@ struct Config {
     certificate: CertificateSource,
     /// How the app's port reaches the load balancer.
     app_publish: AppPublish,
-    /// Where the functions (in the VPC) reach the central Elasticsearch: its port 9200 on the
-    /// swarm's nodes, admitted from the functions' security group.
-    functions_es_url: &'static str,
+    /// How Elasticsearch's port 9200 is published on the node it runs on, for the internal
+    /// network load balancer the functions (outside the swarm) reach it through.
+    es_publish: AppPublish,
 }
 
 /// The zip of one of the project's Lambda functions (crate `infra-functions`), built for the
@@ -158,7 +159,7 @@ fn config(env: &str) -> Config {
                 drain_timeout: Duration::from_secs(300),
                 certificate: CertificateSource::Env("CERTIFICATE_ARN"),
                 app_publish: AppPublish::Ingress,
-                functions_es_url: "http://elasticsearch.internal:9200",
+                es_publish: AppPublish::Host,
             }
         }
         // `lab`: the local sizes on the cluster lab (moto's instances as Docker nodes on this
@@ -199,7 +200,11 @@ fn config(env: &str) -> Config {
                 } else {
                     AppPublish::None
                 },
-                functions_es_url: "http://elasticsearch.internal:9200",
+                es_publish: if lab {
+                    AppPublish::Host
+                } else {
+                    AppPublish::None
+                },
             }
         }
     }
@@ -276,6 +281,25 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             .description("Lambda functions: no ingress; out to Elasticsearch and AWS APIs")
             .egress_all(),
     );
+    // Elasticsearch's door for what runs outside the swarm (the functions): an internal network
+    // load balancer in the private subnets. Its group takes 9200 from the functions only and
+    // reaches 9200 on the managers; the managers take 9200 from this group only (the forwarded
+    // connections and the health checks alike).
+    let es_lb_sg = s.add(
+        SecurityGroup::new("es-lb")
+            .vpc(&net.vpc)
+            .description("Elasticsearch's internal load balancer: 9200 from the functions only")
+            .ingress(
+                Rule::tcp(9200)
+                    .group(&functions_sg)
+                    .describe("Elasticsearch from the Lambda functions"),
+            )
+            .egress(
+                Rule::tcp(9200)
+                    .cidr(c.vpc_cidr)
+                    .describe("Elasticsearch on the managers"),
+            ),
+    );
     let cluster_sg = s.add(
         SecurityGroup::new("cluster")
             .vpc(&net.vpc)
@@ -300,8 +324,8 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             )
             .ingress(
                 Rule::tcp(9200)
-                    .group(&functions_sg)
-                    .describe("Elasticsearch from the Lambda functions"),
+                    .group(&es_lb_sg)
+                    .describe("Elasticsearch, from its internal load balancer"),
             )
             .egress_all(),
     );
@@ -437,9 +461,21 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
             .size(1, 1, 1)
             .tag("role", "bastion"),
     );
+    // Elasticsearch runs on one manager (pinned by its AZ label) and publishes 9200 on that
+    // node; the target group holds every manager, and its TCP health check finds the one that
+    // answers.
+    let es_lb = s.add(
+        LoadBalancer::network("es")
+            .internal()
+            .subnets(&private)
+            .security_group(&es_lb_sg),
+    );
+    let es_tg = s.add(TargetGroup::new("es", TargetProtocol::Tcp, 9200).vpc(&net.vpc));
+    s.add(Listener::tcp("es", &es_lb, 9200).forward(&es_tg));
     let managers = s.add(
         Asg::new("managers")
             .launch_template(&manager_lt)
+            .target_group(&es_tg)
             .subnets(&private)
             .size(c.managers, c.managers, c.managers)
             .health_check("EC2", 300)
@@ -493,18 +529,28 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
         );
     }
 
-    serverless(s, c, &private, &functions_sg, &[&managers, &workers]);
+    let es_host = es_lb.dns_name();
+    serverless(
+        s,
+        c,
+        &private,
+        &functions_sg,
+        &es_host,
+        &[&managers, &workers],
+    );
 }
 
 /// The serverless part: an HTTPS endpoint (an HTTP API) whose `POST /events` route hands
 /// analytics events to `analytics-ingest`, and `node-events`, called by an EventBridge rule on
 /// the swarm groups' instance launches and terminations; both index into the central
-/// Elasticsearch from the private subnets.
+/// Elasticsearch from the private subnets, through its internal load balancer (`es_host`, its
+/// DNS name; the functions add the port, 9200) with the `elastic` user's password.
 fn serverless(
     s: &mut Stack,
     c: &Config,
     private: &[&Ref<Subnet>],
     functions_sg: &Ref<SecurityGroup>,
+    es_host: &Output<String>,
     groups: &[&Ref<Asg>],
 ) {
     // Least privilege: their own log groups, and the VPC's network interfaces (AWS's managed
@@ -528,22 +574,29 @@ fn serverless(
             )
             .attach_arn("arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"),
     );
-    let function = |name: &str, index: &str| {
+    // Each function's index variable is its own (`ANALYTICS_INDEX`, `NODE_EVENTS_INDEX`).
+    let function = |name: &str, index: (&str, &str)| {
         let f = LambdaFunction::new(name)
             .code(LambdaCode::zip_file(function_zip(name)))
             .role(role.arn())
             .memory_mb(256)
             .timeout(Duration::from_secs(10))
             .vpc(private, &[functions_sg])
-            .env("ES_URL", c.functions_es_url)
-            .env("ES_INDEX", index);
+            .env("ES_HOST", es_host)
+            .env(index.0, index.1);
         match c.es_password {
             SecretSource::Local(v) => f.secret_env("ES_PASSWORD", v),
             SecretSource::Env(var) => f.secret_env_from_env("ES_PASSWORD", var),
         }
     };
-    let ingest = s.add(function("analytics-ingest", "analytics"));
-    let node_events = s.add(function("node-events", "node-events"));
+    let ingest = s.add(function(
+        "analytics-ingest",
+        ("ANALYTICS_INDEX", "analytics"),
+    ));
+    let node_events = s.add(function(
+        "node-events",
+        ("NODE_EVENTS_INDEX", "node-events"),
+    ));
 
     // Callers sign their requests (SigV4) and need execute-api:Invoke on the route.
     let api = s.add(
@@ -682,6 +735,13 @@ fn swarm(s: &mut Stack, c: &Config) {
             .env("ES_JAVA_OPTS", "-Xms2g -Xmx2g")
             .limits(2.0, 4096),
     );
+    // Published on its own node (AWS, the lab) for the internal load balancer the functions
+    // use; services on the swarm's networks reach it by name.
+    es = match c.es_publish {
+        AppPublish::None => es,
+        AppPublish::Host => es.publish(9200, 9200),
+        AppPublish::Ingress => es.publish_ingress(9200, 9200),
+    };
     if let Some(labels) = &local_node {
         // The constraint's `az` label is this stack's own locally.
         es = es.depends_on(labels);

@@ -14,6 +14,10 @@ systemctl enable docker.service
 install -o root -g root -m 0755 "$AGENT_SOURCE" "$AGENT_PATH"
 "$AGENT_PATH" --version
 
+# Elasticsearch (a swarm service on a manager) refuses to start below this map count
+# (its bootstrap check); every node gets it so the service can be placed on any of them
+echo "vm.max_map_count = 262144" > /etc/sysctl.d/99-elasticsearch.conf
+
 # its boot unit
 install -o root -g root -m 0644 "$UNIT_SOURCE" "$UNIT_PATH"
 systemctl daemon-reload

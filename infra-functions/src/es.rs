@@ -128,16 +128,45 @@ impl std::fmt::Debug for EsClient {
 }
 
 impl EsClient {
-    /// The client for `ES_URL` (read from the environment).
+    /// The client for the store the environment names: `ES_URL`
+    /// (`http://[user:password@]host[:port][/prefix]`), or else `ES_HOST` (a host name, such as
+    /// an internal load balancer's DNS name, which a stack can only pass as a whole value) with
+    /// `ES_PORT` (9200 when unset). When the URL carries no credentials, `ES_PASSWORD` (a
+    /// secret variable, with `ES_USERNAME`, `elastic` when unset) gives them.
     pub fn from_env() -> Result<Self, EsError> {
-        let url = std::env::var("ES_URL")
-            .map_err(|_| EsError::Config("not set (the store's http:// URL)".into()))?;
-        Self::new(&url)
+        Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// [`EsClient::from_env`] with the variables from `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, EsError> {
+        let url = match (var("ES_URL"), var("ES_HOST")) {
+            (Some(url), _) => url,
+            (None, Some(host)) => {
+                let port = var("ES_PORT").unwrap_or_else(|| "9200".into());
+                format!("http://{host}:{port}")
+            }
+            (None, None) => {
+                return Err(EsError::Config(
+                    "not set (the store's http:// URL; or ES_HOST, with ES_PORT)".into(),
+                ))
+            }
+        };
+        let mut parsed = parse_url(&url)?;
+        if parsed.authorization.is_none() {
+            if let Some(password) = var("ES_PASSWORD") {
+                let user = var("ES_USERNAME").unwrap_or_else(|| "elastic".into());
+                parsed.authorization = Some(basic(format!("{user}:{password}").as_bytes()));
+            }
+        }
+        Self::from_parsed(parsed)
     }
 
     /// The client for `url`: `http://[user:password@]host[:port][/prefix]`.
     pub fn new(url: &str) -> Result<Self, EsError> {
-        let parsed = parse_url(url)?;
+        Self::from_parsed(parse_url(url)?)
+    }
+
+    fn from_parsed(parsed: ParsedUrl) -> Result<Self, EsError> {
         let mut connector = HttpConnector::new_with_resolver(HickoryResolve::from_system()?);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let client = Client::builder(TokioExecutor::new()).build(connector);
@@ -258,18 +287,20 @@ fn parse_url(url: &str) -> Result<ParsedUrl, EsError> {
             "the path of the URL of {host} may not carry a query or a fragment"
         )));
     }
-    let authorization = userinfo.map(|u| {
-        let decoded = percent_decode(u);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(decoded)
-        )
-    });
+    let authorization = userinfo.map(|u| basic(&percent_decode(u)));
     Ok(ParsedUrl {
         host: host.to_string(),
         prefix: path.trim_end_matches('/').to_string(),
         authorization,
     })
+}
+
+/// A basic-auth header value for `user:password`.
+fn basic(credentials: &[u8]) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
@@ -339,6 +370,59 @@ mod tests {
                 "{bad}: the password leaked: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_environment_gives_a_url_or_a_host_and_the_password_apart() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _guard = rt.enter();
+        let from = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            EsClient::from_vars(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        };
+        // a load balancer's DNS name as ES_HOST, the password as its own secret variable
+        let c = from(&[
+            ("ES_HOST", "internal-es-123.elb.amazonaws.com"),
+            ("ES_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(c.host(), "internal-es-123.elb.amazonaws.com:9200");
+        // base64("elastic:hunter2")
+        assert_eq!(
+            c.authorization.as_deref(),
+            Some("Basic ZWxhc3RpYzpodW50ZXIy")
+        );
+        let c = from(&[
+            ("ES_HOST", "es"),
+            ("ES_PORT", "9201"),
+            ("ES_USERNAME", "ingest"),
+            ("ES_PASSWORD", "pw"),
+        ])
+        .unwrap();
+        assert_eq!(c.host(), "es:9201");
+        // base64("ingest:pw")
+        assert_eq!(c.authorization.as_deref(), Some("Basic aW5nZXN0OnB3"));
+        // ES_URL wins over ES_HOST; its own credentials over ES_PASSWORD
+        let c = from(&[
+            ("ES_URL", "http://u:p@store:9200"),
+            ("ES_HOST", "other"),
+            ("ES_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(c.host(), "store:9200");
+        // base64("u:p")
+        assert_eq!(c.authorization.as_deref(), Some("Basic dTpw"));
+        let c = from(&[("ES_HOST", "es")]).unwrap();
+        assert!(c.authorization.is_none());
+        let err = from(&[("ES_PASSWORD", "hunter2")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("ES_URL: not set"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! infra's AWS Lambda functions, for the `provided.al2023` runtime (a `bootstrap` executable):
 //!
 //! - `analytics-ingest` ([`analytics`]): behind an API Gateway HTTP API, validates a JSON
-//!   analytics event and indexes it into the central Elasticsearch store (`ES_URL`);
+//!   analytics event and indexes it into the central Elasticsearch store (`ES_URL` or `ES_HOST`);
 //! - `node-events` ([`node_events`]): triggered by EventBridge with the Auto Scaling groups'
 //!   instance events, records each launch and termination in the same store.
 //!

@@ -336,6 +336,33 @@ fn the_provisioners_use_files_of_the_repository() {
     );
 }
 
+/// Elasticsearch's bootstrap check refuses to start with `vm.max_map_count` below 262144 (the
+/// kernel's default is 65530): the image sets it for every boot, on every node (the service is
+/// pinned to a manager by a label, which any node could carry).
+#[test]
+fn the_image_raises_the_map_count_elasticsearch_needs() {
+    let sh = std::fs::read_to_string(root().join("image/scripts/install-node.sh")).unwrap();
+    let line = sh
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.starts_with('#') && l.contains("vm.max_map_count"))
+        .expect("install-node.sh sets vm.max_map_count");
+    let (setting, file) = line
+        .strip_prefix("echo ")
+        .and_then(|l| l.split_once(" > "))
+        .unwrap_or_else(|| panic!("`{line}`: expected `echo \"vm.max_map_count = N\" > FILE`"));
+    assert!(
+        file.starts_with("/etc/sysctl.d/") && file.ends_with(".conf"),
+        "`{file}`: sysctl.d reads only *.conf files there, at every boot"
+    );
+    let value: u64 = setting
+        .trim_matches('"')
+        .split_once('=')
+        .and_then(|(k, v)| (k.trim() == "vm.max_map_count").then(|| v.trim().parse().ok())?)
+        .unwrap_or_else(|| panic!("`{setting}` is not `vm.max_map_count = N`"));
+    assert!(value >= 262_144, "vm.max_map_count = {value} < 262144");
+}
+
 #[test]
 fn the_moto_stand_in_says_what_it_stands_in_for() {
     let script = std::fs::read_to_string(root().join(".ci/moto-node-image")).unwrap();

@@ -220,7 +220,7 @@ async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_
     assert_eq!(after.status.code(), Some(2), "{}", show(&after));
     let out = String::from_utf8_lossy(&after.stdout);
     assert!(
-        out.contains("Plan: 49 to add, 0 to change, 0 to destroy.")
+        out.contains("Plan: 53 to add, 0 to change, 0 to destroy.")
             && out.contains("Plan: 10 to add, 0 to change, 0 to destroy."),
         "everything is gone:\n{}",
         show(&after)

@@ -31,7 +31,7 @@ use infra::core::render::{plan_text, report_text};
 use infra::core::Stack;
 
 use crate::env::{aws_engine, private_moto, production, register_node_image, say, stack_name};
-use crate::inventory::{compare_declared, violations, Direct, Foreign, Inventory};
+use crate::inventory::{compare_declared, leftovers, violations, Direct, Foreign, Inventory};
 use crate::proxy::{Counts, FaultConfig, FaultProxy};
 
 /// Error codes the proxy injects, as the provider reports them (`<code>: <operation>: …`).
@@ -279,7 +279,11 @@ async fn the_aws_part_converges_under_injected_faults_without_duplicates_orphans
             Run::Other(e) => problems.push(format!("{label}: the run stopped unexpectedly: {e}")),
         }
         let after_faults = Inventory::take(&direct).await;
-        for v in violations(&name, &before, &after_faults, &foreign) {
+        let mut found = violations(&name, &before, &after_faults, &foreign);
+        if matches!(outcome, Run::Converged) {
+            found.extend(leftovers(&name, &after_faults));
+        }
+        for v in found {
             problems.push(format!("{label}, after the faulty run: {v}"));
         }
 
@@ -304,7 +308,9 @@ async fn the_aws_part_converges_under_injected_faults_without_duplicates_orphans
             Err(e) => problems.push(format!("{label}: the re-plan failed: {e}")),
         }
         let converged = Inventory::take(&direct).await;
-        for v in violations(&name, &before, &converged, &foreign) {
+        let mut found = violations(&name, &before, &converged, &foreign);
+        found.extend(leftovers(&name, &converged));
+        for v in found {
             problems.push(format!("{label}, after converging: {v}"));
         }
         let (missing, extra) = compare_declared(&name, &declared, &converged);

@@ -30,7 +30,7 @@ use crate::env::{
     deploy, private_moto, production, register_node_image, say, show, skip_or_fail, stack_name,
     swarm_missing,
 };
-use crate::inventory::{compare_declared, violations, Direct, Foreign, Inventory};
+use crate::inventory::{compare_declared, leftovers, violations, Direct, Foreign, Inventory};
 use crate::proxy::{FaultConfig, FaultProxy};
 
 /// When to kill.
@@ -314,7 +314,9 @@ async fn a_killed_aws_apply_leaves_a_stale_lock_that_force_unlock_breaks_and_the
         problems.extend(p.into_iter().map(|p| format!("{label}: {p}")));
         *outcomes.entry(format!("{next:?}")).or_insert(0) += 1;
         let converged = Inventory::take(&direct).await;
-        for v in violations(&stack, &before, &converged, &foreign) {
+        let mut found = violations(&stack, &before, &converged, &foreign);
+        found.extend(leftovers(&stack, &converged));
+        for v in found {
             problems.push(format!("{label}, after the re-run: {v}"));
         }
         let (missing, extra) = compare_declared(&stack, &declared, &converged);

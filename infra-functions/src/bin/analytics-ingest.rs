@@ -1,6 +1,7 @@
 //! The `analytics-ingest` Lambda function (API Gateway HTTP API → Elasticsearch); see
-//! `infra_functions::analytics`. Environment: `ES_URL` (required, `http://[user:pw@]host:port`),
-//! `ANALYTICS_INDEX` (default `analytics-events`).
+//! `infra_functions::analytics`. Environment: the store, as `ES_URL`
+//! (`http://[user:pw@]host:port`) or `ES_HOST` [+ `ES_PORT`], with `ES_PASSWORD` [+ `ES_USERNAME`]
+//! (see `EsClient::from_env`); `ANALYTICS_INDEX` (default `analytics-events`).
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use infra_functions::{analytics, es::EsClient};

@@ -1,6 +1,6 @@
 //! The `node-events` Lambda function (EventBridge: Auto Scaling instance events → Elasticsearch);
-//! see `infra_functions::node_events`. Environment: `ES_URL` (required), `NODE_EVENTS_INDEX`
-//! (default `node-events`).
+//! see `infra_functions::node_events`. Environment: the store (`ES_URL`, or `ES_HOST` with
+//! `ES_PASSWORD`: see `EsClient::from_env`), `NODE_EVENTS_INDEX` (default `node-events`).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use infra_functions::{es::EsClient, node_events};
