@@ -127,6 +127,40 @@ async fn app_reaches_elasticsearch(lab: &Lab, stack: &str) -> Result<String, Str
     Err(last)
 }
 
+/// What the internal load balancer of the functions sees: from another node's namespace (a
+/// client elsewhere in the VPC), a TCP connection to each live manager's private address on 9200,
+/// where Elasticsearch publishes in host mode on its own node. Returns, per manager's AZ, the
+/// first line of the answer (`None`: refused or silent), which is what the target group's TCP
+/// health check tells apart.
+async fn es_on_managers_addresses(lab: &Lab) -> Vec<(String, Option<String>)> {
+    let nodes = lab.nodes().await;
+    let managers = live_of_role(&nodes, "swarm-manager");
+    let Some(client) = nodes
+        .iter()
+        .find(|n| n.is_live() && n.role == "swarm-worker")
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for m in managers {
+        let script = format!(
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox timeout 5 busybox nc -w 3 {} 9200 | head -1",
+            m.ip
+        );
+        let answer = tokio::process::Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", client.netns))
+            .args(["busybox", "sh", "-c", &script])
+            .output()
+            .await
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|l| l.starts_with("HTTP/1."));
+        out.push((m.az.clone(), answer));
+    }
+    out.sort();
+    out
+}
+
 /// Samples the app's running replicas every second while `busy`, keeping the minimum seen.
 fn watch_replicas(host: String, stack: String) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let min = Arc::new(AtomicUsize::new(usize::MAX));
@@ -211,6 +245,35 @@ async fn the_production_stack_forms_a_self_healing_cluster_on_the_lab() {
     assert!(
         reached.is_ok(),
         "the app reaches elasticsearch by name: {reached:?}"
+    );
+    // The functions' path (through the internal load balancer): Elasticsearch answers on its
+    // manager's address, in us-east-1a, and on no other manager's, so the target group's health
+    // check finds it. Swarm publishes host-mode ports once the task runs: retried (bounded).
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        seen = es_on_managers_addresses(&lab).await;
+        let answering: Vec<&str> = seen
+            .iter()
+            .filter(|(_, a)| a.is_some())
+            .map(|(az, _)| az.as_str())
+            .collect();
+        if answering == ["us-east-1a"] && seen.len() == MANAGERS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    say(&format!(
+        "{test}: 9200 on the managers' addresses: {seen:?}"
+    ));
+    let answering: Vec<&str> = seen
+        .iter()
+        .filter(|(_, a)| a.is_some())
+        .map(|(az, _)| az.as_str())
+        .collect();
+    assert_eq!(
+        (answering, seen.len()),
+        (vec!["us-east-1a"], MANAGERS),
+        "Elasticsearch answers on its own manager's address only: {seen:?}"
     );
     replan_is_empty(dir.path(), &stack, &host);
 
