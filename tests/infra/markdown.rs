@@ -11,7 +11,7 @@ use infra_core::plan::Plan;
 use infra_core::render::{self, MarkdownOptions, GITHUB_COMMENT_LIMIT};
 use proptest::prelude::*;
 
-use crate::fixture::{apply, plan, stack};
+use crate::fixture::{apply, engine, plan, stack};
 
 /// A value that tries everything a value could do to a Markdown comment: close a fence or a
 /// `<details>`, open HTML, split a table row, start emphasis, a heading, a mention.
@@ -30,6 +30,12 @@ fn pr_stack() -> Stack {
     );
     s.add(SwarmSecret::new("token").value(SECRET));
     s
+}
+
+/// The default rules block applying the fixture (it has findings): apply without rules, plan
+/// with them, on the same sandbox.
+fn ruled(dir: &std::path::Path) -> Engine {
+    infra::testing::engine(dir)
 }
 
 fn edit(s: &mut Stack, address: &str, field: &str, value: impl Into<infra::core::Value>) {
@@ -77,12 +83,14 @@ fn assert_layout(md: &str, full: &str, limit: usize) {
 #[tokio::test]
 async fn markdown_of_an_update_a_replacement_a_deletion_and_policy_findings() {
     let dir = tempfile::tempdir().unwrap();
-    let e = infra::testing::engine(dir.path());
+    let e = ruled(dir.path());
     let mut s = pr_stack();
-    apply(&e, &s).await;
+    apply(&engine(dir.path()), &s).await;
     edit(&mut s, "aws_autoscaling_group.web", "max_size", 6);
     edit(&mut s, "aws_subnet.b", "cidr_block", "10.0.3.0/24");
     s.remove(&"aws_iam_policy.read".parse().unwrap());
+    let note = format!("{HOSTILE} (2)");
+    edit(&mut s, "swarm_service.web", "env", infra::core::map! { "NOTE" => note.as_str() });
     let p = plan(&e, &s).await.plan;
     assert_eq!(
         (p.summary.add, p.summary.change, p.summary.destroy),
@@ -94,7 +102,7 @@ async fn markdown_of_an_update_a_replacement_a_deletion_and_policy_findings() {
     // Replacements and deletions come first, with their reasons.
     let attention = md.find("### Replacements and deletions").unwrap();
     let replace = md
-        .find("- **replace** (destroy, then create) `aws_subnet.b`: `cidr_block` forces replacement. Forced by `cidr_block`.")
+        .find("- **replace** (destroy, then create) `aws_subnet.b`: `cidr_block` forces replacement.\n")
         .unwrap();
     let delete = md.find("- **delete** `aws_iam_policy.read`").unwrap();
     assert!(attention < replace && replace < delete && delete < md.find("### Policy").unwrap());
@@ -105,8 +113,8 @@ async fn markdown_of_an_update_a_replacement_a_deletion_and_policy_findings() {
 #[tokio::test]
 async fn markdown_of_a_plan_with_no_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let e = infra::testing::engine(dir.path());
-    apply(&e, &stack()).await;
+    let e = ruled(dir.path());
+    apply(&engine(dir.path()), &stack()).await;
     let p = plan(&e, &stack()).await.plan;
     assert!(p.is_empty());
     let md = render::plan_markdown(&p, &MarkdownOptions::default());
@@ -118,14 +126,14 @@ async fn markdown_of_a_plan_with_no_changes() {
 #[tokio::test]
 async fn secrets_stay_digests_and_hostile_values_stay_inside_their_fence() {
     let dir = tempfile::tempdir().unwrap();
-    let e = infra::testing::engine(dir.path());
+    let e = ruled(dir.path());
     let mut s = pr_stack();
-    apply(&e, &s).await;
+    apply(&engine(dir.path()), &s).await;
     // A new secret value, and a change to the service with the hostile value.
     s.remove(&"swarm_secret.token".parse().unwrap());
     s.add(SwarmSecret::new("token").value(format!("{SECRET}-2")));
     edit(&mut s, "swarm_service.web", "replicas", 2);
-    let created = plan(&infra::testing::engine(&dir.path().join("new")), &s)
+    let created = plan(&ruled(&dir.path().join("new")), &s)
         .await
         .plan;
     let changed = plan(&e, &s).await.plan;
@@ -179,9 +187,8 @@ fn big_plan() -> &'static (Plan, String) {
             t.spawn(|| {
                 let rt = tokio::runtime::Runtime::new().unwrap();
                 rt.block_on(async {
-                    let e = infra::testing::engine(dir.path());
-                    apply(&e, &before).await;
-                    plan(&e, &after).await.plan
+                    apply(&engine(dir.path()), &before).await;
+                    plan(&ruled(dir.path()), &after).await.plan
                 })
             })
             .join()

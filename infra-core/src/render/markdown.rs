@@ -239,11 +239,17 @@ fn attention(blocks: &mut Vec<Block>, changes: &[&Change]) {
             _ => "**delete**",
         };
         let protected = if c.protected { " (protected)" } else { "" };
-        let because = if c.replace_because.is_empty() {
+        // The fields that force the replacement, unless the reason names them already.
+        let unnamed: Vec<String> = c
+            .replace_because
+            .iter()
+            .filter(|f| !c.reason.contains(&format!("`{f}`")))
+            .map(|f| code_span(f))
+            .collect();
+        let because = if unnamed.is_empty() {
             String::new()
         } else {
-            let fields: Vec<String> = c.replace_because.iter().map(|f| code_span(f)).collect();
-            format!(" Forced by {}.", fields.join(", "))
+            format!(" Forced by {}.", unnamed.join(", "))
         };
         blocks.push(Block::optional(format!(
             "- {what} {}{protected}: {}.{because}\n",
@@ -336,16 +342,16 @@ fn diffs(blocks: &mut Vec<Block>, changes: &[&Change]) {
         let body: String = text.lines().map(|l| diff_line(l) + "\n").collect();
         let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
         let what = match c.action {
-            Action::Create => "create",
-            Action::Update => "update in place",
-            Action::DeleteThenCreate => "replace (destroy, then create)",
-            Action::CreateThenDelete => "replace (create, then destroy)",
-            Action::Delete => "destroy",
-            _ => "no change",
+            Action::Create => "will be created",
+            Action::Update => "will be updated in place",
+            Action::DeleteThenCreate => "must be replaced (destroyed, then created)",
+            Action::CreateThenDelete => "must be replaced (created, then destroyed)",
+            Action::Delete => "will be destroyed",
+            _ => "is unchanged",
         };
         blocks.push(Block {
             text: format!(
-                "\n<details><summary><code>{}</code> {} ({what})</summary>\n\n{fence}diff\n{body}{fence}\n\n</details>\n",
+                "\n<details><summary><code>{}</code> {} {what}</summary>\n\n{fence}diff\n{body}{fence}\n\n</details>\n",
                 html(c.action.symbol().trim()),
                 html(&c.address.to_string()),
             ),
@@ -392,9 +398,9 @@ fn code_cell(s: &str) -> String {
     code_span(s).replace('|', "\\|")
 }
 
-/// Text in a table cell.
+/// Text in a table cell, names in backticks as code ([`inline`]).
 fn cell(s: &str) -> String {
-    text(s).replace('|', "\\|")
+    inline(s).replace('|', "\\|")
 }
 
 /// Plain text as Markdown that shows it as written: the characters that would start emphasis,
@@ -404,7 +410,7 @@ fn text(s: &str) -> String {
     for ch in s.chars() {
         match ch {
             '\r' | '\n' => out.push(' '),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '|' | '~' | '#' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '~' | '#' => {
                 out.push('\\');
                 out.push(ch);
             }
