@@ -255,10 +255,10 @@ impl Args {
                     ..
                 }) if args.json => {
                     let name = format.to_possible_value().map(|v| v.get_name().to_string());
-                    Err(Error::Usage(<Args as clap::CommandFactory>::command().error(
+                    Err(Error::Usage(clap::Error::raw(
                         clap::error::ErrorKind::ArgumentConflict,
                         format!(
-                            "`--json` asks for `--format json`, not `--format {}`",
+                            "`--json` asks for `--format json`, not `--format {}`\n",
                             name.unwrap_or_default()
                         ),
                     )))
