@@ -58,7 +58,9 @@ fn assert_layout(md: &str, full: &str, limit: usize) {
             None if ticks >= 3 => fence = Some(ticks),
             None if line.starts_with("<details>") => depth += 1,
             None if line == "</details>" => {
-                depth = depth.checked_sub(1).expect("a </details> closes an open one")
+                depth = depth
+                    .checked_sub(1)
+                    .expect("a </details> closes an open one")
             }
             None => {}
         }
@@ -71,7 +73,10 @@ fn assert_layout(md: &str, full: &str, limit: usize) {
         let full_lines: std::collections::HashSet<&str> = full.lines().collect();
         let (kept, note) = md.split_at(md.rfind("\n---\n").unwrap());
         for line in kept.lines() {
-            assert!(full_lines.contains(line), "not a line of the plan: {line:?}");
+            assert!(
+                full_lines.contains(line),
+                "not a line of the plan: {line:?}"
+            );
         }
         assert!(note.contains("left out"), "{note}");
         assert!(note.contains("`plan --format json`"), "{note}");
@@ -90,7 +95,12 @@ async fn markdown_of_an_update_a_replacement_a_deletion_and_policy_findings() {
     edit(&mut s, "aws_subnet.b", "cidr_block", "10.0.3.0/24");
     s.remove(&"aws_iam_policy.read".parse().unwrap());
     let note = format!("{HOSTILE} (2)");
-    edit(&mut s, "swarm_service.web", "env", infra::core::map! { "NOTE" => note.as_str() });
+    edit(
+        &mut s,
+        "swarm_service.web",
+        "env",
+        infra::core::map! { "NOTE" => note.as_str() },
+    );
     let p = plan(&e, &s).await.plan;
     assert_eq!(
         (p.summary.add, p.summary.change, p.summary.destroy),
@@ -106,7 +116,16 @@ async fn markdown_of_an_update_a_replacement_a_deletion_and_policy_findings() {
         .unwrap();
     let delete = md.find("- **delete** `aws_iam_policy.read`").unwrap();
     assert!(attention < replace && replace < delete && delete < md.find("### Policy").unwrap());
-    assert!(md.contains("| **Total** | | **0** | **2** | **1** | **1** |"), "{md}");
+    assert!(
+        md.contains("| **Total** | | **0** | **2** | **1** | **1** |"),
+        "{md}"
+    );
+    // Deterministic: planned again, the same bytes.
+    let again = plan(&e, &s).await.plan;
+    assert_eq!(
+        render::plan_markdown(&again, &MarkdownOptions::default()),
+        md
+    );
     insta::assert_snapshot!("pull_request.md", md);
 }
 
@@ -133,9 +152,7 @@ async fn secrets_stay_digests_and_hostile_values_stay_inside_their_fence() {
     s.remove(&"swarm_secret.token".parse().unwrap());
     s.add(SwarmSecret::new("token").value(format!("{SECRET}-2")));
     edit(&mut s, "swarm_service.web", "replicas", 2);
-    let created = plan(&ruled(&dir.path().join("new")), &s)
-        .await
-        .plan;
+    let created = plan(&ruled(&dir.path().join("new")), &s).await.plan;
     let changed = plan(&e, &s).await.plan;
     for p in [&created, &changed] {
         let md = render::plan_markdown(p, &MarkdownOptions::default());
@@ -224,7 +241,10 @@ fn a_limit_below_the_summary_keeps_the_summary_and_the_note() {
     assert!(md.starts_with("## Plan for stack `fixture`"));
     assert!(md.contains("| **Total** |") && md.contains("### Policy"));
     assert!(!md.contains("<details>"));
-    assert!(md.contains("the diffs of 2002 of 2002 changed resources"), "{md}");
+    assert!(
+        md.contains("the diffs of 2002 of 2002 changed resources"),
+        "{md}"
+    );
     assert!(md.len() < 4_000, "{}", md.len());
     assert!(full.len() > md.len());
 }

@@ -288,7 +288,9 @@ fn policy(blocks: &mut Vec<Block>, report: &PolicyReport) {
             ""
         }
     );
-    head.push_str("| Severity | Rule | Resource | Finding | Fix or reason |\n|---|---|---|---|---|\n");
+    head.push_str(
+        "| Severity | Rule | Resource | Finding | Fix or reason |\n|---|---|---|---|---|\n",
+    );
     blocks.push(Block::keep(head));
     for f in &report.findings {
         let severity = match (&f.suppressed, f.severity) {
@@ -424,7 +426,7 @@ fn text(s: &str) -> String {
 /// replacement"): those as code spans, the rest as [`text`]. Unbalanced backticks: all text.
 fn inline(s: &str) -> String {
     let parts: Vec<&str> = s.split('`').collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return text(s);
     }
     parts
@@ -454,7 +456,10 @@ mod tests {
         assert_eq!(diff_line("  ~ aws_x.y (id)"), "!   aws_x.y (id)");
         // A negative number in a list is not a symbol.
         assert_eq!(diff_line("            -1,"), "            -1,");
-        assert_eq!(diff_line("  # aws_x.y will be created"), "  # aws_x.y will be created");
+        assert_eq!(
+            diff_line("  # aws_x.y will be created"),
+            "  # aws_x.y will be created"
+        );
     }
 
     #[test]
