@@ -259,3 +259,24 @@ proptest! {
         assert_layout(&md, full, limit);
     }
 }
+
+#[tokio::test]
+async fn a_plan_that_cannot_be_applied_says_why_ahead_of_the_diffs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stack::new("guarded");
+    s.add(Vpc::new("main").cidr("10.0.0.0/16").protect());
+    s.add(Vpc::new("spare").cidr("10.1.0.0/16"));
+    apply(&engine(dir.path()), &s).await;
+    let mut gone = Stack::new("guarded");
+    gone.add(Vpc::new("spare").cidr("10.1.0.0/16"));
+    let p = plan(&engine(dir.path()), &gone).await.plan;
+    assert!(!p.errors.is_empty());
+    let md = render::plan_markdown(&p, &MarkdownOptions::default());
+    let errors = md
+        .find("### Errors\n\nThese block apply:\n\n- ")
+        .expect(&md);
+    assert!(md[errors..].contains("`.protect()`"), "{md}");
+    assert!(errors < md.find("### Replacements and deletions").unwrap());
+    assert!(md.contains("- **delete** `aws_vpc.main` (protected): no longer declared"));
+    assert!(md.contains("<code>-</code> aws_vpc.main will be destroyed</summary>"));
+}
