@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! production [OPTIONS] [COMMAND]
-//!   plan (default)   show what would change
+//!   plan (default)   show what would change (--format text|json|markdown)
 //!   apply            plan, confirm (or --auto-approve), apply
 //!   destroy          plan the deletion of everything the stack owns, confirm, apply
 //!   graph            the resource graph as DOT or Mermaid
@@ -32,7 +32,7 @@ use std::sync::Arc;
 use infra_core::policy::PolicyRule;
 use infra_core::Stack;
 
-pub use args::{Args, Command, GraphFormat, LogFormat, OutOfRange, Target};
+pub use args::{Args, Command, GraphFormat, LogFormat, OutOfRange, PlanFormat, Target};
 pub use commands::{engine_for, execute, execute_with_rules};
 pub use error::{exit_code, Error, Exit};
 
@@ -83,7 +83,7 @@ fn run_inner(
         .build()
     {
         Ok(r) => r,
-        Err(e) => return report(&Error::Runtime(e), args.json),
+        Err(e) => return report(&Error::Runtime(e), args.json_output()),
     };
     let ctx = Context {
         env: args.env.clone(),
@@ -96,7 +96,7 @@ fn run_inner(
     }
     match runtime.block_on(execute_with_rules(&args, &stack, rules)) {
         Ok(exit) => ExitCode::from(exit.code()),
-        Err(e) => report(&e, args.json),
+        Err(e) => report(&e, args.json_output()),
     }
 }
 

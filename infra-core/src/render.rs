@@ -1,6 +1,7 @@
-//! Rendering: plans as text (in the spirit of `terraform plan`) and JSON, the plan's JSON
-//! Schema, graphs as DOT and Mermaid, apply reports as text. Rendering never computes: everything
-//! shown is in the [`Plan`], [`Graph`] or [`ApplyReport`].
+//! Rendering: plans as text (in the spirit of `terraform plan`), JSON and Markdown (for pull
+//! requests: [`plan_markdown`]), the plan's JSON Schema, graphs as DOT and Mermaid, apply
+//! reports as text. Rendering never computes: everything shown is in the [`Plan`], [`Graph`]
+//! or [`ApplyReport`].
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -10,6 +11,10 @@ use crate::plan::{Action, Change, FieldChange, Plan};
 use crate::policy::{PolicyReport, Severity};
 use crate::reconcile::{ApplyReport, OpStatus};
 use crate::value::Value;
+
+mod markdown;
+
+pub use markdown::{plan_markdown, MarkdownOptions, GITHUB_COMMENT_LIMIT};
 
 /// The plan as text. Deterministic: the same plan gives the same bytes.
 pub fn plan_text(plan: &Plan) -> String {

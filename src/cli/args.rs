@@ -33,6 +33,18 @@ pub enum GraphFormat {
     Mermaid,
 }
 
+/// Plan output formats (`plan --format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum PlanFormat {
+    /// The terraform-like text plan.
+    Text,
+    /// The plan as JSON (what `--json` gives); its schema is `schema`'s output.
+    Json,
+    /// GitHub-flavoured Markdown for a pull-request comment, within GitHub's comment size.
+    Markdown,
+}
+
 /// Log output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -89,7 +101,7 @@ pub struct Args {
     /// phases: the Swarm API exists only once the managers do.
     #[arg(long, global = true, value_delimiter = ',', value_parser = PROVIDERS)]
     pub only: Vec<String>,
-    /// Machine-readable output on stdout.
+    /// Machine-readable output on stdout (for `plan`, the same as `--format json`).
     #[arg(long, global = true)]
     pub json: bool,
     /// Exit 0 when there are no changes, 2 when changes are pending, 1 on error (for CI).
@@ -165,6 +177,10 @@ pub enum Command {
         /// Plan the destruction of everything the stack owns.
         #[arg(long)]
         destroy: bool,
+        /// Output format (default: text, or json with `--json`). `markdown` is for a
+        /// pull-request comment: `plan --format markdown > plan.md`.
+        #[arg(long, value_enum)]
+        format: Option<PlanFormat>,
     },
     /// Plan, confirm, apply.
     Apply {
@@ -233,7 +249,22 @@ impl Args {
     {
         let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
         match Args::try_parse_from(&argv) {
-            Ok(args) => Ok(args),
+            Ok(args) => match args.command {
+                Some(Command::Plan {
+                    format: Some(format @ (PlanFormat::Text | PlanFormat::Markdown)),
+                    ..
+                }) if args.json => {
+                    let name = format.to_possible_value().map(|v| v.get_name().to_string());
+                    Err(Error::Usage(clap::Error::raw(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!(
+                            "`--json` asks for `--format json`, not `--format {}`\n",
+                            name.unwrap_or_default()
+                        ),
+                    )))
+                }
+                _ => Ok(args),
+            },
             Err(e) if !e.use_stderr() => e.exit(),
             Err(e) => {
                 let bad = std::error::Error::source(&e)
@@ -248,6 +279,25 @@ impl Args {
                 }
             }
         }
+    }
+
+    /// The format `plan` prints in: `plan --format`, else JSON with `--json`, else text. Other
+    /// commands print plans as text, or JSON with `--json`.
+    pub fn plan_format(&self) -> PlanFormat {
+        match &self.command {
+            Some(Command::Plan {
+                format: Some(format),
+                ..
+            }) => *format,
+            _ if self.json => PlanFormat::Json,
+            _ => PlanFormat::Text,
+        }
+    }
+
+    /// Whether stdout is JSON: `--json`, or `plan --format json` (an invalid stack is then
+    /// reported as a JSON document too).
+    pub fn json_output(&self) -> bool {
+        self.json || self.plan_format() == PlanFormat::Json
     }
 
     /// The numeric checks of parsing, for arguments built in code (a struct literal, a field

@@ -13,14 +13,14 @@ use infra_core::plan::{Action, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
 use infra_core::provider::Provider;
 use infra_core::reconcile::{ApplyObserver, ApplyOptions, NoObserver, OpStatus};
-use infra_core::render;
+use infra_core::render::{self, MarkdownOptions};
 use infra_core::validate::ValidationErrors;
 use infra_core::watch::{RunReport, RunResult, WatchEnd, WatchObserver, WatchOptions};
 use infra_core::Stack;
 
 use super::args::PROVIDERS;
 use super::progress::{CliObserver, ProgressMode};
-use super::{Args, Command, Error, Exit, GraphFormat, Target};
+use super::{Args, Command, Error, Exit, GraphFormat, PlanFormat, Target};
 
 /// How often an operation still running is reported (a heartbeat line when stderr is not a
 /// terminal): often enough that a CI log shows a NAT gateway or a Swarm service is still
@@ -97,8 +97,10 @@ async fn phases(
     rules: &[Arc<dyn PolicyRule>],
 ) -> Result<Option<Exit>, Error> {
     let (order, applying): (Vec<&str>, bool) = match &args.command {
-        None | Some(Command::Plan { destroy: false }) => (PROVIDERS.to_vec(), false),
-        Some(Command::Plan { destroy: true }) => (PROVIDERS.iter().rev().copied().collect(), false),
+        None | Some(Command::Plan { destroy: false, .. }) => (PROVIDERS.to_vec(), false),
+        Some(Command::Plan { destroy: true, .. }) => {
+            (PROVIDERS.iter().rev().copied().collect(), false)
+        }
         Some(Command::Apply { .. }) => (PROVIDERS.to_vec(), true),
         Some(Command::Destroy { .. }) => (PROVIDERS.iter().rev().copied().collect(), true),
         _ => return Ok(None),
@@ -148,7 +150,7 @@ async fn execute_one(
 ) -> Result<Exit, Error> {
     match &args.command {
         None => plan_command(args, stack, false, rules).await,
-        Some(Command::Plan { destroy }) => plan_command(args, stack, *destroy, rules).await,
+        Some(Command::Plan { destroy, .. }) => plan_command(args, stack, *destroy, rules).await,
         Some(Command::Apply {
             auto_approve,
             allow_destroy,
@@ -287,7 +289,7 @@ fn shell_word(w: &str) -> Cow<'_, str> {
 /// An invalid stack: with `--json`, the problems as a JSON document on stdout; a hint when some
 /// resources belong to providers this program doesn't have (`--only` leaves them out).
 fn invalid(args: &Args, stack: &Stack, errors: ValidationErrors) -> Error {
-    if args.json {
+    if args.json_output() {
         println!(
             "{}",
             serde_json::to_string_pretty(
@@ -385,12 +387,21 @@ async fn plan_command(
 }
 
 fn print_plan(args: &Args, planned: &Planned, opts: &PlanOptions) {
-    if args.json {
-        print!("{}", render::plan_json(&planned.plan));
-    } else {
-        print!("{}", render::plan_text(&planned.plan));
-        if let Some(hint) = protection_hint(&planned.plan, opts) {
-            println!("\n{hint}");
+    let hint = protection_hint(&planned.plan, opts);
+    match args.plan_format() {
+        PlanFormat::Json => print!("{}", render::plan_json(&planned.plan)),
+        PlanFormat::Markdown => {
+            // The hint comes after the document: together they stay within GitHub's limit.
+            let hint = hint.map(|h| format!("\n{h}\n")).unwrap_or_default();
+            let options = MarkdownOptions::default()
+                .limit(render::GITHUB_COMMENT_LIMIT.saturating_sub(hint.len()));
+            print!("{}{hint}", render::plan_markdown(&planned.plan, &options));
+        }
+        _ => {
+            print!("{}", render::plan_text(&planned.plan));
+            if let Some(hint) = hint {
+                println!("\n{hint}");
+            }
         }
     }
 }

@@ -514,3 +514,70 @@ fn watch_gives_up_after_consecutive_failures_with_exit_1_and_a_final_line() {
     );
     assert!(!err.contains("watch #3"), "{err}");
 }
+
+#[test]
+fn plan_format_markdown_is_a_pull_request_comment_and_format_json_is_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |args: &[&str]| {
+        let o = run(dir.path(), args, "");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stdout(&o)
+    };
+    let md = out(&["plan", "--format", "markdown"]);
+    assert!(md.starts_with("## Plan for stack `local`\n"), "{md}");
+    assert!(
+        md.contains("| **Total** |") && md.contains("<details>"),
+        "{md}"
+    );
+    assert!(md.len() <= infra::core::render::GITHUB_COMMENT_LIMIT);
+    // `--json` stays, as `--format json`; text stays the default.
+    let json = out(&["plan", "--format", "json"]);
+    assert_eq!(json, out(&["plan", "--json"]));
+    serde_json::from_str::<serde_json::Value>(&json).unwrap();
+    assert_eq!(out(&["plan", "--format", "text"]), out(&["plan"]));
+    // `apply` prints the text plan whatever `plan` would.
+    let applied = out(&["apply", "--auto-approve"]);
+    assert!(
+        applied.contains(" to add, 0 to change, 0 to destroy."),
+        "{applied}"
+    );
+    assert!(applied.contains("Apply complete!"), "{applied}");
+    let none = out(&["plan", "--format", "markdown"]);
+    assert!(
+        none.contains("**No changes.** Stack `local` matches its declaration"),
+        "{none}"
+    );
+    assert!(!none.contains("<details>"), "{none}");
+}
+
+#[test]
+fn json_and_another_plan_format_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &["plan", "--json", "--format", "markdown"], "");
+    assert_eq!(o.status.code(), Some(1), "a usage error, never 2");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`--json` asks for `--format json`, not `--format markdown`"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    let ok = |argv: &[&str]| {
+        Args::try_from_argv(argv.iter().copied())
+            .unwrap()
+            .plan_format()
+    };
+    use infra::cli::PlanFormat;
+    assert_eq!(
+        ok(&["p", "plan", "--json", "--format", "json"]),
+        PlanFormat::Json
+    );
+    assert_eq!(ok(&["p", "--json", "plan"]), PlanFormat::Json);
+    assert_eq!(ok(&["p", "plan"]), PlanFormat::Text);
+    assert_eq!(ok(&["p", "--json", "apply"]), PlanFormat::Json);
+    assert_eq!(ok(&["p", "apply"]), PlanFormat::Text);
+}

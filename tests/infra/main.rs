@@ -4,6 +4,7 @@ mod fixture;
 
 mod cli;
 mod live;
+mod markdown;
 mod production;
 mod progress;
 mod snapshots;

@@ -68,24 +68,40 @@ fn the_local_stack_plans_cleanly_with_the_expected_shape() {
     assert!(!plan.json().contains("local-only-es-password"));
 }
 
+/// Runs `f` (a snapshot assertion) with the local plan's filters: what differs from machine to
+/// machine.
+fn with_local_plan_filters(f: impl FnOnce()) {
+    let mut settings = insta::Settings::clone_current();
+    for (re, with) in testing::snapshot_filters() {
+        settings.add_filter(re, with);
+    }
+    // The locally built test image's id changes from machine to machine.
+    settings.add_filter(&regex::escape(&example::local_image()), "[local-image]");
+    // The functions' zips are built on each machine (their digests differ) under its checkout.
+    settings.add_filter(&regex::escape(env!("CARGO_MANIFEST_DIR")), "[workspace]");
+    settings.add_filter(
+        r#"(code_sha256 +)= "[A-Za-z0-9+/]{43}=""#,
+        r#"${1}= "[code digest]""#,
+    );
+    settings.bind(f);
+}
+
 #[test]
 fn the_local_stack_plan_snapshot() {
     let plan = testing::plan(&production_stack("local"));
     let text = plan.text();
-    // The locally built test image's id changes from machine to machine.
-    let image = regex::escape(&example::local_image());
-    let mut filters = testing::snapshot_filters();
-    filters.push((&image, "[local-image]"));
-    // The functions' zips are built on each machine (their digests differ) under its checkout.
-    let workspace = regex::escape(env!("CARGO_MANIFEST_DIR"));
-    filters.push((&workspace, "[workspace]"));
-    filters.push((
-        r#"(code_sha256 +)= "[A-Za-z0-9+/]{43}=""#,
-        r#"${1}= "[code digest]""#,
-    ));
-    insta::with_settings!({ filters => filters }, {
-        insta::assert_snapshot!("production_local_plan.txt", text);
-    });
+    with_local_plan_filters(|| insta::assert_snapshot!("production_local_plan.txt", text));
+}
+
+#[test]
+fn the_local_stack_plan_in_markdown_snapshot() {
+    let plan = testing::plan(&production_stack("local"));
+    let md = infra::core::render::plan_markdown(&plan, &Default::default());
+    assert!(!md.contains("local-only-es-password"));
+    // Create-only and within GitHub's limit: every resource's diff is there, nothing cut.
+    assert!(!md.contains("**Truncated**"), "{} bytes", md.len());
+    assert_eq!(md.matches("\n<details>").count(), plan.changes.len());
+    with_local_plan_filters(|| insta::assert_snapshot!("production_local_plan.md", md));
 }
 
 fn edit(stack: &mut Stack, address: &str, f: impl FnOnce(&mut infra::core::ResourceSpec)) {
