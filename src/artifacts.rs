@@ -153,7 +153,12 @@ pub fn build_lambda_executable(bin: &str) -> Result<PathBuf, ArtifactError> {
         return Err(ArtifactError::UnknownFunction(bin.to_string()));
     }
     let target_dir = workspace_dir().join("target/lambda-build");
-    let status = cargo_static(&["-p", CRATE, "--bin", bin], LAMBDA_PROFILE, &target_dir)?;
+    let status = cargo_static(
+        &["-p", CRATE, "--bin", bin],
+        LAMBDA_PROFILE,
+        &target_dir,
+        false,
+    )?;
     if !status.success() {
         return Err(ArtifactError::Build {
             bin: bin.to_string(),
@@ -170,14 +175,35 @@ pub fn build_lambda_executable(bin: &str) -> Result<PathBuf, ArtifactError> {
 /// Runs `cargo build <what> --profile <profile> --target LAMBDA_TARGET --target-dir
 /// <target_dir>` in the workspace with [`LAMBDA_RUSTFLAGS`]: a static executable. cargo's
 /// progress goes to stderr.
+///
+/// `clean_env`: only the variables cargo and rustup need are passed on. Some build scripts of
+/// the deploy program's dependencies rerun when a variable they watch differs, and the programs
+/// that call this (a shell, `cargo run`, `cargo test`) each set others: without it, every
+/// change of caller would rebuild the whole dependency tree.
 fn cargo_static(
     what: &[&str],
     profile: &str,
     target_dir: &Path,
+    clean_env: bool,
 ) -> Result<ExitStatus, ArtifactError> {
     // cargo sets $CARGO for the programs it runs (examples, tests)
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    if clean_env {
+        command.env_clear();
+        for var in [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+        ] {
+            if let Some(value) = std::env::var_os(var) {
+                command.env(var, value);
+            }
+        }
+    }
+    command
         .current_dir(workspace_dir())
         .arg("build")
         .args(what)

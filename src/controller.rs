@@ -38,10 +38,7 @@ pub const DECLARATION_LABEL: &str = "infra-declaration";
 ///         .label(infra::controller::DECLARATION_LABEL, digest)
 /// });
 /// ```
-pub fn declare(
-    stack: &mut Stack,
-    service: impl Fn(&str) -> SwarmService,
-) -> Ref<SwarmService> {
+pub fn declare(stack: &mut Stack, service: impl Fn(&str) -> SwarmService) -> Ref<SwarmService> {
     let mut probe = stack.clone();
     probe.add(service(""));
     let digest = declaration::digest(&probe);

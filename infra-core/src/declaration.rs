@@ -194,7 +194,11 @@ mod tests {
         assert_ne!(digest(&a), digest(&c), "a changed property changes it");
         let mut renamed = a.clone();
         renamed.rename("t");
-        assert_ne!(digest(&a), digest(&renamed), "the stack's name is part of it");
+        assert_ne!(
+            digest(&a),
+            digest(&renamed),
+            "the stack's name is part of it"
+        );
 
         let ignored = |path: &str| {
             let mut x = thing("x", 1);

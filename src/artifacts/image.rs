@@ -44,6 +44,7 @@ pub fn build_controller_executable() -> Result<PathBuf, ArtifactError> {
         &["--example", CONTROLLER_EXAMPLE],
         CONTROLLER_PROFILE,
         &target_dir,
+        true,
     )?;
     if !status.success() {
         return Err(ArtifactError::ControllerBuild {
@@ -128,9 +129,7 @@ fn context_files() -> Result<Files, ArtifactError> {
 }
 
 fn dockerfile(with_ca: bool) -> String {
-    let mut d = String::from(
-        "FROM scratch\nCOPY production /production\nCOPY lambda/ /lambda/\n",
-    );
+    let mut d = String::from("FROM scratch\nCOPY production /production\nCOPY lambda/ /lambda/\n");
     if with_ca {
         d.push_str("COPY certs/ /etc/ssl/certs/\n");
     }

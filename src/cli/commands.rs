@@ -189,7 +189,10 @@ async fn execute_one(
             give_up_after,
             controller,
         }) => {
-            if controller.is_some() && !args.only.is_empty() && !args.only.iter().any(|o| o == "swarm") {
+            if controller.is_some()
+                && !args.only.is_empty()
+                && !args.only.iter().any(|o| o == "swarm")
+            {
                 return Err(Error::Environment(format!(
                     "watch --controller: the controller's declaration record is a Swarm service label, and --only {} leaves the swarm provider out; nothing was read or changed",
                     args.only.join(",")
@@ -545,7 +548,10 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
     };
     async move {
         #[cfg(unix)]

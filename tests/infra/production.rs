@@ -111,8 +111,12 @@ fn the_controller_records_the_declaration_it_belongs_to() {
             .iter()
             .find(|r| r.address.to_string() == "swarm_service.controller")
             .unwrap();
-        let label = spec.props["labels"].as_map().unwrap()[infra::controller::DECLARATION_LABEL].clone();
-        assert_eq!(Some(&label), spec.props["env"].as_map().unwrap().get("INFRA_DECLARATION"));
+        let label =
+            spec.props["labels"].as_map().unwrap()[infra::controller::DECLARATION_LABEL].clone();
+        assert_eq!(
+            Some(&label),
+            spec.props["env"].as_map().unwrap().get("INFRA_DECLARATION")
+        );
         label.as_str().unwrap().to_string()
     };
     let mut blank = stack.clone();
@@ -121,7 +125,11 @@ fn the_controller_records_the_declaration_it_belongs_to() {
         r.insert("env", "INFRA_DECLARATION", "");
     });
     assert_eq!(recorded(&stack), infra::core::declaration::digest(&blank));
-    assert_eq!(recorded(&stack), recorded(&production_stack("local")), "deterministic");
+    assert_eq!(
+        recorded(&stack),
+        recorded(&production_stack("local")),
+        "deterministic"
+    );
     let mut changed = stack.clone();
     edit(&mut changed, "swarm_service.app", |r| {
         r.set("replicas", 5);
@@ -152,7 +160,17 @@ fn the_controller_records_the_declaration_it_belongs_to() {
     }
     assert_eq!(
         json["args"],
-        serde_json::json!(["--only", "swarm", "watch", "--interval", "30", "--give-up-after", "5", "--controller", "controller"])
+        serde_json::json!([
+            "--only",
+            "swarm",
+            "watch",
+            "--interval",
+            "30",
+            "--give-up-after",
+            "5",
+            "--controller",
+            "controller"
+        ])
     );
     for (k, v) in [
         ("INFRA_TARGET", "live"),
@@ -163,7 +181,10 @@ fn the_controller_records_the_declaration_it_belongs_to() {
     ] {
         assert_eq!(json["env"][k], v, "{k}");
     }
-    assert_eq!(json["stop_grace_period_ms"], 120_000, "a run under way finishes when stopped");
+    assert_eq!(
+        json["stop_grace_period_ms"], 120_000,
+        "a run under way finishes when stopped"
+    );
 }
 
 fn edit(stack: &mut Stack, address: &str, f: impl FnOnce(&mut infra::core::ResourceSpec)) {

@@ -271,7 +271,11 @@ fn declared(size: i64) -> Stack {
 }
 
 fn size_of_web(sandbox: &SandboxProvider) -> Option<Value> {
-    let web = sandbox.objects().unwrap().into_iter().find(|o| o.name == "web")?;
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")?;
     web.props.get("size").cloned()
 }
 
@@ -281,7 +285,10 @@ async fn a_controller_never_reverts_a_newer_declaration() {
     let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
     let e = engine(&sandbox);
     let (d1, d2) = (declared(2), declared(3));
-    let marker = Marker::new(Address::new("test_host", "controller"), &["labels", "declaration"]);
+    let marker = Marker::new(
+        Address::new("test_host", "controller"),
+        &["labels", "declaration"],
+    );
     let controller = |runs| WatchOptions {
         marker: Some(marker.clone()),
         ..quick(Some(runs), Some(3))
@@ -289,50 +296,102 @@ async fn a_controller_never_reverts_a_newer_declaration() {
 
     // D1 deployed; its controller converges it and repairs drift.
     let planned = e.plan(&d1, &PlanOptions::default()).await.unwrap();
-    e.apply(&planned, &infra_core::reconcile::NoObserver).await.unwrap();
-    let web = sandbox.objects().unwrap().into_iter().find(|o| o.name == "web").unwrap();
+    e.apply(&planned, &infra_core::reconcile::NoObserver)
+        .await
+        .unwrap();
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
     assert!(sandbox.tamper(&web.id, "size", Value::Int(9)).unwrap());
     let seen = Seen::default();
-    e.watch(&d1, &PlanOptions::default(), &controller(2), &seen, std::future::pending())
-        .await;
+    e.watch(
+        &d1,
+        &PlanOptions::default(),
+        &controller(2),
+        &seen,
+        std::future::pending(),
+    )
+    .await;
     assert_eq!(seen.runs(), vec![("applied", 0), ("no changes", 0)]);
     assert_eq!(size_of_web(&sandbox), Some(Value::Int(2)));
 
     // CI applies D2: the D1 controller, still running, applies nothing run after run, and
     // these runs are no failures (it never gives up over them).
     let planned = e.plan(&d2, &PlanOptions::default()).await.unwrap();
-    e.apply(&planned, &infra_core::reconcile::NoObserver).await.unwrap();
+    e.apply(&planned, &infra_core::reconcile::NoObserver)
+        .await
+        .unwrap();
     let seen = Seen::default();
     let end = e
-        .watch(&d1, &PlanOptions::default(), &controller(4), &seen, std::future::pending())
+        .watch(
+            &d1,
+            &PlanOptions::default(),
+            &controller(4),
+            &seen,
+            std::future::pending(),
+        )
         .await;
     assert_eq!(seen.runs(), vec![("not its declaration", 0); 4]);
-    assert_eq!(end, WatchEnd::Done { runs: 4, last_failed: false });
+    assert_eq!(
+        end,
+        WatchEnd::Done {
+            runs: 4,
+            last_failed: false
+        }
+    );
     assert_eq!(size_of_web(&sandbox), Some(Value::Int(3)), "D2 stands");
 
     // The D2 controller converges D2.
-    let web = sandbox.objects().unwrap().into_iter().find(|o| o.name == "web").unwrap();
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
     assert!(sandbox.tamper(&web.id, "size", Value::Int(9)).unwrap());
     let seen = Seen::default();
-    e.watch(&d2, &PlanOptions::default(), &controller(1), &seen, std::future::pending())
-        .await;
+    e.watch(
+        &d2,
+        &PlanOptions::default(),
+        &controller(1),
+        &seen,
+        std::future::pending(),
+    )
+    .await;
     assert_eq!(seen.runs(), vec![("applied", 0)]);
     assert_eq!(size_of_web(&sandbox), Some(Value::Int(3)));
 
     // The marker gone (the stack destroyed, or its controller removed): nothing is recreated.
-    let destroy = PlanOptions { destroy: true, ..PlanOptions::default() };
+    let destroy = PlanOptions {
+        destroy: true,
+        ..PlanOptions::default()
+    };
     let planned = e.plan(&d2, &destroy).await.unwrap();
-    e.apply(&planned, &infra_core::reconcile::NoObserver).await.unwrap();
+    e.apply(&planned, &infra_core::reconcile::NoObserver)
+        .await
+        .unwrap();
     let seen = Seen::default();
-    e.watch(&d2, &PlanOptions::default(), &controller(1), &seen, std::future::pending())
-        .await;
+    e.watch(
+        &d2,
+        &PlanOptions::default(),
+        &controller(1),
+        &seen,
+        std::future::pending(),
+    )
+    .await;
     assert_eq!(seen.runs(), vec![("not its declaration", 0)]);
     assert!(sandbox.objects().unwrap().is_empty());
 
     // What a skipped run says.
     let planned = e.plan(&d1, &PlanOptions::default()).await.unwrap();
     let why = marker.check(&planned).unwrap_err().to_string();
-    assert!(why.starts_with("no declaration is recorded on test_host.controller.labels.declaration"), "{why}");
+    assert!(
+        why.starts_with("no declaration is recorded on test_host.controller.labels.declaration"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -341,7 +400,14 @@ fn the_digest_recorded_differs_between_declarations() {
         s.resources()
             .iter()
             .find(|r| r.address.name() == "controller")
-            .and_then(|r| r.props.get("labels")?.as_map()?.get("declaration")?.as_str().map(str::to_string))
+            .and_then(|r| {
+                r.props
+                    .get("labels")?
+                    .as_map()?
+                    .get("declaration")?
+                    .as_str()
+                    .map(str::to_string)
+            })
             .unwrap()
     };
     assert_eq!(digest_of(&declared(2)), digest_of(&declared(2)));
