@@ -541,26 +541,17 @@ async fn watch_command(
     }
 }
 
-/// Completes on SIGTERM (what Swarm and `docker stop` send) or SIGINT (Ctrl-C): the watch loop
-/// then ends after the run under way, so a stopped controller never leaves the lock behind.
-/// The handlers are installed at once (a signal during the first run is not lost).
+/// Completes on SIGTERM (what Swarm and `docker stop` send): the watch loop then ends after the
+/// run under way, so a stopped controller never leaves the lock behind. The handler is installed
+/// at once (a signal during the first run is not lost). Ctrl-C (SIGINT) still stops at once.
 fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{signal, SignalKind};
-        (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        )
-    };
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     async move {
         #[cfg(unix)]
-        if let (Ok(mut term), Ok(mut int)) = signals {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            eprintln!("watch: stopping (SIGTERM or SIGINT; no run under way)");
+        if let Ok(mut term) = term {
+            term.recv().await;
+            eprintln!("watch: stopping (SIGTERM; no run under way)");
             return;
         }
         std::future::pending::<()>().await

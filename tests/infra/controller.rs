@@ -414,6 +414,24 @@ async fn the_controller_repairs_drift_survives_a_kill_and_never_reverts_a_newer_
     let applied_d2_in = deployed.elapsed();
     let d2 = label_of(&svc("controller"));
     assert_ne!(d2, d1, "the new declaration is recorded");
+    // The D1 controller of the service was replaced by the deploy: stopped by SIGTERM between
+    // runs, it ended cleanly (exit 0), holding no lock.
+    let (_, _) = within(
+        Duration::from_secs(30),
+        "the replaced controller's clean stop",
+        || {
+            let code = docker_cli(&[
+                "inspect",
+                &second,
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+            ]);
+            let code = String::from_utf8_lossy(&code.stdout).trim().to_string();
+            (code == "exited 0" && logs_of(&second).contains("watch: stopping (SIGTERM"))
+                .then_some(())
+        },
+    )
+    .await;
     let runs_before = logs_of(&old).matches("watch #").count();
     // Two of the old controller's intervals (2 s) and more: at least two runs, none applied.
     let (_, _) = within(
