@@ -1,4 +1,5 @@
-//! The artifacts a stack deploys that the project builds itself: the Lambda functions' code zips.
+//! The artifacts a stack deploys that the project builds itself: the Lambda functions' code zips
+//! and the controller's image ([`controller_image`]: the deploy program as a Swarm service).
 //!
 //! [`lambda_zip`] builds one of the workspace's functions (crate `infra-functions`) for the
 //! `provided.al2023` runtime and packs it as Lambda wants it: a zip holding one executable named
@@ -15,10 +16,21 @@
 //! The build has its own target directory (`target/lambda-build`), so its `RUSTFLAGS` never
 //! invalidate the workspace's normal build; cargo decides what is up to date, so a second call
 //! only re-packs the zip.
+//!
+//! Where the workspace is not at hand (the controller's image), `INFRA_LAMBDA_DIR` names a
+//! directory holding the zips already built (`<dir>/<function>/bootstrap.zip`): [`lambda_zip`]
+//! then builds nothing and returns the zip found there.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+
+mod image;
+
+pub use image::{
+    build_controller_executable, controller_build_command, controller_image, CONTROLLER_EXAMPLE,
+    CONTROLLER_PROFILE, CONTROLLER_TAG,
+};
 
 /// The functions of the workspace (binaries of the `infra-functions` crate).
 pub const FUNCTIONS: [&str; 2] = ["analytics-ingest", "node-events"];
@@ -57,6 +69,17 @@ pub enum ArtifactError {
         /// The command, to run it by hand.
         command: String,
     },
+    /// The deploy program's static build failed; cargo's messages went to stderr.
+    #[error("building the deploy program for the controller's image failed ({status}): `{command}` (its messages are above)")]
+    ControllerBuild {
+        /// cargo's exit status.
+        status: std::process::ExitStatus,
+        /// The command, to run it by hand.
+        command: String,
+    },
+    /// The Docker engine could not be reached, or refused to build the image.
+    #[error("building the controller's image: {0}")]
+    Docker(String),
     /// Reading the executable or writing the zip failed.
     #[error("{path}: {source}")]
     Io {
@@ -79,10 +102,20 @@ pub fn workspace_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where [`lambda_zip`] puts a function's zip: `target/lambda/<bin>/bootstrap.zip`.
+/// The variable naming a directory of prebuilt zips (see the [module docs](self)).
+pub const LAMBDA_DIR_VAR: &str = "INFRA_LAMBDA_DIR";
+
+fn prebuilt_dir() -> Option<PathBuf> {
+    std::env::var_os(LAMBDA_DIR_VAR)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Where [`lambda_zip`] puts a function's zip: `target/lambda/<bin>/bootstrap.zip` (or
+/// `$INFRA_LAMBDA_DIR/<bin>/bootstrap.zip`, prebuilt).
 pub fn lambda_zip_path(bin: &str) -> PathBuf {
-    workspace_dir()
-        .join("target/lambda")
+    prebuilt_dir()
+        .unwrap_or_else(|| workspace_dir().join("target/lambda"))
         .join(bin)
         .join("bootstrap.zip")
 }
@@ -92,6 +125,14 @@ pub fn lambda_zip_path(bin: &str) -> PathBuf {
 /// timestamp, so the same executable always gives the same zip (and the same code digest).
 /// Returns the zip's path. cargo's progress goes to stderr.
 pub fn lambda_zip(bin: &str) -> Result<PathBuf, ArtifactError> {
+    if !FUNCTIONS.contains(&bin) {
+        return Err(ArtifactError::UnknownFunction(bin.to_string()));
+    }
+    if prebuilt_dir().is_some() {
+        // prebuilt (the controller's image): nothing to build; a missing zip is reported by the
+        // stack's validation, naming the path
+        return Ok(lambda_zip_path(bin));
+    }
     let exe = build_lambda_executable(bin)?;
     let zip = lambda_zip_path(bin);
     write_bootstrap_zip(&exe, &zip)?;
@@ -111,37 +152,13 @@ pub fn build_lambda_executable(bin: &str) -> Result<PathBuf, ArtifactError> {
     if !FUNCTIONS.contains(&bin) {
         return Err(ArtifactError::UnknownFunction(bin.to_string()));
     }
-    let root = workspace_dir();
-    let target_dir = root.join("target/lambda-build");
-    // cargo sets $CARGO for the programs it runs (examples, tests)
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(root)
-        .args([
-            "build",
-            "-p",
-            CRATE,
-            "--bin",
-            bin,
-            "--profile",
-            LAMBDA_PROFILE,
-        ])
-        .args(["--target", LAMBDA_TARGET])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        // with --target, RUSTFLAGS apply to the target's code only, not to build scripts and
-        // proc-macros (which run here)
-        .env("RUSTFLAGS", LAMBDA_RUSTFLAGS)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|source| ArtifactError::Cargo {
-            cargo: cargo.clone(),
-            source,
-        })?;
+    let target_dir = workspace_dir().join("target/lambda-build");
+    let status = cargo_static(
+        &["-p", CRATE, "--bin", bin],
+        LAMBDA_PROFILE,
+        &target_dir,
+        false,
+    )?;
     if !status.success() {
         return Err(ArtifactError::Build {
             bin: bin.to_string(),
@@ -153,6 +170,56 @@ pub fn build_lambda_executable(bin: &str) -> Result<PathBuf, ArtifactError> {
         .join(LAMBDA_TARGET)
         .join(LAMBDA_PROFILE)
         .join(bin))
+}
+
+/// Runs `cargo build <what> --profile <profile> --target LAMBDA_TARGET --target-dir
+/// <target_dir>` in the workspace with [`LAMBDA_RUSTFLAGS`]: a static executable. cargo's
+/// progress goes to stderr.
+///
+/// `clean_env`: only the variables cargo and rustup need are passed on. Some build scripts of
+/// the deploy program's dependencies rerun when a variable they watch differs, and the programs
+/// that call this (a shell, `cargo run`, `cargo test`) each set others: without it, every
+/// change of caller would rebuild the whole dependency tree.
+fn cargo_static(
+    what: &[&str],
+    profile: &str,
+    target_dir: &Path,
+    clean_env: bool,
+) -> Result<ExitStatus, ArtifactError> {
+    // cargo sets $CARGO for the programs it runs (examples, tests)
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&cargo);
+    if clean_env {
+        command.env_clear();
+        for var in [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+        ] {
+            if let Some(value) = std::env::var_os(var) {
+                command.env(var, value);
+            }
+        }
+    }
+    command
+        .current_dir(workspace_dir())
+        .arg("build")
+        .args(what)
+        .args(["--profile", profile, "--target", LAMBDA_TARGET])
+        .arg("--target-dir")
+        .arg(target_dir)
+        // with --target, RUSTFLAGS apply to the target's code only, not to build scripts and
+        // proc-macros (which run here)
+        .env("RUSTFLAGS", LAMBDA_RUSTFLAGS)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|source| ArtifactError::Cargo { cargo, source })
 }
 
 /// Packs executable `exe` as Lambda's `bootstrap` into the zip at `zip` (written whole, then

@@ -27,6 +27,7 @@
 
 pub mod artifacts;
 pub mod cli;
+pub mod controller;
 mod live;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -15,6 +15,9 @@ use infra::cli::Context;
 use infra::prelude::*;
 use infra::swarm::{EndpointMode, Mount, NodeLabels, SwarmConfig, SwarmNetwork, SwarmSecret};
 
+#[path = "controller.rs"]
+mod controller;
+
 /// Where a secret's value comes from.
 enum SecretSource {
     /// A fixed value, for the local environment only.
@@ -792,6 +795,7 @@ fn swarm(s: &mut Stack, c: &Config) {
 
 /// The whole stack for `ctx.env`.
 pub(crate) fn stack(ctx: &Context) -> Stack {
+    controller::inputs_from_files();
     let mut c = config(&ctx.env);
     if let Some(name) = &ctx.stack_name {
         // names derived from the stack's (the node policy's ARNs) follow `--stack`
@@ -800,5 +804,15 @@ pub(crate) fn stack(ctx: &Context) -> Stack {
     let mut s = Stack::new(&c.stack);
     aws(&mut s, &c, &ctx.env);
     swarm(&mut s, &c);
+    // last: it records the digest of everything declared
+    let local = c.local_commands.then_some(c.app_image.as_str());
+    controller::declare(
+        &mut s,
+        &controller::Controller {
+            env: &ctx.env,
+            local_image: local,
+            interval: if local.is_some() { 5 } else { 30 },
+        },
+    );
     s
 }

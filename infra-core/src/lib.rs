@@ -13,6 +13,7 @@
 //! what every provider must pass. [`engine`] ties it together for tooling.
 
 pub mod conformance;
+pub mod declaration;
 pub mod dsl;
 pub mod engine;
 pub mod graph;

@@ -8,12 +8,18 @@
 //! ends with [`WatchEnd::GaveUp`], so that a supervisor (a shell, Swarm's restart policy) sees the
 //! failure instead of a loop that looks alive and repairs nothing. Waits are jittered so that
 //! many watchers started together don't call the providers in step.
+//!
+//! A controller (a watch loop deployed with the stack it converges) sets
+//! [`WatchOptions::marker`]: a run whose objects were deployed from another declaration applies
+//! nothing ([`RunResult::NotOwnDeclaration`]), so an old controller never reverts a newer deploy
+//! (see [`crate::declaration`]).
 
 use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
 
+use crate::declaration::{Marker, NotOwnDeclaration};
 use crate::dsl::Stack;
 use crate::engine::{Engine, Error, Planned};
 use crate::plan::PlanOptions;
@@ -33,6 +39,9 @@ pub struct WatchOptions {
     pub runs: Option<u64>,
     /// End with [`WatchEnd::GaveUp`] after this many consecutive failed runs (`None`: never).
     pub give_up_after: Option<u32>,
+    /// Converge only while this marker holds this declaration's digest (a controller; see
+    /// [`crate::declaration`]). `None`: converge whatever the objects were deployed from.
+    pub marker: Option<Marker>,
 }
 
 impl Default for WatchOptions {
@@ -44,6 +53,7 @@ impl Default for WatchOptions {
             max_backoff: Duration::from_secs(300),
             runs: None,
             give_up_after: Some(5),
+            marker: None,
         }
     }
 }
@@ -88,6 +98,10 @@ pub enum RunResult {
     Applied(ApplyReport),
     /// The plan has errors (e.g. a protected resource would be deleted): not applied.
     PlanHasErrors(usize),
+    /// The stack's objects were deployed from another declaration than this loop's (its
+    /// [`WatchOptions::marker`] holds another digest, or is gone): nothing was applied. Not a
+    /// failure: it is what an old controller sees while a newer deploy replaces it.
+    NotOwnDeclaration(NotOwnDeclaration),
     /// Reading or planning failed: nothing was changed.
     PlanFailed(Error),
     /// The apply could not start or finish (the lock, a stale plan).
@@ -98,7 +112,7 @@ impl RunResult {
     /// Whether the run counts as a failure.
     pub fn is_failure(&self) -> bool {
         match self {
-            RunResult::NoChanges => false,
+            RunResult::NoChanges | RunResult::NotOwnDeclaration(_) => false,
             RunResult::Applied(report) => !report.is_success(),
             RunResult::PlanHasErrors(_) | RunResult::PlanFailed(_) | RunResult::ApplyFailed(_) => {
                 true
@@ -184,7 +198,9 @@ impl Engine {
         let mut run = 0u64;
         loop {
             run += 1;
-            let result = self.run_once(stack, plan_options, run, observer).await;
+            let result = self
+                .run_once(stack, plan_options, options.marker.as_ref(), run, observer)
+                .await;
             failures = if result.is_failure() { failures + 1 } else { 0 };
             let gave_up = options.give_up_after.is_some_and(|n| failures >= n.max(1));
             let done = options.runs.is_some_and(|n| run >= n);
@@ -220,6 +236,7 @@ impl Engine {
         &self,
         stack: &Stack,
         plan_options: &PlanOptions,
+        marker: Option<&Marker>,
         run: u64,
         observer: &dyn WatchObserver,
     ) -> RunResult {
@@ -227,6 +244,11 @@ impl Engine {
             Ok(planned) => planned,
             Err(e) => return RunResult::PlanFailed(e),
         };
+        // Checked on what this run read; `apply` re-reads under the lock and refuses a plan
+        // whose objects changed since, so a deploy landing in between is not reverted either.
+        if let Some(Err(other)) = marker.map(|m| m.check(&planned)) {
+            return RunResult::NotOwnDeclaration(other);
+        }
         if planned.plan.is_empty() {
             return RunResult::NoChanges;
         }

@@ -233,6 +233,11 @@ pub enum Command {
             value_parser = GIVE_UP_AFTER
         )]
         give_up_after: u64,
+        /// Controller mode: the Swarm service of the stack this program runs in. A run applies
+        /// nothing unless the service's `infra-declaration` label holds this declaration's
+        /// digest: an older controller never reverts a newer deploy (see `infra::controller`).
+        #[arg(long, value_name = "SERVICE")]
+        controller: Option<String>,
     },
     /// Break the stack's apply lock, whoever holds it (after a killed run).
     ForceUnlock,

@@ -189,10 +189,21 @@ async fn execute_one(
             interval,
             iterations,
             give_up_after,
+            controller,
         }) => {
+            if controller.is_some()
+                && !args.only.is_empty()
+                && !args.only.iter().any(|o| o == "swarm")
+            {
+                return Err(Error::Environment(format!(
+                    "watch --controller: the controller's declaration record is a Swarm service label, and --only {} leaves the swarm provider out; nothing was read or changed",
+                    args.only.join(",")
+                )));
+            }
             let options = WatchOptions {
                 runs: *iterations,
                 give_up_after: u32::try_from(*give_up_after).ok().filter(|n| *n > 0),
+                marker: controller.as_deref().map(crate::controller::marker),
                 ..WatchOptions::every(Duration::from_secs(*interval))
             };
             watch_command(args, stack, &options, rules).await
@@ -524,7 +535,7 @@ async fn watch_command(
         apply: Mutex::new(None),
     };
     match engine
-        .watch(stack, &opts, options, &observer, std::future::pending())
+        .watch(stack, &opts, options, &observer, stop_signal())
         .await
     {
         WatchEnd::GaveUp {
@@ -538,6 +549,23 @@ async fn watch_command(
             last_failed: true,
         } => Err(Error::WatchLastRunFailed { runs }),
         _ => Ok(Exit::Success),
+    }
+}
+
+/// Completes on SIGTERM (what Swarm and `docker stop` send): the watch loop then ends after the
+/// run under way, so a stopped controller never leaves the lock behind. The handler is installed
+/// at once (a signal during the first run is not lost). Ctrl-C (SIGINT) still stops at once.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        if let Ok(mut term) = term {
+            term.recv().await;
+            eprintln!("watch: stopping (SIGTERM; no run under way)");
+            return;
+        }
+        std::future::pending::<()>().await
     }
 }
 
@@ -582,6 +610,10 @@ impl WatchObserver for WatchLines<'_> {
             RunResult::Applied(report) => eprint!("watch #{n}: {}", render::report_text(&report)),
             RunResult::PlanHasErrors(_) => {
                 eprintln!("watch #{n}: the plan has errors; not applying")
+            }
+            RunResult::NotOwnDeclaration(why) => {
+                tracing::warn!(run = n, found = ?why.found, declared = ?why.declared, "watch: not this controller's declaration");
+                eprintln!("watch #{n}: {why}")
             }
             RunResult::PlanFailed(e) => eprintln!(
                 "watch #{n}: {}",

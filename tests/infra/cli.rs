@@ -105,7 +105,9 @@ fn plan_apply_replan_with_detailed_exit_codes() {
         .iter()
         .all(|e| e["status"] == "succeeded" && e["stack"] == "local"));
 
-    // Editing a field (the app image, from the environment) shows exactly that update.
+    // Editing a field (the test image, from the environment) shows exactly that update: the
+    // four services and the controller (its stand-in runs on the test image, and its record of
+    // the declaration changes with it).
     let edited = run_with_image(dir.path(), "sha256:bbbb");
     assert_eq!(edited.status.code(), Some(2));
     let text = stdout(&edited);
@@ -114,7 +116,7 @@ fn plan_apply_replan_with_detailed_exit_codes() {
         "{text}"
     );
     assert!(
-        text.contains("Plan: 0 to add, 4 to change, 0 to destroy."),
+        text.contains("Plan: 0 to add, 5 to change, 0 to destroy."),
         "{text}"
     );
 }

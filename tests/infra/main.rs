@@ -3,6 +3,7 @@
 mod fixture;
 
 mod cli;
+mod controller;
 mod live;
 mod markdown;
 mod production;

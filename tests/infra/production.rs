@@ -83,6 +83,8 @@ fn with_local_plan_filters(f: impl FnOnce()) {
         r#"(code_sha256 +)= "[A-Za-z0-9+/]{43}=""#,
         r#"${1}= "[code digest]""#,
     );
+    // The controller's record of the declaration: a digest of all of the above.
+    settings.add_filter(r"sha256:[0-9a-f]{64}", "[declaration]");
     settings.bind(f);
 }
 
@@ -102,6 +104,103 @@ fn the_local_stack_plan_in_markdown_snapshot() {
     assert!(!md.contains("**Truncated**"), "{} bytes", md.len());
     assert_eq!(md.matches("\n<details>").count(), plan.changes.len());
     with_local_plan_filters(|| insta::assert_snapshot!("production_local_plan.md", md));
+}
+
+/// The controller runs on a manager with the engine's socket, and records the digest of the
+/// declaration it belongs to (itself included, the record left out): a new declaration, a new
+/// record.
+#[test]
+fn the_controller_records_the_declaration_it_belongs_to() {
+    let stack = production_stack("local");
+    let plan = testing::plan(&stack);
+    plan.resource("swarm_service.controller")
+        .assert_props(serde_json::json!({
+            "replicas": 1,
+            "placement": { "constraints": ["node.role == manager"] },
+            "mounts": [{ "type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock" }],
+            "restart_policy": { "condition": "on-failure", "max_attempts": 0 },
+            "update_config": { "order": "stop-first", "failure_action": "pause" },
+        }));
+    let recorded = |s: &Stack| {
+        let spec = s
+            .resources()
+            .iter()
+            .find(|r| r.address.to_string() == "swarm_service.controller")
+            .unwrap();
+        let label =
+            spec.props["labels"].as_map().unwrap()[infra::controller::DECLARATION_LABEL].clone();
+        assert_eq!(
+            Some(&label),
+            spec.props["env"].as_map().unwrap().get("INFRA_DECLARATION")
+        );
+        label.as_str().unwrap().to_string()
+    };
+    let mut blank = stack.clone();
+    edit(&mut blank, "swarm_service.controller", |r| {
+        r.insert("labels", infra::controller::DECLARATION_LABEL, "");
+        r.insert("env", "INFRA_DECLARATION", "");
+    });
+    assert_eq!(recorded(&stack), infra::core::declaration::digest(&blank));
+    assert_eq!(
+        recorded(&stack),
+        recorded(&production_stack("local")),
+        "deterministic"
+    );
+    let mut changed = stack.clone();
+    edit(&mut changed, "swarm_service.app", |r| {
+        r.set("replicas", 5);
+    });
+    let mut rebuilt = changed.clone();
+    edit(&mut rebuilt, "swarm_service.controller", |r| {
+        r.insert("labels", infra::controller::DECLARATION_LABEL, "");
+        r.insert("env", "INFRA_DECLARATION", "");
+    });
+    assert_ne!(
+        infra::core::declaration::digest(&rebuilt),
+        recorded(&stack),
+        "another declaration, another digest"
+    );
+
+    // Outside `local` the controller is the real one (here the image `production` names when
+    // INFRA_CONTROLLER_IMAGE is unset): `watch` in controller mode, with the inputs of the
+    // declaration it must rebuild.
+    let prod = production_stack("production");
+    let controller = prod
+        .resources()
+        .iter()
+        .find(|r| r.address.to_string() == "swarm_service.controller")
+        .unwrap();
+    let json = serde_json::to_value(&controller.props).unwrap();
+    if std::env::var_os("INFRA_CONTROLLER_IMAGE").is_none() {
+        assert_eq!(json["image"], "registry.example.com/infra-controller:0.1.0");
+    }
+    assert_eq!(
+        json["args"],
+        serde_json::json!([
+            "--only",
+            "swarm",
+            "watch",
+            "--interval",
+            "30",
+            "--give-up-after",
+            "5",
+            "--controller",
+            "controller"
+        ])
+    );
+    for (k, v) in [
+        ("INFRA_TARGET", "live"),
+        ("INFRA_ENV", "production"),
+        ("INFRA_STACK", "prod"),
+        ("INFRA_LOG_FORMAT", "json"),
+        ("ES_PASSWORD_FILE", "/run/secrets/es_password"),
+    ] {
+        assert_eq!(json["env"][k], v, "{k}");
+    }
+    assert_eq!(
+        json["stop_grace_period_ms"], 120_000,
+        "a run under way finishes when stopped"
+    );
 }
 
 fn edit(stack: &mut Stack, address: &str, f: impl FnOnce(&mut infra::core::ResourceSpec)) {
@@ -359,7 +458,8 @@ fn every_environment_is_the_same_code_with_other_values() {
         k
     };
     assert!(kinds(&local).contains(&"swarm_node_labels".to_string()));
-    assert_eq!(local.resources::<SwarmService>().len(), 4);
+    // the app, Elasticsearch, Kibana, the log shipper and the controller
+    assert_eq!(local.resources::<SwarmService>().len(), 5);
 }
 
 /// What the node agent relies on (issue 11's contract): drain hooks on both swarm groups, ESP

@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use infra_core::declaration::{self, Marker};
+use infra_core::dsl::{Address, Resource as _, Stack};
 use infra_core::engine::Engine;
 use infra_core::plan::PlanOptions;
 use infra_core::provider::ProviderError;
@@ -27,6 +29,7 @@ impl WatchObserver for Seen {
             RunResult::Applied(_) => "apply failed",
             RunResult::PlanHasErrors(_) => "plan has errors",
             RunResult::PlanFailed(_) | RunResult::ApplyFailed(_) => "failed",
+            RunResult::NotOwnDeclaration(_) => "not its declaration",
             _ => "other",
         };
         self.0
@@ -67,6 +70,7 @@ fn quick(runs: Option<u64>, give_up_after: Option<u32>) -> WatchOptions {
         max_backoff: Duration::from_millis(40),
         runs,
         give_up_after,
+        marker: None,
     }
 }
 
@@ -245,4 +249,167 @@ async fn cancellation_ends_the_wait_at_once() {
         "not the hour's wait: {:?}",
         t0.elapsed()
     );
+}
+
+/// A stack whose `web` host has `size`, and a `controller` host that records the declaration's
+/// digest in its `labels.declaration` (as the production stack's controller service does).
+fn declared(size: i64) -> Stack {
+    use crate::kinds::{Host, Network};
+    let mut s = Stack::new("controlled");
+    let net = s.add(Network::new("main", "10.0.0.0/16"));
+    s.add(Host::new("web").network(&net).size(size));
+    let controller = |digest: &str| {
+        let mut h = Host::new("controller").network(&net);
+        h.spec_mut().insert("labels", "declaration", digest);
+        h
+    };
+    let mut probe = s.clone();
+    probe.add(controller(""));
+    let digest = declaration::digest(&probe);
+    s.add(controller(&digest));
+    s
+}
+
+fn size_of_web(sandbox: &SandboxProvider) -> Option<Value> {
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")?;
+    web.props.get("size").cloned()
+}
+
+#[tokio::test]
+async fn a_controller_never_reverts_a_newer_declaration() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Arc::new(SandboxProvider::open(dir.path(), "test").unwrap());
+    let e = engine(&sandbox);
+    let (d1, d2) = (declared(2), declared(3));
+    let marker = Marker::new(
+        Address::new("test_host", "controller"),
+        &["labels", "declaration"],
+    );
+    let controller = |runs| WatchOptions {
+        marker: Some(marker.clone()),
+        ..quick(Some(runs), Some(3))
+    };
+
+    // D1 deployed; its controller converges it and repairs drift.
+    let planned = e.plan(&d1, &PlanOptions::default()).await.unwrap();
+    e.apply(&planned, &infra_core::reconcile::NoObserver)
+        .await
+        .unwrap();
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
+    assert!(sandbox.tamper(&web.id, "size", Value::Int(9)).unwrap());
+    let seen = Seen::default();
+    e.watch(
+        &d1,
+        &PlanOptions::default(),
+        &controller(2),
+        &seen,
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(seen.runs(), vec![("applied", 0), ("no changes", 0)]);
+    assert_eq!(size_of_web(&sandbox), Some(Value::Int(2)));
+
+    // CI applies D2: the D1 controller, still running, applies nothing run after run, and
+    // these runs are no failures (it never gives up over them).
+    let planned = e.plan(&d2, &PlanOptions::default()).await.unwrap();
+    e.apply(&planned, &infra_core::reconcile::NoObserver)
+        .await
+        .unwrap();
+    let seen = Seen::default();
+    let end = e
+        .watch(
+            &d1,
+            &PlanOptions::default(),
+            &controller(4),
+            &seen,
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(seen.runs(), vec![("not its declaration", 0); 4]);
+    assert_eq!(
+        end,
+        WatchEnd::Done {
+            runs: 4,
+            last_failed: false
+        }
+    );
+    assert_eq!(size_of_web(&sandbox), Some(Value::Int(3)), "D2 stands");
+
+    // The D2 controller converges D2.
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
+    assert!(sandbox.tamper(&web.id, "size", Value::Int(9)).unwrap());
+    let seen = Seen::default();
+    e.watch(
+        &d2,
+        &PlanOptions::default(),
+        &controller(1),
+        &seen,
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(seen.runs(), vec![("applied", 0)]);
+    assert_eq!(size_of_web(&sandbox), Some(Value::Int(3)));
+
+    // The marker gone (the stack destroyed, or its controller removed): nothing is recreated.
+    let destroy = PlanOptions {
+        destroy: true,
+        ..PlanOptions::default()
+    };
+    let planned = e.plan(&d2, &destroy).await.unwrap();
+    e.apply(&planned, &infra_core::reconcile::NoObserver)
+        .await
+        .unwrap();
+    let seen = Seen::default();
+    e.watch(
+        &d2,
+        &PlanOptions::default(),
+        &controller(1),
+        &seen,
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(seen.runs(), vec![("not its declaration", 0)]);
+    assert!(sandbox.objects().unwrap().is_empty());
+
+    // What a skipped run says.
+    let planned = e.plan(&d1, &PlanOptions::default()).await.unwrap();
+    let why = marker.check(&planned).unwrap_err().to_string();
+    assert!(
+        why.starts_with("no declaration is recorded on test_host.controller.labels.declaration"),
+        "{why}"
+    );
+}
+
+#[test]
+fn the_digest_recorded_differs_between_declarations() {
+    let digest_of = |s: &Stack| {
+        s.resources()
+            .iter()
+            .find(|r| r.address.name() == "controller")
+            .and_then(|r| {
+                r.props
+                    .get("labels")?
+                    .as_map()?
+                    .get("declaration")?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap()
+    };
+    assert_eq!(digest_of(&declared(2)), digest_of(&declared(2)));
+    assert_ne!(digest_of(&declared(2)), digest_of(&declared(3)));
 }
