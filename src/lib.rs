@@ -2,7 +2,13 @@
 //!
 //! Write the stack with typed builders, compile it into a resource graph, see a deterministic
 //! plan, and let the reconciler converge the real systems to it. This facade re-exports the
-//! crates and holds the deploy program ([`cli`]).
+//! crates and holds the deploy program (`infra::cli`).
+//!
+//! Features: `live` (default) is the live providers (the AWS SDK, bollard), the deploy program
+//! (`cli`) and the `infra-node` binary; `testing` is the `testing` module, the helpers for users'
+//! tests. A crate that only plans its stacks on the sandbox in its tests depends on
+//! `infra = { …, default-features = false, features = ["testing"] }` and builds neither the AWS
+//! SDK nor bollard. The kinds, the policy rules, [`sandbox`] and [`artifacts`] are always there.
 //!
 //! ```
 //! use infra::prelude::*;
@@ -26,7 +32,9 @@
 //! ```
 
 pub mod artifacts;
+#[cfg(feature = "live")]
 pub mod cli;
+#[cfg(feature = "live")]
 mod live;
 #[cfg(feature = "testing")]
 pub mod testing;
