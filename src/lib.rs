@@ -5,10 +5,12 @@
 //! crates and holds the deploy program (`infra::cli`).
 //!
 //! Features: `live` (default) is the live providers (the AWS SDK, bollard), the deploy program
-//! (`cli`) and the `infra-node` binary; `testing` is the `testing` module, the helpers for users'
-//! tests. A crate that only plans its stacks on the sandbox in its tests depends on
+//! (`cli`), the build of this workspace's Lambda functions (`artifacts`) and the `infra-node`
+//! binary; `testing` is the `testing` module, the helpers for users' tests. A crate that only
+//! plans its stacks on the sandbox in its tests depends on
 //! `infra = { …, default-features = false, features = ["testing"] }` and builds neither the AWS
-//! SDK nor bollard. The kinds, the policy rules, [`sandbox`] and [`artifacts`] are always there.
+//! SDK nor bollard. The kinds, the policy rules, [`sandbox`] and [`default_rules`] are always
+//! there.
 //!
 //! ```
 //! use infra::prelude::*;
@@ -31,6 +33,7 @@
 //! # std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+#[cfg(feature = "live")]
 pub mod artifacts;
 #[cfg(feature = "live")]
 pub mod cli;
