@@ -544,6 +544,110 @@ def section_loop(d):
     return "\n".join(o), (before <= 5, before, bt, best)
 
 
+# ------------------------------------------------------------------------------- userbuild
+USERBUILD = [
+    ("user-nolive", "a user's crate, `default-features = false, features = [\"testing\"]`: first `cargo test`"),
+    ("user-default", "the same crate with infra's default features (`live`): first `cargo test`"),
+    ("aws-nolive", "`cargo build -p infra-aws --no-default-features` (the kinds)"),
+    ("aws-live", "`cargo build -p infra-aws` (`live`: the provider, aws-sdk-*)"),
+]
+
+
+def userbuild_log(path):
+    """The figures of one bench/userbuild log (the /usr/bin/time -v output and the lines the
+    script writes around it), or None."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return None
+    def field(pattern):
+        m = re.search(pattern, text, re.M)
+        return m.group(1).strip() if m else None
+    wall = field(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)")
+    secs = None
+    if wall:
+        secs = 0.0
+        for part in wall.split(":"):
+            secs = secs * 60 + float(part)
+    num = lambda v: float(v) if v is not None else None
+    return {
+        "command": field(r"^== [^:]+: \((.*)\)$"),
+        "commit": field(r"^commit: (.*)$"),
+        "date": field(r"^date: (.*)$") or field(r"^uptime before: +(\d\d:\d\d:\d\d) "),
+        "rustc": field(r"^rustc: (.*)$"),
+        "wall_s": secs,
+        "user_s": num(field(r"User time \(seconds\): (\S+)")),
+        "sys_s": num(field(r"System time \(seconds\): (\S+)")),
+        "rss_mb": (num(field(r"Maximum resident set size \(kbytes\): (\S+)")) or 0) / 1024,
+        "exit": field(r"^exit: (.*)$"),
+        "load_before": field(r"^uptime before: .*load average: (.*)$"),
+        "load_after": field(r"^uptime after: .*load average: (.*)$"),
+        "size_bytes": num(field(r"^target size: \S+ \((\d+) bytes\)$")),
+    }
+
+
+def section_userbuild(d):
+    o = ["## 6. Users' infrastructure tests: clean builds with and without `live`\n"]
+    logs = {name: userbuild_log(os.path.join(d, "userbuild", f"{name}.log")) for name, _ in USERBUILD}
+    if not any(logs.values()):
+        o.append("_Not measured yet: run `bench/userbuild`._\n")
+        return "\n".join(o), None
+    o.append(
+        "`bench/userbuild` (not part of `bench/run`: ~20 min of clean builds). One run each, in a clean "
+        "target directory, the dependencies resolved and downloaded beforehand (untimed). The user's crate "
+        "is a fresh crate outside the workspace with `infra` as a path dependency and the README's "
+        "\"Test your infrastructure in CI\" example as `tests/infra.rs`, in cargo's default `dev`/`test` "
+        "profile; infra-aws is built inside the workspace (its profile: line tables for the workspace's "
+        "crates only). Other builds shared the 2 cores: the load averages are those of the machine, and a "
+        "wall time is only comparable with its CPU time (user + sys) beside it.\n"
+    )
+    o.append("| build | wall | CPU (user + sys) | peak RSS | target dir | load before → after (1/5/15 min) | commit |")
+    o.append("|---|---:|---:|---:|---:|---|---|")
+    for name, label in USERBUILD:
+        r = logs.get(name)
+        if not r or r["wall_s"] is None:
+            o.append(f"| {label} | not measured | | | | | |")
+            continue
+        failed = "" if r["exit"] == "0" else f" (exit {r['exit']})"
+        o.append(
+            f"| {label} | **{r['wall_s']:.0f} s**{failed} | {r['user_s'] + r['sys_s']:.0f} s | {r['rss_mb']:.0f} MB | "
+            f"{r['size_bytes'] / 1e6:.0f} MB | {r['load_before']} → {r['load_after']} | `{r['commit']}` |"
+        )
+    o.append("\nThe commands, as run (from the logs in `bench/results/userbuild/`):\n")
+    o.append("```sh")
+    for name, _ in USERBUILD:
+        r = logs.get(name)
+        if r and r["command"]:
+            o.append(f"{r['command']}   # {r['date']}")
+    o.append("```\n")
+    nolive, default = logs.get("user-nolive"), logs.get("user-default")
+    status = None
+    if nolive and nolive["wall_s"] is not None:
+        ok = nolive["wall_s"] <= 90 and nolive["exit"] == "0"
+        text = (f"**Target ≤ 90 s** (the user's crate without `live`): {verdict(ok)}: {nolive['wall_s']:.0f} s wall, "
+                f"{nolive['user_s'] + nolive['sys_s']:.0f} s of CPU.")
+        if default and default["wall_s"] is not None:
+            text += (
+                f" With infra's default features the same crate took {default['wall_s']:.0f} s wall "
+                f"({default['user_s'] + default['sys_s']:.0f} s of CPU, {default['size_bytes'] / 1e6:.0f} MB of target): "
+                f"without `live` {(default['user_s'] + default['sys_s']) / (nolive['user_s'] + nolive['sys_s']):.1f}× less "
+                f"CPU time and {default['size_bytes'] / nolive['size_bytes']:.1f}× less disk. The wall times "
+                f"({default['wall_s'] / nolive['wall_s']:.1f}×) compare builds made under different loads (the table's "
+                f"last columns); (commentary) the CPU times depend much less on the load."
+            )
+        o.append(text)
+        status = (ok, nolive["wall_s"])
+        o.append("")
+    aws, awsl = logs.get("aws-nolive"), logs.get("aws-live")
+    if aws and awsl and aws["wall_s"] and awsl["wall_s"]:
+        o.append(
+            f"infra-aws (issue 12): {aws['wall_s']:.0f} s and {aws['size_bytes'] / 1e6:.0f} MB without `live`, "
+            f"{awsl['wall_s']:.0f} s and {awsl['size_bytes'] / 1e6:.0f} MB with it: the build with the "
+            f"SDK crates takes {(awsl['user_s'] + awsl['sys_s']) / (aws['user_s'] + aws['sys_s']):.1f}× the CPU time of the kinds' build.\n"
+        )
+    return "\n".join(o), status
+
+
 def summary(statuses):
     o = ["| item | target | result |", "|---|---|---|"]
     p = statuses.get("plan")
@@ -563,12 +667,15 @@ def summary(statuses):
     lo = statuses.get("loop")
     if lo:
         o.append(f"| 5. edit → plan | ≤ 5 s | {verdict(lo[0])}: {f2(lo[1])} s with the default linker; fastest variant {lo[3]} {f2(lo[2])} s |")
+    ub = statuses.get("userbuild")
+    if ub:
+        o.append(f"| 6. a user's first `cargo test` without `live` | ≤ 90 s | {verdict(ub[0])}: {ub[1]:.0f} s |")
     return "\n".join(o) + "\n"
 
 
 def markdown(d):
     parts, st = [], {}
-    for name, fn in [("plan", section_plan), ("refresh", section_refresh), ("apply", section_apply), ("peer", section_peer), ("swarm", section_swarm), ("loop", section_loop)]:
+    for name, fn in [("plan", section_plan), ("refresh", section_refresh), ("apply", section_apply), ("peer", section_peer), ("swarm", section_swarm), ("loop", section_loop), ("userbuild", section_userbuild)]:
         text, status = fn(d)
         parts.append(text)
         if status is not None:
@@ -578,7 +685,8 @@ def markdown(d):
         "Regenerated by `bench/run` (all sections: ~25 min here, plus ~15 min of builds the first time) or `bench/run plan refresh apply peer "
         "swarm loop` (any subset; the others keep their last results, in `bench/results/`). Each "
         "section states the machine, its load, the commands and the number of runs. Timings are "
-        "medians; targets are checked by `bench/report.py` from the figures.\n"
+        "medians; targets are checked by `bench/report.py` from the figures. Section 6 (clean builds, "
+        "one run each) is measured by `bench/userbuild`.\n"
     )
     print(summary(st))
     print("\n".join(parts))

@@ -2,7 +2,15 @@
 //!
 //! Write the stack with typed builders, compile it into a resource graph, see a deterministic
 //! plan, and let the reconciler converge the real systems to it. This facade re-exports the
-//! crates and holds the deploy program ([`cli`]).
+//! crates and holds the deploy program (`infra::cli`).
+//!
+//! Features: `live` (default) is the live providers (the AWS SDK, bollard), the deploy program
+//! (`cli`), the build of this workspace's Lambda functions (`artifacts`) and the `infra-node`
+//! binary; `testing` is the `testing` module, the helpers for users' tests. A crate that only
+//! plans its stacks on the sandbox in its tests depends on
+//! `infra = { …, default-features = false, features = ["testing"] }` and builds neither the AWS
+//! SDK nor bollard. The kinds, the policy rules, [`sandbox`] and [`default_rules`] are always
+//! there.
 //!
 //! ```
 //! use infra::prelude::*;
@@ -25,9 +33,12 @@
 //! # std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+#[cfg(feature = "live")]
 pub mod artifacts;
+#[cfg(feature = "live")]
 pub mod cli;
 pub mod controller;
+#[cfg(feature = "live")]
 mod live;
 #[cfg(feature = "testing")]
 pub mod testing;

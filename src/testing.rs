@@ -3,7 +3,9 @@
 //! report, and snapshot the plan with the project's redactions (insta filters).
 //!
 //! Behind the `testing` feature (it brings insta and regex), for dev-dependencies:
-//! `infra = { version = "…", features = ["testing"] }`.
+//! `infra = { version = "…", default-features = false, features = ["testing"] }` (without the
+//! default `live` feature: the sandbox needs no AWS SDK and no bollard, and a first build takes
+//! about a minute instead of several).
 //!
 //! ```
 //! use infra::prelude::*;

@@ -5,8 +5,9 @@
 //! outputs carry their kind: `LaunchTemplate::image` takes a literal AMI id or an [`Ami`]
 //! lookup's `id()`, never `vpc.id()`; `LaunchTemplate::instance_profile_arn` takes an instance
 //! profile's `arn()`, not a role's.
-//! [`AwsProvider`] converges them on the AWS APIs (see [`provider`] for the ownership model,
-//! batched reads and idempotency).
+//! `AwsProvider` (feature `live`, on by default) converges them on the AWS APIs (see
+//! `provider` for the ownership model, batched reads and idempotency). Without `live` the crate
+//! is the kinds and the policy rules, free of the AWS SDK: what a plan on the sandbox needs.
 //!
 //! ```
 //! use infra_aws::{Subnet, Vpc};
@@ -31,9 +32,11 @@
 
 pub mod kinds;
 pub mod policy;
+#[cfg(feature = "live")]
 pub mod provider;
 
 pub use kinds::*;
+#[cfg(feature = "live")]
 pub use provider::{AwsProvider, ConfigError};
 
 /// The provider name every AWS kind declares.

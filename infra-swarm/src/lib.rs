@@ -19,14 +19,18 @@
 //! );
 //! ```
 //!
-//! The [`SwarmProvider`] serves every kind here. See its docs for ownership (labels), the
-//! convergence wait after each change, and how secrets and configs are rotated.
+//! The `SwarmProvider` (feature `live`, on by default) serves every kind here. See its docs for
+//! ownership (labels), the convergence wait after each change, and how secrets and configs are
+//! rotated. Without `live` the crate is the kinds and the policy rules, free of bollard: what a
+//! plan on the sandbox needs.
 
 pub mod kinds;
 pub mod policy;
+#[cfg(feature = "live")]
 mod provider;
 
 pub use kinds::*;
+#[cfg(feature = "live")]
 pub use provider::{ConnectError, SwarmProvider};
 
 /// The provider name every Swarm kind declares.

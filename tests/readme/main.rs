@@ -3,10 +3,12 @@
 //! (`the_readme_shows_example_rs` checks it; rustfmt leaves it as the README has it), so that
 //! its `#[test]`s compile, pass and keep their snapshot (rustdoc strips `#[test]` functions from
 //! a doctest without compiling their bodies). The README's other Rust blocks are doctests
-//! (`ReadmeDoctests` in src/lib.rs).
+//! (`ReadmeDoctests` in src/lib.rs). `features.rs` checks the dependency line the README gives
+//! a test-only user: no AWS SDK and no bollard in its build.
 
 #[rustfmt::skip]
 mod example;
+mod features;
 
 #[test]
 fn the_readme_shows_example_rs() {

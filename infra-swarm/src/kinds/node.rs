@@ -42,12 +42,14 @@ impl NodeLabels {
     }
 }
 
-/// The marker label's key for a resource of a stack.
+/// The marker label's key for a resource of a stack (the provider's, `live`).
+#[cfg(feature = "live")]
 pub(crate) fn marker_key(stack: &str, name: &str) -> String {
     format!("{MARKER_PREFIX}{stack}.{name}")
 }
 
-/// The prefix of every marker label.
+/// The prefix of every marker label (the provider's, `live`).
+#[cfg(feature = "live")]
 pub(crate) const MARKER_PREFIX: &str = "infra.owner.";
 
 fn validate_node_labels(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {

@@ -148,6 +148,8 @@ impl SwarmConfig {
 }
 
 /// The Swarm name of a secret or config: `<stack>_<name>_<first hex digits of the digest>`.
+/// The provider's (`live`), and unit-tested with the kinds.
+#[cfg(any(feature = "live", test))]
 pub(crate) fn swarm_name(stack: &str, name: &str, digest: &str) -> String {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     let short: String = hex.chars().take(NAME_DIGEST_LEN).collect();

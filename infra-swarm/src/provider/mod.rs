@@ -26,7 +26,6 @@ use infra_core::registry::Registry;
 
 use connect::Client;
 pub use connect::ConnectError;
-pub(crate) use kinds::handlers;
 use kinds::SwarmKind;
 
 /// The Swarm provider: converges a real swarm through the Docker Engine API (bollard).

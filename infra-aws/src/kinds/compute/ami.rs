@@ -94,7 +94,8 @@ fn validate_ami(spec: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> 
 }
 
 /// Picks the newest image: latest creation date, then the greatest name (Packer names end in a
-/// timestamp), then the greatest id, so the choice is deterministic.
+/// timestamp), then the greatest id, so the choice is deterministic. The provider's (`live`).
+#[cfg(feature = "live")]
 pub(crate) fn newest<'a, T>(
     images: impl IntoIterator<Item = &'a T>,
     key: impl Fn(&'a T) -> (&'a str, &'a str, &'a str),

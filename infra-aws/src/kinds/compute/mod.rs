@@ -9,7 +9,9 @@ mod launch_template;
 mod lifecycle_hook;
 mod scaling_policy;
 
-pub(crate) use ami::{newest, AMI};
+#[cfg(feature = "live")]
+pub(crate) use ami::newest;
+pub(crate) use ami::AMI;
 pub use ami::{Ami, AmiOutputs};
 pub use asg::Asg;
 pub(crate) use asg::ASG;

@@ -14,7 +14,9 @@ pub use target_group::{TargetGroup, TargetGroupOutputs, TargetProtocol};
 
 pub(crate) use listener::LISTENER;
 pub(crate) use load_balancer::LOAD_BALANCER;
-pub(crate) use target_group::{target_group_name, TARGET_GROUP};
+#[cfg(feature = "live")]
+pub(crate) use target_group::target_group_name;
+pub(crate) use target_group::TARGET_GROUP;
 
 /// Characters ELBv2 allows in load balancer and target group names: ASCII letters, digits and
 /// hyphens.

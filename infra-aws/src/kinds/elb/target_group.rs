@@ -3,7 +3,6 @@
 use infra_core::dsl::{Arn, Id, Input, KindSchema, Output, Ref, ResourceSpec};
 use infra_core::kind;
 use infra_core::validate::{Checker, Problem, ValidationContext};
-use infra_core::value::digest_of;
 
 use super::elb_name_char;
 use crate::kinds::network::Vpc;
@@ -157,7 +156,9 @@ impl TargetGroupOutputs for Ref<TargetGroup> {
 
 /// The AWS name of a target group: `<stack>-<name>-<4 hex digits>`, the digits a digest of
 /// what can't change in place (protocol, port, VPC, target type), so that a replacement's new
-/// group has a name of its own while the old one still exists.
+/// group has a name of its own while the old one still exists. The provider's (`live`), and
+/// unit-tested here.
+#[cfg(any(feature = "live", test))]
 pub(crate) fn target_group_name(
     stack: &str,
     name: &str,
@@ -166,7 +167,8 @@ pub(crate) fn target_group_name(
     vpc: &str,
     target_type: &str,
 ) -> String {
-    let digest = digest_of(format!("{protocol}|{port}|{vpc}|{target_type}").as_bytes());
+    let digest =
+        infra_core::value::digest_of(format!("{protocol}|{port}|{vpc}|{target_type}").as_bytes());
     let hex = digest.trim_start_matches("sha256:");
     format!("{}-{}", physical_name(stack, name), &hex[..SUFFIX - 1])
 }

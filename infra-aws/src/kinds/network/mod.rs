@@ -19,6 +19,8 @@ pub use vpc::Vpc;
 
 pub(crate) use gateway::{ELASTIC_IP, INTERNET_GATEWAY, NAT_GATEWAY};
 pub(crate) use route_table::ROUTE_TABLE;
-pub(crate) use security_group::{canonical_protocol, portless, SECURITY_GROUP};
+#[cfg(feature = "live")]
+pub(crate) use security_group::canonical_protocol;
+pub(crate) use security_group::{portless, SECURITY_GROUP};
 pub(crate) use subnet::SUBNET;
 pub(crate) use vpc::VPC;

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use infra_core::dsl::{Arn, Id, Input, KindSchema, Output, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::value::Sensitive;
@@ -129,7 +130,7 @@ impl LambdaCode {
 
 /// AWS's digest of a function's code: the base64 (standard, padded) of its SHA-256.
 pub fn code_sha256(zip: &[u8]) -> String {
-    aws_smithy_types::base64::encode(Sha256::digest(zip))
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(zip))
 }
 
 kind! {

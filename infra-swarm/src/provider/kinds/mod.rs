@@ -3,8 +3,9 @@
 //! A handler reads the stack's objects of its kind (one label-filtered list call), finds the
 //! object a lost create made, and creates, updates and deletes. The provider dispatches by a
 //! lookup in the [`Registry`](infra_core::registry::Registry) built from the list, and answers
-//! `Provider::kinds()` from it, as does [`crate::kinds::schemas`]. Adding a kind is its builder
-//! in `crate::kinds`, a handler module here, and one line in [`handlers`].
+//! `Provider::kinds()` from it. Adding a kind is its builder in `crate::kinds` (listed in
+//! [`crate::kinds::schemas`]), a handler module here, and one line in [`handlers`]; a unit test
+//! checks that the two lists agree.
 
 mod blob;
 mod config;
@@ -123,6 +124,11 @@ mod tests {
         for kind in &declared {
             assert_eq!(registry.get(kind).unwrap().schema().kind, *kind);
         }
+        // crate::kinds::schemas (what the sandbox serves without `live`) lists the same kinds,
+        // each once.
+        let listed: Vec<&str> = crate::kinds::schemas().iter().map(|s| s.kind).collect();
+        assert_eq!(listed.len(), served.len(), "{listed:?}");
+        assert_eq!(listed.into_iter().collect::<BTreeSet<_>>(), served);
         let e = registry.get("swarm_volume").err().unwrap();
         assert_eq!(e.code, "Unsupported");
         assert_eq!(e.message, "the swarm provider has no kind `swarm_volume`");
