@@ -546,9 +546,9 @@ fn a_killed_swarm_apply_leaves_a_stale_lock_that_force_unlock_breaks_and_the_rer
             .iter()
             .filter(|o| o.labels.get("infra.stack") == Some(&stack))
             .count();
-        if owned != 9 {
+        if owned != 10 {
             problems.push(format!(
-                "{label}: after the re-run the engine holds {owned} objects of the stack, not the 9 declared (4 services, 2 networks, a secret, 2 configs)"
+                "{label}: after the re-run the engine holds {owned} objects of the stack, not the 10 declared (5 services with the controller, 2 networks, a secret, 2 configs)"
             ));
         }
         let destroy = output({

@@ -714,6 +714,8 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         "  - aws_subnet.private-c: field `availability_zone`: `us-east-1c` is not in `eu-west-1`",
         "  - aws_lb.web: field `name`: the load balancer name `Bad_Name-web` contains `_`",
         "  - aws_lb_target_group.app: field `name`: the target group (before its 5-character suffix) name `Bad_Name-app` contains `_`",
+        "  - aws_lb.es: field `name`: the load balancer name `Bad_Name-es` contains `_`",
+        "  - aws_lb_target_group.es: field `name`: the target group (before its 5-character suffix) name `Bad_Name-es` contains `_`",
         "  - aws_lb_listener.https: field `certificate_arn`: the environment variable `CERTIFICATE_ARN` is not set",
         "  - aws_lambda_function.analytics-ingest: field `secret_environment`: `ES_PASSWORD`: the environment variable `ES_PASSWORD` is not set",
         "  - aws_lambda_function.node-events: field `secret_environment`: `ES_PASSWORD`: the environment variable `ES_PASSWORD` is not set",
@@ -731,7 +733,7 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", show(&o));
         assert!(
-            err.contains("Error: stack \"Bad_Name\" is invalid: 13 problems found (nothing was read or changed):"),
+            err.contains("Error: stack \"Bad_Name\" is invalid: 15 problems found (nothing was read or changed):"),
             "{args:?}: {}",
             show(&o)
         );
@@ -746,7 +748,7 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(
-        err.contains("is invalid: 7 problems found") && err.contains(problems[1]),
+        err.contains("is invalid: 9 problems found") && err.contains(problems[1]),
         "{}",
         show(&o)
     );
@@ -760,7 +762,7 @@ fn the_deploy_program_refuses_a_broken_live_stack_before_contacting_anything() {
         .expect("valid JSON");
     assert_eq!(first["error"], "validation", "{first}");
     let listed = first["problems"].as_array().expect("problems");
-    assert_eq!(listed.len(), 13, "{first}");
+    assert_eq!(listed.len(), 15, "{first}");
     assert!(listed
         .iter()
         .all(|p| p["address"].is_string() && p["field"].is_string() && p["message"].is_string()));
