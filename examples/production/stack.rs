@@ -466,7 +466,8 @@ fn aws(s: &mut Stack, c: &Config, env: &str) {
     );
     // Elasticsearch runs on one manager (pinned by its AZ label) and publishes 9200 on that
     // node; the target group holds every manager, and its TCP health check finds the one that
-    // answers.
+    // answers. The managers' group keeps EC2 health checks: with ELB ones, the two managers
+    // without Elasticsearch would fail the check and be replaced over and over.
     let es_lb = s.add(
         LoadBalancer::network("es")
             .internal()
