@@ -110,13 +110,7 @@ async fn each_run_repairs_what_drifted_since_the_last() {
     assert_eq!(seen.runs(), vec![("applied", 0), ("no changes", 0)]);
 
     // someone resizes the web host by hand: the next watch puts it back
-    let web = sandbox
-        .objects()
-        .unwrap()
-        .into_iter()
-        .find(|o| o.name == "web")
-        .unwrap();
-    assert!(sandbox.tamper(&web.id, "size", Value::Int(7)).unwrap());
+    resize_web_by_hand(&sandbox, 7);
     let seen = Seen::default();
     e.watch(
         &stack,
@@ -127,13 +121,7 @@ async fn each_run_repairs_what_drifted_since_the_last() {
     )
     .await;
     assert_eq!(seen.runs(), vec![("applied", 0), ("no changes", 0)]);
-    let web = sandbox
-        .objects()
-        .unwrap()
-        .into_iter()
-        .find(|o| o.name == "web")
-        .unwrap();
-    assert_eq!(web.props.get("size"), Some(&Value::Int(2)));
+    assert_eq!(size_of_web(&sandbox), Some(Value::Int(2)));
 }
 
 #[tokio::test]
@@ -270,6 +258,17 @@ fn declared(size: i64) -> Stack {
     s
 }
 
+/// Someone changes the web host's size by hand (drift).
+fn resize_web_by_hand(sandbox: &SandboxProvider, size: i64) {
+    let web = sandbox
+        .objects()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "web")
+        .unwrap();
+    assert!(sandbox.tamper(&web.id, "size", Value::Int(size)).unwrap());
+}
+
 fn size_of_web(sandbox: &SandboxProvider) -> Option<Value> {
     let web = sandbox
         .objects()
@@ -299,13 +298,7 @@ async fn a_controller_never_reverts_a_newer_declaration() {
     e.apply(&planned, &infra_core::reconcile::NoObserver)
         .await
         .unwrap();
-    let web = sandbox
-        .objects()
-        .unwrap()
-        .into_iter()
-        .find(|o| o.name == "web")
-        .unwrap();
-    assert!(sandbox.tamper(&web.id, "size", Value::Int(9)).unwrap());
+    resize_web_by_hand(&sandbox, 9);
     let seen = Seen::default();
     e.watch(
         &d1,
@@ -345,13 +338,7 @@ async fn a_controller_never_reverts_a_newer_declaration() {
     assert_eq!(size_of_web(&sandbox), Some(Value::Int(3)), "D2 stands");
 
     // The D2 controller converges D2.
-    let web = sandbox
-        .objects()
-        .unwrap()
-        .into_iter()
-        .find(|o| o.name == "web")
-        .unwrap();
-    assert!(sandbox.tamper(&web.id, "size", Value::Int(9)).unwrap());
+    resize_web_by_hand(&sandbox, 9);
     let seen = Seen::default();
     e.watch(
         &d2,
