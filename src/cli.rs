@@ -32,7 +32,7 @@ use std::sync::Arc;
 use infra_core::policy::PolicyRule;
 use infra_core::Stack;
 
-pub use args::{Args, Command, GraphFormat, LogFormat, OutOfRange, PlanFormat, Target};
+pub use args::{Args, Command, GraphFormat, LogFormat, OutOfRange, PlanFormat, SchemaOf, Target};
 pub use commands::{engine_for, execute, execute_with_rules};
 pub use error::{exit_code, Error, Exit};
 

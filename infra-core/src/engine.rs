@@ -380,11 +380,17 @@ impl Engine {
                     None => diff,
                 }));
             }
+            let providers = self.scoped(&scope);
+            let actor = crate::audit::actor_for(&providers).await;
+            for entry in crate::audit::suppressions(&planned.plan, &actor) {
+                entry.trace();
+                observer.audit(&entry);
+            }
             Ok(reconcile::apply(
                 &planned.plan,
                 &planned.graph,
                 &planned.observed,
-                &self.scoped(&scope),
+                &providers,
                 &self.options,
                 observer,
             )
@@ -453,6 +459,13 @@ impl Engine {
                 tracing::warn!(provider = %name, error = %e, "could not release the stack lock");
             }
         }
+    }
+
+    /// Who acts through this engine, for the audit trail: this process and the identity each
+    /// provider of the scope (`only`, empty for all) acts as.
+    pub async fn actor(&self, only: &BTreeSet<String>) -> Result<crate::audit::Actor, Error> {
+        let scope = self.scope(only)?;
+        Ok(crate::audit::actor_for(&self.scoped(&scope)).await)
     }
 
     /// Breaks the stack's lock in every in-scope provider, whoever holds it; returns who held it.

@@ -12,6 +12,7 @@
 //! [`sandbox`] is a generic in-process provider persisted to a file; the [`conformance`] suite is
 //! what every provider must pass. [`engine`] ties it together for tooling.
 
+pub mod audit;
 pub mod conformance;
 pub mod declaration;
 pub mod dsl;

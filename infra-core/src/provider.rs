@@ -204,7 +204,7 @@ impl LockInfo {
     }
 }
 
-fn this_host() -> String {
+pub(crate) fn this_host() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
@@ -328,6 +328,13 @@ pub trait Provider: Send + Sync {
 
     /// API calls made so far by this provider instance, when it counts them.
     fn api_calls(&self) -> Option<u64> {
+        None
+    }
+
+    /// The identity this provider acts as, for the audit trail (AWS: the caller's ARN), when it
+    /// can tell; asked once per apply (a provider may cache it). A failure to find out is
+    /// said in the answer (`unknown (…)`), never an error: it must not stop an apply.
+    async fn caller(&self) -> Option<String> {
         None
     }
 }

@@ -33,6 +33,15 @@ pub enum GraphFormat {
     Mermaid,
 }
 
+/// What `schema` describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SchemaOf {
+    /// `plan --json`'s output.
+    Plan,
+    /// One line of the audit file (`--audit-file`).
+    Audit,
+}
+
 /// Plan output formats (`plan --format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 #[non_exhaustive]
@@ -136,14 +145,18 @@ pub struct Args {
         value_parser = WAIT_SECONDS
     )]
     pub lock_timeout: u64,
-    /// Append one JSON audit event per change to this file.
+    /// Append the audit trail to this file, one JSON line per event: every change (who, the
+    /// plan's digest, the field diff with secrets as digests, the result and the duration),
+    /// applies with suppressed policy findings, broken locks, refused saved plans. Its JSON
+    /// Schema: `schema --of audit`.
     #[arg(
-        long,
+        long = "audit-file",
+        visible_alias = "audit-log",
         global = true,
         env = "INFRA_AUDIT_LOG",
         default_value = ".infra/audit.jsonl"
     )]
-    pub audit_log: PathBuf,
+    pub audit_file: PathBuf,
     /// With `--target live`, how long `apply` waits for the Docker endpoint (the Swarm managers
     /// the AWS phase just created) before giving up, in seconds (0 to 86400).
     #[arg(
@@ -209,8 +222,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
-    /// Print the JSON Schema of `plan --json`.
-    Schema,
+    /// Print a JSON Schema: of `plan --json` (default), or of a line of the audit file.
+    Schema {
+        /// Whose schema.
+        #[arg(long = "of", value_enum, default_value = "plan")]
+        of: SchemaOf,
+    },
     /// Re-plan and converge at an interval, repairing drift (self-healing).
     Watch {
         /// Seconds between runs (1 to 86400).

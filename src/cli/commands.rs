@@ -8,6 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use infra_core::audit::AuditEntry;
 use infra_core::engine::{Engine, Error as EngineError, Planned};
 use infra_core::plan::{Action, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
@@ -19,8 +20,8 @@ use infra_core::watch::{RunReport, RunResult, WatchEnd, WatchObserver, WatchOpti
 use infra_core::Stack;
 
 use super::args::PROVIDERS;
-use super::progress::{CliObserver, ProgressMode};
-use super::{Args, Command, Error, Exit, GraphFormat, PlanFormat, Target};
+use super::progress::{AuditFile, CliObserver, ProgressMode};
+use super::{Args, Command, Error, Exit, GraphFormat, PlanFormat, SchemaOf, Target};
 
 /// How often an operation still running is reported (a heartbeat line when stderr is not a
 /// terminal): often enough that a CI log shows a NAT gateway or a Swarm service is still
@@ -178,10 +179,14 @@ async fn execute_one(
             );
             Ok(Exit::Success)
         }
-        Some(Command::Schema) => {
+        Some(Command::Schema { of }) => {
+            let schema = match of {
+                SchemaOf::Plan => render::plan_schema(),
+                SchemaOf::Audit => infra_core::audit::schema(),
+            };
             println!(
                 "{}",
-                serde_json::to_string_pretty(&render::plan_schema()).unwrap_or_default()
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
             Ok(Exit::Success)
         }
@@ -465,7 +470,7 @@ async fn apply_command(
         eprintln!("Apply cancelled; nothing was changed.");
         return Err(Error::Cancelled);
     }
-    let observer = CliObserver::new(&args.audit_log, ProgressMode::for_stderr().on_stderr())?;
+    let observer = CliObserver::new(&args.audit_file, ProgressMode::for_stderr().on_stderr())?;
     let applied = engine.apply(&planned, &observer).await;
     observer.done();
     let report = applied.map_err(|e| from_engine(e, args, stack, Error::Apply))?;
@@ -584,7 +589,10 @@ impl WatchObserver for WatchLines<'_> {
     }
 
     fn apply_observer(&self, run: u64) -> Box<dyn ApplyObserver + '_> {
-        match CliObserver::new(&self.args.audit_log, ProgressMode::for_stderr().on_stderr()) {
+        match CliObserver::new(
+            &self.args.audit_file,
+            ProgressMode::for_stderr().on_stderr(),
+        ) {
             Ok(observer) => {
                 let observer = Arc::new(observer);
                 *self.apply.lock().unwrap_or_else(|e| e.into_inner()) = Some(observer.clone());
@@ -651,11 +659,33 @@ async fn force_unlock_command(
     if broken.is_empty() {
         eprintln!("Stack \"{}\" was not locked.", stack.name());
     }
+    let audit = if broken.is_empty() {
+        None
+    } else {
+        Some(AuditFile::open(&args.audit_file)?)
+    };
+    let actor = engine
+        .actor(&only)
+        .await
+        .map_err(|e| from_engine(e, args, stack, Error::ForceUnlock))?;
     for (provider, info) in broken {
         eprintln!(
             "Broke the lock of stack \"{}\" in provider `{provider}`, held by {info}.",
             stack.name()
         );
+        let entry = AuditEntry::ForceUnlock {
+            ts_unix_ms: infra_core::audit::now_unix_ms(),
+            stack: stack.name().to_string(),
+            actor: actor.clone(),
+            provider,
+            holder: info.holder,
+            operation: info.operation,
+            since_unix: info.since_unix,
+        };
+        entry.trace();
+        if let Some(audit) = &audit {
+            audit.write(&entry);
+        }
     }
     Ok(Exit::Success)
 }

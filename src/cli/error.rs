@@ -80,7 +80,7 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
-    /// The audit log (`--audit-log`) can't be written.
+    /// The audit file (`--audit-file`) can't be written.
     #[error("cannot {action} {}: {source}", .path.display())]
     AuditLog {
         /// "create" (its directory) or "open the audit log".

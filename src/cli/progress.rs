@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use infra_core::audit::AuditEntry;
 use infra_core::provider::ProviderError;
 use infra_core::reconcile::{ApplyObserver, AuditEvent, OpKind, OpStatus};
 
@@ -245,33 +246,55 @@ impl Progress for BarProgress {
     }
 }
 
-/// The deploy program's observer: progress, and one JSON line per change in the audit log.
-pub(crate) struct CliObserver {
-    progress: Box<dyn Progress>,
-    audit: Mutex<std::fs::File>,
+/// The audit file (`--audit-file`): one JSON [`AuditEntry`] per line, appended.
+pub(crate) struct AuditFile {
+    file: Mutex<std::fs::File>,
 }
 
-impl CliObserver {
-    pub(crate) fn new(audit_path: &Path, progress: Box<dyn Progress>) -> Result<Self, Error> {
-        if let Some(dir) = audit_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+impl AuditFile {
+    /// Opens (creating it and its directory) `path` for appending.
+    pub(crate) fn open(path: &Path) -> Result<Self, Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| Error::AuditLog {
                 action: "create",
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
-        let audit = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(audit_path)
+            .open(path)
             .map_err(|source| Error::AuditLog {
                 action: "open the audit log",
-                path: audit_path.to_path_buf(),
+                path: path.to_path_buf(),
                 source,
             })?;
+        Ok(AuditFile {
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Appends `entry` as one line (a line is written whole: entries of concurrent operations
+    /// never interleave).
+    pub(crate) fn write(&self, entry: &AuditEntry) {
+        let line = entry.to_json() + "\n";
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// The deploy program's observer: progress, and the audit file.
+pub(crate) struct CliObserver {
+    progress: Box<dyn Progress>,
+    audit: AuditFile,
+}
+
+impl CliObserver {
+    pub(crate) fn new(audit_path: &Path, progress: Box<dyn Progress>) -> Result<Self, Error> {
         Ok(CliObserver {
             progress,
-            audit: Mutex::new(audit),
+            audit: AuditFile::open(audit_path)?,
         })
     }
 
@@ -302,7 +325,9 @@ impl ApplyObserver for CliObserver {
     }
     fn op_finished(&self, event: &AuditEvent) {
         self.progress.op_finished(event);
-        let mut f = self.audit.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(f, "{}", serde_json::to_string(event).unwrap_or_default());
+        self.audit.write(&AuditEntry::Change(event.clone()));
+    }
+    fn audit(&self, entry: &AuditEntry) {
+        self.audit.write(entry);
     }
 }

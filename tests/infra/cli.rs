@@ -442,6 +442,22 @@ async fn a_held_lock_names_the_force_unlock_command_that_breaks_it() {
         )),
         "{said}"
     );
+    // The broken lock is in the audit trail: whose it was, and who broke it.
+    let audit = crate::audit::audit_lines(&dir.path().join("audit.jsonl"));
+    let unlocks: Vec<&serde_json::Value> = audit
+        .iter()
+        .filter(|l| l["event"] == "force_unlock")
+        .collect();
+    assert_eq!(unlocks.len(), 1, "{audit:#?}");
+    assert_eq!(unlocks[0]["holder"], holder.holder.as_str());
+    assert_eq!(unlocks[0]["operation"], "apply");
+    assert_eq!(unlocks[0]["provider"], "aws");
+    assert_eq!(unlocks[0]["stack"], "local");
+    assert!(
+        unlocks[0]["actor"]["os_user"].is_string(),
+        "{:#}",
+        unlocks[0]
+    );
     let again = run(dir.path(), &["apply", "--auto-approve"], "");
     assert_eq!(
         again.status.code(),

@@ -105,6 +105,21 @@ async fn the_production_stack_converges_on_moto_and_the_local_swarm_and_replans_
         show(&apply)
     );
 
+    // The audit trail names the AWS identity the changes were made as (moto's caller).
+    let audit = crate::audit::audit_lines(&dir.path().join("audit.jsonl"));
+    let aws: Vec<&serde_json::Value> = audit
+        .iter()
+        .filter(|l| l["event"] == "change" && l["provider"] == "aws")
+        .collect();
+    assert!(!aws.is_empty(), "AWS changes audited: {audit:#?}");
+    for l in &aws {
+        let caller = l["actor"]["callers"]["aws"].as_str().unwrap_or_default();
+        assert!(
+            caller.starts_with("arn:aws:") && caller.contains(":123456789012:"),
+            "the caller's ARN (sts:GetCallerIdentity): {l:#}"
+        );
+    }
+
     let plan = deploy(dir.path(), &stack, &["plan", "--detailed-exitcode"]);
     assert_eq!(
         plan.status.code(),

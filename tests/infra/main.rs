@@ -2,6 +2,7 @@
 
 mod fixture;
 
+mod audit;
 mod cli;
 mod controller;
 mod live;

@@ -88,6 +88,8 @@ pub(crate) struct Clients {
     pub(crate) apigw_read: aws_sdk_apigatewayv2::Client,
     pub(crate) events: aws_sdk_eventbridge::Client,
     pub(crate) events_read: aws_sdk_eventbridge::Client,
+    /// Only `GetCallerIdentity`, for the audit trail ([`Provider::caller`]).
+    pub(crate) sts: aws_sdk_sts::Client,
     pub(crate) region: String,
 }
 
@@ -108,6 +110,8 @@ pub struct AwsProvider {
     waits: PollPolicy,
     severed: SeveredMap,
     kinds: Registry<dyn AwsKind>,
+    /// The caller's ARN, once known.
+    caller: tokio::sync::OnceCell<String>,
 }
 
 impl AwsProvider {
@@ -232,7 +236,14 @@ impl AwsProvider {
                 apigw: apigw(writes.clone(), &write_timeouts),
                 apigw_read: apigw(reads.clone(), &read_timeouts),
                 events: events(writes, &write_timeouts),
-                events_read: events(reads, &read_timeouts),
+                events_read: events(reads.clone(), &read_timeouts),
+                sts: aws_sdk_sts::Client::from_conf(
+                    aws_sdk_sts::config::Builder::from(config)
+                        .retry_config(reads)
+                        .timeout_config(read_timeouts.clone())
+                        .interceptor(counter.clone())
+                        .build(),
+                ),
                 region,
             },
             calls,
@@ -245,6 +256,7 @@ impl AwsProvider {
             ),
             severed: SeveredMap::default(),
             kinds: kinds::registry(),
+            caller: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -420,6 +432,37 @@ impl Provider for AwsProvider {
 
     fn api_calls(&self) -> Option<u64> {
         Some(self.calls.total())
+    }
+
+    /// The ARN `sts:GetCallerIdentity` gives (a user, or an assumed role's session), asked
+    /// once per provider; a failure is said in the answer and asked again next time.
+    async fn caller(&self) -> Option<String> {
+        let found = self
+            .caller
+            .get_or_try_init(|| async {
+                let out = self
+                    .clients
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        use aws_sdk_sts::error::ProvideErrorMetadata;
+                        let why = e
+                            .as_service_error()
+                            .and_then(|s| s.code().map(str::to_string))
+                            .unwrap_or_else(|| e.to_string());
+                        format!("unknown (sts:GetCallerIdentity failed: {why})")
+                    })?;
+                out.arn()
+                    .map(str::to_string)
+                    .ok_or_else(|| "unknown (sts:GetCallerIdentity gave no ARN)".to_string())
+            })
+            .await;
+        Some(match found {
+            Ok(arn) => arn.clone(),
+            Err(why) => why,
+        })
     }
 }
 

@@ -101,12 +101,15 @@ pub async fn apply(
             });
         }
     }
+    // Who applies: this process, and the identity each provider acts as (before the call
+    // counts are taken: asking is not part of the apply's work).
+    let actor = crate::audit::actor_for(providers).await;
     let calls_before: BTreeMap<String, u64> = providers
         .iter()
         .filter_map(|(n, p)| p.api_calls().map(|c| (n.clone(), c)))
         .collect();
 
-    let env = Env::new(plan, graph, observed, providers, opts, observer);
+    let env = Env::new(plan, graph, observed, providers, opts, observer, actor);
 
     observer.started(ops.len());
     let mut outcomes: Vec<Option<OpOutcome>> = vec![None; ops.len()];

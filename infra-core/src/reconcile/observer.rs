@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{AuditEvent, OpKind};
+use crate::audit::AuditEntry;
 use crate::provider::ProviderError;
 
 /// Hooks for progress display and audit logging. All methods default to nothing.
@@ -38,6 +39,12 @@ pub trait ApplyObserver: Send + Sync {
     fn op_finished(&self, event: &AuditEvent) {
         let _ = event;
     }
+    /// An audit entry that is not an operation's ([`AuditEntry::Change`] goes to
+    /// [`op_finished`](Self::op_finished)): an apply going ahead with a suppressed policy
+    /// finding, say.
+    fn audit(&self, entry: &AuditEntry) {
+        let _ = entry;
+    }
 }
 
 /// A shared observer observes as the one it points to.
@@ -63,6 +70,9 @@ impl<T: ApplyObserver + ?Sized> ApplyObserver for std::sync::Arc<T> {
     }
     fn op_finished(&self, event: &AuditEvent) {
         (**self).op_finished(event);
+    }
+    fn audit(&self, entry: &AuditEntry) {
+        (**self).audit(entry);
     }
 }
 

@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Action;
+use crate::audit::Actor;
+use crate::plan::{Action, FieldChange};
 
 /// One provider call kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -124,14 +125,44 @@ impl ApplyReport {
 }
 
 /// One JSON audit event per operation, emitted on the `infra::audit` tracing target and handed
-/// to the [`ApplyObserver`](super::ApplyObserver).
+/// to the [`ApplyObserver`](super::ApplyObserver); in the audit file it is an
+/// [`AuditEntry::Change`](crate::audit::AuditEntry::Change) line (`"event": "change"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEvent {
     /// Milliseconds since the Unix epoch.
     pub ts_unix_ms: u64,
     /// The stack.
     pub stack: String,
+    /// Who applied.
+    pub actor: Actor,
+    /// The digest of the plan the operation came from ([`plan_digest`](crate::audit::plan_digest)).
+    pub plan_digest: String,
+    /// The resource's kind.
+    pub kind: String,
+    /// The provider serving it.
+    pub provider: String,
+    /// The planned field diff (secret values as digests, never in clear).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
     /// The operation.
     #[serde(flatten)]
     pub outcome: OpOutcome,
+}
+
+impl AuditEvent {
+    /// Emits the event (as `json`) on the `infra::audit` tracing target.
+    pub(crate) fn trace(&self, json: &str) {
+        let outcome = &self.outcome;
+        match &outcome.status {
+            OpStatus::Failed { error } => {
+                tracing::error!(target: "infra::audit", address = %outcome.address, op = %outcome.op, %error, audit = %json, "change failed")
+            }
+            OpStatus::Skipped { because } => {
+                tracing::warn!(target: "infra::audit", address = %outcome.address, op = %outcome.op, %because, audit = %json, "change skipped")
+            }
+            _ => {
+                tracing::info!(target: "infra::audit", address = %outcome.address, op = %outcome.op, audit = %json, "change done")
+            }
+        }
+    }
 }

@@ -13,9 +13,10 @@ use tokio::sync::Semaphore;
 
 use super::ops::Op;
 use super::{ApplyObserver, ApplyOptions, AuditEvent, OpKind, OpOutcome, OpStatus, Providers};
+use crate::audit::{Actor, AuditEntry};
 use crate::dsl::Address;
 use crate::graph::Graph;
-use crate::plan::{changed_fields, protect_secrets, ObservedState, Plan};
+use crate::plan::{changed_fields, protect_secrets, Change, ObservedState, Plan};
 use crate::provider::{ErrorClass, Observed, OpContext, ProviderError, Resolved};
 use crate::retry;
 
@@ -33,16 +34,23 @@ pub(super) struct Env<'a> {
     /// provider even when the new object's id equals the old one (a name-based id), because
     /// the relationship (a role in a profile, a policy attachment) went with the old object.
     replaced: HashSet<Address>,
+    /// Who applies, for the audit events.
+    actor: Actor,
+    /// The plan's digest, for the audit events.
+    plan_digest: String,
+    /// The planned changes by address (kind, provider and field diff of the audit events).
+    changes: HashMap<String, &'a Change>,
 }
 
 impl<'a> Env<'a> {
     pub(super) fn new(
-        plan: &Plan,
+        plan: &'a Plan,
         graph: &'a Graph,
         observed: &'a ObservedState,
         providers: &'a Providers,
         opts: &'a ApplyOptions,
         observer: &'a dyn ApplyObserver,
+        actor: Actor,
     ) -> Self {
         // Idempotency tokens are unique to this apply: a later apply creates anew.
         let run_id = {
@@ -73,31 +81,30 @@ impl<'a> Env<'a> {
                 .filter(|c| c.action.is_replace())
                 .map(|c| c.address.clone())
                 .collect(),
+            actor,
+            plan_digest: crate::audit::plan_digest(plan),
+            changes: plan
+                .changes
+                .iter()
+                .map(|c| (c.address.to_string(), c))
+                .collect(),
         }
     }
 
     /// An operation ended: its audit event goes to the log and the observer.
     pub(super) fn finish(&self, outcome: &OpOutcome) {
+        let change = self.changes.get(&outcome.address);
         let event = AuditEvent {
-            ts_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            ts_unix_ms: crate::audit::now_unix_ms(),
             stack: self.stack.clone(),
+            actor: self.actor.clone(),
+            plan_digest: self.plan_digest.clone(),
+            kind: change.map(|c| c.kind.clone()).unwrap_or_default(),
+            provider: change.map(|c| c.provider.clone()).unwrap_or_default(),
+            fields: change.map(|c| c.fields.clone()).unwrap_or_default(),
             outcome: outcome.clone(),
         };
-        let json = serde_json::to_string(&event).unwrap_or_default();
-        match &outcome.status {
-            OpStatus::Failed { error } => {
-                tracing::error!(target: "infra::audit", address = %outcome.address, op = %outcome.op, %error, audit = %json, "change failed")
-            }
-            OpStatus::Skipped { because } => {
-                tracing::warn!(target: "infra::audit", address = %outcome.address, op = %outcome.op, %because, audit = %json, "change skipped")
-            }
-            _ => {
-                tracing::info!(target: "infra::audit", address = %outcome.address, op = %outcome.op, audit = %json, "change done")
-            }
-        }
+        AuditEntry::Change(event.clone()).trace();
         self.observer.op_finished(&event);
     }
 
