@@ -219,6 +219,17 @@ impl Provider for SandboxProvider {
         &self.name
     }
 
+    /// The journal file, as an absolute path: another sandbox directory is another target.
+    async fn target(&self) -> Result<Option<String>, ProviderError> {
+        let path = fs::canonicalize(self.journal.path())
+            .unwrap_or_else(|_| self.journal.path().to_path_buf());
+        Ok(Some(format!(
+            "sandbox `{}` at {}",
+            self.name,
+            path.display()
+        )))
+    }
+
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "faults")]
