@@ -108,6 +108,10 @@ pub struct AwsProvider {
     waits: PollPolicy,
     severed: SeveredMap,
     kinds: Registry<dyn AwsKind>,
+    /// STS, for [`Provider::target`] (the account).
+    sts: aws_sdk_sts::Client,
+    /// The endpoint the configuration names (`AWS_ENDPOINT_URL`), if any.
+    endpoint: Option<String>,
 }
 
 impl AwsProvider {
@@ -215,7 +219,16 @@ impl AwsProvider {
                     .build(),
             )
         };
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(config)
+                .retry_config(reads.clone())
+                .timeout_config(read_timeouts.clone())
+                .interceptor(counter.clone())
+                .build(),
+        );
         Ok(AwsProvider {
+            sts,
+            endpoint: config.endpoint_url().map(str::to_string),
             clients: Clients {
                 ec2: ec2(writes.clone(), &write_timeouts),
                 ec2_read: ec2(reads.clone(), &read_timeouts),
@@ -319,6 +332,27 @@ impl Provider for AwsProvider {
     /// `eu-west-1` (the region is known only here, where the stack is deployed).
     fn preflight(&self, stack: &Stack) -> Vec<Problem> {
         crate::kinds::network::availability_zone_problems(stack, &self.clients.region)
+    }
+
+    /// `aws account <id>, region <region>`, and `, endpoint <url>` when the configuration
+    /// names one (`AWS_ENDPOINT_URL`: moto, a proxy): the account comes from STS
+    /// `GetCallerIdentity`, which needs no permission.
+    async fn target(&self) -> Result<Option<String>, ProviderError> {
+        let who = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk("sts.GetCallerIdentity", e, &[]))?;
+        let mut target = format!(
+            "aws account {}, region {}",
+            who.account().unwrap_or("(unknown)"),
+            self.clients.region
+        );
+        if let Some(url) = &self.endpoint {
+            target.push_str(&format!(", endpoint {url}"));
+        }
+        Ok(Some(target))
     }
 
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {

@@ -579,12 +579,6 @@ impl SavedPlan {
         stack: &Stack,
         context: &BTreeMap<String, String>,
     ) -> Result<(), Refusal> {
-        if self.stack != stack.name() {
-            return Err(Refusal::OtherStack {
-                plan: self.stack.clone(),
-                this: stack.name().to_string(),
-            });
-        }
         if self.tool_version != TOOL_VERSION {
             return Err(Refusal::ToolVersion {
                 plan: self.tool_version.clone(),
@@ -600,6 +594,14 @@ impl SavedPlan {
                     this: this.cloned(),
                 });
             }
+        }
+        // After the context: another environment is also another stack name, and the flag
+        // says more than the name.
+        if self.stack != stack.name() {
+            return Err(Refusal::OtherStack {
+                plan: self.stack.clone(),
+                this: stack.name().to_string(),
+            });
         }
         self.declaration
             .compare(&DeclarationRecord::of(stack))
