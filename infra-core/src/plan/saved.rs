@@ -635,3 +635,58 @@ impl fmt::Display for SavedPlan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checksum_ignores_layout_and_key_order_but_not_content() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b": [1, {"y": 2, "x": 1}], "a": "s", "checksum": "x"}"#)
+                .unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":"s","checksum":"other","b":[1,{"x":1,"y":2}]}"#).unwrap();
+        assert_eq!(canonical_checksum(&a), canonical_checksum(&b));
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"a":"s","b":[1,{"x":1,"y":3}]}"#).unwrap();
+        assert_ne!(canonical_checksum(&a), canonical_checksum(&c));
+    }
+
+    #[test]
+    fn field_digests_are_salted_by_place_and_name_no_value() {
+        let v = serde_json::json!("hunter2");
+        let d = field_digest("test_host.db", "password", &v);
+        assert!(d.starts_with("sha256:") && d.len() == 7 + 16, "{d}");
+        assert!(!d.contains("hunter2"));
+        assert_ne!(d, field_digest("test_host.web", "password", &v));
+        assert_ne!(d, field_digest("test_host.db", "token", &v));
+        assert_ne!(d, digest_of(b"\"hunter2\""), "not the bare value's digest");
+    }
+
+    #[test]
+    fn refusals_read_as_one_sentence() {
+        let r = Refusal::Objects {
+            what: "a.b (id-1) is gone since the plan read it".into(),
+            more: 2,
+            applied: false,
+        };
+        assert_eq!(
+            r.to_string(),
+            "a.b (id-1) is gone since the plan read it (and 2 other objects differ)"
+        );
+        let r = Refusal::Target {
+            provider: "aws".into(),
+            plan: Some("aws account 1, region us-east-1".into()),
+            now: None,
+        };
+        assert_eq!(
+            r.to_string(),
+            "provider `aws` now targets (unknown), and the plan was made against `aws account 1, region us-east-1`"
+        );
+        assert_eq!(
+            fields_text(&["a".into(), "b".into()], "declared differently"),
+            "fields `a`, `b` are declared differently"
+        );
+    }
+}
