@@ -9,6 +9,7 @@ use infra_core::dsl::Stack;
 use infra_core::engine::{Engine, Error};
 use infra_core::plan::saved::{Refusal, SavedPlan, SAVED_PLAN_VERSION};
 use infra_core::plan::PlanOptions;
+use infra_core::provider::Provider as _;
 use infra_core::reconcile::{ApplyReport, NoObserver};
 use infra_core::sandbox::SandboxProvider;
 use infra_core::Value;
@@ -182,6 +183,27 @@ async fn a_changed_declaration_or_target_refuses_naming_it() {
         r.to_string()
             .ends_with("test_network.extra is declared now and was not"),
         "{r}"
+    );
+
+    // The sandbox's target is its directory, resolved: the same whether or not its journal was
+    // written yet, and however the directory is named (here, relative to the working directory).
+    let fresh = tempfile::tempdir_in(".").unwrap();
+    let relative = Path::new(".").join(fresh.path().file_name().unwrap());
+    let sandbox = SandboxProvider::open(&relative, "test").unwrap();
+    let unwritten = sandbox.target().await.unwrap();
+    converge(&engine(&relative), &s).await;
+    assert_eq!(sandbox.target().await.unwrap(), unwritten);
+    assert_eq!(
+        unwritten,
+        Some(format!(
+            "sandbox `test` at {}",
+            fresh
+                .path()
+                .canonicalize()
+                .unwrap()
+                .join("test.jsonl")
+                .display()
+        ))
     );
 
     let elsewhere = tempfile::tempdir().unwrap();
