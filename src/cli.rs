@@ -7,7 +7,8 @@
 //! ```text
 //! production [OPTIONS] [COMMAND]
 //!   plan (default)   show what would change (--format text|json|markdown)
-//!   apply            plan, confirm (or --auto-approve), apply
+//!   apply            plan, confirm (or --auto-approve), apply; `apply FILE`: a plan saved by
+//!                    `plan --out FILE`, exactly, without a prompt (or refused, naming what moved)
 //!   destroy          plan the deletion of everything the stack owns, confirm, apply
 //!   graph            the resource graph as DOT or Mermaid
 //!   schema           the JSON Schema of `plan --json`

@@ -103,10 +103,12 @@ fn uid() -> Option<String> {
 /// The digest of a plan as `plan --json` prints it (`sha256:<hex>`): the same plan, the same
 /// digest; `plan --json | sha256sum` gives the hex part.
 pub fn plan_digest(plan: &Plan) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(Sha256::digest(crate::render::plan_json(plan)))
-    )
+    digest_bytes(crate::render::plan_json(plan).as_bytes())
+}
+
+/// `sha256:<hex>` of `bytes` (`sha256sum` gives the hex part).
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -172,7 +174,7 @@ pub enum AuditEntry {
         actor: Actor,
         /// The plan file.
         file: String,
-        /// The digest of the refused plan, when the file could be read as one.
+        /// The digest of the refused file's bytes ([`digest_bytes`]), when it could be read.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         plan_digest: Option<String>,
         /// Why (the refusal's message).

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::dsl::{Address, Stack};
 use crate::graph::Graph;
+use crate::plan::saved::{Refusal, SavedPhase, SavedPlan};
 use crate::plan::{self, ObservedState, Plan, PlanOptions, ReadStats};
 use crate::policy::{self, PolicyRule, Rules};
 use crate::provider::{LockError, LockInfo, Provider, ProviderError, Resolved};
@@ -90,6 +91,17 @@ pub enum Error {
     /// What the providers hold changed between plan and apply.
     #[error("the stack's objects changed since this plan was made ({0}); plan again")]
     StalePlan(String),
+    /// A saved plan is not applied: what differs from what it was made from.
+    #[error(transparent)]
+    SavedPlan(#[from] Refusal),
+    /// A provider could not say what it targets (for a saved plan).
+    #[error("asking provider `{provider}` which target it works on failed: {error}")]
+    Target {
+        /// The provider.
+        provider: String,
+        /// Its error.
+        error: ProviderError,
+    },
 }
 
 /// A plan together with what it was computed from (needed to apply it).
@@ -263,6 +275,71 @@ impl Engine {
             graph,
             observed,
         })
+    }
+
+    /// Each in-scope provider's [target](Provider::target): the account, cluster or file it works on.
+    pub async fn targets(
+        &self,
+        only: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, Option<String>>, Error> {
+        let mut out = BTreeMap::new();
+        for name in self.scope(only)? {
+            let target = self.providers[&name]
+                .target()
+                .await
+                .map_err(|error| Error::Target {
+                    provider: name.clone(),
+                    error,
+                })?;
+            out.insert(name, target);
+        }
+        Ok(out)
+    }
+
+    /// [`Engine::plan`], and the plan recorded with what it was computed from (the objects read,
+    /// the targets, the options): one phase of a [saved plan](crate::plan::saved).
+    pub async fn plan_to_save(
+        &self,
+        stack: &Stack,
+        opts: &PlanOptions,
+    ) -> Result<(Planned, SavedPhase), Error> {
+        let targets = self.targets(&opts.only).await?;
+        let planned = self.plan(stack, opts).await?;
+        let phase = SavedPhase::new(&planned.plan, &planned.observed, targets, opts);
+        Ok((planned, phase))
+    }
+
+    /// Plans a saved phase again from `stack` (whose declaration the caller has checked with
+    /// [`SavedPlan::check_declaration`](crate::plan::saved::SavedPlan::check_declaration)) and
+    /// returns it, ready for [`Engine::apply`], only when the providers' targets and every object
+    /// read are those recorded, so that it is the saved plan operation for operation; otherwise
+    /// [`Error::SavedPlan`] names what differs. Nothing is changed either way.
+    pub async fn replan_saved(&self, stack: &Stack, phase: &SavedPhase) -> Result<Planned, Error> {
+        let opts = phase.options();
+        let targets = self.targets(&opts.only).await?;
+        phase.check_targets(&targets)?;
+        let planned = self.plan(stack, &opts).await?;
+        phase.check_replan(&planned.plan, &planned.observed)?;
+        Ok(planned)
+    }
+
+    /// Checks a saved plan against the declaration given now (`stack`, and the run's `context`:
+    /// see [`SavedPlan::check_declaration`]) and plans each of its phases again
+    /// ([`Engine::replan_saved`]): the plans to [apply](Engine::apply), phase by phase, each the
+    /// saved one operation for operation. Every phase is checked before any is returned, so a
+    /// refusal leaves everything untouched.
+    pub async fn verify_saved(
+        &self,
+        stack: &Stack,
+        saved: &SavedPlan,
+        context: &BTreeMap<String, String>,
+    ) -> Result<Vec<Planned>, Error> {
+        saved.check_declaration(stack, context)?;
+        let mut planned = Vec::with_capacity(saved.phases.len());
+        for phase in &saved.phases {
+            planned.push(self.replan_saved(stack, phase).await?);
+        }
+        Ok(planned)
     }
 
     async fn read(&self, graph: &Graph, scope: &[String]) -> Result<ObservedState, Error> {

@@ -254,6 +254,14 @@ pub trait Provider: Send + Sync {
         Vec::new()
     }
 
+    /// Which account, region, cluster or file this provider works on, in words (`aws account
+    /// 123456789012, region us-east-1`): a [saved plan](crate::plan::saved) records it and is
+    /// refused when applied anywhere else. It names no secret. `None` (the default): the provider
+    /// can't tell, and saved plans can't check it.
+    async fn target(&self) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+
     /// Reads every object the stack owns, in as few calls as the API allows (one paginated,
     /// tag-filtered list per object type, never one call per resource).
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError>;

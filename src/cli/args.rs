@@ -38,6 +38,8 @@ pub enum GraphFormat {
 pub enum SchemaOf {
     /// `plan --json`'s output.
     Plan,
+    /// The file `plan --out` writes.
+    SavedPlan,
     /// One line of the audit file (`--audit-file`).
     Audit,
 }
@@ -194,15 +196,31 @@ pub enum Command {
         /// pull-request comment: `plan --format markdown > plan.md`.
         #[arg(long, value_enum)]
         format: Option<PlanFormat>,
+        /// Also save the plan to this file, with what it was computed from, for `apply FILE`
+        /// (which applies exactly it, or refuses naming what changed). Not written when the
+        /// plan has errors.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Let the plan delete or replace this protected resource (repeatable; for a plan
+        /// saved with `--out`, as `apply --allow-destroy` does).
+        #[arg(long)]
+        allow_destroy: Vec<String>,
+        /// With `--destroy`: let the plan delete every protected resource.
+        #[arg(long, requires = "destroy")]
+        allow_destroy_all: bool,
     },
-    /// Plan, confirm, apply.
+    /// Plan, confirm, apply; or, given a FILE saved by `plan --out`, apply exactly that plan
+    /// without a prompt (it was reviewed), refusing when anything it was made from changed.
     Apply {
-        /// Don't ask for confirmation.
+        /// Don't ask for confirmation (a saved plan is never asked about).
         #[arg(long)]
         auto_approve: bool,
         /// Allow deleting or replacing this protected resource (repeatable).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "plan_file")]
         allow_destroy: Vec<String>,
+        /// A plan saved by `plan --out FILE`.
+        #[arg(value_name = "FILE")]
+        plan_file: Option<PathBuf>,
     },
     /// Delete everything the stack owns.
     Destroy {
@@ -222,11 +240,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
-    /// Print a JSON Schema: of `plan --json` (default), or of a line of the audit file.
+    /// Print a JSON Schema: of `plan --json` (default), of a saved plan file, or of a line of
+    /// the audit file.
     Schema {
         /// Whose schema.
         #[arg(long = "of", value_enum, default_value = "plan")]
         of: SchemaOf,
+        /// The schema of the file `plan --out` writes (the same as `--of saved-plan`).
+        #[arg(long)]
+        saved_plan: bool,
     },
     /// Re-plan and converge at an interval, repairing drift (self-healing).
     Watch {

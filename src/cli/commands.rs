@@ -3,13 +3,15 @@
 //! command-line hints the engine leaves out.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use infra_core::audit::AuditEntry;
 use infra_core::engine::{Engine, Error as EngineError, Planned};
+use infra_core::plan::saved::{saved_plan_schema, SavedPhase, SavedPlan};
 use infra_core::plan::{Action, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
 use infra_core::provider::Provider;
@@ -81,6 +83,13 @@ pub async fn execute_with_rules(
 ) -> Result<Exit, Error> {
     // Arguments built in code get the checks parsing makes, before anything is contacted.
     args.check_numbers()?;
+    if let Some(Command::Apply {
+        plan_file: Some(file),
+        ..
+    }) = &args.command
+    {
+        return apply_saved_command(args, stack, file, rules).await;
+    }
     if args.target == Target::Live && args.only.is_empty() {
         if let Some(exit) = phases(args, stack, rules).await? {
             return Ok(exit);
@@ -108,6 +117,11 @@ async fn phases(
     };
     // Validate the whole stack once, before any endpoint is contacted.
     validate(args, stack).await?;
+    let out = match &args.command {
+        Some(Command::Plan { out: Some(out), .. }) => Some(out),
+        _ => None,
+    };
+    let mut saved_phases = Vec::new();
     let mut worst = Exit::Success;
     let mut plan_errors = None;
     for (i, phase) in order.iter().enumerate() {
@@ -125,7 +139,16 @@ async fn phases(
                 continue;
             }
         }
-        match execute_one(&phase_args, stack, rules).await {
+        let result = match out {
+            Some(_) => plan_phase(&phase_args, stack, rules, true)
+                .await
+                .map(|(exit, phase)| {
+                    saved_phases.extend(phase);
+                    exit
+                }),
+            None => execute_one(&phase_args, stack, rules).await,
+        };
+        match result {
             Ok(exit) => worst = worst.max(exit),
             Err(e) if applying => {
                 if e.already_shown() && i + 1 < order.len() {
@@ -139,8 +162,18 @@ async fn phases(
         }
     }
     match plan_errors {
-        Some(e) => Err(e),
-        None => Ok(Some(worst)),
+        Some(e) => {
+            if let Some(out) = out {
+                eprintln!("The plan has errors: {} was not written.", out.display());
+            }
+            Err(e)
+        }
+        None => {
+            if let Some(out) = out {
+                write_saved(args, stack, out, saved_phases)?;
+            }
+            Ok(Some(worst))
+        }
     }
 }
 
@@ -150,11 +183,11 @@ async fn execute_one(
     rules: &[Arc<dyn PolicyRule>],
 ) -> Result<Exit, Error> {
     match &args.command {
-        None => plan_command(args, stack, false, rules).await,
-        Some(Command::Plan { destroy, .. }) => plan_command(args, stack, *destroy, rules).await,
+        None | Some(Command::Plan { .. }) => plan_command(args, stack, rules).await,
         Some(Command::Apply {
             auto_approve,
             allow_destroy,
+            ..
         }) => {
             let opts = plan_options(args, false, allow_destroy, false);
             apply_command(args, stack, opts, *auto_approve, rules).await
@@ -179,10 +212,11 @@ async fn execute_one(
             );
             Ok(Exit::Success)
         }
-        Some(Command::Schema { of }) => {
-            let schema = match of {
-                SchemaOf::Plan => render::plan_schema(),
-                SchemaOf::Audit => infra_core::audit::schema(),
+        Some(Command::Schema { of, saved_plan }) => {
+            let schema = match (of, saved_plan) {
+                (_, true) | (SchemaOf::SavedPlan, _) => saved_plan_schema(),
+                (SchemaOf::Plan, false) => render::plan_schema(),
+                (SchemaOf::Audit, false) => infra_core::audit::schema(),
             };
             println!(
                 "{}",
@@ -386,20 +420,215 @@ async fn make_plan(
 async fn plan_command(
     args: &Args,
     stack: &Stack,
-    destroy: bool,
     rules: &[Arc<dyn PolicyRule>],
 ) -> Result<Exit, Error> {
-    let opts = plan_options(args, destroy, &[], false);
-    let (_, planned) = make_plan(args, stack, &opts, rules).await?;
+    let out = match &args.command {
+        Some(Command::Plan { out, .. }) => out.as_deref(),
+        _ => None,
+    };
+    match plan_phase(args, stack, rules, out.is_some()).await {
+        Ok((exit, phase)) => {
+            if let Some(out) = out {
+                write_saved(args, stack, out, phase.into_iter().collect())?;
+            }
+            Ok(exit)
+        }
+        Err(e) => {
+            if let (Some(out), Error::PlanHasErrors { .. }) = (out, &e) {
+                eprintln!("The plan has errors: {} was not written.", out.display());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `plan`'s options from its flags.
+fn plan_command_options(args: &Args) -> PlanOptions {
+    match &args.command {
+        Some(Command::Plan {
+            destroy,
+            allow_destroy,
+            allow_destroy_all,
+            ..
+        }) => plan_options(args, *destroy, allow_destroy, *allow_destroy_all),
+        _ => plan_options(args, false, &[], false),
+    }
+}
+
+/// Plans (one phase) and prints the plan; with `save`, also records what a saved plan needs.
+async fn plan_phase(
+    args: &Args,
+    stack: &Stack,
+    rules: &[Arc<dyn PolicyRule>],
+    save: bool,
+) -> Result<(Exit, Option<SavedPhase>), Error> {
+    let opts = plan_command_options(args);
+    let (planned, phase) = if save {
+        validate(args, stack).await?;
+        let engine = engine_for(args, rules).await?;
+        let (planned, phase) = engine
+            .plan_to_save(stack, &opts)
+            .await
+            .map_err(|e| from_engine(e, args, stack, Error::Plan))?;
+        (planned, Some(phase))
+    } else {
+        (make_plan(args, stack, &opts, rules).await?.1, None)
+    };
     print_plan(args, &planned, &opts);
     if !planned.plan.blockers().is_empty() {
         return Err(Error::PlanHasErrors { shown: true });
     }
-    Ok(if args.detailed_exitcode && !planned.plan.is_empty() {
+    let exit = if args.detailed_exitcode && !planned.plan.is_empty() {
         Exit::ChangesPending
     } else {
         Exit::Success
-    })
+    };
+    Ok((exit, phase))
+}
+
+/// What a run was given besides the declaration that decides what it plans against: recorded
+/// in a saved plan, and an apply of it must be given the same.
+fn run_context(args: &Args) -> BTreeMap<String, String> {
+    let mut context = BTreeMap::from([
+        (
+            "--target".to_string(),
+            match args.target {
+                Target::Sandbox => "sandbox",
+                Target::Live => "live",
+            }
+            .to_string(),
+        ),
+        ("--env".to_string(), args.env.clone()),
+    ]);
+    if !args.only.is_empty() {
+        context.insert("--only".into(), args.only.join(","));
+    }
+    context
+}
+
+/// Writes a saved plan (a whole file or nothing: written beside it, then renamed).
+fn write_saved(
+    args: &Args,
+    stack: &Stack,
+    out: &Path,
+    phases: Vec<SavedPhase>,
+) -> Result<(), Error> {
+    let saved = SavedPlan::new(stack, run_context(args), phases);
+    let failed = |source| Error::PlanFile {
+        action: "write",
+        path: out.to_path_buf(),
+        source,
+    };
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, saved.to_json()).map_err(failed)?;
+    std::fs::rename(&tmp, out).map_err(failed)?;
+    let missing: Vec<&str> = PROVIDERS
+        .iter()
+        .copied()
+        .filter(|p| args.only.is_empty() || args.only.iter().any(|o| o == p))
+        .filter(|p| !saved.providers().iter().any(|s| s == p))
+        .collect();
+    let note = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " It holds no {} phase (not planned yet): save that one once the earlier phases are applied.",
+            missing.join(", ")
+        )
+    };
+    eprintln!(
+        "\nSaved the plan to {}. `apply {}` applies exactly this plan, without a prompt, and refuses if the declaration, the stack's objects or the target change first.{note}",
+        out.display(),
+        shell_word(&out.display().to_string())
+    );
+    Ok(())
+}
+
+/// `apply FILE`: checks the saved plan against the declaration, the targets and every object it
+/// read (all phases before any is applied), then applies each phase's plan, which is the saved
+/// one operation for operation. No prompt: the saved plan was the thing reviewed.
+async fn apply_saved_command(
+    args: &Args,
+    stack: &Stack,
+    file: &Path,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Exit, Error> {
+    let result = apply_saved(args, stack, file, rules).await;
+    if let Err(e @ Error::SavedPlanRefused { .. }) = &result {
+        // A refusal is part of the audit trail: who tried to apply which file, and why not.
+        let entry = AuditEntry::PlanRefused {
+            ts_unix_ms: infra_core::audit::now_unix_ms(),
+            stack: stack.name().to_string(),
+            actor: infra_core::audit::Actor::this_process(),
+            file: file.display().to_string(),
+            plan_digest: std::fs::read(file)
+                .ok()
+                .map(|bytes| infra_core::audit::digest_bytes(&bytes)),
+            reason: e.to_string(),
+        };
+        entry.trace();
+        AuditFile::open(&args.audit_file)?.write(&entry);
+    }
+    result
+}
+
+async fn apply_saved(
+    args: &Args,
+    stack: &Stack,
+    file: &Path,
+    rules: &[Arc<dyn PolicyRule>],
+) -> Result<Exit, Error> {
+    let refused = |refusal| Error::SavedPlanRefused {
+        path: file.to_path_buf(),
+        refusal,
+    };
+    let text = std::fs::read_to_string(file).map_err(|source| Error::PlanFile {
+        action: "read",
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let saved = SavedPlan::from_json(&text).map_err(refused)?;
+    // What can be checked without contacting anything first: the stack, the tool, the flags,
+    // the declaration.
+    let context = run_context(args);
+    saved.check_declaration(stack, &context).map_err(refused)?;
+    validate(args, stack).await?;
+    let mut scoped = args.clone();
+    scoped.only = saved.providers();
+    scoped.only.dedup();
+    let engine = engine_for(&scoped, rules).await?;
+    let planned = match engine.verify_saved(stack, &saved, &context).await {
+        Ok(planned) => planned,
+        Err(EngineError::SavedPlan(refusal)) => return Err(refused(refusal)),
+        Err(e) => return Err(from_engine(e, &scoped, stack, Error::Plan)),
+    };
+    let count = planned.len();
+    for (i, planned) in planned.iter().enumerate() {
+        if count > 1 {
+            eprintln!(
+                "== Phase {}/{count}: {} ==",
+                i + 1,
+                planned.plan.providers.join(", ")
+            );
+        }
+        if !args.json {
+            print!("{}", render::plan_text(&planned.plan));
+        }
+        if planned.plan.is_empty() {
+            if args.json {
+                print!("{}", render::plan_json(&planned.plan));
+            }
+            continue;
+        }
+        if let Err(e) = apply_planned(args, stack, &engine, planned).await {
+            if e.already_shown() && i + 1 < count {
+                eprintln!("The phase did not complete; the later phases were not run.");
+            }
+            return Err(e);
+        }
+    }
+    Ok(Exit::Success)
 }
 
 fn print_plan(args: &Args, planned: &Planned, opts: &PlanOptions) {
@@ -470,8 +699,18 @@ async fn apply_command(
         eprintln!("Apply cancelled; nothing was changed.");
         return Err(Error::Cancelled);
     }
+    apply_planned(args, stack, &engine, &planned).await
+}
+
+/// Applies a plan (confirmed, or saved), with progress and audit events, and prints the report.
+async fn apply_planned(
+    args: &Args,
+    stack: &Stack,
+    engine: &Engine,
+    planned: &Planned,
+) -> Result<Exit, Error> {
     let observer = CliObserver::new(&args.audit_file, ProgressMode::for_stderr().on_stderr())?;
-    let applied = engine.apply(&planned, &observer).await;
+    let applied = engine.apply(planned, &observer).await;
     observer.done();
     let report = applied.map_err(|e| from_engine(e, args, stack, Error::Apply))?;
     if args.json {

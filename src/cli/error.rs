@@ -6,6 +6,7 @@ use std::io;
 use std::path::PathBuf;
 
 use infra_core::engine::Error as EngineError;
+use infra_core::plan::saved::Refusal;
 use infra_core::provider::LockInfo;
 use infra_core::validate::ValidationErrors;
 
@@ -145,6 +146,24 @@ pub enum Error {
     /// `force-unlock` could not break the lock.
     #[error("{}", .0.to_string().trim_end())]
     ForceUnlock(EngineError),
+    /// A saved plan is not applied: what differs from what it was made from.
+    #[error("refusing to apply the saved plan {}: {refusal}. Nothing was changed; make a new plan with `plan --out {}`, review it, and apply that file", .path.display(), .path.display())]
+    SavedPlanRefused {
+        /// The plan file.
+        path: PathBuf,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// The plan file can't be read or written.
+    #[error("cannot {action} the plan file {}: {source}", .path.display())]
+    PlanFile {
+        /// "read" or "write".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The async runtime could not start.
     #[error("could not start the async runtime: {0}")]
     Runtime(io::Error),

@@ -9,4 +9,6 @@ mod live;
 mod markdown;
 mod production;
 mod progress;
+mod saved_plan;
+mod saved_plan_live;
 mod snapshots;

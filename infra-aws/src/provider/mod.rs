@@ -88,8 +88,6 @@ pub(crate) struct Clients {
     pub(crate) apigw_read: aws_sdk_apigatewayv2::Client,
     pub(crate) events: aws_sdk_eventbridge::Client,
     pub(crate) events_read: aws_sdk_eventbridge::Client,
-    /// Only `GetCallerIdentity`, for the audit trail ([`Provider::caller`]).
-    pub(crate) sts: aws_sdk_sts::Client,
     pub(crate) region: String,
 }
 
@@ -112,6 +110,10 @@ pub struct AwsProvider {
     kinds: Registry<dyn AwsKind>,
     /// The caller's ARN, once known.
     caller: tokio::sync::OnceCell<String>,
+    /// STS, for [`Provider::target`] (the account) and [`Provider::caller`] (the ARN).
+    sts: aws_sdk_sts::Client,
+    /// The endpoint the configuration names (`AWS_ENDPOINT_URL`), if any.
+    endpoint: Option<String>,
 }
 
 impl AwsProvider {
@@ -219,7 +221,16 @@ impl AwsProvider {
                     .build(),
             )
         };
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(config)
+                .retry_config(reads.clone())
+                .timeout_config(read_timeouts.clone())
+                .interceptor(counter.clone())
+                .build(),
+        );
         Ok(AwsProvider {
+            sts,
+            endpoint: config.endpoint_url().map(str::to_string),
             clients: Clients {
                 ec2: ec2(writes.clone(), &write_timeouts),
                 ec2_read: ec2(reads.clone(), &read_timeouts),
@@ -236,14 +247,7 @@ impl AwsProvider {
                 apigw: apigw(writes.clone(), &write_timeouts),
                 apigw_read: apigw(reads.clone(), &read_timeouts),
                 events: events(writes, &write_timeouts),
-                events_read: events(reads.clone(), &read_timeouts),
-                sts: aws_sdk_sts::Client::from_conf(
-                    aws_sdk_sts::config::Builder::from(config)
-                        .retry_config(reads)
-                        .timeout_config(read_timeouts.clone())
-                        .interceptor(counter.clone())
-                        .build(),
-                ),
+                events_read: events(reads, &read_timeouts),
                 region,
             },
             calls,
@@ -331,6 +335,27 @@ impl Provider for AwsProvider {
     /// `eu-west-1` (the region is known only here, where the stack is deployed).
     fn preflight(&self, stack: &Stack) -> Vec<Problem> {
         crate::kinds::network::availability_zone_problems(stack, &self.clients.region)
+    }
+
+    /// `aws account <id>, region <region>`, and `, endpoint <url>` when the configuration
+    /// names one (`AWS_ENDPOINT_URL`: moto, a proxy): the account comes from STS
+    /// `GetCallerIdentity`, which needs no permission.
+    async fn target(&self) -> Result<Option<String>, ProviderError> {
+        let who = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk("sts.GetCallerIdentity", e, &[]))?;
+        let mut target = format!(
+            "aws account {}, region {}",
+            who.account().unwrap_or("(unknown)"),
+            self.clients.region
+        );
+        if let Some(url) = &self.endpoint {
+            target.push_str(&format!(", endpoint {url}"));
+        }
+        Ok(Some(target))
     }
 
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
@@ -441,7 +466,6 @@ impl Provider for AwsProvider {
             .caller
             .get_or_try_init(|| async {
                 let out = self
-                    .clients
                     .sts
                     .get_caller_identity()
                     .send()

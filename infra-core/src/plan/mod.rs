@@ -14,6 +14,7 @@
 mod diff;
 mod protect;
 mod replace;
+pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -219,6 +219,31 @@ impl Provider for SandboxProvider {
         &self.name
     }
 
+    /// The journal file, as an absolute path: another sandbox directory is another target. The
+    /// directory is resolved (it exists from `open` on), not the file, which a sandbox with
+    /// nothing written yet doesn't have.
+    async fn target(&self) -> Result<Option<String>, ProviderError> {
+        let file = self.journal.path();
+        let path = match (file.parent(), file.file_name()) {
+            (Some(dir), Some(name)) => {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                fs::canonicalize(dir)
+                    .map(|d| d.join(name))
+                    .map_err(Self::err)?
+            }
+            _ => file.to_path_buf(),
+        };
+        Ok(Some(format!(
+            "sandbox `{}` at {}",
+            self.name,
+            path.display()
+        )))
+    }
+
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "faults")]

@@ -9,4 +9,5 @@ mod plan;
 mod policy;
 mod reconcile;
 mod sandbox;
+mod saved_plan;
 mod watch;

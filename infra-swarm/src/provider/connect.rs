@@ -64,6 +64,8 @@ pub(crate) struct Client {
     pub(crate) docker: Docker,
     /// The connected node's ID (`self` in [`crate::NodeLabels::node`]).
     pub(crate) node_id: String,
+    /// The swarm's (cluster's) ID.
+    pub(crate) swarm_id: String,
     /// How long a change may take to converge (and a removal to finish).
     pub(crate) converge_timeout: Duration,
     /// The first pause of a poll.
@@ -199,6 +201,7 @@ impl SwarmProvider {
             client: Client {
                 docker: docker.with_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS)),
                 node_id: swarm.node_id.unwrap_or_default(),
+                swarm_id: swarm.cluster.and_then(|c| c.id).unwrap_or_default(),
                 converge_timeout: Duration::from_secs(timeout),
                 poll_interval: Duration::from_millis(200),
                 calls: AtomicU64::new(0),

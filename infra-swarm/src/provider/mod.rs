@@ -91,6 +91,12 @@ impl Provider for SwarmProvider {
         crate::PROVIDER
     }
 
+    /// `swarm <cluster id>`: the same swarm through any of its managers, and any endpoint
+    /// (`DOCKER_HOST` differs between the machine that plans and the one that applies).
+    async fn target(&self) -> Result<Option<String>, ProviderError> {
+        Ok((!self.client.swarm_id.is_empty()).then(|| format!("swarm {}", self.client.swarm_id)))
+    }
+
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
         let before = self.client.calls();
         let resources = read::read_stack(&self.client, &self.kinds, stack).await?;
