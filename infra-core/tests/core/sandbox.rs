@@ -189,3 +189,57 @@ async fn a_lock_left_by_a_dead_process_is_called_stale() {
     // Our own pid is alive: not stale.
     assert_eq!(LockInfo::for_this_process("apply").is_stale(), Some(false));
 }
+
+/// `with_latency`: a call waits its round trip before it takes effect, and any number of calls
+/// wait at once (tokio's paused clock: the instants are exact and cost no real time).
+#[tokio::test(start_paused = true)]
+async fn latency_delays_each_call_before_it_takes_effect_and_calls_wait_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let latency = std::time::Duration::from_millis(50);
+    let sandbox = Arc::new(
+        SandboxProvider::open(dir.path(), "test")
+            .unwrap()
+            .with_latency(latency),
+    );
+    let e = Engine::new().with_provider_arc(sandbox.clone());
+    let mut s = infra_core::Stack::new("slow");
+    for i in 0..20 {
+        s.add(Network::new(&format!("n{i}"), &format!("10.{i}.0.0/16")));
+    }
+    let t = tokio::time::Instant::now();
+    let p = plan(&e, &s).await;
+    assert_eq!(t.elapsed(), latency, "a plan is one read");
+
+    // One create, watched half-way: nothing stored before its round trip is over.
+    let spec = p.graph().get(&"test_network.n0".parse().unwrap()).unwrap();
+    let desired = infra_core::provider::Resolved {
+        address: spec.address.clone(),
+        schema: spec.schema,
+        props: spec.props.clone(),
+        protect: false,
+    };
+    let ctx = infra_core::provider::OpContext {
+        stack: "slow".into(),
+        idempotency_token: "t-1".into(),
+        attempt: 1,
+    };
+    let t = tokio::time::Instant::now();
+    let create = tokio::spawn({
+        let sandbox = sandbox.clone();
+        async move { sandbox.create(&ctx, &desired).await }
+    });
+    tokio::time::sleep(latency / 2).await;
+    assert!(
+        sandbox.objects().unwrap().is_empty(),
+        "stored before its latency"
+    );
+    create.await.unwrap().unwrap();
+    assert_eq!(t.elapsed(), latency);
+    assert_eq!(sandbox.objects().unwrap().len(), 1);
+
+    // Twenty calls at once take one latency, not twenty.
+    let t = tokio::time::Instant::now();
+    let reads = futures::future::join_all((0..20).map(|_| sandbox.read("slow"))).await;
+    assert!(reads.iter().all(Result::is_ok));
+    assert_eq!(t.elapsed(), latency);
+}
