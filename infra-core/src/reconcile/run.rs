@@ -86,7 +86,8 @@ impl<'a> Env<'a> {
             stack: self.stack.clone(),
             outcome: outcome.clone(),
         };
-        let json = serde_json::to_string(&event).unwrap_or_default();
+        // Serialized only if a subscriber records the event (tracing formats a field only then).
+        let json = AsJson(&event);
         match &outcome.status {
             OpStatus::Failed { error } => {
                 tracing::error!(target: "infra::audit", address = %outcome.address, op = %outcome.op, %error, audit = %json, "change failed")
@@ -189,6 +190,15 @@ impl<'a> Env<'a> {
             props: protect_secrets(spec, props),
             protect,
         })
+    }
+}
+
+/// A value shown as its JSON, serialized when (and only if) it is formatted.
+struct AsJson<'a, T>(&'a T);
+
+impl<T: serde::Serialize> std::fmt::Display for AsJson<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self.0).unwrap_or_default())
     }
 }
 

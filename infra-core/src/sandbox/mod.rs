@@ -162,7 +162,7 @@ impl SandboxProvider {
                 protect: false,
                 token: None,
             };
-            s.objects.insert(id.clone(), object.clone());
+            s.put(object.clone());
             Ok((vec![Entry::Put { object }], id))
         })
     }
@@ -314,11 +314,7 @@ impl Provider for SandboxProvider {
             .journal
             .with_state(|s| {
                 // An earlier attempt with the same token already made it: return that one.
-                if let Some(o) = s
-                    .objects
-                    .values()
-                    .find(|o| o.token.as_deref() == Some(ctx.idempotency_token.as_str()))
-                {
+                if let Some(o) = s.by_token(&ctx.idempotency_token) {
                     return Ok((Vec::new(), Self::observed(o)));
                 }
                 let identity = format!("{}/{}", ctx.stack, desired.address);
@@ -333,7 +329,7 @@ impl Provider for SandboxProvider {
                     protect: desired.protect,
                     token: Some(ctx.idempotency_token.clone()),
                 };
-                s.objects.insert(id, object.clone());
+                s.put(object.clone());
                 let obs = Self::observed(&object);
                 Ok((
                     vec![
@@ -392,7 +388,7 @@ impl Provider for SandboxProvider {
                     protect: desired.protect,
                     ..prev
                 };
-                s.objects.insert(object.id.clone(), object.clone());
+                s.put(object.clone());
                 let obs = Self::observed(&object);
                 Ok((vec![Entry::Put { object }], Some(obs)))
             })
@@ -418,7 +414,7 @@ impl Provider for SandboxProvider {
             .journal
             .with_state(|s| match s.objects.get(&current.id) {
                 Some(o) if o.stack.as_deref() == Some(ctx.stack.as_str()) => {
-                    s.objects.remove(&current.id);
+                    s.remove(&current.id);
                     Ok((
                         vec![Entry::Delete {
                             id: current.id.clone(),

@@ -243,3 +243,69 @@ async fn latency_delays_each_call_before_it_takes_effect_and_calls_wait_together
     assert!(reads.iter().all(Result::is_ok));
     assert_eq!(t.elapsed(), latency);
 }
+
+/// A create retried with its idempotency token returns the object the first attempt made, in
+/// this instance and in another one reading the same journal; once that object is deleted, the
+/// token makes a new one.
+#[tokio::test]
+async fn a_retried_create_returns_the_first_object_until_it_is_deleted() {
+    use infra_core::provider::{OpContext, Resolved};
+    let dir = tempfile::tempdir().unwrap();
+    let a = SandboxProvider::open(dir.path(), "test").unwrap();
+    let mut s = infra_core::Stack::new("tok");
+    s.add(Network::new("n", "10.0.0.0/16"));
+    s.add(Network::new("m", "10.1.0.0/16"));
+    let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
+    let p = plan(&e, &s).await;
+    let desired = |name: &str| {
+        let spec = p
+            .graph()
+            .get(&format!("test_network.{name}").parse().unwrap())
+            .unwrap();
+        Resolved {
+            address: spec.address.clone(),
+            schema: spec.schema,
+            props: spec.props.clone(),
+            protect: false,
+        }
+    };
+    let ctx = |token: &str| OpContext {
+        stack: "tok".into(),
+        idempotency_token: token.into(),
+        attempt: 1,
+    };
+    let first = a.create(&ctx("t-n"), &desired("n")).await.unwrap();
+    let other = a.create(&ctx("t-m"), &desired("m")).await.unwrap();
+    assert_ne!(first.id, other.id);
+    assert_eq!(
+        a.create(&ctx("t-n"), &desired("n")).await.unwrap().id,
+        first.id
+    );
+    let b = SandboxProvider::open(dir.path(), "test").unwrap();
+    assert_eq!(
+        b.create(&ctx("t-n"), &desired("n")).await.unwrap().id,
+        first.id
+    );
+    assert_eq!(
+        b.create(&ctx("t-m"), &desired("m")).await.unwrap().id,
+        other.id
+    );
+    assert_eq!(a.objects().unwrap().len(), 2);
+    // An update keeps the object's token.
+    let updated = b
+        .update(&ctx("u"), &first, &desired("n"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.create(&ctx("t-n"), &desired("n")).await.unwrap().id,
+        updated.id
+    );
+    b.delete(&ctx("d"), &first).await.unwrap();
+    let again = a.create(&ctx("t-n"), &desired("n")).await.unwrap();
+    assert_ne!(again.id, first.id);
+    assert_eq!(
+        b.create(&ctx("t-n"), &desired("n")).await.unwrap().id,
+        again.id
+    );
+    assert_eq!(a.objects().unwrap().len(), 2);
+}
