@@ -347,6 +347,16 @@ fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
     v[v.len() / 2]
 }
 
+/// The 1, 5 and 15-minute load averages.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -410,6 +420,7 @@ fn main() {
         let n = scenario.resources();
         let rounds = n.div_ceil(concurrency.max(1)).max(scenario.depth());
         let ideal = latency * rounds as u32;
+        let load_before = load();
         let all: Vec<Run> = (0..runs)
             .map(|_| one_run(scenario, bare, latency, concurrency, &rt))
             .collect();
@@ -437,6 +448,14 @@ fn main() {
                 )
             };
             m.insert("provider", format!("\"{provider}\""));
+            let profile = if cfg!(debug_assertions) {
+                "dev"
+            } else {
+                "release"
+            };
+            m.insert("profile", format!("\"{profile}\""));
+            m.insert("load_before", format!("\"{load_before}\""));
+            m.insert("load_after", format!("\"{}\"", load()));
             m.insert("scenario", format!("\"{}\"", scenario.name()));
             m.insert("resources", n.to_string());
             m.insert("depth", scenario.depth().to_string());
