@@ -414,7 +414,9 @@ def section_overhead(d):
         "(the observer's `started`) to its last operation's end; the whole `apply` adds the lock, the "
         "stale-plan re-read and the unlock. The *bare* rows replace the sandbox with a stand-in that only "
         "waits the latency and stores nothing (no journal): the engine alone. *call* is the median create as "
-        "the engine sees it; *provider bound* is the ideal with that call time in place of the bare latency. "
+        "the engine sees it; *provider bound* is the ideal with that call time in place of the bare latency, and "
+        "the *engine's share* what the reconciler took beyond it; *CPU per op* is the process's user + system "
+        "time during the apply (from /proc, in 10 ms ticks) over its operations. "
         f"Medians of {r0['runs']} runs; the release build is the bench profile, the dev build is what "
         "`cargo run` of a deploy program and a user's `cargo test` build.\n"
     )
@@ -476,9 +478,12 @@ def section_overhead(d):
             f"another: {c} × {per_op:.0f} µs = {c * per_op / 1000:.1f} ms per round at most.\n"
         )
     if before:
-        o.append("**Before and after** the fixes of this section's commit (the same bench and builds at the "
-                 f"commit before them, `{before[0].get('commit', '?')}`; the token index, no re-read of "
-                 "appended journal lines, the audit JSON only when recorded):\n")
+        o.append("**Before and after** the fixes made after the first measurement (the token index, no re-read of "
+                 "appended journal lines, the audit JSON only when recorded): the same bench, dev build, run by hand "
+                 f"on the code of commit `{before[0].get('commit', '?')}` at {before[0].get('measured', '?')} "
+                 f"(load {before[0]['load_before']}), beside this section's figures:\n")
+        if before[0].get("command"):
+            o.append(f"```sh\n{before[0]['command']}\n```\n")
         o.append("| build | provider | scenario | ratio before | ratio after | CPU per op before → after |")
         o.append("|---|---|---|---:|---:|---:|")
         for b in before:
