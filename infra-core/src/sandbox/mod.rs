@@ -116,8 +116,8 @@ impl SandboxProvider {
     /// ```
     /// # use std::time::Duration;
     /// # use infra_core::sandbox::SandboxProvider;
-    /// let dir = std::env::temp_dir().join("infra-doc-latency");
-    /// let sandbox = SandboxProvider::open(&dir, "aws")
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let sandbox = SandboxProvider::open(dir.path(), "aws")
     ///     .unwrap()
     ///     .with_latency(Duration::from_millis(50));
     /// # let _ = sandbox;
