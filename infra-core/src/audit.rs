@@ -189,9 +189,9 @@ impl AuditEntry {
     }
 
     /// Emits the entry on the `infra::audit` tracing target (warn for refusals, failures and
-    /// broken locks, info otherwise).
+    /// broken locks, info otherwise). The JSON is made only if a subscriber records the event.
     pub fn trace(&self) {
-        let json = self.to_json();
+        let json = AsJson(self);
         match self {
             AuditEntry::Change(e) => e.trace(&json),
             AuditEntry::PolicySuppressed { address, rule, .. } => {
@@ -206,6 +206,16 @@ impl AuditEntry {
                 tracing::warn!(target: "infra::audit", %file, audit = %json, "saved plan refused")
             }
         }
+    }
+}
+
+/// A value shown as its JSON, serialized when (and only if) it is formatted: tracing formats
+/// a field only for a subscriber that records the event.
+pub(crate) struct AsJson<'a, T>(pub(crate) &'a T);
+
+impl<T: Serialize> std::fmt::Display for AsJson<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self.0).unwrap_or_default())
     }
 }
 

@@ -150,8 +150,8 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// Emits the event (as `json`) on the `infra::audit` tracing target.
-    pub(crate) fn trace(&self, json: &str) {
+    /// Emits the event (as `json`, formatted only if recorded) on the `infra::audit` target.
+    pub(crate) fn trace(&self, json: &dyn fmt::Display) {
         let outcome = &self.outcome;
         match &outcome.status {
             OpStatus::Failed { error } => {

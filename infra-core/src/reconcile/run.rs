@@ -104,8 +104,11 @@ impl<'a> Env<'a> {
             fields: change.map(|c| c.fields.clone()).unwrap_or_default(),
             outcome: outcome.clone(),
         };
-        AuditEntry::Change(event.clone()).trace();
-        self.observer.op_finished(&event);
+        let entry = AuditEntry::Change(event);
+        entry.trace();
+        if let AuditEntry::Change(event) = &entry {
+            self.observer.op_finished(event);
+        }
     }
 
     fn token(&self, address: &Address, op: OpKind) -> String {

@@ -4,7 +4,7 @@
 //! appended. A torn last line (a killed writer) is ignored; a malformed line is skipped with a
 //! warning.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -29,8 +29,12 @@ pub(super) enum Entry {
 /// What the journal holds once replayed, and how far it was read.
 #[derive(Default)]
 pub(super) struct State {
-    /// Objects by id.
+    /// Objects by id (written through [`State::put`] and [`State::remove`], which keep
+    /// `tokens` up to date).
     pub(super) objects: BTreeMap<String, SandboxObject>,
+    /// The id of the object each idempotency token made: a create looks its token up here
+    /// instead of scanning every object (quadratic over an apply).
+    tokens: HashMap<String, String>,
     /// Apply locks by stack.
     pub(super) locks: BTreeMap<String, LockInfo>,
     /// Id generations by object identity.
@@ -154,13 +158,49 @@ impl State {
         }
         let _ = inode;
     }
+    /// Stores `object` (a new one, or a new version of one).
+    pub(super) fn put(&mut self, object: SandboxObject) {
+        if let Some(token) = &object.token {
+            self.tokens.insert(token.clone(), object.id.clone());
+        }
+        if let Some(old) = self.objects.insert(object.id.clone(), object) {
+            self.forget_token(&old);
+        }
+    }
+
+    /// Removes the object `id`; returns it.
+    pub(super) fn remove(&mut self, id: &str) -> Option<SandboxObject> {
+        let old = self.objects.remove(id)?;
+        self.forget_token(&old);
+        Some(old)
+    }
+
+    /// The object a create with idempotency token `token` made, if it is still there.
+    pub(super) fn by_token(&self, token: &str) -> Option<&SandboxObject> {
+        let id = self.tokens.get(token)?;
+        self.objects
+            .get(id)
+            .filter(|o| o.token.as_deref() == Some(token))
+    }
+
+    /// Drops `old`'s token from the index unless the object now stored under its id (a new
+    /// version of it) still carries it.
+    fn forget_token(&mut self, old: &SandboxObject) {
+        let Some(token) = &old.token else { return };
+        let still = self
+            .objects
+            .get(&old.id)
+            .is_some_and(|o| o.token.as_ref() == Some(token));
+        if !still && self.tokens.get(token) == Some(&old.id) {
+            self.tokens.remove(token);
+        }
+    }
+
     fn apply(&mut self, entry: Entry) {
         match entry {
-            Entry::Put { object } => {
-                self.objects.insert(object.id.clone(), object);
-            }
+            Entry::Put { object } => self.put(object),
             Entry::Delete { id } => {
-                self.objects.remove(&id);
+                self.remove(&id);
             }
             Entry::Lock { stack, info } => {
                 self.locks.insert(stack, info);
@@ -182,9 +222,32 @@ fn append(path: &Path, state: &mut State, entries: &[Entry]) -> std::io::Result<
         buf.push(b'\n');
     }
     let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    // Under the file lock, just caught up: the file ends where the state was read to, and the
+    // state already holds what these entries say, so the offset moves past them without
+    // reading them back. Otherwise (a torn last line left by a killed writer, or a file
+    // replaced meanwhile) re-read what we wrote and anything before it, so offsets stay exact.
+    let at_end = file.metadata()?.len() == state.offset;
     file.write_all(&buf)?;
-    // Re-read what we wrote (and anything before it) so offsets stay exact.
+    if at_end && same_file(&file, state) {
+        state.offset += buf.len() as u64;
+        state.lines += entries.len() as u64;
+        return Ok(());
+    }
     catch_up(path, state)
+}
+
+/// Whether `file` is the journal the state was read from.
+fn same_file(file: &File, state: &State) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        file.metadata().is_ok_and(|m| m.ino() == state.inode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, state);
+        true
+    }
 }
 
 fn compact(path: &Path, state: &mut State) -> std::io::Result<()> {

@@ -13,6 +13,11 @@
 //! `INFRA_SANDBOX_DIR`. Several processes may share a directory: every operation takes an
 //! exclusive file lock and first reads what others appended. Secrets are stored as digests only.
 //!
+//! **Latency** (for benchmarks and tests of timing): [`SandboxProvider::with_latency`] makes every
+//! call wait a fixed time before it takes effect, as a remote API's round trip would, with no
+//! limit on how many wait at once (the calls take effect one at a time, as always). Under
+//! tokio's paused clock (`#[tokio::test(start_paused = true)]`) the waits cost no real time.
+//!
 //! **Faults** (the `faults` feature, for tests): `SandboxProvider::inject` makes the next
 //! matching calls fail, before or after they take effect.
 
@@ -27,6 +32,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -69,6 +75,7 @@ pub struct SandboxProvider {
     faults: faults::Faults,
     calls: AtomicU64,
     kinds: Option<Vec<&'static KindSchema>>,
+    latency: Duration,
 }
 
 impl SandboxProvider {
@@ -84,6 +91,7 @@ impl SandboxProvider {
             faults: faults::Faults::default(),
             calls: AtomicU64::new(0),
             kinds: None,
+            latency: Duration::ZERO,
         };
         provider.journal.with_state(|_| Ok((Vec::new(), ())))?;
         Ok(provider)
@@ -94,6 +102,28 @@ impl SandboxProvider {
     /// the sandbox serves every kind whose schema names its provider.
     pub fn serving(mut self, kinds: Vec<&'static KindSchema>) -> Self {
         self.kinds = Some(kinds);
+        self
+    }
+
+    /// Every call (reads, data-source lookups, creates, updates, deletes and the apply lock's
+    /// calls) first waits `latency`, as a call to a remote API waits for its round trip; then it
+    /// takes effect. Any number of calls wait at once (the sandbox has no concurrency limit of
+    /// its own), so an apply at concurrency `c` of `n` independent resources takes about
+    /// ⌈n / c⌉ × `latency` plus the engine's own overhead: what `bench/run overhead` measures.
+    /// Useful in tests of progress reporting, timeouts or cancellation, with tokio's paused
+    /// clock to keep them fast. Default: none.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use infra_core::sandbox::SandboxProvider;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let sandbox = SandboxProvider::open(dir.path(), "aws")
+    ///     .unwrap()
+    ///     .with_latency(Duration::from_millis(50));
+    /// # let _ = sandbox;
+    /// ```
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
         self
     }
 
@@ -132,7 +162,7 @@ impl SandboxProvider {
                 protect: false,
                 token: None,
             };
-            s.objects.insert(id.clone(), object.clone());
+            s.put(object.clone());
             Ok((vec![Entry::Put { object }], id))
         })
     }
@@ -146,6 +176,13 @@ impl SandboxProvider {
             o.props.insert(field.to_string(), value);
             Ok((vec![Entry::Put { object: o.clone() }], true))
         })
+    }
+
+    /// The round trip of one call ([`SandboxProvider::with_latency`]).
+    async fn round_trip(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
     }
 
     fn err(e: std::io::Error) -> ProviderError {
@@ -245,6 +282,7 @@ impl Provider for SandboxProvider {
     }
 
     async fn read(&self, stack: &str) -> Result<ReadResult, ProviderError> {
+        self.round_trip().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "faults")]
         if let Some(e) = self.faults.before(FaultOp::Read, None)? {
@@ -273,6 +311,7 @@ impl Provider for SandboxProvider {
     /// has no images to search): an id derived from the stack and address, and every computed
     /// output filled in as for a create.
     async fn lookup(&self, stack: &str, spec: &Resolved) -> Result<Observed, ProviderError> {
+        self.round_trip().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let digest = Sha256::digest(format!("lookup/{stack}/{}", spec.address));
         let words: Vec<&str> = spec.schema.kind.split('_').skip(1).collect();
@@ -290,6 +329,7 @@ impl Provider for SandboxProvider {
     }
 
     async fn create(&self, ctx: &OpContext, desired: &Resolved) -> Result<Observed, ProviderError> {
+        self.round_trip().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "faults")]
         let lost = self
@@ -299,11 +339,7 @@ impl Provider for SandboxProvider {
             .journal
             .with_state(|s| {
                 // An earlier attempt with the same token already made it: return that one.
-                if let Some(o) = s
-                    .objects
-                    .values()
-                    .find(|o| o.token.as_deref() == Some(ctx.idempotency_token.as_str()))
-                {
+                if let Some(o) = s.by_token(&ctx.idempotency_token) {
                     return Ok((Vec::new(), Self::observed(o)));
                 }
                 let identity = format!("{}/{}", ctx.stack, desired.address);
@@ -318,7 +354,7 @@ impl Provider for SandboxProvider {
                     protect: desired.protect,
                     token: Some(ctx.idempotency_token.clone()),
                 };
-                s.objects.insert(id, object.clone());
+                s.put(object.clone());
                 let obs = Self::observed(&object);
                 Ok((
                     vec![
@@ -346,6 +382,7 @@ impl Provider for SandboxProvider {
         desired: &Resolved,
         changed: &[String],
     ) -> Result<Observed, ProviderError> {
+        self.round_trip().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "faults")]
         let lost = self
@@ -376,7 +413,7 @@ impl Provider for SandboxProvider {
                     protect: desired.protect,
                     ..prev
                 };
-                s.objects.insert(object.id.clone(), object.clone());
+                s.put(object.clone());
                 let obs = Self::observed(&object);
                 Ok((vec![Entry::Put { object }], Some(obs)))
             })
@@ -392,6 +429,7 @@ impl Provider for SandboxProvider {
     }
 
     async fn delete(&self, ctx: &OpContext, current: &Observed) -> Result<(), ProviderError> {
+        self.round_trip().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "faults")]
         let lost = self
@@ -401,7 +439,7 @@ impl Provider for SandboxProvider {
             .journal
             .with_state(|s| match s.objects.get(&current.id) {
                 Some(o) if o.stack.as_deref() == Some(ctx.stack.as_str()) => {
-                    s.objects.remove(&current.id);
+                    s.remove(&current.id);
                     Ok((
                         vec![Entry::Delete {
                             id: current.id.clone(),
@@ -427,6 +465,7 @@ impl Provider for SandboxProvider {
     }
 
     async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {
+        self.round_trip().await;
         self.journal
             .with_state(|s| {
                 if s.locks.contains_key(stack) {
@@ -445,12 +484,14 @@ impl Provider for SandboxProvider {
     }
 
     async fn lock_read(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+        self.round_trip().await;
         self.journal
             .with_state(|s| Ok((Vec::new(), s.locks.get(stack).cloned())))
             .map_err(Self::err)
     }
 
     async fn lock_delete(&self, stack: &str) -> Result<(), ProviderError> {
+        self.round_trip().await;
         self.journal
             .with_state(|s| match s.locks.remove(stack) {
                 Some(_) => Ok((

@@ -118,6 +118,61 @@ async fn concurrency_is_bounded_and_used() {
     assert!(peak > 1 && peak <= 4, "peak in flight {peak}");
 }
 
+/// The scheduler leaves no slot idle while an operation is ready, and starts a dependent as
+/// soon as what it waits for is done: on a sandbox where every call takes 50 ms (tokio's paused
+/// clock, so the instants are exact), an apply takes exactly its ideal time: the lock, the
+/// re-read and the unlock (4 calls), plus ⌈n / concurrency⌉ rounds of independent creates, or
+/// the longest chain when it is longer. `bench/run overhead` measures the same on a real clock.
+#[tokio::test(start_paused = true)]
+async fn an_apply_takes_its_ideal_time_when_every_call_takes_the_same() {
+    let latency = Duration::from_millis(50);
+    let apply_time = |s: Stack, concurrency: usize| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = SandboxProvider::open(dir.path(), "test")
+            .unwrap()
+            .with_latency(latency);
+        let e = Engine::new()
+            .with_provider(sandbox)
+            .with_options(ApplyOptions {
+                concurrency,
+                ..ApplyOptions::default()
+            });
+        let p = plan(&e, &s).await;
+        let t = tokio::time::Instant::now();
+        let r = e.apply(&p, &NoObserver).await.unwrap();
+        assert!(r.is_success(), "{}", render::report_text(&r));
+        t.elapsed()
+    };
+    // 70 independent networks at 32: ⌈70 / 32⌉ = 3 rounds.
+    let mut s = Stack::new("wide");
+    for i in 0..70 {
+        s.add(Network::new(&format!("n{i}"), &format!("10.{i}.0.0/16")));
+    }
+    assert_eq!(apply_time(s, 32).await, latency * (4 + 3));
+    // 6 chains of depth 6 (a network, then hosts each waiting for the previous one) at 32:
+    // 36 creates would fit in 2 rounds, the chains need 6.
+    let mut s = Stack::new("deep");
+    for c in 0..6 {
+        let net = s.add(Network::new(&format!("n{c}"), &format!("10.{c}.0.0/16")));
+        let mut prev = s.add(Host::new(&format!("h{c}-0")).network(&net));
+        for d in 1..5 {
+            prev = s.add(Host::new(&format!("h{c}-{d}")).network(&net).peer(&prev));
+        }
+    }
+    assert_eq!(apply_time(s, 32).await, latency * (4 + 6));
+    // The same chains at 4: 36 creates need at least 9 rounds; the chains never starve the
+    // slots (each completed create makes the next of its chain ready).
+    let mut s = Stack::new("deep4");
+    for c in 0..6 {
+        let net = s.add(Network::new(&format!("n{c}"), &format!("10.{c}.0.0/16")));
+        let mut prev = s.add(Host::new(&format!("h{c}-0")).network(&net));
+        for d in 1..5 {
+            prev = s.add(Host::new(&format!("h{c}-{d}")).network(&net).peer(&prev));
+        }
+    }
+    assert_eq!(apply_time(s, 4).await, latency * (4 + 9));
+}
+
 #[tokio::test]
 async fn creates_follow_dependencies_and_deletes_go_in_reverse() {
     let dir = tempfile::tempdir().unwrap();

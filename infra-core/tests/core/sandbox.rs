@@ -189,3 +189,123 @@ async fn a_lock_left_by_a_dead_process_is_called_stale() {
     // Our own pid is alive: not stale.
     assert_eq!(LockInfo::for_this_process("apply").is_stale(), Some(false));
 }
+
+/// `with_latency`: a call waits its round trip before it takes effect, and any number of calls
+/// wait at once (tokio's paused clock: the instants are exact and cost no real time).
+#[tokio::test(start_paused = true)]
+async fn latency_delays_each_call_before_it_takes_effect_and_calls_wait_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let latency = std::time::Duration::from_millis(50);
+    let sandbox = Arc::new(
+        SandboxProvider::open(dir.path(), "test")
+            .unwrap()
+            .with_latency(latency),
+    );
+    let e = Engine::new().with_provider_arc(sandbox.clone());
+    let mut s = infra_core::Stack::new("slow");
+    for i in 0..20 {
+        s.add(Network::new(&format!("n{i}"), &format!("10.{i}.0.0/16")));
+    }
+    let t = tokio::time::Instant::now();
+    let p = plan(&e, &s).await;
+    assert_eq!(t.elapsed(), latency, "a plan is one read");
+
+    // One create, watched half-way: nothing stored before its round trip is over.
+    let spec = p.graph().get(&"test_network.n0".parse().unwrap()).unwrap();
+    let desired = infra_core::provider::Resolved {
+        address: spec.address.clone(),
+        schema: spec.schema,
+        props: spec.props.clone(),
+        protect: false,
+    };
+    let ctx = infra_core::provider::OpContext {
+        stack: "slow".into(),
+        idempotency_token: "t-1".into(),
+        attempt: 1,
+    };
+    let t = tokio::time::Instant::now();
+    let create = tokio::spawn({
+        let sandbox = sandbox.clone();
+        async move { sandbox.create(&ctx, &desired).await }
+    });
+    tokio::time::sleep(latency / 2).await;
+    assert!(
+        sandbox.objects().unwrap().is_empty(),
+        "stored before its latency"
+    );
+    create.await.unwrap().unwrap();
+    assert_eq!(t.elapsed(), latency);
+    assert_eq!(sandbox.objects().unwrap().len(), 1);
+
+    // Twenty calls at once take one latency, not twenty.
+    let t = tokio::time::Instant::now();
+    let reads = futures::future::join_all((0..20).map(|_| sandbox.read("slow"))).await;
+    assert!(reads.iter().all(Result::is_ok));
+    assert_eq!(t.elapsed(), latency);
+}
+
+/// A create retried with its idempotency token returns the object the first attempt made, in
+/// this instance and in another one reading the same journal; once that object is deleted, the
+/// token makes a new one.
+#[tokio::test]
+async fn a_retried_create_returns_the_first_object_until_it_is_deleted() {
+    use infra_core::provider::{OpContext, Resolved};
+    let dir = tempfile::tempdir().unwrap();
+    let a = SandboxProvider::open(dir.path(), "test").unwrap();
+    let mut s = infra_core::Stack::new("tok");
+    s.add(Network::new("n", "10.0.0.0/16"));
+    s.add(Network::new("m", "10.1.0.0/16"));
+    let e = Engine::new().with_provider(SandboxProvider::open(dir.path(), "test").unwrap());
+    let p = plan(&e, &s).await;
+    let desired = |name: &str| {
+        let spec = p
+            .graph()
+            .get(&format!("test_network.{name}").parse().unwrap())
+            .unwrap();
+        Resolved {
+            address: spec.address.clone(),
+            schema: spec.schema,
+            props: spec.props.clone(),
+            protect: false,
+        }
+    };
+    let ctx = |token: &str| OpContext {
+        stack: "tok".into(),
+        idempotency_token: token.into(),
+        attempt: 1,
+    };
+    let first = a.create(&ctx("t-n"), &desired("n")).await.unwrap();
+    let other = a.create(&ctx("t-m"), &desired("m")).await.unwrap();
+    assert_ne!(first.id, other.id);
+    assert_eq!(
+        a.create(&ctx("t-n"), &desired("n")).await.unwrap().id,
+        first.id
+    );
+    let b = SandboxProvider::open(dir.path(), "test").unwrap();
+    assert_eq!(
+        b.create(&ctx("t-n"), &desired("n")).await.unwrap().id,
+        first.id
+    );
+    assert_eq!(
+        b.create(&ctx("t-m"), &desired("m")).await.unwrap().id,
+        other.id
+    );
+    assert_eq!(a.objects().unwrap().len(), 2);
+    // An update keeps the object's token.
+    let updated = b
+        .update(&ctx("u"), &first, &desired("n"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.create(&ctx("t-n"), &desired("n")).await.unwrap().id,
+        updated.id
+    );
+    b.delete(&ctx("d"), &first).await.unwrap();
+    let again = a.create(&ctx("t-n"), &desired("n")).await.unwrap();
+    assert_ne!(again.id, first.id);
+    assert_eq!(
+        b.create(&ctx("t-n"), &desired("n")).await.unwrap().id,
+        again.id
+    );
+    assert_eq!(a.objects().unwrap().len(), 2);
+}
