@@ -369,6 +369,14 @@ impl Engine {
                 observed.resources.insert(o.address.clone(), o);
             }
         }
+        // Declared moves: objects owned at an old address are the new address's from here on.
+        let problems = plan::apply_moves(graph, &mut observed);
+        if !problems.is_empty() {
+            return Err(Error::Validation(ValidationErrors {
+                stack: graph.stack().to_string(),
+                problems,
+            }));
+        }
         // Data sources: looked up now, their outputs feed the plan like any other object's.
         for spec in graph
             .in_order()

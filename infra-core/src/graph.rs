@@ -4,12 +4,12 @@
 //! happens, so a [`Graph`] is always valid.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::dsl::{Address, ResourceSpec, Stack};
+use crate::dsl::{Address, Move, ResourceSpec, Stack};
 use crate::validate::{check_name, Problem, ValidationContext, ValidationErrors};
 
 /// A validated, ordered resource graph.
@@ -20,6 +20,7 @@ pub struct Graph {
     index: HashMap<Address, usize>,
     deps: Vec<Vec<usize>>,
     order: Vec<usize>,
+    moves: Vec<Move>,
 }
 
 impl Graph {
@@ -78,6 +79,7 @@ impl Graph {
             deps[i] = d;
         }
         check_cycles(specs, &deps, &mut problems);
+        let moves = resolve_moves(stack.moves(), &index, &mut problems);
 
         let ctx = ValidationContext::new(stack);
         for r in specs {
@@ -101,7 +103,14 @@ impl Graph {
             index,
             deps,
             order,
+            moves,
         })
+    }
+
+    /// The declared moves with chains resolved: each old address and the declared resource it
+    /// ends at, sorted by old address.
+    pub fn moves(&self) -> &[Move] {
+        &self.moves
     }
 
     /// The stack's name.
@@ -328,4 +337,101 @@ fn topological_order(specs: &[ResourceSpec], deps: &[Vec<usize>]) -> Vec<usize> 
         }
     }
     order
+}
+
+/// Checks the declared moves and resolves their chains: every old address with the declared
+/// address it ends at. A move is refused when its old address is still declared, when it
+/// changes the kind, when one old address moves to two places, when two moves go to one
+/// address, when moves go round in a circle, and when its chain ends at no declared resource.
+fn resolve_moves(
+    moves: &[Move],
+    index: &HashMap<Address, usize>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Move> {
+    let mut next: BTreeMap<&Address, &Address> = BTreeMap::new();
+    let mut into: HashMap<&Address, &Address> = HashMap::new();
+    let mut bad: BTreeSet<&Address> = BTreeSet::new();
+    for m in moves {
+        let (from, to) = (&m.from, &m.to);
+        let mut refuse = |message: String| {
+            problems.push(Problem::new(from, "moved", message));
+            bad.insert(from);
+        };
+        if from == to {
+            refuse(format!("{from} is moved to itself"));
+            continue;
+        }
+        if from.kind() != to.kind() {
+            refuse(format!(
+                "{from} is moved to {to}: a move keeps the object, so it can't change the kind \
+                 (`{}` to `{}`)",
+                from.kind(),
+                to.kind()
+            ));
+        }
+        if index.contains_key(from) {
+            refuse(format!(
+                "{from} is moved to {to} but is still declared: remove its declaration (the \
+                 resource now lives at {to}), or remove the move"
+            ));
+        }
+        match next.insert(from, to) {
+            Some(other) if other != to => refuse(format!(
+                "{from} is moved twice, to {other} and to {to}: an object can only go to one place"
+            )),
+            _ => {}
+        }
+        match into.insert(to, from) {
+            Some(other) if other != from => refuse(format!(
+                "{other} and {from} are both moved to {to}: only one object can be re-owned \
+                 there"
+            )),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (&from, &first) in &next {
+        if bad.contains(from) {
+            continue;
+        }
+        // Follow the chain to its end.
+        let mut seen: BTreeSet<&Address> = BTreeSet::from([from]);
+        let mut end = first;
+        while let Some(&n) = next.get(end) {
+            if !seen.insert(end) {
+                break;
+            }
+            end = n;
+        }
+        if seen.contains(end) {
+            problems.push(Problem::new(
+                from,
+                "moved",
+                format!(
+                    "the moves starting at {from} go round in a circle ({}): a chain of moves \
+                     must end at a declared resource",
+                    seen.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        } else if !index.contains_key(end) {
+            problems.push(Problem::new(
+                from,
+                "moved",
+                if end == first {
+                    format!("{from} is moved to {end}, which is not declared")
+                } else {
+                    format!("{from} is moved to {first}, and on to {end}, which is not declared")
+                },
+            ));
+        } else {
+            out.push(Move {
+                from: from.clone(),
+                to: end.clone(),
+            });
+        }
+    }
+    out
 }

@@ -294,6 +294,28 @@ pub trait Provider: Send + Sync {
     /// Deletes an object (and waits for it to be gone where the API requires it).
     async fn delete(&self, ctx: &OpContext, current: &Observed) -> Result<(), ProviderError>;
 
+    /// Re-owns an object under a new address in place (a declared move): rewrites its
+    /// ownership tag/label (`infra:id`, and whatever else derives from the address without
+    /// naming the object) so that a read finds it at `to`, changing nothing else. `current` is
+    /// the object as read, at its old address; the result is the object at `to`. Called only
+    /// for kinds whose schema is [`movable`](KindSchema::movable); the default refuses.
+    async fn move_to(
+        &self,
+        ctx: &OpContext,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        let _ = ctx;
+        Err(ProviderError::fatal(
+            "Unsupported",
+            format!(
+                "provider `{}` can't re-own {} under {to}",
+                self.name(),
+                current.address
+            ),
+        ))
+    }
+
     /// Creates the stack's lock object holding `info`, atomically: [`Created::Exists`] when
     /// one exists already, whoever holds it. One of the three lock primitives the protocol in
     /// [`crate::lock`] runs on; the default (no lock object) always creates, for providers that

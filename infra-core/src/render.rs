@@ -62,6 +62,7 @@ pub fn plan_text(plan: &Plan) -> String {
                 "create replacement and then destroy",
             ),
             (Action::Delete, "destroy"),
+            (Action::Move, "move: re-owned under its new address"),
         ] {
             if used.contains(&action) {
                 let _ = writeln!(out, "{:>3} {meaning}", action.symbol());
@@ -73,11 +74,19 @@ pub fn plan_text(plan: &Plan) -> String {
             out.push('\n');
         }
         let s = plan.summary;
+        let moved = if s.moved > 0 {
+            format!(", {} to move", s.moved)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "Plan: {} to add, {} to change, {} to destroy.",
+            "Plan: {} to add, {} to change, {} to destroy{moved}.",
             s.add, s.change, s.destroy
         );
+    }
+    for h in &plan.hints {
+        let _ = writeln!(out, "\nHint: {h}");
     }
     policy_text(&mut out, &plan.policy);
     for e in &plan.errors {
@@ -130,6 +139,14 @@ fn policy_text(out: &mut String, report: &PolicyReport) {
     }
 }
 
+fn moved_count(n: usize) -> String {
+    if n > 0 {
+        format!(", {n} moved")
+    } else {
+        String::new()
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
@@ -145,9 +162,15 @@ fn change_text(out: &mut String, c: &Change) {
         Action::Update => "will be updated in place",
         Action::DeleteThenCreate | Action::CreateThenDelete => "must be replaced",
         Action::Delete => "will be destroyed",
+        Action::Move => "has moved",
     };
     let protected = if c.protected { " (protected)" } else { "" };
-    let _ = writeln!(out, "  # {} {what}{protected}", c.address);
+    let moved = match (&c.moved_from, c.action) {
+        (Some(m), Action::Move) => format!(" from {m}"),
+        (Some(m), _) => format!(" (moved from {m})"),
+        (None, _) => String::new(),
+    };
+    let _ = writeln!(out, "  # {} {what}{moved}{protected}", c.address);
     if matches!(
         c.action,
         Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete
@@ -425,14 +448,17 @@ pub fn report_text(report: &ApplyReport) -> String {
     if report.is_success() {
         let _ = writeln!(
             out,
-            "Apply complete! Resources: {} added, {} changed, {} destroyed.",
-            c.added, c.changed, c.destroyed
+            "Apply complete! Resources: {} added, {} changed, {} destroyed{}.",
+            c.added,
+            c.changed,
+            c.destroyed,
+            moved_count(c.moved)
         );
     } else {
         let _ = writeln!(
             out,
-            "Apply failed: {} added, {} changed, {} destroyed; {} failed, {} skipped. Re-run to converge the rest.",
-            c.added, c.changed, c.destroyed, c.failed, c.skipped
+            "Apply failed: {} added, {} changed, {} destroyed{}; {} failed, {} skipped. Re-run to converge the rest.",
+            c.added, c.changed, c.destroyed, moved_count(c.moved), c.failed, c.skipped
         );
     }
     out

@@ -7,7 +7,7 @@ use infra_core::provider::{Observed, ProviderError, Resolved};
 use infra_core::Value;
 
 use super::common::{
-    all_tags, ownership, tag_diff, updated_from, Cx, Ownership, TAG_ID, TAG_STACK,
+    all_tags, ownership, tag_diff, updated_from, Cx, Ownership, TAG_ID, TAG_NAME, TAG_STACK,
 };
 use super::errors::AwsResult;
 
@@ -95,6 +95,34 @@ pub(crate) async fn sync_tags(
             .aws("DeleteTags")?;
     }
     Ok(())
+}
+
+/// Re-owns an EC2 object under a new address (a declared move): its `infra:id` tag and its
+/// `Name` tag (`<stack>-<name>`, which follows the address) are rewritten in one CreateTags
+/// call; the object and its other tags stay as they are. A retry rewrites the same values.
+pub(crate) async fn move_to(
+    cx: &Cx<'_>,
+    current: &Observed,
+    to: &Address,
+) -> Result<Observed, ProviderError> {
+    let tags = [
+        (TAG_ID.to_string(), to.to_string()),
+        (
+            TAG_NAME.to_string(),
+            crate::kinds::physical_name(cx.stack, to.name()),
+        ),
+    ];
+    cx.c.ec2
+        .create_tags()
+        .resources(&current.id)
+        .set_tags(Some(ec2_tags(&tags)))
+        .send()
+        .await
+        .aws("CreateTags")?;
+    Ok(Observed {
+        address: to.clone(),
+        ..current.clone()
+    })
 }
 
 /// Updates of kinds whose only mutable fields are tags.

@@ -437,6 +437,18 @@ impl Provider for AwsProvider {
             .await
     }
 
+    async fn move_to(
+        &self,
+        op: &OpContext,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        self.kinds
+            .get(current.address.kind())?
+            .move_to(&self.cx(&op.stack), current, to)
+            .await
+    }
+
     /// The lock is an IAM policy `<stack>.infra-lock` under the stack's IAM path (see
     /// [`lock_name`]): created atomically, never part of a read.
     async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {

@@ -324,3 +324,142 @@ async fn gateways_nat_and_route_tables_lifecycle() {
 
     destroy(&m, &engine, &stack).await;
 }
+
+/// A VPC, a security group and a public subnet named `subnet` (`public`: its public IPs on
+/// launch), the group named `sg`.
+fn rename_stack(name: &str, subnet: &str, public: bool, sg: &str) -> Stack {
+    let mut s = Stack::new(name);
+    let vpc = s.add(Vpc::new("main").cidr("10.31.0.0/16"));
+    s.add(
+        Subnet::new(subnet)
+            .vpc(&vpc)
+            .cidr("10.31.1.0/24")
+            .az("us-east-1a")
+            .public(public),
+    );
+    s.add(SecurityGroup::new(sg).vpc(&vpc).egress_all());
+    s
+}
+
+/// The tags of a subnet, read with the SDK.
+async fn subnet_tags(
+    m: &crate::support::Moto,
+    id: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let out = m
+        .ec2
+        .describe_subnets()
+        .subnet_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.subnets()[0]
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or("").to_string(),
+                t.value().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_subnet_keeps_its_id() {
+    use infra_core::dsl::Ref;
+    use infra_core::reconcile::{NoObserver, OpKind};
+    let Some(m) = moto("a_renamed_subnet_keeps_its_id").await else {
+        return;
+    };
+    let engine = m.engine();
+    let name = unique("mv");
+    apply(&engine, &rename_stack(&name, "a", true, "web")).await;
+    let id = id_of(&m, &name, "aws_subnet.a").await;
+
+    // Renamed in code without a move: destroy + create, and a hint naming the move.
+    let renamed = rename_stack(&name, "public-a", true, "web");
+    let p = plan(&engine, &renamed).await;
+    assert_eq!(action(&p, "aws_subnet.a"), Action::Delete);
+    assert_eq!(action(&p, "aws_subnet.public-a"), Action::Create);
+    assert_eq!(p.plan.hints.len(), 1, "{:?}", p.plan.hints);
+    assert!(
+        p.plan.hints[0].starts_with(&format!(
+            "aws_subnet.a is destroyed and aws_subnet.public-a created with identical inputs: \
+             if it was renamed, declare the move to keep its object ({id})"
+        )),
+        "{}",
+        p.plan.hints[0]
+    );
+
+    // With the move: the object is re-owned, its tags rewritten in one call, its id kept.
+    let mut moved = renamed.clone();
+    moved.moved(Ref::<Subnet>::named("a"), &Ref::named("public-a"));
+    let p = plan(&engine, &moved).await;
+    assert_eq!(action(&p, "aws_subnet.public-a"), Action::Move);
+    assert!(p.plan.change("aws_subnet.a").is_none());
+    assert!(p.plan.hints.is_empty());
+    let s = p.plan.summary;
+    assert_eq!((s.add, s.change, s.destroy, s.moved), (0, 0, 0, 1));
+    let report = engine.apply(&p, &NoObserver).await.unwrap();
+    assert!(
+        report.is_success(),
+        "{}",
+        infra_core::render::report_text(&report)
+    );
+    let ops: Vec<(String, OpKind)> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.address.clone(), o.op))
+        .collect();
+    assert_eq!(ops, [("aws_subnet.public-a".to_string(), OpKind::Move)]);
+    assert_eq!(id_of(&m, &name, "aws_subnet.public-a").await, id);
+    let tags = subnet_tags(&m, &id).await;
+    assert_eq!(tags["infra:id"], "aws_subnet.public-a");
+    assert_eq!(tags["Name"], format!("{name}-public-a"));
+    assert_eq!(tags["infra:stack"], name);
+    assert_noop(&engine, &moved, "after the move (declaration kept)").await;
+
+    // A move with a changed field: re-owned, then updated in place; the same subnet still.
+    let mut again = rename_stack(&name, "pub-a", false, "web");
+    again.moved(Ref::<Subnet>::named("a"), &Ref::named("public-a"));
+    again.moved(Ref::<Subnet>::named("public-a"), &Ref::named("pub-a"));
+    let p = plan(&engine, &again).await;
+    assert_eq!(action(&p, "aws_subnet.pub-a"), Action::Update);
+    let c = p.plan.change("aws_subnet.pub-a").unwrap();
+    assert_eq!(
+        c.moved_from.as_ref().map(|a| a.to_string()).as_deref(),
+        Some("aws_subnet.public-a")
+    );
+    assert_eq!(fields(&p, "aws_subnet.pub-a"), ["map_public_ip_on_launch"]);
+    let report = engine.apply(&p, &NoObserver).await.unwrap();
+    assert!(
+        report.is_success(),
+        "{}",
+        infra_core::render::report_text(&report)
+    );
+    assert_eq!(id_of(&m, &name, "aws_subnet.pub-a").await, id);
+    let o = observed(&m, &name, "aws_subnet.pub-a").await;
+    assert_eq!(o.props["map_public_ip_on_launch"], Value::Bool(false));
+    assert_noop(&engine, &again, "after the move and update").await;
+
+    // A security group is named after its address: a move replaces it, and the plan says why.
+    let mut sg = rename_stack(&name, "pub-a", false, "frontend");
+    sg.moved(Ref::<SecurityGroup>::named("web"), &Ref::named("frontend"));
+    let p = plan(&engine, &sg).await;
+    assert_eq!(
+        action(&p, "aws_security_group.frontend"),
+        Action::CreateThenDelete
+    );
+    let reason = &p.plan.change("aws_security_group.frontend").unwrap().reason;
+    assert!(
+        reason.contains(
+            "moved from aws_security_group.web, but its AWS name is `<stack>-<name>`, from its \
+             address, and AWS can't rename a security group"
+        ),
+        "{reason}"
+    );
+    apply(&engine, &sg).await;
+    assert_noop(&engine, &sg, "after the security group's replacement").await;
+    destroy(&m, &engine, &sg).await;
+}

@@ -51,5 +51,5 @@ mod stack;
 pub use address::Address;
 pub use output::{Arn, Id, Input, Name, Output};
 pub use resource::{Resource, ResourceOptions, ResourceSpec};
-pub use schema::KindSchema;
-pub use stack::{Ref, Stack};
+pub use schema::{KindSchema, MoveSupport};
+pub use stack::{Move, Ref, Stack};

@@ -38,6 +38,20 @@ pub struct KindSchema {
     /// Fields whose in-place update disrupts the running object (a Swarm service's task
     /// template: its tasks are replaced), and the words a plan shows for it.
     pub disruptive: (&'static [&'static str], &'static str),
+    /// Whether a declared move ([`Stack::moved`](super::Stack::moved)) keeps the object: its
+    /// provider re-owns it under the new address in place. Otherwise a move replaces it, for
+    /// the reason given.
+    pub moves: MoveSupport,
+}
+
+/// What a declared move does to an object of a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveSupport {
+    /// The provider rewrites the object's ownership (`infra:id`) in place: the object is kept.
+    InPlace,
+    /// The object can't be re-owned under another address: a move replaces it, because of
+    /// the reason (`"its Swarm name is <stack>_<name>, and Swarm can't rename a service"`).
+    Replaces(&'static str),
 }
 
 fn no_validation(_: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Problem> {
@@ -58,6 +72,9 @@ impl KindSchema {
             validate: no_validation,
             data_source: false,
             disruptive: (&[], ""),
+            moves: MoveSupport::Replaces(
+                "its provider can't re-own an object of this kind under another address",
+            ),
         }
     }
     /// Declares the fields whose change forces a replacement.
@@ -102,6 +119,18 @@ impl KindSchema {
         effect: &'static str,
     ) -> Self {
         self.disruptive = (fields, effect);
+        self
+    }
+    /// Declares that the provider re-owns an object of this kind under a new address in place
+    /// ([`Provider::move_to`](crate::provider::Provider::move_to)): a declared move keeps it.
+    pub const fn movable(mut self) -> Self {
+        self.moves = MoveSupport::InPlace;
+        self
+    }
+    /// Declares why a move can't keep an object of this kind (its name derives from its
+    /// address, and the API can't rename it): a plan shows the reason beside the replacement.
+    pub const fn move_replaces(mut self, why: &'static str) -> Self {
+        self.moves = MoveSupport::Replaces(why);
         self
     }
     /// Marks the kind as a read-only data source.

@@ -95,6 +95,17 @@ pub struct Stack {
     name: String,
     resources: Vec<ResourceSpec>,
     dangling: Vec<(Address, Address)>,
+    moves: Vec<Move>,
+}
+
+/// A declared move: the object owned at `from` now belongs to the resource at `to` (a renamed
+/// resource), as terraform's `moved` block. See [`Stack::moved`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Move {
+    /// The old address.
+    pub from: Address,
+    /// The new address.
+    pub to: Address,
 }
 
 impl Stack {
@@ -105,6 +116,7 @@ impl Stack {
             name: name.into(),
             resources: Vec::new(),
             dangling: Vec::new(),
+            moves: Vec::new(),
         }
     }
 
@@ -145,6 +157,38 @@ impl Stack {
                 .dangling
                 .push((dependent.address().clone(), dependency.address().clone())),
         }
+    }
+
+    /// Declares that the resource `to` was called `from` before (a rename in code): the object
+    /// owned at the old address is re-owned under the new one instead of being destroyed and
+    /// created anew, as terraform's `moved` block. Both are of the kind `T`, so a move across
+    /// kinds does not compile:
+    ///
+    /// ```ignore
+    /// let subnet = stack.add(Subnet::new("public-a").vpc(&vpc)…);   // was "a"
+    /// stack.moved(Ref::<Subnet>::named("a"), &subnet);
+    /// ```
+    ///
+    /// Moves chain (`a` → `b`, `b` → `c`: whichever of `a` and `b` has an object ends at `c`).
+    /// Keep the declaration until every environment has been applied; once the old address
+    /// owns nothing it does nothing. Validation refuses a move whose old address is still
+    /// declared, whose new address is neither declared nor moved on, and, after the read, one
+    /// whose new address already has an object. Where the kind's objects are named after their
+    /// address ([`KindSchema::move_replaces`](super::KindSchema::move_replaces)), the plan
+    /// replaces the object and says why.
+    pub fn moved<T: Resource>(&mut self, from: Ref<T>, to: &Ref<T>) {
+        self.move_address(from.address, to.address().clone());
+    }
+
+    /// [`Stack::moved`] by address, for tooling and generated stacks; a move between two kinds
+    /// is a validation problem.
+    pub fn move_address(&mut self, from: Address, to: Address) {
+        self.moves.push(Move { from, to });
+    }
+
+    /// The declared moves, in declaration order.
+    pub fn moves(&self) -> &[Move] {
+        &self.moves
     }
 
     /// The declared resources, in declaration order.

@@ -154,6 +154,7 @@ pub(super) fn declared_change(
         unchanged_fields: 0,
         depends_on,
         protected,
+        moved_from: None,
     };
     match current {
         None => {
@@ -233,7 +234,7 @@ pub(super) fn declared_change(
 }
 
 /// The computed outputs, `id` first, as known after apply.
-fn computed_fields(spec: &ResourceSpec) -> Vec<FieldChange> {
+pub(super) fn computed_fields(spec: &ResourceSpec) -> Vec<FieldChange> {
     std::iter::once("id")
         .chain(spec.schema.computed.iter().copied().filter(|c| *c != "id"))
         .map(|c| FieldChange {
@@ -289,6 +290,7 @@ pub(super) fn delete_change(
         unchanged_fields: 0,
         depends_on: Vec::new(),
         protected,
+        moved_from: None,
     }
 }
 

@@ -12,6 +12,7 @@
 //! resources that would go become errors (`protect`), and the changes are counted.
 
 mod diff;
+mod moves;
 mod protect;
 mod replace;
 pub mod saved;
@@ -28,6 +29,7 @@ use crate::provider::Observed;
 use crate::value::Value;
 
 pub use diff::{changed_fields, protect_secrets, values_equal};
+pub use moves::apply_moves;
 pub(crate) use replace::old_edges;
 
 /// The version of the plan's JSON format.
@@ -52,6 +54,10 @@ pub enum Action {
     CreateThenDelete,
     /// Owned by the stack but no longer declared: deleted.
     Delete,
+    /// Declared under a new address ([`Stack::moved`](crate::dsl::Stack::moved)): the object
+    /// is re-owned there (its ownership tag rewritten), nothing else changes. A move with
+    /// changed fields is an [`Action::Update`] with [`Change::moved_from`] set.
+    Move,
 }
 
 impl Action {
@@ -59,7 +65,8 @@ impl Action {
     pub fn is_replace(self) -> bool {
         matches!(self, Action::DeleteThenCreate | Action::CreateThenDelete)
     }
-    /// The terraform-style symbol: `+`, `~`, `-/+`, `+/-`, `-`, or a blank for no-op.
+    /// The terraform-style symbol: `+`, `~`, `-/+`, `+/-`, `-`, `>` for a move, or a blank for
+    /// no-op.
     pub fn symbol(self) -> &'static str {
         match self {
             Action::NoOp => " ",
@@ -68,6 +75,7 @@ impl Action {
             Action::DeleteThenCreate => "-/+",
             Action::CreateThenDelete => "+/-",
             Action::Delete => "-",
+            Action::Move => ">",
         }
     }
 }
@@ -132,6 +140,11 @@ pub struct Change {
     /// True when the resource is protected.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub protected: bool,
+    /// The address the object was owned at before a declared move: it is re-owned here
+    /// ([`Action::Move`], or an update), or, for kinds a move can't keep, replaced.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "Option<String>")]
+    pub moved_from: Option<Address>,
 }
 
 /// Counts in terraform's terms: a replacement is one add and one destroy.
@@ -145,6 +158,13 @@ pub struct Summary {
     pub destroy: usize,
     /// Resources already as declared.
     pub unchanged: usize,
+    /// Objects re-owned under a new address by a declared move (kept, possibly also updated).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub moved: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What one provider's read cost.
@@ -178,6 +198,10 @@ pub struct Plan {
     /// Reasons the plan cannot be applied (e.g. a protected resource would be destroyed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Advice that doesn't block applying: a deletion and a creation of the same kind with
+    /// identical inputs, and the move that would keep the object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
     /// What the reads cost, per provider.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reads: Vec<ReadStats>,
@@ -239,6 +263,8 @@ pub struct ObservedState {
     pub provider_of: BTreeMap<Address, String>,
     /// Read statistics.
     pub reads: Vec<ReadStats>,
+    /// Objects re-keyed by a declared move ([`apply_moves`]): the new address and the old.
+    pub moved: BTreeMap<Address, Address>,
 }
 
 /// Computes the plan. See the [module docs](self).
@@ -258,6 +284,11 @@ pub fn compute(
     let mut errors = protect::protection_errors(graph, &changes, opts);
     errors.sort();
     errors.dedup();
+    let hints = if opts.destroy {
+        Vec::new()
+    } else {
+        moves::hints(graph, &changes)
+    };
     let summary = summarize(&changes);
     Plan {
         format_version: FORMAT_VERSION,
@@ -267,6 +298,7 @@ pub fn compute(
         changes,
         summary,
         errors,
+        hints,
         reads: observed.reads.clone(),
         policy: PolicyReport::default(),
     }
@@ -294,13 +326,16 @@ fn declared_changes(
         let protected = spec.options.protect || current.is_some_and(|o| o.protect);
         let change = if destroy {
             let Some(obs) = current else { continue };
-            diff::delete_change(
+            let mut change = diff::delete_change(
                 spec.schema.kind,
                 spec.schema.provider,
                 obs,
                 protected,
                 DESTROYING,
-            )
+            );
+            // An object a declared move re-keyed is destroyed under the resource's address.
+            change.address = spec.address.clone();
+            change
         } else {
             let desired = diff::desired_props(spec, graph, &observed.resources, &actions);
             let depends_on = graph
@@ -308,7 +343,9 @@ fn declared_changes(
                 .into_iter()
                 .cloned()
                 .collect();
-            diff::declared_change(spec, &desired, current, depends_on, protected)
+            let mut change = diff::declared_change(spec, &desired, current, depends_on, protected);
+            moves::mark_moved(&mut change, observed, graph);
+            change
         };
         actions.insert(&spec.address, change.action);
         changes.push(change);
@@ -357,10 +394,14 @@ fn summarize(changes: &[Change]) -> Summary {
             Action::Create => summary.add += 1,
             Action::Update => summary.change += 1,
             Action::Delete => summary.destroy += 1,
+            Action::Move => {}
             Action::DeleteThenCreate | Action::CreateThenDelete => {
                 summary.add += 1;
                 summary.destroy += 1;
             }
+        }
+        if c.moved_from.is_some() && !c.action.is_replace() {
+            summary.moved += 1;
         }
     }
     summary

@@ -45,8 +45,16 @@ pub(super) fn build_ops(
     for c in plan.actionable() {
         let address = &c.address;
         action_of.insert(address.clone(), c.action);
+        // A kept object is re-owned under its new address first; an update waits for that.
+        let moved = (c.moved_from.is_some() && !c.action.is_replace())
+            .then(|| push(&mut ops, address, OpKind::Move, c.action, &c.provider));
         match c.action {
             Action::NoOp => {}
+            Action::Move => {
+                if let Some(m) = moved {
+                    new_op.insert(address.clone(), m);
+                }
+            }
             Action::Create => {
                 new_op.insert(
                     address.clone(),
@@ -54,10 +62,12 @@ pub(super) fn build_ops(
                 );
             }
             Action::Update => {
-                new_op.insert(
-                    address.clone(),
-                    push(&mut ops, address, OpKind::Update, c.action, &c.provider),
-                );
+                let u = push(&mut ops, address, OpKind::Update, c.action, &c.provider);
+                if let Some(m) = moved {
+                    ops[u].deps.push(m);
+                    ops[m].dependents.push(u);
+                }
+                new_op.insert(address.clone(), u);
             }
             Action::Delete => {
                 del_op.insert(

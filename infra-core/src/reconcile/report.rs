@@ -19,6 +19,9 @@ pub enum OpKind {
     Update,
     /// A delete.
     Delete,
+    /// A move: the object re-owned under its new address
+    /// ([`Provider::move_to`](crate::provider::Provider::move_to)).
+    Move,
 }
 
 impl fmt::Display for OpKind {
@@ -27,6 +30,7 @@ impl fmt::Display for OpKind {
             OpKind::Create => "create",
             OpKind::Update => "update",
             OpKind::Delete => "delete",
+            OpKind::Move => "move",
         })
     }
 }
@@ -81,6 +85,8 @@ pub struct Counts {
     pub changed: usize,
     /// Objects deleted.
     pub destroyed: usize,
+    /// Objects re-owned under a new address.
+    pub moved: usize,
     /// Operations failed.
     pub failed: usize,
     /// Operations skipped.
@@ -115,6 +121,7 @@ impl ApplyReport {
                 (OpStatus::Succeeded, OpKind::Create) => c.added += 1,
                 (OpStatus::Succeeded, OpKind::Update) => c.changed += 1,
                 (OpStatus::Succeeded, OpKind::Delete) => c.destroyed += 1,
+                (OpStatus::Succeeded, OpKind::Move) => c.moved += 1,
                 (OpStatus::Failed { .. }, _) => c.failed += 1,
                 (OpStatus::Skipped { .. }, _) => c.skipped += 1,
                 _ => {}

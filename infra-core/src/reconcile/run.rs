@@ -224,7 +224,11 @@ pub(super) async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOu
                 record(env, &op.address, r, n)
             }
             Ok(desired) => {
-                let current = env.observed.resources.get(&op.address).cloned();
+                // After a move, the object is the new address's.
+                let current = env.observed.resources.get(&op.address).map(|o| Observed {
+                    address: op.address.clone(),
+                    ..o.clone()
+                });
                 let spec = env.graph.get(&op.address);
                 match (current, spec) {
                     (Some(current), Some(spec)) => {
@@ -263,6 +267,23 @@ pub(super) async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOu
                         None,
                     ),
                 }
+            }
+        },
+        OpKind::Move => match env.observed.resources.get(&op.address) {
+            None => (
+                OpStatus::Failed {
+                    error: "NotFound: the object to move was not read".into(),
+                },
+                0,
+                None,
+            ),
+            Some(current) => {
+                let (r, n) = env
+                    .call(&op.address, op.kind, |ctx| async move {
+                        provider.move_to(&ctx, current, &op.address).await
+                    })
+                    .await;
+                record(env, &op.address, r, n)
             }
         },
         OpKind::Delete => match env.observed.resources.get(&op.address) {

@@ -162,12 +162,17 @@ fn blocks(plan: &Plan) -> Vec<Block> {
         blocks.push(Block::keep(line));
     } else {
         let s = plan.summary;
+        let moved = if s.moved > 0 {
+            format!(", {} to move", s.moved)
+        } else {
+            String::new()
+        };
         blocks.push(Block::keep(format!(
-            "**Plan:** {} to add, {} to change, {} to destroy.\n\n{}",
+            "**Plan:** {} to add, {} to change, {} to destroy{moved}.\n\n{}",
             s.add,
             s.change,
             s.destroy,
-            summary_table(&actionable)
+            summary_table(&actionable, s.moved > 0)
         )));
     }
     if !plan.errors.is_empty() {
@@ -178,15 +183,21 @@ fn blocks(plan: &Plan) -> Vec<Block> {
         blocks.push(Block::keep(text));
     }
     attention(&mut blocks, &actionable);
+    moves(&mut blocks, &actionable, &plan.hints);
     policy(&mut blocks, &plan.policy);
     diffs(&mut blocks, &actionable);
     blocks
 }
 
-/// Adds, changes, replaces and deletes per provider and kind, and their totals.
-fn summary_table(changes: &[&Change]) -> String {
-    let mut counts: BTreeMap<(&str, &str), [usize; 4]> = BTreeMap::new();
+/// Adds, changes, replaces and deletes per provider and kind, and their totals; with a Move
+/// column (objects re-owned under a new address) when the plan moves any.
+fn summary_table(changes: &[&Change], with_moves: bool) -> String {
+    let mut counts: BTreeMap<(&str, &str), [usize; 5]> = BTreeMap::new();
     for c in changes {
+        let n = counts.entry((&c.provider, &c.kind)).or_default();
+        if c.moved_from.is_some() && !c.action.is_replace() {
+            n[4] += 1;
+        }
         let column = match c.action {
             Action::Create => 0,
             Action::Update => 1,
@@ -194,33 +205,68 @@ fn summary_table(changes: &[&Change]) -> String {
             Action::Delete => 3,
             _ => continue,
         };
-        counts.entry((&c.provider, &c.kind)).or_default()[column] += 1;
+        n[column] += 1;
     }
-    let mut total = [0; 4];
-    let mut out = String::from(
-        "| Provider | Kind | Add | Change | Replace | Delete |\n|---|---|--:|--:|--:|--:|\n",
-    );
+    let columns = if with_moves { 5 } else { 4 };
+    let mut total = [0; 5];
+    let mut out = String::from("| Provider | Kind | Add | Change | Replace | Delete |");
+    out.push_str(if with_moves {
+        " Move |\n|---|---|--:|--:|--:|--:|--:|\n"
+    } else {
+        "\n|---|---|--:|--:|--:|--:|\n"
+    });
     for ((provider, kind), n) in &counts {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            cell(provider),
-            code_cell(kind),
-            n[0],
-            n[1],
-            n[2],
-            n[3]
-        );
+        let _ = write!(out, "| {} | {} |", cell(provider), code_cell(kind));
+        for x in &n[..columns] {
+            let _ = write!(out, " {x} |");
+        }
+        out.push('\n');
         for (t, x) in total.iter_mut().zip(n) {
             *t += x;
         }
     }
-    let _ = writeln!(
-        out,
-        "| **Total** | | **{}** | **{}** | **{}** | **{}** |",
-        total[0], total[1], total[2], total[3]
-    );
+    out.push_str("| **Total** | |");
+    for t in &total[..columns] {
+        let _ = write!(out, " **{t}** |");
+    }
+    out.push('\n');
     out
+}
+
+/// The declared moves (kept objects re-owned under their new address) and the hints for
+/// renames without one.
+fn moves(blocks: &mut Vec<Block>, changes: &[&Change], hints: &[String]) {
+    let moved: Vec<&&Change> = changes
+        .iter()
+        .filter(|c| c.moved_from.is_some() && !c.action.is_replace())
+        .collect();
+    if !moved.is_empty() {
+        blocks.push(Block::keep("\n### Moves\n\n".into()));
+        for c in moved {
+            let from = c
+                .moved_from
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let also = if c.action == Action::Update {
+                " and updated in place"
+            } else {
+                ""
+            };
+            blocks.push(Block::optional(format!(
+                "- **move** {} to {}{also}: the object ({}) is kept.\n",
+                code_span(&from),
+                code_span(&c.address.to_string()),
+                code_span(c.id.as_deref().unwrap_or("-")),
+            )));
+        }
+    }
+    if !hints.is_empty() {
+        blocks.push(Block::keep("\n### Hints\n\n".into()));
+        for h in hints {
+            blocks.push(Block::optional(format!("- {}\n", inline(h))));
+        }
+    }
 }
 
 /// The replacements, then the deletions, each with its reason: what a reviewer must not miss.
@@ -349,6 +395,7 @@ fn diffs(blocks: &mut Vec<Block>, changes: &[&Change]) {
             Action::DeleteThenCreate => "must be replaced (destroyed, then created)",
             Action::CreateThenDelete => "must be replaced (created, then destroyed)",
             Action::Delete => "will be destroyed",
+            Action::Move => "has moved",
             _ => "is unchanged",
         };
         blocks.push(Block {

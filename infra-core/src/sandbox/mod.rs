@@ -464,6 +464,38 @@ impl Provider for SandboxProvider {
         }
     }
 
+    /// Rewrites the object's ownership (its address) in place; everything else is kept.
+    async fn move_to(
+        &self,
+        ctx: &OpContext,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.journal
+            .with_state(|s| {
+                let Some(prev) = s
+                    .objects
+                    .get(&current.id)
+                    .filter(|o| o.stack.as_deref() == Some(ctx.stack.as_str()))
+                    .filter(|o| o.kind == to.kind())
+                else {
+                    return Ok((Vec::new(), None));
+                };
+                let object = SandboxObject {
+                    name: to.name().to_string(),
+                    ..prev.clone()
+                };
+                s.objects.insert(object.id.clone(), object.clone());
+                let obs = Self::observed(&object);
+                Ok((vec![Entry::Put { object }], Some(obs)))
+            })
+            .map_err(Self::err)?
+            .ok_or_else(|| {
+                ProviderError::not_found("NotFound", format!("{} not found", current.id))
+            })
+    }
+
     async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {
         self.round_trip().await;
         self.journal

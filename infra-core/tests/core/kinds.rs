@@ -7,6 +7,7 @@ use infra_core::{kind, Value};
 pub(crate) static NETWORK: KindSchema = KindSchema::new("test_network", "test")
     .force_new(&["cidr"])
     .computed(&["id", "arn"])
+    .move_replaces("a network is named after its address, and networks can't be renamed")
     .validate(validate_network);
 
 kind! {
@@ -37,6 +38,7 @@ pub(crate) static HOST: KindSchema = KindSchema::new("test_host", "test")
     .sensitive(&["password"])
     .unordered(&["ports"])
     .disruptive(&["ports"], "restarts the host")
+    .movable()
     .validate(validate_host);
 
 kind! {

@@ -5,6 +5,7 @@ mod kinds;
 mod fuzz;
 mod graph;
 mod lock;
+mod moves;
 mod plan;
 mod policy;
 mod reconcile;

@@ -13,6 +13,9 @@ use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::Value;
 
 pub(crate) static NETWORK: KindSchema = KindSchema::new("swarm_network", "swarm")
+    .move_replaces(
+        "its Docker name is `<stack>_<name>`, from its address, and Docker can't rename a network",
+    )
     .force_new(&["driver", "attachable", "encrypted", "internal", "labels"])
     .computed(&["id", "name"])
     .validate(validate_network);

@@ -32,12 +32,18 @@ pub(crate) const MAX_CONFIG_BYTES: usize = 1000 * 1024;
 pub(crate) const NAME_DIGEST_LEN: usize = 12;
 
 pub(crate) static SECRET: KindSchema = KindSchema::new("swarm_secret", "swarm")
+    .move_replaces(
+        "its Swarm name is `<stack>_<name>_<digest>`, from its address, and Swarm can't rename a secret",
+    )
     .force_new(&["value"])
     .computed(&["id", "name"])
     .sensitive(&["value"])
     .validate(validate_secret);
 
 pub(crate) static CONFIG: KindSchema = KindSchema::new("swarm_config", "swarm")
+    .move_replaces(
+        "its Swarm name is `<stack>_<name>_<digest>`, from its address, and Swarm can't rename a config",
+    )
     .force_new(&["data"])
     .computed(&["id", "name"])
     .validate(validate_config);

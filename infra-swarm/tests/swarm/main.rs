@@ -7,6 +7,7 @@ mod common;
 mod conformance;
 mod lifecycle;
 mod mounts;
+mod moves;
 mod names;
 mod nodes;
 mod provider;

@@ -10,6 +10,7 @@ use super::super::{check_physical_name, check_tags, printable_char};
 use super::{LaunchTemplate, LaunchTemplateOutputs};
 
 pub(crate) static ASG: KindSchema = KindSchema::new("aws_autoscaling_group", "aws")
+    .move_replaces("its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a auto scaling group")
     .computed(&["id", "arn"])
     .unordered(&["subnet_ids", "target_group_arns"])
     .validate(validate_asg);

@@ -14,6 +14,7 @@ use super::{Ami, AmiOutputs};
 pub const DEFAULT_ROOT_DEVICE: &str = "/dev/xvda";
 
 pub(crate) static LAUNCH_TEMPLATE: KindSchema = KindSchema::new("aws_launch_template", "aws")
+    .move_replaces("its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a launch template")
     .computed(&["id", "latest_version"])
     .changes_on_update(&["latest_version"])
     .unordered(&["security_group_ids"])

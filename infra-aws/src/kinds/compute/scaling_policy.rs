@@ -30,6 +30,9 @@ impl ScalingPolicyMetric {
 }
 
 pub(crate) static SCALING_POLICY: KindSchema = KindSchema::new("aws_autoscaling_policy", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a scaling policy",
+    )
     .force_new(&["autoscaling_group_name"])
     .computed(&["id", "arn"])
     .validate(validate_scaling_policy);

@@ -9,6 +9,9 @@ use crate::kinds::network::{SecurityGroup, Subnet};
 use crate::kinds::{check_physical_name, check_tags, physical_name};
 
 pub(crate) static LOAD_BALANCER: KindSchema = KindSchema::new("aws_lb", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a load balancer",
+    )
     .force_new(&["type", "scheme"])
     .computed(&["id", "arn", "dns_name"])
     .unordered(&["subnet_ids", "security_group_ids"])

@@ -9,6 +9,9 @@ use crate::kinds::network::Vpc;
 use crate::kinds::{check_physical_name, check_tags, physical_name};
 
 pub(crate) static TARGET_GROUP: KindSchema = KindSchema::new("aws_lb_target_group", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a target group",
+    )
     .force_new(&["protocol", "port", "vpc_id", "target_type"])
     .computed(&["id", "arn"])
     .validate(validate_target_group);

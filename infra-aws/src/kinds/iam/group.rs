@@ -11,6 +11,9 @@ use super::{check_inline, check_path, check_policy_arns, IamPolicy};
 use crate::kinds::{check_physical_name, iam_name_char};
 
 pub(crate) static IAM_GROUP: KindSchema = KindSchema::new("aws_iam_group", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a group",
+    )
     .computed(&["id", "arn"])
     .unordered(&["managed_policy_arns"])
     .validate(validate_group);

@@ -8,6 +8,7 @@ use super::{check_path, IamRole};
 use crate::kinds::{check_physical_name, iam_name_char};
 
 pub(crate) static INSTANCE_PROFILE: KindSchema = KindSchema::new("aws_iam_instance_profile", "aws")
+    .move_replaces("its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a instance profile")
     .force_new(&["path"])
     .computed(&["id", "arn"])
     .validate(validate_instance_profile);

@@ -9,6 +9,9 @@ use super::document::{check_document, document_from_json, mfa_required_document,
 use crate::kinds::{check_physical_name, check_tags, iam_name_char};
 
 pub(crate) static IAM_POLICY: KindSchema = KindSchema::new("aws_iam_policy", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a managed policy",
+    )
     .force_new(&["path", "description"])
     .computed(&["id", "arn"])
     .validate(validate_policy);

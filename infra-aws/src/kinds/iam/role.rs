@@ -11,6 +11,9 @@ use super::{check_inline, check_path, check_policy_arns, IamPolicy};
 use crate::kinds::{check_physical_name, check_tags, iam_name_char};
 
 pub(crate) static IAM_ROLE: KindSchema = KindSchema::new("aws_iam_role", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a role",
+    )
     .force_new(&["path"])
     .computed(&["id", "arn"])
     .unordered(&["managed_policy_arns"])

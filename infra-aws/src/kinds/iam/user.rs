@@ -8,6 +8,9 @@ use super::{check_path, IamGroup};
 use crate::kinds::{check_physical_name, check_tags, iam_name_char};
 
 pub(crate) static IAM_USER: KindSchema = KindSchema::new("aws_iam_user", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a user",
+    )
     .computed(&["id", "arn"])
     .unordered(&["groups"])
     .validate(validate_user);

@@ -8,6 +8,7 @@ use super::{Subnet, Vpc};
 use crate::kinds::check_tags;
 
 pub(crate) static INTERNET_GATEWAY: KindSchema = KindSchema::new("aws_internet_gateway", "aws")
+    .movable()
     .computed(&["id", "arn"])
     .validate(validate_internet_gateway);
 
@@ -58,6 +59,7 @@ fn validate_internet_gateway(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -
 }
 
 pub(crate) static ELASTIC_IP: KindSchema = KindSchema::new("aws_eip", "aws")
+    .movable()
     .force_new(&["domain"])
     .computed(&["id", "public_ip"])
     .validate(validate_elastic_ip);
@@ -91,6 +93,7 @@ fn validate_elastic_ip(spec: &ResourceSpec, _: &ValidationContext<'_>) -> Vec<Pr
 }
 
 pub(crate) static NAT_GATEWAY: KindSchema = KindSchema::new("aws_nat_gateway", "aws")
+    .movable()
     .force_new(&["subnet_id", "allocation_id", "connectivity_type"])
     .computed(&["id"])
     .validate(validate_nat_gateway);

@@ -10,6 +10,7 @@ use super::{InternetGateway, NatGateway, Subnet, Vpc};
 use crate::kinds::check_tags;
 
 pub(crate) static ROUTE_TABLE: KindSchema = KindSchema::new("aws_route_table", "aws")
+    .movable()
     .force_new(&["vpc_id"])
     .computed(&["id"])
     .unordered(&["routes", "subnet_ids"])

@@ -10,6 +10,9 @@ use super::Vpc;
 use crate::kinds::{check_physical_name, check_tags, physical_name, printable_char};
 
 pub(crate) static SECURITY_GROUP: KindSchema = KindSchema::new("aws_security_group", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a security group",
+    )
     .force_new(&["vpc_id", "description"])
     .computed(&["id", "arn"])
     .unordered(&["ingress", "egress"])

@@ -8,6 +8,7 @@ use super::vpc::{check_ipv4_block, Vpc};
 use crate::kinds::check_tags;
 
 pub(crate) static SUBNET: KindSchema = KindSchema::new("aws_subnet", "aws")
+    .movable()
     .force_new(&["vpc_id", "cidr_block", "availability_zone"])
     .computed(&["id", "arn"])
     .validate(validate_subnet);

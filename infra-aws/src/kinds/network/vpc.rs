@@ -7,6 +7,7 @@ use infra_core::{kind, Value};
 use crate::kinds::check_tags;
 
 pub(crate) static VPC: KindSchema = KindSchema::new("aws_vpc", "aws")
+    .movable()
     .force_new(&["cidr_block"])
     .computed(&["id", "arn"])
     .validate(validate_vpc);

@@ -11,6 +11,9 @@ use super::LambdaFunction;
 use crate::kinds::{check_physical_name, check_tags, Asg};
 
 pub(crate) static EVENT_RULE: KindSchema = KindSchema::new("aws_cloudwatch_event_rule", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a rule",
+    )
     .computed(&["id", "arn"])
     .unordered(&["targets"])
     .validate(validate_rule);

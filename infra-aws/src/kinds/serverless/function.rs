@@ -64,6 +64,9 @@ const RESERVED_ENV: &[&str] = &[
 ];
 
 pub(crate) static LAMBDA_FUNCTION: KindSchema = KindSchema::new("aws_lambda_function", "aws")
+    .move_replaces(
+        "its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a function",
+    )
     .computed(&["id", "arn"])
     .unordered(&["subnet_ids", "security_group_ids"])
     .validate(validate_function);

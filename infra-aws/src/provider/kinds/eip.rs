@@ -92,6 +92,15 @@ impl AwsKind for ElasticIp {
         update_tags_only(cx, current, d).await
     }
 
+    async fn move_to(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        crate::provider::ec2_common::move_to(cx, current, to).await
+    }
+
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
         // Still associated while the NAT gateway that used it finishes deleting.
         cx.c.ec2

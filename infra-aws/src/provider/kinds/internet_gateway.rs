@@ -141,6 +141,15 @@ impl AwsKind for InternetGateway {
         Ok(updated_from(current, d))
     }
 
+    async fn move_to(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        crate::provider::ec2_common::move_to(cx, current, to).await
+    }
+
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
         // Detach from whatever it is attached to now (not only what the plan saw).
         let Some(now) = read_internet_gateways(cx, Some(&current.address))

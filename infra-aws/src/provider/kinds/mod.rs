@@ -89,6 +89,25 @@ pub(crate) trait AwsKind: KindHandler + Send + Sync {
     /// Deletes the object, waiting where AWS requires it before dependencies can go.
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError>;
 
+    /// Re-owns the object under `to` in place (a declared move; only for kinds whose schema is
+    /// `movable`): its ownership tags rewritten, nothing else.
+    async fn move_to(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        let _ = cx;
+        Err(ProviderError::fatal(
+            "Unsupported",
+            format!(
+                "{}: the aws provider can't re-own a {} under {to}",
+                current.address,
+                self.schema().kind
+            ),
+        ))
+    }
+
     /// Whether every create looks the object up first: for kinds whose create carries no
     /// idempotency token and whose "already exists" can't be relied on to find a lost
     /// create's object. (Otherwise only a retried attempt looks up first.)

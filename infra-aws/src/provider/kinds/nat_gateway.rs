@@ -207,6 +207,15 @@ impl AwsKind for NatGateway {
         update_tags_only(cx, current, d).await
     }
 
+    async fn move_to(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        crate::provider::ec2_common::move_to(cx, current, to).await
+    }
+
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
         let id = &current.id;
         // The gateway's addresses: (allocation id, its network interface).

@@ -344,6 +344,15 @@ impl AwsKind for RouteTable {
         Ok(updated_from(current, d))
     }
 
+    async fn move_to(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        crate::provider::ec2_common::move_to(cx, current, to).await
+    }
+
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
         let tables =
             cx.c.ec2_read

@@ -119,6 +119,15 @@ impl AwsKind for Subnet {
         Ok(updated_from(current, d))
     }
 
+    async fn move_to(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        crate::provider::ec2_common::move_to(cx, current, to).await
+    }
+
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
         // Network interfaces of terminated instances or a deleted NAT gateway linger for a
         // while.

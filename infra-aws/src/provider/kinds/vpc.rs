@@ -175,6 +175,15 @@ impl AwsKind for Vpc {
         Ok(updated_from(current, d))
     }
 
+    async fn move_to(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        crate::provider::ec2_common::move_to(cx, current, to).await
+    }
+
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
         // DependencyViolation right after its subnets, gateways or groups went away is AWS
         // settling.

@@ -30,6 +30,10 @@ use super::secret::{SwarmConfig, SwarmSecret};
 use validate::validate_service;
 
 pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm")
+    .move_replaces(
+        "its Swarm name is `<stack>_<name>`, from its address, and Swarm can't rename a service \
+         (\"renaming services is not supported\")",
+    )
     .force_new(&["mode"])
     .computed(&["id"])
     .unordered(&[
