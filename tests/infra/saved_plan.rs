@@ -134,11 +134,18 @@ fn a_saved_plan_is_applied_exactly_once_without_a_prompt() {
     assert_eq!(refused.len(), 1, "{audit:#?}");
     let r = refused[0];
     assert_eq!(r["file"], "plan.json", "{r:#}");
-    assert!(r["reason"].as_str().unwrap().contains("has been applied"), "{r:#}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("has been applied"),
+        "{r:#}"
+    );
     let file = std::fs::read(d.join("plan.json")).unwrap();
     assert_eq!(
         r["plan_digest"],
-        format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&file))).as_str(),
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&file))
+        )
+        .as_str(),
         "{r:#}"
     );
     assert!(r["actor"]["host"].is_string(), "{r:#}");

@@ -477,19 +477,14 @@ impl Provider for AwsProvider {
         let found = self
             .caller
             .get_or_try_init(|| async {
-                let out = self
-                    .sts
-                    .get_caller_identity()
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        use aws_sdk_sts::error::ProvideErrorMetadata;
-                        let why = e
-                            .as_service_error()
-                            .and_then(|s| s.code().map(str::to_string))
-                            .unwrap_or_else(|| e.to_string());
-                        format!("unknown (sts:GetCallerIdentity failed: {why})")
-                    })?;
+                let out = self.sts.get_caller_identity().send().await.map_err(|e| {
+                    use aws_sdk_sts::error::ProvideErrorMetadata;
+                    let why = e
+                        .as_service_error()
+                        .and_then(|s| s.code().map(str::to_string))
+                        .unwrap_or_else(|| e.to_string());
+                    format!("unknown (sts:GetCallerIdentity failed: {why})")
+                })?;
                 out.arn()
                     .map(str::to_string)
                     .ok_or_else(|| "unknown (sts:GetCallerIdentity gave no ARN)".to_string())

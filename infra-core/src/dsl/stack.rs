@@ -165,7 +165,7 @@ impl Stack {
     /// kinds does not compile:
     ///
     /// ```ignore
-    /// let subnet = stack.add(Subnet::new("public-a").vpc(&vpc)…);   // was "a"
+    /// let subnet = stack.add(Subnet::new("public-a").vpc(&vpc) /* … */);   // was "a"
     /// stack.moved(Ref::<Subnet>::named("a"), &subnet);
     /// ```
     ///
