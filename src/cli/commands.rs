@@ -568,7 +568,12 @@ async fn apply_saved_command(
             reason: e.to_string(),
         };
         entry.trace();
-        AuditFile::open(&args.audit_file)?.write(&entry);
+        // The refusal is what the user must see; an audit file that can't be opened is said
+        // after it, not instead of it.
+        match AuditFile::open(&args.audit_file) {
+            Ok(audit) => audit.write(&entry),
+            Err(e) => eprintln!("warning: {e}; the refusal is not in the audit file"),
+        }
     }
     result
 }

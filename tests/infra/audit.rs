@@ -4,13 +4,12 @@
 
 use std::path::Path;
 
-use clap::Parser;
-use infra::cli::{execute, Args, Exit};
+use infra::cli::{execute, Exit};
 use infra::prelude::*;
 use infra::swarm::SwarmSecret;
 use sha2::{Digest, Sha256};
 
-use crate::cli::run;
+use crate::cli::{args, run};
 
 /// The audit file's lines, parsed.
 pub(crate) fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
@@ -143,22 +142,6 @@ fn stack_with_a_suppression() -> Stack {
             .secret(&token, "token"),
     );
     s
-}
-
-fn args(dir: &Path, extra: &[&str]) -> Args {
-    let sandbox = dir.join("sandbox").display().to_string();
-    let audit = dir.join("audit.jsonl").display().to_string();
-    let mut v = vec![
-        "production",
-        "--sandbox-dir",
-        sandbox.as_str(),
-        "--audit-file",
-        audit.as_str(),
-        "--target",
-        "sandbox",
-    ];
-    v.extend_from_slice(extra);
-    Args::parse_from(v)
 }
 
 /// An apply that goes ahead with suppressed policy findings says so, once per finding and

@@ -177,14 +177,14 @@ fn graph_command_prints_dot_and_mermaid() {
     assert!(mermaid.starts_with("flowchart RL"), "{mermaid}");
 }
 
-fn args(dir: &Path, extra: &[&str]) -> Args {
+pub(crate) fn args(dir: &Path, extra: &[&str]) -> Args {
     let sandbox = dir.join("sandbox").display().to_string();
     let audit = dir.join("audit.jsonl").display().to_string();
     let mut v = vec![
         "production",
         "--sandbox-dir",
         sandbox.as_str(),
-        "--audit-log",
+        "--audit-file",
         audit.as_str(),
         "--target",
         "sandbox",
