@@ -903,10 +903,14 @@ async fn force_unlock_command(
     if broken.is_empty() {
         eprintln!("Stack \"{}\" was not locked.", stack.name());
     }
+    // The lock is broken by now: an audit file that can't be opened is said, and the broken
+    // locks are still reported.
     let audit = if broken.is_empty() {
         None
     } else {
-        Some(AuditFile::open(&args.audit_file)?)
+        AuditFile::open(&args.audit_file)
+            .map_err(|e| eprintln!("warning: {e}; the broken lock is not in the audit file"))
+            .ok()
     };
     let actor = engine
         .actor(&only)
