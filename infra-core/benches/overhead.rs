@@ -176,6 +176,7 @@ impl Provider for Timed {
                     id,
                     props,
                     protect: d.protect,
+                    declared: None,
                 };
                 self.bare(*latency, o).await
             }

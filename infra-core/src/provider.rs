@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::dsl::{Address, KindSchema, Stack};
+use crate::import::{Found, ImportFilter};
 pub use crate::lock::Created;
 use crate::validate::Problem;
 use crate::value::Value;
@@ -32,6 +33,12 @@ pub struct Observed {
     /// declaration is removed from the code.
     #[serde(default)]
     pub protect: bool,
+    /// The drift record written on the object by its last apply (the `infra:declared` tag or
+    /// `infra.declared` label): what was declared for it then, field by field, as short
+    /// digests ([`crate::plan::drift`]). `None` for an object applied before records existed,
+    /// or adopted and not changed since: its differences are shown as of unknown origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
 }
 
 impl Observed {
@@ -312,6 +319,56 @@ pub trait Provider: Send + Sync {
                 "provider `{}` can't re-own {} under {to}",
                 self.name(),
                 current.address
+            ),
+        ))
+    }
+
+    /// Reads the objects of this provider's kinds that belong to no stack (no `infra:stack`
+    /// tag or `infra.stack` label), narrowed by `filter`, and hands each to `sink` as soon as
+    /// it is read, in dependency order (a VPC before its subnets): what `import` writes as
+    /// Rust ([`crate::import`]). Objects it can't declare are handed over as
+    /// [`Found::Inexpressible`](crate::import::Found::Inexpressible), never left out. A filter
+    /// the provider doesn't understand is an error naming it. The default finds nothing.
+    async fn discover(
+        &self,
+        filter: &ImportFilter,
+        sink: &mut (dyn FnMut(Found) + Send),
+    ) -> Result<(), ProviderError> {
+        let _ = (filter, sink);
+        Ok(())
+    }
+
+    /// Reads the object `id` of `kind`, whoever owns it, as it would be observed under
+    /// `address` (a declared adoption, [`Stack::adopt`]): `None` when there is no such object.
+    /// The default finds none.
+    async fn read_unowned(
+        &self,
+        kind: &'static KindSchema,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let _ = (kind, id, address);
+        Ok(None)
+    }
+
+    /// Adopts an object that belongs to no stack: writes the stack's ownership on it
+    /// (`infra:stack` = `ctx.stack`, `infra:id` = `to`) and changes nothing else. `current` is
+    /// the object as [`read_unowned`](Provider::read_unowned) gave it; the result is the object
+    /// as owned. The default refuses.
+    async fn adopt(
+        &self,
+        ctx: &OpContext,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        let _ = ctx;
+        Err(ProviderError::fatal(
+            "Unsupported",
+            format!(
+                "provider `{}` can't adopt {} ({}) as {to}",
+                self.name(),
+                current.id,
+                current.address.kind()
             ),
         ))
     }

@@ -335,6 +335,7 @@ impl Props {
             id: id.into(),
             props: self.0,
             protect: owned.protect,
+            declared: None,
         }
     }
 }
@@ -356,6 +357,7 @@ pub(crate) fn observed_from(
         id: id.into(),
         props,
         protect: d.protect,
+        declared: None,
     }
 }
 
@@ -373,6 +375,7 @@ pub(crate) fn updated_from(current: &Observed, d: &Resolved) -> Observed {
         id: current.id.clone(),
         props,
         protect: d.protect,
+        declared: None,
     }
 }
 

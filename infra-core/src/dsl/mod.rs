@@ -52,4 +52,4 @@ pub use address::Address;
 pub use output::{Arn, Id, Input, Name, Output};
 pub use resource::{Resource, ResourceOptions, ResourceSpec};
 pub use schema::{KindSchema, MoveSupport};
-pub use stack::{Move, Ref, Stack};
+pub use stack::{Adoption, Move, Ref, Stack};

@@ -42,6 +42,9 @@ pub struct KindSchema {
     /// provider re-owns it under the new address in place. Otherwise a move replaces it, for
     /// the reason given.
     pub moves: MoveSupport,
+    /// How an object of this kind found by import is written as Rust (issue 14); `None`: the
+    /// kind can't be imported, and discovery lists its objects as comments.
+    pub codegen: Option<crate::import::Codegen>,
 }
 
 /// What a declared move does to an object of a kind.
@@ -75,6 +78,7 @@ impl KindSchema {
             moves: MoveSupport::Replaces(
                 "its provider can't re-own an object of this kind under another address",
             ),
+            codegen: None,
         }
     }
     /// Declares the fields whose change forces a replacement.
@@ -131,6 +135,12 @@ impl KindSchema {
     /// address, and the API can't rename it): a plan shows the reason beside the replacement.
     pub const fn move_replaces(mut self, why: &'static str) -> Self {
         self.moves = MoveSupport::Replaces(why);
+        self
+    }
+    /// Sets how an imported object of this kind is written as Rust
+    /// ([`crate::import`]).
+    pub const fn codegen(mut self, f: crate::import::Codegen) -> Self {
+        self.codegen = Some(f);
         self
     }
     /// Marks the kind as a read-only data source.

@@ -96,6 +96,17 @@ pub struct Stack {
     resources: Vec<ResourceSpec>,
     dangling: Vec<(Address, Address)>,
     moves: Vec<Move>,
+    adoptions: Vec<Adoption>,
+}
+
+/// A declared adoption: the existing object `id`, which belongs to no stack, is the declared
+/// resource at `address` (as terraform's `import` block). See [`Stack::adopt`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Adoption {
+    /// The declared resource.
+    pub address: Address,
+    /// The provider's id of the object to adopt.
+    pub id: String,
 }
 
 /// A declared move: the object owned at `from` now belongs to the resource at `to` (a renamed
@@ -117,6 +128,7 @@ impl Stack {
             resources: Vec::new(),
             dangling: Vec::new(),
             moves: Vec::new(),
+            adoptions: Vec::new(),
         }
     }
 
@@ -189,6 +201,23 @@ impl Stack {
     /// The declared moves, in declaration order.
     pub fn moves(&self) -> &[Move] {
         &self.moves
+    }
+
+    /// Declares that the existing object `id`, created outside `infra` and owned by no stack, is
+    /// the resource `resource` (what `import` writes for every object it found): the plan shows
+    /// its adoption (the stack's ownership tags written, nothing else changed, or the fields
+    /// that differ), and the apply adopts it instead of creating a new object. Once the object
+    /// is owned, the declaration does nothing and may be removed.
+    pub fn adopt<T: Resource>(&mut self, resource: &Ref<T>, id: impl Into<String>) {
+        self.adoptions.push(Adoption {
+            address: resource.address().clone(),
+            id: id.into(),
+        });
+    }
+
+    /// The declared adoptions, in declaration order.
+    pub fn adoptions(&self) -> &[Adoption] {
+        &self.adoptions
     }
 
     /// The declared resources, in declaration order.

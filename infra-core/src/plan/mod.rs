@@ -12,6 +12,7 @@
 //! resources that would go become errors (`protect`), and the changes are counted.
 
 mod diff;
+pub mod drift;
 mod moves;
 mod protect;
 mod replace;

@@ -195,6 +195,7 @@ impl SandboxProvider {
             id: o.id.clone(),
             props: o.props.clone(),
             protect: o.protect,
+            declared: None,
         }
     }
 }
@@ -325,6 +326,7 @@ impl Provider for SandboxProvider {
             id: id.clone(),
             props: compute_outputs(spec, &id, stack, None),
             protect: false,
+            declared: None,
         })
     }
 

@@ -436,6 +436,7 @@ impl Provider for NamedIds {
             id: d.address.name().to_string(),
             props,
             protect: false,
+            declared: None,
         };
         self.objects
             .lock()

@@ -88,6 +88,7 @@ mod tests {
             id: id.into(),
             props: BTreeMap::new(),
             protect: false,
+            declared: None,
         }
     }
 

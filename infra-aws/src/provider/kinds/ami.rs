@@ -121,6 +121,7 @@ impl AwsKind for Ami {
             id: newest.image_id().unwrap_or_default().to_string(),
             props,
             protect: false,
+            declared: None,
         })
     }
 }

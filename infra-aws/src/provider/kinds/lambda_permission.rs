@@ -95,6 +95,7 @@ fn observe_policy(stack: &str, function: &str, policy: &str) -> Vec<Observed> {
                 id: format!("{function}/{sid}"),
                 props: props.0,
                 protect: false,
+                declared: None,
             })
         })
         .collect()

@@ -56,6 +56,7 @@ fn observe_hook(cx: &Cx<'_>, h: &LifecycleHook) -> Option<Observed> {
         id: name.to_string(),
         props: props.0,
         protect: false,
+        declared: None,
     })
 }
 

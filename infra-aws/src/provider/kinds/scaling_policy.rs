@@ -64,6 +64,7 @@ fn observe_policy(cx: &Cx<'_>, p: &ScalingPolicy, groups: &BTreeSet<String>) -> 
         id: p.policy_arn().unwrap_or(name).to_string(),
         props: props.0,
         protect: false,
+        declared: None,
     })
 }
 

@@ -46,6 +46,7 @@ fn observe_config(c: &DockerConfig, stack: &str) -> Option<Observed> {
         id: c.id.clone()?,
         props: p,
         protect,
+        declared: None,
     })
 }
 

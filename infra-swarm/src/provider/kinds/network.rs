@@ -84,6 +84,7 @@ fn observe_network(n: &DockerNetwork, stack: &str) -> Option<Observed> {
         id: n.id.clone()?,
         props: p,
         protect,
+        declared: None,
     })
 }
 

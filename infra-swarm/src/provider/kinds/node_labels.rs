@@ -73,6 +73,7 @@ fn observe_node(node: &Node, stack: &str) -> Vec<Observed> {
             id: node.id.clone().unwrap_or_default(),
             props,
             protect: marker.protect,
+            declared: None,
         });
     }
     found
@@ -174,6 +175,7 @@ impl Labels {
             id: node_id,
             props,
             protect: desired.protect,
+            declared: None,
         })
     }
 }

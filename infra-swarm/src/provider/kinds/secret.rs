@@ -44,6 +44,7 @@ fn observe_secret(s: &DockerSecret, stack: &str) -> Option<Observed> {
         id: s.id.clone()?,
         props: p,
         protect,
+        declared: None,
     })
 }
 

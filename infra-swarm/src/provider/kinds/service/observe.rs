@@ -393,6 +393,7 @@ pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
         id: svc.id.clone()?,
         props: p,
         protect,
+        declared: None,
     })
 }
 
