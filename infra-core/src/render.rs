@@ -39,6 +39,10 @@ pub fn plan_text(plan: &Plan) -> String {
             plural(plan.summary.unchanged)
         );
     } else {
+        if !plan.drift.is_empty() {
+            drift_section(&mut out, plan);
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
             "Stack \"{}\": infra will perform the following actions{}:\n",
@@ -93,6 +97,87 @@ pub fn plan_text(plan: &Plan) -> String {
         let _ = writeln!(out, "\nError: {e}");
     }
     out
+}
+
+/// Only the drift of a plan (`plan --drift-only`): the objects changed from outside since
+/// their last apply, field by field, or one line saying there is none.
+pub fn plan_drift_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.drift.is_empty() {
+        let checked = plan
+            .changes
+            .iter()
+            .filter(|c| c.id.is_some() && c.action != Action::Delete)
+            .count();
+        let _ = writeln!(
+            out,
+            "No drift. The {checked} object{} of stack \"{}\" that exist match what was last \
+             applied to them, or differ only where the code changed.",
+            plural(checked),
+            plan.stack
+        );
+    } else {
+        drift_section(&mut out, plan);
+    }
+    out
+}
+
+/// The plan's drift as JSON (`plan --drift-only --json`): the stack, the drifted objects with
+/// their fields' before (observed) and after (declared), and their count.
+pub fn plan_drift_json(plan: &Plan) -> String {
+    let objects: Vec<serde_json::Value> = plan
+        .drifted()
+        .map(|c| {
+            let fields: Vec<&FieldChange> = c.drift_fields().collect();
+            serde_json::json!({
+                "address": c.address.to_string(),
+                "kind": c.kind,
+                "provider": c.provider,
+                "id": c.id,
+                "fields": fields,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "format_version": crate::plan::FORMAT_VERSION,
+        "stack": plan.stack,
+        "drifted": objects.len(),
+        "drift": objects,
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+/// The drift section: each object changed from outside, and the drifted fields.
+fn drift_section(out: &mut String, plan: &Plan) {
+    let n = plan.drift.len();
+    let _ = writeln!(
+        out,
+        "Drift: {n} object{} changed outside infra since {} last apply (the actions below put \
+         {} back):\n",
+        plural(n),
+        if n == 1 { "its" } else { "their" },
+        if n == 1 { "it" } else { "them" }
+    );
+    for c in plan.drifted() {
+        let id =
+            c.id.as_deref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default();
+        let _ = writeln!(out, "  # {}{id}", c.address);
+        let fields: Vec<&FieldChange> = c.drift_fields().collect();
+        let width = fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        for f in fields {
+            let (before, after) = (
+                f.before.as_ref().map_or("null".into(), Value::to_string),
+                f.after.as_ref().map_or("null".into(), Value::to_string),
+            );
+            let _ = writeln!(
+                out,
+                "      {:width$} is {before}, declared and last applied {after}",
+                f.name
+            );
+        }
+    }
 }
 
 fn policy_text(out: &mut String, report: &PolicyReport) {
@@ -203,13 +288,20 @@ fn change_text(out: &mut String, c: &Change) {
 
 fn field_text(out: &mut String, action: Action, f: &FieldChange, width: usize) {
     let name = format!("{:width$}", f.name);
-    let suffix = if f.forces_replacement {
+    let mut suffix = if f.forces_replacement {
         " # forces replacement".to_string()
     } else if let Some(effect) = &f.effect {
         format!(" # {effect}")
     } else {
         String::new()
     };
+    if f.origin == Some(crate::plan::drift::Origin::Drift) {
+        suffix.push_str(if suffix.is_empty() {
+            " # drift: changed outside infra"
+        } else {
+            "; drift: changed outside infra"
+        });
+    }
     match (&f.before, &f.after) {
         (None, Some(after)) => {
             let _ = writeln!(

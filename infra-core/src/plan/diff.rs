@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Action, Change, FieldChange};
+use super::{drift, Action, Change, FieldChange};
 use crate::dsl::{Address, ResourceSpec};
 use crate::graph::Graph;
 use crate::provider::Observed;
@@ -170,6 +170,7 @@ pub(super) fn declared_change(
                     sensitive: spec.schema.is_sensitive(k),
                     computed: false,
                     effect: None,
+                    origin: None,
                 })
                 .collect();
             change.fields.extend(computed_fields(spec));
@@ -192,6 +193,7 @@ pub(super) fn declared_change(
                     sensitive: spec.schema.is_sensitive(k),
                     computed: false,
                     effect: None,
+                    origin: Some(drift::origin(spec.schema, k, desired.get(k), obs)),
                 })
                 .collect();
             if !forced.is_empty() {
@@ -248,6 +250,7 @@ pub(super) fn computed_fields(spec: &ResourceSpec) -> Vec<FieldChange> {
             sensitive: false,
             computed: true,
             effect: None,
+            origin: None,
         })
         .collect()
 }
@@ -268,6 +271,7 @@ pub(super) fn delete_change(
         sensitive: false,
         computed: true,
         effect: None,
+        origin: None,
     }];
     fields.extend(obs.props.iter().map(|(k, v)| FieldChange {
         name: k.clone(),
@@ -277,6 +281,7 @@ pub(super) fn delete_change(
         sensitive: matches!(v, Value::Sensitive(_)),
         computed: false,
         effect: None,
+        origin: None,
     }));
     Change {
         address: obs.address.clone(),

@@ -106,6 +106,11 @@ pub struct FieldChange {
     /// [`KindSchema::disruptive`](crate::dsl::KindSchema::disruptive).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub effect: Option<String>,
+    /// On an update or replacement of an existing object: whether the difference comes from
+    /// the code (changed since the object's last apply) or from outside (drift), by the record
+    /// the last apply wrote on the object ([`drift`]). Absent on create and delete.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub origin: Option<drift::Origin>,
 }
 
 /// One resource's change.
@@ -148,6 +153,21 @@ pub struct Change {
     pub moved_from: Option<Address>,
 }
 
+impl Change {
+    /// True when a field of this change differs because the object was changed from outside.
+    pub fn has_drift(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|f| f.origin == Some(drift::Origin::Drift))
+    }
+    /// The fields changed from outside.
+    pub fn drift_fields(&self) -> impl Iterator<Item = &FieldChange> {
+        self.fields
+            .iter()
+            .filter(|f| f.origin == Some(drift::Origin::Drift))
+    }
+}
+
 /// Counts in terraform's terms: a replacement is one add and one destroy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
@@ -162,6 +182,10 @@ pub struct Summary {
     /// Objects re-owned under a new address by a declared move (kept, possibly also updated).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub moved: usize,
+    /// Objects changed from outside since their last apply (at least one field of
+    /// [`drift::Origin::Drift`]); the plan puts them back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drifted: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -209,6 +233,28 @@ pub struct Plan {
     /// The policy findings; unsuppressed errors block apply.
     #[serde(default)]
     pub policy: PolicyReport,
+    /// The objects changed from outside since their last apply, and which fields: the drift
+    /// the changes above put back, as its own section ([`drift`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drifted>,
+}
+
+/// An object changed from outside since its last apply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Drifted {
+    /// The resource's address.
+    #[schemars(with = "String")]
+    pub address: Address,
+    /// Its kind.
+    pub kind: String,
+    /// The provider serving it.
+    pub provider: String,
+    /// The provider's id of the object.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    /// The fields that differ from what was last applied although the declaration of them did
+    /// not change (their values are in the change's `fields`).
+    pub fields: Vec<String>,
 }
 
 impl Plan {
@@ -235,6 +281,10 @@ impl Plan {
                 .map(|f| format!("policy {} on {}: {}", f.rule, f.address, f.message)),
         );
         out
+    }
+    /// The changes with fields changed from outside (drift), in plan order.
+    pub fn drifted(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.has_drift())
     }
     /// Changes that do something.
     pub fn actionable(&self) -> impl Iterator<Item = &Change> {
@@ -291,6 +341,17 @@ pub fn compute(
         moves::hints(graph, &changes)
     };
     let summary = summarize(&changes);
+    let drift = changes
+        .iter()
+        .filter(|c| c.has_drift())
+        .map(|c| Drifted {
+            address: c.address.clone(),
+            kind: c.kind.clone(),
+            provider: c.provider.clone(),
+            id: c.id.clone(),
+            fields: c.drift_fields().map(|f| f.name.clone()).collect(),
+        })
+        .collect();
     Plan {
         format_version: FORMAT_VERSION,
         stack: graph.stack().to_string(),
@@ -302,6 +363,7 @@ pub fn compute(
         hints,
         reads: observed.reads.clone(),
         policy: PolicyReport::default(),
+        drift,
     }
 }
 
@@ -403,6 +465,9 @@ fn summarize(changes: &[Change]) -> Summary {
         }
         if c.moved_from.is_some() && !c.action.is_replace() {
             summary.moved += 1;
+        }
+        if c.has_drift() {
+            summary.drifted += 1;
         }
     }
     summary

@@ -183,6 +183,7 @@ fn blocks(plan: &Plan) -> Vec<Block> {
         blocks.push(Block::keep(text));
     }
     attention(&mut blocks, &actionable);
+    drift(&mut blocks, &actionable);
     moves(&mut blocks, &actionable, &plan.hints);
     policy(&mut blocks, &plan.policy);
     diffs(&mut blocks, &actionable);
@@ -301,6 +302,45 @@ fn attention(blocks: &mut Vec<Block>, changes: &[&Change]) {
             "- {what} {}{protected}: {}.{because}\n",
             code_span(&c.address.to_string()),
             inline(&c.reason),
+        )));
+    }
+}
+
+/// The objects changed outside infra since their last apply, with the drifted fields' values
+/// (the changes put them back): drift told apart from the pull request's own change.
+fn drift(blocks: &mut Vec<Block>, changes: &[&Change]) {
+    let drifted: Vec<&&Change> = changes.iter().filter(|c| c.has_drift()).collect();
+    if drifted.is_empty() {
+        return;
+    }
+    blocks.push(Block::keep(format!(
+        "\n### Drift\n\n{} object{} changed outside infra since {} last apply; this plan puts \
+         {} back:\n\n",
+        drifted.len(),
+        plural(drifted.len()),
+        if drifted.len() == 1 { "its" } else { "their" },
+        if drifted.len() == 1 { "it" } else { "them" },
+    )));
+    for c in drifted {
+        let fields: Vec<String> = c
+            .drift_fields()
+            .map(|f| {
+                let show = |v: &Option<crate::value::Value>| {
+                    code_span(&v.as_ref().map_or("null".into(), |v| v.to_string()))
+                };
+                format!(
+                    "{} is {}, declared {}",
+                    code_span(&f.name),
+                    show(&f.before),
+                    show(&f.after)
+                )
+            })
+            .collect();
+        blocks.push(Block::optional(format!(
+            "- {} ({}): {}\n",
+            code_span(&c.address.to_string()),
+            code_span(c.id.as_deref().unwrap_or("-")),
+            fields.join("; ")
         )));
     }
 }

@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 
 use crate::dsl::{Address, KindSchema};
 use crate::lock::Created;
+use crate::plan::drift;
 use crate::provider::{
     LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
 };
@@ -65,6 +66,9 @@ pub struct SandboxObject {
     /// The idempotency token of the create that made it.
     #[serde(default)]
     pub token: Option<String>,
+    /// The drift record its last create or update wrote ([`crate::plan::drift`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
 }
 
 /// The sandbox provider. See the [module docs](self).
@@ -161,6 +165,7 @@ impl SandboxProvider {
                 props,
                 protect: false,
                 token: None,
+                declared: None,
             };
             s.put(object.clone());
             Ok((vec![Entry::Put { object }], id))
@@ -195,7 +200,7 @@ impl SandboxProvider {
             id: o.id.clone(),
             props: o.props.clone(),
             protect: o.protect,
-            declared: None,
+            declared: o.declared.clone(),
         }
     }
 }
@@ -355,6 +360,7 @@ impl Provider for SandboxProvider {
                     props: compute_outputs(desired, &id, &ctx.stack, None),
                     protect: desired.protect,
                     token: Some(ctx.idempotency_token.clone()),
+                    declared: Some(drift::record(desired.schema, &desired.props)),
                 };
                 s.put(object.clone());
                 let obs = Self::observed(&object);
@@ -413,6 +419,7 @@ impl Provider for SandboxProvider {
                 let object = SandboxObject {
                     props: compute_outputs(desired, &prev.id, &ctx.stack, Some(&prev)),
                     protect: desired.protect,
+                    declared: Some(drift::record(desired.schema, &desired.props)),
                     ..prev
                 };
                 s.put(object.clone());

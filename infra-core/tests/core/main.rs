@@ -2,6 +2,7 @@
 
 mod kinds;
 
+mod drift;
 mod fuzz;
 mod graph;
 mod lock;
