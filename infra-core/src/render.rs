@@ -14,7 +14,7 @@ use crate::value::Value;
 
 mod markdown;
 
-pub use markdown::{plan_markdown, MarkdownOptions, GITHUB_COMMENT_LIMIT};
+pub use markdown::{plan_drift_markdown, plan_markdown, MarkdownOptions, GITHUB_COMMENT_LIMIT};
 
 /// The plan as text. Deterministic: the same plan gives the same bytes.
 pub fn plan_text(plan: &Plan) -> String {

@@ -208,6 +208,11 @@ pub enum Command {
         /// With `--destroy`: let the plan delete every protected resource.
         #[arg(long, requires = "destroy")]
         allow_destroy_all: bool,
+        /// Show only the drift: the objects changed outside infra since their last apply, and
+        /// which fields. Exits 2 when there is drift, 0 when there is none (a scheduled drift
+        /// check in CI); the code's own pending changes are not shown and don't count.
+        #[arg(long, conflicts_with_all = ["destroy", "out"])]
+        drift_only: bool,
     },
     /// Plan, confirm, apply; or, given a FILE saved by `plan --out`, apply exactly that plan
     /// without a prompt (it was reviewed), refusing when anything it was made from changed.

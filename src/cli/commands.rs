@@ -477,6 +477,30 @@ async fn plan_phase(
     } else {
         (make_plan(args, stack, &opts, rules).await?.1, None)
     };
+    if matches!(
+        args.command,
+        Some(Command::Plan {
+            drift_only: true,
+            ..
+        })
+    ) {
+        // A drift check reports drift whatever else the plan holds (errors included: the
+        // drift is there all the same).
+        print!(
+            "{}",
+            match args.plan_format() {
+                PlanFormat::Json => render::plan_drift_json(&planned.plan),
+                PlanFormat::Markdown => render::plan_drift_markdown(&planned.plan),
+                _ => render::plan_drift_text(&planned.plan),
+            }
+        );
+        let exit = if planned.plan.drift.is_empty() {
+            Exit::Success
+        } else {
+            Exit::ChangesPending
+        };
+        return Ok((exit, phase));
+    }
     print_plan(args, &planned, &opts);
     if !planned.plan.blockers().is_empty() {
         return Err(Error::PlanHasErrors { shown: true });

@@ -18,6 +18,9 @@ pub const TAG_STACK: &str = "infra:stack";
 pub const TAG_ID: &str = "infra:id";
 /// The tag marking a protected object.
 pub const TAG_PROTECT: &str = "infra:protect";
+/// The tag holding the drift record of the object's last apply
+/// ([`infra_core::plan::drift`]): digests of what was declared, never values.
+pub const TAG_DECLARED: &str = "infra:declared";
 /// The human-readable name tag, `<stack>-<name>`.
 pub const TAG_NAME: &str = "Name";
 
@@ -88,6 +91,8 @@ pub(crate) struct Ownership {
     pub(crate) address: Address,
     /// `infra:protect=true`.
     pub(crate) protect: bool,
+    /// The drift record (`infra:declared`), if the object has one.
+    pub(crate) declared: Option<String>,
     /// The user's tags (without `infra:*`, `aws:*` and `Name`).
     pub(crate) user: BTreeMap<String, String>,
 }
@@ -102,12 +107,14 @@ pub(crate) fn ownership<'t>(
     let mut owner = None;
     let mut id = None;
     let mut protect = false;
+    let mut declared = None;
     let mut user = BTreeMap::new();
     for (k, v) in tags {
         match k {
             TAG_STACK => owner = Some(v),
             TAG_ID => id = Some(v),
             TAG_PROTECT => protect = v == "true",
+            TAG_DECLARED => declared = Some(v.to_string()),
             TAG_NAME => {}
             k if k.starts_with("aws:") || k.starts_with("infra:") => {}
             k => {
@@ -122,6 +129,7 @@ pub(crate) fn ownership<'t>(
     (address.kind() == kind).then_some(Ownership {
         address,
         protect,
+        declared,
         user,
     })
 }
@@ -151,8 +159,14 @@ pub(crate) fn all_tags(stack: &str, d: &Resolved) -> Vec<(String, String)> {
     if d.protect {
         tags.push((TAG_PROTECT.to_string(), "true".to_string()));
     }
+    tags.push((TAG_DECLARED.to_string(), record(d)));
     tags.extend(user_tags(d));
     tags
+}
+
+/// The drift record of what is declared for `d`, written on the object by creates and updates.
+pub(crate) fn record(d: &Resolved) -> String {
+    infra_core::plan::drift::record(d.schema, &d.props)
 }
 
 /// A tag change: what to set and what to remove.
@@ -193,6 +207,10 @@ pub(crate) fn tag_diff(current: &Observed, d: &Resolved) -> TagDiff {
     }
     if !d.protect && current.protect {
         diff.remove.push(TAG_PROTECT.to_string());
+    }
+    let record = record(d);
+    if current.declared.as_deref() != Some(record.as_str()) {
+        diff.set.push((TAG_DECLARED.to_string(), record));
     }
     diff
 }
@@ -335,7 +353,7 @@ impl Props {
             id: id.into(),
             props: self.0,
             protect: owned.protect,
-            declared: None,
+            declared: owned.declared,
         }
     }
 }
@@ -357,7 +375,7 @@ pub(crate) fn observed_from(
         id: id.into(),
         props,
         protect: d.protect,
-        declared: None,
+        declared: Some(record(d)),
     }
 }
 
@@ -375,7 +393,7 @@ pub(crate) fn updated_from(current: &Observed, d: &Resolved) -> Observed {
         id: current.id.clone(),
         props,
         protect: d.protect,
-        declared: None,
+        declared: Some(record(d)),
     }
 }
 

@@ -74,6 +74,7 @@ pub(crate) fn by_path(cx: &Cx<'_>, kind: &str, path: &str, name: &str) -> Option
     Some(Ownership {
         address: Address::new(kind, logical),
         protect: false,
+        declared: None,
         user: BTreeMap::new(),
     })
 }

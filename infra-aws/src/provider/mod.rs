@@ -56,7 +56,7 @@ use common::{changed_fields, Cx, SeveredMap};
 use interceptor::{CallCounter, CountCalls};
 use kinds::{AwsKind, Listings};
 
-pub use common::{TAG_ID, TAG_NAME, TAG_PROTECT, TAG_STACK};
+pub use common::{TAG_DECLARED, TAG_ID, TAG_NAME, TAG_PROTECT, TAG_STACK};
 pub use lock::{lock_name, TAG_LOCK};
 
 /// Why the provider could not be set up.

@@ -5,6 +5,7 @@
 use aws_sdk_ec2::types::InstanceType;
 use infra_aws::*;
 use infra_core::dsl::{Resource, Stack};
+use infra_core::plan::drift::Origin;
 use infra_core::plan::{Action, PlanOptions};
 
 use crate::support::{
@@ -101,8 +102,83 @@ async fn out_of_band_changes_show_in_the_plan_and_apply_repairs_them() {
     assert_eq!(fields(&p, "aws_iam_policy.read"), ["document"]);
     assert_eq!(fields(&p, "aws_iam_group.readers"), ["managed_policy_arns"]);
     assert_eq!(fields(&p, "aws_iam_instance_profile.node"), ["role"]);
+    // Each of these is drift (the code did not change since the apply), told by the record
+    // the apply wrote. IAM's listings carry no tags (the policy, group and instance profile
+    // are found by path and name), so their origin can't be told without a call per object.
+    let origin = |p: &infra_core::engine::Planned, a: &str, f: &str| {
+        p.plan
+            .change(a)
+            .unwrap()
+            .fields
+            .iter()
+            .find(|x| x.name == f)
+            .unwrap()
+            .origin
+    };
+    for (a, f) in [
+        ("aws_internet_gateway.main", "vpc_id"),
+        ("aws_launch_template.node", "instance_type"),
+    ] {
+        assert_eq!(origin(&p, a, f), Some(Origin::Drift), "{a} {f}");
+    }
+    for (a, f) in [
+        ("aws_iam_policy.read", "document"),
+        ("aws_iam_instance_profile.node", "role"),
+    ] {
+        assert_eq!(origin(&p, a, f), Some(Origin::Unknown), "{a} {f}");
+    }
+    let drifted: Vec<String> = p.plan.drift.iter().map(|d| d.address.to_string()).collect();
+    assert_eq!(
+        drifted,
+        ["aws_launch_template.node", "aws_internet_gateway.main"]
+    );
     apply(&engine, &s).await;
     assert_noop(&engine, &s, "after repairing drift").await;
+
+    // The record is a tag of digests, within AWS's 256 characters.
+    let tags = m
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .tags()
+        .to_vec();
+    let record = tags
+        .iter()
+        .find(|t| t.key() == Some(infra_aws::provider::TAG_DECLARED))
+        .and_then(|t| t.value())
+        .expect("the VPC carries its record");
+    assert!(record.starts_with("d1:") && record.len() <= 256, "{record}");
+
+    // Now a change in code (the template's instance type) and one by hand (the gateway
+    // detached again): the plan tells them apart.
+    let mut edited = stack(&name, true);
+    edited
+        .get_mut(&"aws_launch_template.node".parse().unwrap())
+        .unwrap()
+        .set("instance_type", "t3.small");
+    m.ec2
+        .detach_internet_gateway()
+        .internet_gateway_id(&igw)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    let p = plan(&engine, &edited).await;
+    assert_eq!(
+        origin(&p, "aws_launch_template.node", "instance_type"),
+        Some(Origin::Code)
+    );
+    assert_eq!(
+        origin(&p, "aws_internet_gateway.main", "vpc_id"),
+        Some(Origin::Drift)
+    );
+    assert_eq!(p.plan.drift.len(), 1, "{:?}", p.plan.drift);
+    apply(&engine, &s).await;
+    assert_noop(&engine, &s, "after the second repair").await;
     let o = observed(&m, &name, "aws_launch_template.node").await;
     assert_eq!(o.props["latest_version"], infra_core::Value::Int(3));
 

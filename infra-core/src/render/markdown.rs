@@ -306,6 +306,23 @@ fn attention(blocks: &mut Vec<Block>, changes: &[&Change]) {
     }
 }
 
+/// Only the drift of a plan, as Markdown (`plan --drift-only --format markdown`): for an
+/// issue or a comment opened by a scheduled drift check.
+pub fn plan_drift_markdown(plan: &Plan) -> String {
+    let mut out = format!("## Drift in stack {}\n", code_span(&plan.stack));
+    let changes: Vec<&Change> = plan.drifted().collect();
+    if changes.is_empty() {
+        out.push_str("\n**No drift.** Every object matches what was last applied to it.\n");
+        return out;
+    }
+    let mut blocks = Vec::new();
+    drift(&mut blocks, &changes);
+    for b in blocks {
+        out.push_str(&b.text);
+    }
+    out
+}
+
 /// The objects changed outside infra since their last apply, with the drifted fields' values
 /// (the changes put them back): drift told apart from the pull request's own change.
 fn drift(blocks: &mut Vec<Block>, changes: &[&Change]) {

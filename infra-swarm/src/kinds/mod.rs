@@ -19,7 +19,11 @@ pub use service::{
 };
 
 #[cfg(feature = "live")]
+pub(crate) use network::NETWORK;
+#[cfg(feature = "live")]
 pub(crate) use node::{marker_key, MARKER_PREFIX};
+#[cfg(feature = "live")]
+pub(crate) use service::SERVICE;
 
 /// Every Swarm kind's schema (what the `SwarmProvider` serves: a unit test of the provider
 /// checks that its handlers are exactly these).

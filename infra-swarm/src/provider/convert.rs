@@ -17,6 +17,21 @@ pub(crate) const LABEL_STACK: &str = "infra.stack";
 pub(crate) const LABEL_ID: &str = "infra.id";
 /// Label: `true` when the object is protected.
 pub(crate) const LABEL_PROTECT: &str = "infra.protect";
+/// Label: the drift record of the object's last apply ([`infra_core::plan::drift`]): digests
+/// of what was declared, never values.
+pub(crate) const LABEL_DECLARED: &str = "infra.declared";
+
+/// Adds the drift record of what is declared (`schema`, `props`) to an object's labels.
+pub(crate) fn with_record(
+    labels: &mut Map<String, Json>,
+    schema: &infra_core::dsl::KindSchema,
+    props: &BTreeMap<String, Value>,
+) {
+    labels.insert(
+        LABEL_DECLARED.into(),
+        infra_core::plan::drift::record(schema, props).into(),
+    );
+}
 
 /// The ownership labels plus the user's labels.
 pub(crate) fn owned_labels(
@@ -45,18 +60,19 @@ pub(crate) fn user_labels(labels: Option<&HashMap<String, String>>) -> Option<Va
     (!m.is_empty()).then_some(Value::Map(m))
 }
 
-/// The owner of an object: its address and protect flag, if it carries the stack's labels.
+/// The owner of an object: its address, protect flag and drift record, if it carries the
+/// stack's labels.
 pub(crate) fn owner(
     labels: Option<&HashMap<String, String>>,
     stack: &str,
-) -> Option<(Address, bool)> {
+) -> Option<(Address, bool, Option<String>)> {
     let labels = labels?;
     if labels.get(LABEL_STACK).map(String::as_str) != Some(stack) {
         return None;
     }
     let address: Address = labels.get(LABEL_ID)?.parse().ok()?;
     let protect = labels.get(LABEL_PROTECT).map(String::as_str) == Some("true");
-    Some((address, protect))
+    Some((address, protect, labels.get(LABEL_DECLARED).cloned()))
 }
 
 /// The list filter that selects the stack's objects: one label-filtered list call per object

@@ -23,7 +23,7 @@ use super::{AwsKind, Listings};
 use crate::kinds::compute::ASG;
 use crate::provider::common::{
     all_tags, observed_from, ownership, req_i64, req_str, strings, tag_diff, updated_from, Cx,
-    Props, TAG_ID, TAG_PROTECT, TAG_STACK,
+    Props, TAG_DECLARED, TAG_ID, TAG_PROTECT, TAG_STACK,
 };
 use crate::provider::errors::AwsResult;
 
@@ -41,7 +41,7 @@ const RESOURCE_TYPE: &str = "auto-scaling-group";
 fn tag(group: &str, key: &str, value: &str) -> Result<Tag, ProviderError> {
     // Ownership and protection stay on the group; the stack's tag, the name and the user's tags
     // also go on the instances it launches.
-    let propagate = key != TAG_ID && key != TAG_PROTECT;
+    let propagate = key != TAG_ID && key != TAG_PROTECT && key != TAG_DECLARED;
     Ok(Tag::builder()
         .resource_id(group)
         .resource_type(RESOURCE_TYPE)

@@ -15,7 +15,7 @@ use infra_core::value::digest_of;
 use super::{Found, SwarmKind};
 use crate::kinds::swarm_name;
 use crate::provider::connect::Client;
-use crate::provider::convert::{label_filter, label_map, owned_labels};
+use crate::provider::convert::{label_filter, label_map, owned_labels, with_record};
 use crate::provider::errors::{api_error, in_use, is_404, is_409};
 use crate::provider::wait::fresh_version;
 
@@ -150,6 +150,7 @@ impl<B: BlobApi> SwarmKind for Blob<B> {
             desired.protect,
             desired.get("labels"),
         );
+        with_record(&mut labels, desired.schema, &desired.props);
         labels.insert(LABEL_DIGEST.into(), digest.clone().into());
         let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
         let what = self.0.noun();
@@ -200,6 +201,7 @@ impl<B: BlobApi> SwarmKind for Blob<B> {
                 desired.protect,
                 desired.get("labels"),
             );
+            with_record(&mut labels, desired.schema, &desired.props);
             if let Some(d) = i.labels.get(LABEL_DIGEST) {
                 labels.insert(LABEL_DIGEST.into(), d.clone().into());
             }

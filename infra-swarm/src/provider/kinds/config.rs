@@ -23,7 +23,7 @@ pub(crate) struct Config;
 /// A config as the builder would declare it: its data as text.
 fn observe_config(c: &DockerConfig, stack: &str) -> Option<Observed> {
     let spec = c.spec.as_ref()?;
-    let (address, protect) = owner(spec.labels.as_ref(), stack)?;
+    let (address, protect, declared) = owner(spec.labels.as_ref(), stack)?;
     let mut p = BTreeMap::new();
     if let Some(data) = spec.data.as_deref() {
         let bytes = base64::engine::general_purpose::STANDARD
@@ -46,7 +46,7 @@ fn observe_config(c: &DockerConfig, stack: &str) -> Option<Observed> {
         id: c.id.clone()?,
         props: p,
         protect,
-        declared: None,
+        declared,
     })
 }
 

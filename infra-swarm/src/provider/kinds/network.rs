@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{Found, SwarmKind};
 use crate::provider::connect::Client;
 use crate::provider::convert::{
-    bad, label_filter, owned_labels, owner, stack_name, text, user_labels,
+    bad, label_filter, owned_labels, owner, stack_name, text, user_labels, with_record,
 };
 use crate::provider::errors::{api_error, is_404};
 use crate::provider::wait::{poll, Look};
@@ -38,13 +38,15 @@ fn network_request(
     protect: bool,
 ) -> Result<NetworkCreateRequest, ProviderError> {
     let flag = |k: &str| props.get(k).and_then(Value::as_bool) == Some(true);
+    let mut labels = owned_labels(stack, address, protect, props.get("labels"));
+    with_record(&mut labels, &crate::kinds::NETWORK, props);
     let mut req = json!({
         "Name": stack_name(stack, address),
         "Driver": props.get("driver").map(text).unwrap_or_else(|| "overlay".into()),
         "Scope": "swarm",
         "Attachable": flag("attachable"),
         "Internal": flag("internal"),
-        "Labels": owned_labels(stack, address, protect, props.get("labels")),
+        "Labels": labels,
     });
     if flag("encrypted") {
         req["Options"] = json!({ "encrypted": "" });
@@ -54,7 +56,7 @@ fn network_request(
 
 /// A network as the builder would declare it.
 fn observe_network(n: &DockerNetwork, stack: &str) -> Option<Observed> {
-    let (address, protect) = owner(n.labels.as_ref(), stack)?;
+    let (address, protect, declared) = owner(n.labels.as_ref(), stack)?;
     let mut p = BTreeMap::new();
     p.insert(
         "driver".to_string(),
@@ -84,7 +86,7 @@ fn observe_network(n: &DockerNetwork, stack: &str) -> Option<Observed> {
         id: n.id.clone()?,
         props: p,
         protect,
-        declared: None,
+        declared,
     })
 }
 

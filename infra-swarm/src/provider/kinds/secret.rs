@@ -23,7 +23,7 @@ pub(crate) struct Secret;
 /// A secret as the builder would declare it: the value by its digest.
 fn observe_secret(s: &DockerSecret, stack: &str) -> Option<Observed> {
     let spec = s.spec.as_ref()?;
-    let (address, protect) = owner(spec.labels.as_ref(), stack)?;
+    let (address, protect, declared) = owner(spec.labels.as_ref(), stack)?;
     let labels = spec.labels.as_ref()?;
     let mut p = BTreeMap::new();
     if let Some(d) = labels.get(LABEL_DIGEST) {
@@ -44,7 +44,7 @@ fn observe_secret(s: &DockerSecret, stack: &str) -> Option<Observed> {
         id: s.id.clone()?,
         props: p,
         protect,
-        declared: None,
+        declared,
     })
 }
 

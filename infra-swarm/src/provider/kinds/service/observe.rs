@@ -138,7 +138,7 @@ fn read_mount(stack: &str, j: &Json) -> Value {
 /// A service as the kind's builder would declare it, or `None` when it isn't the stack's.
 pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
     let spec = svc.spec.as_ref()?;
-    let (address, protect) = owner(spec.labels.as_ref(), stack)?;
+    let (address, protect, declared) = owner(spec.labels.as_ref(), stack)?;
     let j = serde_json::to_value(spec).ok()?;
     let cs = at(&j, &["TaskTemplate", "ContainerSpec"])
         .cloned()
@@ -393,7 +393,7 @@ pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
         id: svc.id.clone()?,
         props: p,
         protect,
-        declared: None,
+        declared,
     })
 }
 

@@ -10,7 +10,7 @@ use infra_core::value::digest_of;
 use infra_core::Value;
 use serde_json::{json, Map, Value as Json};
 
-use crate::provider::convert::{bad, owned_labels, stack_name, text};
+use crate::provider::convert::{bad, owned_labels, stack_name, text, with_record};
 
 /// Service label: the healthcheck as declared. The engine returns the healthcheck under the key
 /// `Healthcheck` while bollard's model (following the API's swagger file) reads `HealthCheck`,
@@ -307,6 +307,7 @@ pub(crate) fn service_spec(
         }
     };
     let mut labels = owned_labels(stack, address, protect, get("labels"));
+    with_record(&mut labels, &crate::kinds::SERVICE, props);
     if let Some(h) = get("healthcheck") {
         labels.insert(
             LABEL_HEALTHCHECK.into(),
