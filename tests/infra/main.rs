@@ -5,6 +5,7 @@ mod fixture;
 mod audit;
 mod cli;
 mod controller;
+mod drift;
 mod live;
 mod markdown;
 mod production;

@@ -102,7 +102,7 @@ impl Parsed {
         self.0.iter().any(|(n, _)| *n == name)
     }
     fn has(&self, name: [u8; 2], value: [u8; 2]) -> bool {
-        self.0.iter().any(|e| *e == (name, value))
+        self.0.contains(&(name, value))
     }
 }
 

@@ -186,6 +186,19 @@ async fn each_mount_type_converges_behaves_as_declared_and_changes_in_place() {
     let change = drifted.plan.change("swarm_service.app").unwrap();
     assert_eq!(change.action, Action::Update, "{text}");
     assert!(change.fields.iter().any(|f| f.name == "mounts"), "{text}");
+    // The code did not change since the apply: the label the apply wrote tells it is drift.
+    assert!(
+        change
+            .fields
+            .iter()
+            .all(|f| f.origin == Some(infra_core::plan::drift::Origin::Drift)),
+        "{text}"
+    );
+    assert_eq!(drifted.plan.drift.len(), 1, "{text}");
+    assert!(
+        text.contains("Drift: 1 object changed outside infra"),
+        "{text}"
+    );
     let report = apply_planned(&engine, &drifted).await;
     assert!(report.is_success(), "{text}");
     assert_no_changes(&engine, &s, "after the drift was undone").await;
@@ -209,6 +222,12 @@ async fn each_mount_type_converges_behaves_as_declared_and_changes_in_place() {
         "{text}"
     );
     assert_eq!(planned.plan.changes.len(), 1, "{text}");
+    assert_eq!(
+        field.origin,
+        Some(infra_core::plan::drift::Origin::Code),
+        "{text}"
+    );
+    assert!(planned.plan.drift.is_empty(), "{text}");
     let report = apply_planned(&engine, &planned).await;
     assert!(report.is_success(), "{text}");
     assert_eq!(
