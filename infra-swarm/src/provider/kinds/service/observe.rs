@@ -13,7 +13,9 @@ use infra_core::Value;
 use serde_json::Value as Json;
 
 use super::spec::{LABEL_HEALTHCHECK, LABEL_TEMPLATE, NS_PER_MS};
-use crate::provider::convert::{owner, user_labels};
+use infra_core::dsl::Address;
+
+use crate::provider::convert::{owner, stack_name, user_labels};
 
 fn at<'a>(j: &'a Json, path: &[&str]) -> Option<&'a Json> {
     path.iter().try_fold(j, |j, k| j.get(k))
@@ -79,7 +81,7 @@ fn common_aliases(attachments: &[Json]) -> Option<Value> {
 /// A mount as [`Mount`](crate::Mount) declares it: the stack's volume prefix taken off the
 /// source, `ReadOnly: false` and empty option objects dropped, and the options Swarm may fill in
 /// but the builder never declares (bind propagation, `NoCopy` false, consistency) left out.
-fn read_mount(stack: &str, j: &Json) -> Value {
+fn read_mount(stack: Option<&str>, j: &Json) -> Value {
     let mut m = BTreeMap::new();
     let kind = j.get("Type").and_then(Json::as_str).unwrap_or_default();
     m.insert("type".to_string(), Value::from(kind));
@@ -92,9 +94,8 @@ fn read_mount(stack: &str, j: &Json) -> Value {
         .and_then(Json::as_str)
         .filter(|s| !s.is_empty())
     {
-        let prefix = format!("{stack}_");
-        let source = match kind {
-            "volume" => source.strip_prefix(&prefix).unwrap_or(source),
+        let source = match (kind, stack) {
+            ("volume", Some(stack)) => source.strip_prefix(&format!("{stack}_")).unwrap_or(source),
             _ => source,
         };
         m.insert("source".to_string(), Value::from(source));
@@ -139,6 +140,20 @@ fn read_mount(stack: &str, j: &Json) -> Value {
 pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
     let spec = svc.spec.as_ref()?;
     let (address, protect) = owner(spec.labels.as_ref(), stack)?;
+    observe_service_as(svc, address, protect, Some(stack))
+}
+
+/// A service as the kind's builder would declare it at `address`, whoever owns it: the owned
+/// read's conversion, shared with import. `stack` is the owning stack when known: its
+/// `<stack>_` prefix is taken off volume names, and the Swarm name is a `swarm_name` only when
+/// it isn't `<stack>_<name>`; without a stack (an object of no stack) the name always is.
+pub(crate) fn observe_service_as(
+    svc: &Service,
+    address: Address,
+    protect: bool,
+    stack: Option<&str>,
+) -> Option<Observed> {
+    let spec = svc.spec.as_ref()?;
     let j = serde_json::to_value(spec).ok()?;
     let cs = at(&j, &["TaskTemplate", "ContainerSpec"])
         .cloned()
@@ -172,6 +187,11 @@ pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
         }),
     );
     put(&mut p, "labels", user_labels(spec.labels.as_ref()));
+    if let Some(name) = spec.name.as_deref() {
+        if stack.is_none_or(|s| name != stack_name(s, &address)) {
+            p.insert("swarm_name".into(), Value::from(name));
+        }
+    }
     match at(&j, &["Mode"]) {
         Some(m) if m.get("Global").is_some() => put(&mut p, "mode", Some("global".into())),
         Some(m) => {
