@@ -5,6 +5,8 @@
 //! module needs only the builders' `use` lines.
 
 use std::collections::BTreeMap;
+#[cfg(test)]
+use std::time::Duration;
 
 use infra_core::import::{rust_str, Discovered, Generated, ImportNames};
 use infra_core::Value;
@@ -76,7 +78,10 @@ fn string(m: &BTreeMap<String, Value>, key: &str) -> String {
 /// A `Duration` expression for milliseconds.
 fn duration(ms: i64) -> String {
     if ms % 1000 == 0 {
-        format!("std::time::Duration::from_secs({})", ms / 1000)
+        match ms {
+            0 => "std::time::Duration::ZERO".to_string(),
+            _ => format!("std::time::Duration::from_secs({})", ms / 1000),
+        }
     } else {
         format!("std::time::Duration::from_millis({ms})")
     }
@@ -387,4 +392,146 @@ pub(crate) fn service(object: &Discovered, name: &str, names: &ImportNames) -> G
     }
     c.comments.extend(mount_comments);
     c.done("infra::swarm::SwarmService")
+}
+
+#[cfg(test)]
+mod tests {
+    use infra_core::dsl::Resource;
+    use infra_core::import::Discovered;
+    use infra_core::map;
+
+    use super::*;
+    use crate::{SwarmService, UpdatePolicy};
+
+    fn object(
+        schema: &'static infra_core::dsl::KindSchema,
+        name: &str,
+        props: Value,
+    ) -> Discovered {
+        Discovered {
+            schema,
+            id: format!("id-{name}"),
+            name: name.to_string(),
+            props: props.as_map().cloned().unwrap_or_default(),
+            aliases: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_service_is_written_with_only_what_differs_from_the_defaults() {
+        // What the owned read gives for a service made with the builder's defaults plus a few
+        // settings (the builder's own props are that shape).
+        let spec = SwarmService::new("x")
+            .image("nginx:1.27")
+            .global()
+            .update_policy(
+                UpdatePolicy::new()
+                    .parallelism(2)
+                    .delay(Duration::from_millis(1500))
+                    .order(crate::UpdateOrder::StartFirst),
+            )
+            .publish(8080, 80)
+            .publish_udp(53, 53)
+            .mount(crate::Mount::volume("data", "/data").read_only())
+            .mount(crate::Mount::tmpfs("/tmp").size_mb(16).mode(0o1777))
+            .limits(0.5, 256)
+            .into_spec();
+        let mut props = Value::Map(spec.props);
+        if let Value::Map(m) = &mut props {
+            m.insert("swarm_name".into(), Value::from("edge"));
+            m.insert(
+                "networks".into(),
+                Value::List(vec!["n1".into(), "n2".into()]),
+            );
+            m.insert(
+                "secrets".into(),
+                Value::List(vec![map! { "secret_id" => "s1", "secret_name" => "tls", "target" => "tls.pem", "uid" => "0", "gid" => "0", "mode" => 0o444 }]),
+            );
+        }
+        let mut names = ImportNames::new();
+        names.insert("n1", "front");
+        let g = service(
+            &object(&crate::SwarmService::SCHEMA, "edge", props),
+            "edge",
+            &names,
+        );
+        assert_eq!(g.type_path, "infra::swarm::SwarmService");
+        assert_eq!(
+            g.expr,
+            "SwarmService::new(\"edge\").swarm_name(\"edge\").image(\"nginx:1.27\").global()\
+             .update_policy(infra::swarm::UpdatePolicy::new().parallelism(2).delay(std::time::Duration::from_millis(1500)).order(infra::swarm::UpdateOrder::StartFirst))\
+             .limits(0.5, 256).network(&front).publish(8080, 80).publish_udp(53, 53)\
+             .mount(infra::swarm::Mount::volume(\"data\", \"/data\").read_only())\
+             .mount(infra::swarm::Mount::tmpfs(\"/tmp\").size_mb(16).mode(0o1777))"
+        );
+        assert_eq!(
+            g.comments,
+            vec![
+                "it is attached to network n2, which was not imported: attach it with `.network(..)`".to_string(),
+                "it mounts secret s1 at `tls.pem`, which was not imported: add it with `.secret(..)`".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_secret_is_a_placeholder_and_a_config_its_text() {
+        let names = ImportNames::new();
+        let s = secret(
+            &object(
+                &crate::SwarmSecret::SCHEMA,
+                "db-pass",
+                map! { "name" => "db-pass", "labels" => map! { "a" => "b" } },
+            ),
+            "db_pass",
+            &names,
+        );
+        assert_eq!(
+            s.expr,
+            r#"SwarmSecret::new("db_pass").from_env("INFRA_SECRET_DB_PASS").label("a", "b").ignore_changes(&["value"])"#
+        );
+        assert!(
+            s.comments[0].contains("INFRA_SECRET_DB_PASS"),
+            "{:?}",
+            s.comments
+        );
+        let c = config(
+            &object(
+                &crate::SwarmConfig::SCHEMA,
+                "c",
+                map! { "data" => "a \"quoted\"\nline", "name" => "c" },
+            ),
+            "c",
+            &names,
+        );
+        assert_eq!(
+            c.expr,
+            r#"SwarmConfig::new("c").data("a \"quoted\"\nline")"#
+        );
+        assert_eq!(c.type_path, "infra::swarm::SwarmConfig");
+    }
+
+    #[test]
+    fn a_service_with_its_own_swarm_name_gets_no_default_alias() {
+        let mut stack = infra_core::Stack::new("st");
+        let net = stack.add(crate::SwarmNetwork::new("n"));
+        let aliases = |s: SwarmService| s.into_spec().get("aliases").cloned();
+        assert_eq!(
+            aliases(SwarmService::new("web").network(&net).swarm_name("web")),
+            None
+        );
+        assert_eq!(
+            aliases(SwarmService::new("web").swarm_name("web").network(&net)),
+            None
+        );
+        assert_eq!(
+            aliases(
+                SwarmService::new("web")
+                    .swarm_name("w")
+                    .network(&net)
+                    .alias("x")
+            ),
+            Some(Value::List(vec!["x".into()]))
+        );
+    }
 }

@@ -48,7 +48,8 @@ fn read_policy(j: Option<&Json>) -> Value {
         "parallelism" => j.get("Parallelism").and_then(Json::as_i64).unwrap_or(1),
         "delay_ms" => ns_ms(j.get("Delay")),
         "failure_action" => j.get("FailureAction").and_then(Json::as_str).unwrap_or("pause"),
-        "monitor_ms" => ns_ms(j.get("Monitor")),
+        // Swarm (and the CLI) leave Monitor out when it is 0, which means its default, 5 s.
+        "monitor_ms" => match ns_ms(j.get("Monitor")) { 0 => 5000, ms => ms },
         "max_failure_ratio" => ratio,
         "order" => j.get("Order").and_then(Json::as_str).unwrap_or("stop-first"),
     }
