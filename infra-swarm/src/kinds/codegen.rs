@@ -452,7 +452,7 @@ mod tests {
         let mut names = ImportNames::new();
         names.insert("n1", "front");
         let g = service(
-            &object(&crate::SwarmService::SCHEMA, "edge", props),
+            &object(crate::SwarmService::SCHEMA, "edge", props),
             "edge",
             &names,
         );
@@ -479,7 +479,7 @@ mod tests {
         let names = ImportNames::new();
         let s = secret(
             &object(
-                &crate::SwarmSecret::SCHEMA,
+                crate::SwarmSecret::SCHEMA,
                 "db-pass",
                 map! { "name" => "db-pass", "labels" => map! { "a" => "b" } },
             ),
@@ -497,7 +497,7 @@ mod tests {
         );
         let c = config(
             &object(
-                &crate::SwarmConfig::SCHEMA,
+                crate::SwarmConfig::SCHEMA,
                 "c",
                 map! { "data" => "a \"quoted\"\nline", "name" => "c" },
             ),
