@@ -6,6 +6,7 @@
 //! which lists are sets (a service's networks, aliases, secrets, configs, ports and mounts) and which
 //! updates disrupt (a service's task-template fields: its tasks are replaced).
 
+pub mod codegen;
 mod network;
 mod node;
 mod secret;

@@ -18,7 +18,8 @@ pub(crate) static NETWORK: KindSchema = KindSchema::new("swarm_network", "swarm"
     )
     .force_new(&["driver", "attachable", "encrypted", "internal", "labels"])
     .computed(&["id", "name"])
-    .validate(validate_network);
+    .validate(validate_network)
+    .codegen(super::codegen::network);
 
 kind! {
     /// An overlay network (`docker network create -d overlay`), optionally attachable by plain

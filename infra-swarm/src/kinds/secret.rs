@@ -38,7 +38,8 @@ pub(crate) static SECRET: KindSchema = KindSchema::new("swarm_secret", "swarm")
     .force_new(&["value"])
     .computed(&["id", "name"])
     .sensitive(&["value"])
-    .validate(validate_secret);
+    .validate(validate_secret)
+    .codegen(super::codegen::secret);
 
 pub(crate) static CONFIG: KindSchema = KindSchema::new("swarm_config", "swarm")
     .move_replaces(
@@ -46,7 +47,8 @@ pub(crate) static CONFIG: KindSchema = KindSchema::new("swarm_config", "swarm")
     )
     .force_new(&["data"])
     .computed(&["id", "name"])
-    .validate(validate_config);
+    .validate(validate_config)
+    .codegen(super::codegen::config);
 
 kind! {
     /// A Swarm secret, mounted into services with [`SwarmService::secret`](crate::SwarmService::secret).

@@ -21,6 +21,11 @@ pub(crate) const LABEL_PROTECT: &str = "infra.protect";
 /// of what was declared, never values.
 pub(crate) const LABEL_DECLARED: &str = "infra.declared";
 
+/// The drift record among an object's labels, if it has one.
+pub(crate) fn declared_label(labels: Option<&HashMap<String, String>>) -> Option<String> {
+    labels?.get(LABEL_DECLARED).cloned()
+}
+
 /// Adds the drift record of what is declared (`schema`, `props`) to an object's labels.
 pub(crate) fn with_record(
     labels: &mut Map<String, Json>,

@@ -9,6 +9,7 @@
 mod connect;
 mod convert;
 mod errors;
+mod import;
 mod kinds;
 mod lock;
 mod read;
@@ -17,7 +18,8 @@ mod wait;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use infra_core::dsl::KindSchema;
+use infra_core::dsl::{Address, KindSchema};
+use infra_core::import::{Found, ImportFilter};
 use infra_core::lock::Created;
 use infra_core::provider::{
     LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
@@ -131,6 +133,39 @@ impl Provider for SwarmProvider {
             .get(current.address.kind())?
             .delete(&self.client, ctx, current)
             .await
+    }
+
+    /// The swarm-scoped networks, secrets, configs and services carrying no `infra.*` label,
+    /// in that order; Docker's own networks are left out, node labels and what can't be
+    /// declared are listed as inexpressible. A VPC filter is an error.
+    async fn discover(
+        &self,
+        filter: &ImportFilter,
+        sink: &mut (dyn FnMut(Found) + Send),
+    ) -> Result<(), ProviderError> {
+        import::discover(&self.client, filter, sink).await
+    }
+
+    async fn read_unowned(
+        &self,
+        kind: &'static KindSchema,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        import::read_unowned(&self.client, kind, id, address).await
+    }
+
+    /// Writes the ownership labels and nothing else: a service is updated with its own spec
+    /// and version (no task is replaced), a secret's or config's labels in place; a network,
+    /// which Docker can't change, is owned through an adoption record (a Swarm config named
+    /// `infra-adopted_<network id>`) that the owned read follows.
+    async fn adopt(
+        &self,
+        ctx: &OpContext,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        import::adopt(&self.client, ctx, current, to).await
     }
 
     /// The stack lock is a Swarm config: names are unique in the raft store.

@@ -5,6 +5,7 @@
 
 mod common;
 mod conformance;
+mod import;
 mod lifecycle;
 mod mounts;
 mod moves;

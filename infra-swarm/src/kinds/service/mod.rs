@@ -34,7 +34,7 @@ pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm"
         "its Swarm name is `<stack>_<name>`, from its address, and Swarm can't rename a service \
          (\"renaming services is not supported\")",
     )
-    .force_new(&["mode"])
+    .force_new(&["mode", "swarm_name"])
     .computed(&["id"])
     .unordered(&[
         "networks", "aliases", "secrets", "configs", "ports", "mounts",
@@ -64,7 +64,8 @@ pub(crate) static SERVICE: KindSchema = KindSchema::new("swarm_service", "swarm"
         ],
         "task-template change: the tasks are replaced (rolling update)",
     )
-    .validate(validate_service);
+    .validate(validate_service)
+    .codegen(super::codegen::service);
 
 kind! {
     /// A Swarm service (`<stack>_<name>` in Swarm, `<name>` on its networks): replicated or
@@ -301,9 +302,28 @@ impl SwarmService {
         }
         self
     }
-    /// The declared name as the first alias, once the service has a network or an alias.
+    /// The service's name in Swarm, instead of `<stack>_<name>`: for a service made outside
+    /// `infra` and adopted ([`Stack::adopt`](infra_core::Stack::adopt)), which keeps its name
+    /// (Swarm can't rename a service; changing it replaces the service). Swarm's DNS answers to
+    /// a service's own name on its networks, so such a service gets no default alias: only
+    /// those given with [`SwarmService::alias`].
+    pub fn swarm_name(mut self, name: &str) -> Self {
+        self.0.set("swarm_name", name);
+        let declared = self.0.address.name().to_string();
+        if let Some(Value::List(l)) = self.0.props.get_mut("aliases") {
+            if l.first().and_then(Value::as_str) == Some(declared.as_str()) {
+                l.remove(0);
+            }
+            if l.is_empty() {
+                self.0.props.remove("aliases");
+            }
+        }
+        self
+    }
+    /// The declared name as the first alias, once the service has a network or an alias
+    /// (none for a service with a [`SwarmService::swarm_name`]).
     fn default_alias(&mut self) {
-        if self.0.get("aliases").is_none() {
+        if self.0.get("aliases").is_none() && self.0.get("swarm_name").is_none() {
             let name = self.0.address.name().to_string();
             self.0.push("aliases", name.as_str());
         }

@@ -82,7 +82,8 @@ impl UpdatePolicy {
         self
     }
     /// How long to watch each updated task for failure. Swarm reports the update completed only
-    /// once the last batch's monitor has run, so this bounds how long an apply waits.
+    /// once the last batch's monitor has run, so this bounds how long an apply waits. Zero
+    /// means Swarm's default, 5 s (as in Swarm).
     pub fn monitor(mut self, d: Duration) -> Self {
         self.monitor = d;
         self
@@ -102,7 +103,7 @@ impl UpdatePolicy {
             "parallelism" => self.parallelism,
             "delay_ms" => self.delay.as_millis() as i64,
             "failure_action" => self.failure_action.as_str(),
-            "monitor_ms" => self.monitor.as_millis() as i64,
+            "monitor_ms" => match self.monitor.as_millis() as i64 { 0 => 5000, ms => ms },
             "max_failure_ratio" => self.max_failure_ratio,
             "order" => match self.order { UpdateOrder::StopFirst => "stop-first", UpdateOrder::StartFirst => "start-first" },
         }

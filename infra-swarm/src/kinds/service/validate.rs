@@ -324,9 +324,18 @@ fn check_mounts(c: &mut Checker<'_>, spec: &ResourceSpec) {
 pub(super) fn validate_service(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Problem> {
     let mut c = Checker::new(spec);
     c.required_str("image");
-    let full = format!("{}_{}", ctx.stack().name(), spec.address.name());
-    if let Some(problem) = check_service_name(&full) {
-        c.problem("name", problem);
+    match spec.get_str("swarm_name") {
+        Some(name) => {
+            if let Some(problem) = check_service_name(name) {
+                c.problem("swarm_name", problem);
+            }
+        }
+        None => {
+            let full = format!("{}_{}", ctx.stack().name(), spec.address.name());
+            if let Some(problem) = check_service_name(&full) {
+                c.problem("name", problem);
+            }
+        }
     }
     let mode = spec.get_str("mode");
     match mode {

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use bollard::errors::Error as DockerError;
 use bollard::models::{Config as DockerConfig, ConfigSpec};
 use bollard::query_parameters::{ListConfigsOptions, UpdateConfigOptions};
-use infra_core::dsl::{KindSchema, Resource};
+use infra_core::dsl::{Address, KindSchema, Resource};
 use infra_core::provider::{Observed, ProviderError, Resolved};
 use infra_core::Value;
 
@@ -23,7 +23,17 @@ pub(crate) struct Config;
 /// A config as the builder would declare it: its data as text.
 fn observe_config(c: &DockerConfig, stack: &str) -> Option<Observed> {
     let spec = c.spec.as_ref()?;
-    let (address, protect, declared) = owner(spec.labels.as_ref(), stack)?;
+    let (address, protect, _) = owner(spec.labels.as_ref(), stack)?;
+    observe_config_as(c, address, protect)
+}
+
+/// The same at `address`, whoever owns it (shared with import).
+pub(crate) fn observe_config_as(
+    c: &DockerConfig,
+    address: Address,
+    protect: bool,
+) -> Option<Observed> {
+    let spec = c.spec.as_ref()?;
     let mut p = BTreeMap::new();
     if let Some(data) = spec.data.as_deref() {
         let bytes = base64::engine::general_purpose::STANDARD
@@ -46,7 +56,7 @@ fn observe_config(c: &DockerConfig, stack: &str) -> Option<Observed> {
         id: c.id.clone()?,
         props: p,
         protect,
-        declared,
+        declared: crate::provider::convert::declared_label(spec.labels.as_ref()),
     })
 }
 

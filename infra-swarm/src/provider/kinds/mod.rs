@@ -7,12 +7,13 @@
 //! [`crate::kinds::schemas`]), a handler module here, and one line in [`handlers`]; a unit test
 //! checks that the two lists agree.
 
-mod blob;
-mod config;
-mod network;
-mod node_labels;
-mod secret;
-mod service;
+pub(crate) mod adopted;
+pub(crate) mod blob;
+pub(crate) mod config;
+pub(crate) mod network;
+pub(crate) mod node_labels;
+pub(crate) mod secret;
+pub(crate) mod service;
 
 use async_trait::async_trait;
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};

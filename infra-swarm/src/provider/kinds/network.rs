@@ -54,9 +54,19 @@ fn network_request(
     serde_json::from_value(req).map_err(|e| bad(address, e))
 }
 
-/// A network as the builder would declare it.
+/// A network as the builder would declare it, if it carries the stack's labels.
 fn observe_network(n: &DockerNetwork, stack: &str) -> Option<Observed> {
-    let (address, protect, declared) = owner(n.labels.as_ref(), stack)?;
+    let (address, protect, _) = owner(n.labels.as_ref(), stack)?;
+    observe_network_as(n, address, protect)
+}
+
+/// A network as the builder would declare it at `address`, whoever owns it (the owned read's
+/// conversion, shared with import and with the read of adopted networks).
+pub(crate) fn observe_network_as(
+    n: &DockerNetwork,
+    address: Address,
+    protect: bool,
+) -> Option<Observed> {
     let mut p = BTreeMap::new();
     p.insert(
         "driver".to_string(),
@@ -86,12 +96,12 @@ fn observe_network(n: &DockerNetwork, stack: &str) -> Option<Observed> {
         id: n.id.clone()?,
         props: p,
         protect,
-        declared,
+        declared: crate::provider::convert::declared_label(n.labels.as_ref()),
     })
 }
 
 /// An inspected network in the list shape (the same fields, plus some we don't read).
-fn as_network(n: &NetworkInspect) -> Option<DockerNetwork> {
+pub(crate) fn as_network(n: &NetworkInspect) -> Option<DockerNetwork> {
     serde_json::from_value(serde_json::to_value(n).ok()?).ok()
 }
 
@@ -197,14 +207,17 @@ impl SwarmKind for Network {
             }))
             .await
             .map_err(|e| api_error("listing networks", e))?;
-        Ok(networks
+        let mut found: Vec<Found> = networks
             .iter()
             // A worker-local copy of a swarm network has no labels; only swarm-scoped ones count.
             .filter(|n| n.scope.as_deref() == Some("swarm"))
             .filter_map(|n| {
                 observe_network(n, stack).map(|o| (o, n.created.clone().unwrap_or_default()))
             })
-            .collect())
+            .collect();
+        // Networks made outside infra and adopted: owned through a record beside them.
+        found.extend(super::adopted::read(client, stack).await?);
+        Ok(found)
     }
 
     async fn find(
@@ -270,6 +283,8 @@ impl SwarmKind for Network {
         poll(&client.poll_policy(), &what, || {
             self.try_remove(client, current)
         })
-        .await
+        .await?;
+        // An adopted network's ownership record goes with it.
+        super::adopted::remove(client, &current.id).await
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{Secret as DockerSecret, SecretSpec};
 use bollard::query_parameters::{ListSecretsOptions, UpdateSecretOptions};
-use infra_core::dsl::{KindSchema, Resource};
+use infra_core::dsl::{Address, KindSchema, Resource};
 use infra_core::provider::{Observed, ProviderError, Resolved};
 use infra_core::value::Sensitive;
 use infra_core::Value;
@@ -23,8 +23,19 @@ pub(crate) struct Secret;
 /// A secret as the builder would declare it: the value by its digest.
 fn observe_secret(s: &DockerSecret, stack: &str) -> Option<Observed> {
     let spec = s.spec.as_ref()?;
-    let (address, protect, declared) = owner(spec.labels.as_ref(), stack)?;
-    let labels = spec.labels.as_ref()?;
+    let (address, protect, _) = owner(spec.labels.as_ref(), stack)?;
+    observe_secret_as(s, address, protect)
+}
+
+/// The same at `address`, whoever owns it (shared with import).
+pub(crate) fn observe_secret_as(
+    s: &DockerSecret,
+    address: Address,
+    protect: bool,
+) -> Option<Observed> {
+    let spec = s.spec.as_ref()?;
+    let labels = spec.labels.clone().unwrap_or_default();
+    let labels = &labels;
     let mut p = BTreeMap::new();
     if let Some(d) = labels.get(LABEL_DIGEST) {
         p.insert(
@@ -44,7 +55,7 @@ fn observe_secret(s: &DockerSecret, stack: &str) -> Option<Observed> {
         id: s.id.clone()?,
         props: p,
         protect,
-        declared,
+        declared: crate::provider::convert::declared_label(spec.labels.as_ref()),
     })
 }
 

@@ -18,13 +18,13 @@ use infra_core::Value;
 
 use super::{Found, SwarmKind};
 use crate::provider::connect::Client;
-use crate::provider::convert::{label_filter, stack_name};
+use crate::provider::convert::label_filter;
 use crate::provider::errors::{api_error, is_404, is_409};
 use crate::provider::wait::fresh_version;
 use crate::SwarmService;
 
-pub(crate) use observe::{observe_service, task_template};
-pub(crate) use spec::service_spec;
+pub(crate) use observe::{observe_service, observe_service_as, task_template};
+pub(crate) use spec::{service_name, service_spec};
 
 /// The `swarm_service` handler.
 pub(crate) struct Service;
@@ -68,7 +68,7 @@ impl Service {
         stack: &str,
         desired: &Resolved,
     ) -> Result<Option<(u64, Observed)>, ProviderError> {
-        let name = stack_name(stack, &desired.address);
+        let name = service_name(stack, &desired.address, &desired.props);
         client.count();
         let svc = match client.docker.inspect_service(&name, None).await {
             Ok(svc) => svc,
@@ -167,7 +167,7 @@ impl SwarmKind for Service {
         ctx: &OpContext,
         desired: &Resolved,
     ) -> Result<Observed, ProviderError> {
-        let name = stack_name(&ctx.stack, &desired.address);
+        let name = service_name(&ctx.stack, &desired.address, &desired.props);
         let (spec, _template) = service_spec(
             &ctx.stack,
             &desired.address,
@@ -216,7 +216,7 @@ impl SwarmKind for Service {
         desired: &Resolved,
         changed: &[String],
     ) -> Result<Observed, ProviderError> {
-        let name = &stack_name(&ctx.stack, &desired.address);
+        let name = &service_name(&ctx.stack, &desired.address, &desired.props);
         let what = format!("service {name}");
         fresh_version(&what, || async move {
             client.count();
@@ -258,7 +258,7 @@ impl SwarmKind for Service {
         ctx: &OpContext,
         current: &Observed,
     ) -> Result<(), ProviderError> {
-        let name = stack_name(&ctx.stack, &current.address);
+        let name = service_name(&ctx.stack, &current.address, &current.props);
         client.count();
         match client.docker.delete_service(&current.id).await {
             Ok(()) => {}

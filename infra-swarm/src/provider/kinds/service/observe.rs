@@ -13,7 +13,9 @@ use infra_core::Value;
 use serde_json::Value as Json;
 
 use super::spec::{LABEL_HEALTHCHECK, LABEL_TEMPLATE, NS_PER_MS};
-use crate::provider::convert::{owner, user_labels};
+use infra_core::dsl::Address;
+
+use crate::provider::convert::{owner, stack_name, user_labels};
 
 fn at<'a>(j: &'a Json, path: &[&str]) -> Option<&'a Json> {
     path.iter().try_fold(j, |j, k| j.get(k))
@@ -46,7 +48,8 @@ fn read_policy(j: Option<&Json>) -> Value {
         "parallelism" => j.get("Parallelism").and_then(Json::as_i64).unwrap_or(1),
         "delay_ms" => ns_ms(j.get("Delay")),
         "failure_action" => j.get("FailureAction").and_then(Json::as_str).unwrap_or("pause"),
-        "monitor_ms" => ns_ms(j.get("Monitor")),
+        // Swarm (and the CLI) leave Monitor out when it is 0, which means its default, 5 s.
+        "monitor_ms" => match ns_ms(j.get("Monitor")) { 0 => 5000, ms => ms },
         "max_failure_ratio" => ratio,
         "order" => j.get("Order").and_then(Json::as_str).unwrap_or("stop-first"),
     }
@@ -79,7 +82,7 @@ fn common_aliases(attachments: &[Json]) -> Option<Value> {
 /// A mount as [`Mount`](crate::Mount) declares it: the stack's volume prefix taken off the
 /// source, `ReadOnly: false` and empty option objects dropped, and the options Swarm may fill in
 /// but the builder never declares (bind propagation, `NoCopy` false, consistency) left out.
-fn read_mount(stack: &str, j: &Json) -> Value {
+fn read_mount(stack: Option<&str>, j: &Json) -> Value {
     let mut m = BTreeMap::new();
     let kind = j.get("Type").and_then(Json::as_str).unwrap_or_default();
     m.insert("type".to_string(), Value::from(kind));
@@ -92,9 +95,8 @@ fn read_mount(stack: &str, j: &Json) -> Value {
         .and_then(Json::as_str)
         .filter(|s| !s.is_empty())
     {
-        let prefix = format!("{stack}_");
-        let source = match kind {
-            "volume" => source.strip_prefix(&prefix).unwrap_or(source),
+        let source = match (kind, stack) {
+            ("volume", Some(stack)) => source.strip_prefix(&format!("{stack}_")).unwrap_or(source),
             _ => source,
         };
         m.insert("source".to_string(), Value::from(source));
@@ -138,7 +140,21 @@ fn read_mount(stack: &str, j: &Json) -> Value {
 /// A service as the kind's builder would declare it, or `None` when it isn't the stack's.
 pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
     let spec = svc.spec.as_ref()?;
-    let (address, protect, declared) = owner(spec.labels.as_ref(), stack)?;
+    let (address, protect, _) = owner(spec.labels.as_ref(), stack)?;
+    observe_service_as(svc, address, protect, Some(stack))
+}
+
+/// A service as the kind's builder would declare it at `address`, whoever owns it: the owned
+/// read's conversion, shared with import. `stack` is the owning stack when known: its
+/// `<stack>_` prefix is taken off volume names, and the Swarm name is a `swarm_name` only when
+/// it isn't `<stack>_<name>`; without a stack (an object of no stack) the name always is.
+pub(crate) fn observe_service_as(
+    svc: &Service,
+    address: Address,
+    protect: bool,
+    stack: Option<&str>,
+) -> Option<Observed> {
+    let spec = svc.spec.as_ref()?;
     let j = serde_json::to_value(spec).ok()?;
     let cs = at(&j, &["TaskTemplate", "ContainerSpec"])
         .cloned()
@@ -172,6 +188,11 @@ pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
         }),
     );
     put(&mut p, "labels", user_labels(spec.labels.as_ref()));
+    if let Some(name) = spec.name.as_deref() {
+        if stack.is_none_or(|s| name != stack_name(s, &address)) {
+            p.insert("swarm_name".into(), Value::from(name));
+        }
+    }
     match at(&j, &["Mode"]) {
         Some(m) if m.get("Global").is_some() => put(&mut p, "mode", Some("global".into())),
         Some(m) => {
@@ -393,7 +414,7 @@ pub(crate) fn observe_service(svc: &Service, stack: &str) -> Option<Observed> {
         id: svc.id.clone()?,
         props: p,
         protect,
-        declared,
+        declared: crate::provider::convert::declared_label(spec.labels.as_ref()),
     })
 }
 

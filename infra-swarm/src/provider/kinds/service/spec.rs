@@ -110,6 +110,19 @@ fn mount(stack: &str, m: &BTreeMap<String, Value>) -> Json {
     Json::Object(out)
 }
 
+/// A service's Swarm name: its declared `swarm_name` (an adopted service keeps its own), else
+/// `<stack>_<name>`.
+pub(crate) fn service_name(
+    stack: &str,
+    address: &Address,
+    props: &BTreeMap<String, Value>,
+) -> String {
+    match props.get("swarm_name") {
+        Some(n) => text(n),
+        None => stack_name(stack, address),
+    }
+}
+
 /// The Docker spec for a service's properties, and the digest of its task template.
 pub(crate) fn service_spec(
     stack: &str,
@@ -317,7 +330,7 @@ pub(crate) fn service_spec(
         );
     }
     let mut spec = json!({
-        "Name": stack_name(stack, address),
+        "Name": service_name(stack, address, props),
         "Labels": labels,
         "TaskTemplate": task,
         "Mode": mode,
