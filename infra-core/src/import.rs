@@ -16,6 +16,13 @@
 //!   [`Provider::adopt`](crate::provider::Provider::adopt) writes the stack's ownership on it
 //!   and changes nothing else.
 
+mod format;
+mod names;
+mod writer;
+
+pub use format::Formatting;
+pub use writer::{ImportCounts, ModuleWriter};
+
 use std::collections::{BTreeMap, HashMap};
 
 use crate::dsl::KindSchema;

@@ -11,6 +11,7 @@
 //! replacements (`replace`), owned objects no longer declared become deletions, protected
 //! resources that would go become errors (`protect`), and the changes are counted.
 
+mod adopt;
 mod diff;
 pub mod drift;
 mod moves;
@@ -59,6 +60,11 @@ pub enum Action {
     /// is re-owned there (its ownership tag rewritten), nothing else changes. A move with
     /// changed fields is an [`Action::Update`] with [`Change::moved_from`] set.
     Move,
+    /// An object that belongs to no stack, declared with
+    /// [`Stack::adopt`](crate::dsl::Stack::adopt) and as it is: the stack's ownership is written
+    /// on it, nothing else changes. An adoption with changed fields is an [`Action::Update`]
+    /// with [`Change::adopted`] set.
+    Adopt,
 }
 
 impl Action {
@@ -77,6 +83,7 @@ impl Action {
             Action::CreateThenDelete => "+/-",
             Action::Delete => "-",
             Action::Move => ">",
+            Action::Adopt => "<",
         }
     }
 }
@@ -146,6 +153,11 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     #[schemars(with = "Option<String>")]
     pub moved_from: Option<Address>,
+    /// The id of the object that belongs to no stack and is adopted here
+    /// ([`Stack::adopt`](crate::dsl::Stack::adopt)): its ownership is written
+    /// ([`Action::Adopt`]), and its fields updated when they differ ([`Action::Update`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub adopted: Option<String>,
 }
 
 /// Counts in terraform's terms: a replacement is one add and one destroy.
@@ -162,6 +174,9 @@ pub struct Summary {
     /// Objects re-owned under a new address by a declared move (kept, possibly also updated).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub moved: usize,
+    /// Objects that belonged to no stack and are adopted (kept, possibly also updated).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adopted: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -266,6 +281,10 @@ pub struct ObservedState {
     pub reads: Vec<ReadStats>,
     /// Objects re-keyed by a declared move ([`apply_moves`]): the new address and the old.
     pub moved: BTreeMap<Address, Address>,
+    /// Objects that belong to no stack, read for a declared adoption
+    /// ([`Stack::adopt`](crate::dsl::Stack::adopt)) and observed at its address: the address
+    /// and the object's id.
+    pub adopted: BTreeMap<Address, String>,
 }
 
 /// Computes the plan. See the [module docs](self).
@@ -283,6 +302,7 @@ pub fn compute(
     }
     changes.extend(orphan_deletions(graph, observed, &in_scope, opts.destroy));
     let mut errors = protect::protection_errors(graph, &changes, opts);
+    errors.extend(adopt::adoption_errors(&changes));
     errors.sort();
     errors.dedup();
     let hints = if opts.destroy {
@@ -346,6 +366,7 @@ fn declared_changes(
                 .collect();
             let mut change = diff::declared_change(spec, &desired, current, depends_on, protected);
             moves::mark_moved(&mut change, observed, graph);
+            adopt::mark_adopted(&mut change, observed);
             change
         };
         actions.insert(&spec.address, change.action);
@@ -395,7 +416,7 @@ fn summarize(changes: &[Change]) -> Summary {
             Action::Create => summary.add += 1,
             Action::Update => summary.change += 1,
             Action::Delete => summary.destroy += 1,
-            Action::Move => {}
+            Action::Move | Action::Adopt => {}
             Action::DeleteThenCreate | Action::CreateThenDelete => {
                 summary.add += 1;
                 summary.destroy += 1;
@@ -403,6 +424,9 @@ fn summarize(changes: &[Change]) -> Summary {
         }
         if c.moved_from.is_some() && !c.action.is_replace() {
             summary.moved += 1;
+        }
+        if c.adopted.is_some() {
+            summary.adopted += 1;
         }
     }
     summary
