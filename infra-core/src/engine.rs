@@ -76,7 +76,7 @@ pub enum Error {
         /// The provider.
         provider: String,
         /// Its error.
-        error: ProviderError,
+        error: Box<ProviderError>,
     },
     /// Discovering the objects to import failed in a provider ([`Engine::import`]).
     #[error("discovering the objects that belong to no stack in provider `{provider}` failed: {error}")]

@@ -80,7 +80,7 @@ impl Engine {
                         address: a.address.clone(),
                         id: a.id.clone(),
                         provider: provider.to_string(),
-                        error,
+                        error: Box::new(error),
                     })
                 }
                 Ok(None) => problems.push(Problem::new(
