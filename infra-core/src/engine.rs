@@ -30,7 +30,6 @@ use crate::validate::{Problem, ValidationErrors};
 
 mod adopt;
 
-
 /// Everything that can stop a plan or an apply before or while it runs.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,7 +66,9 @@ pub enum Error {
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
     /// Reading the object of a declared adoption failed; nothing was changed.
-    #[error("{address}: reading {id}, the object it adopts, from provider `{provider}` failed: {error}")]
+    #[error(
+        "{address}: reading {id}, the object it adopts, from provider `{provider}` failed: {error}"
+    )]
     Adopt {
         /// The adopting resource.
         address: Address,
@@ -79,7 +80,9 @@ pub enum Error {
         error: Box<ProviderError>,
     },
     /// Discovering the objects to import failed in a provider ([`Engine::import`]).
-    #[error("discovering the objects that belong to no stack in provider `{provider}` failed: {error}")]
+    #[error(
+        "discovering the objects that belong to no stack in provider `{provider}` failed: {error}"
+    )]
     Discover {
         /// The provider.
         provider: String,

@@ -464,7 +464,9 @@ fn check_adoptions(
             bad.insert(address);
         };
         if id.trim().is_empty() {
-            refuse(format!("{address} adopts an empty id: give the object's provider id"));
+            refuse(format!(
+                "{address} adopts an empty id: give the object's provider id"
+            ));
             continue;
         }
         let Some(&i) = index.get(address) else {

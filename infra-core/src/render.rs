@@ -196,11 +196,7 @@ fn change_text(out: &mut String, c: &Change) {
         (Some(id), _) => format!(" (adopting {id}, which belongs to no stack)"),
         (None, _) => String::new(),
     };
-    let _ = writeln!(
-        out,
-        "  # {} {what}{moved}{adopted}{protected}",
-        c.address
-    );
+    let _ = writeln!(out, "  # {} {what}{moved}{adopted}{protected}", c.address);
     if matches!(
         c.action,
         Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete

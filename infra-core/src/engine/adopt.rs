@@ -36,8 +36,7 @@ impl Engine {
                 continue;
             };
             let provider = spec.schema.provider;
-            if !scope.iter().any(|s| s == provider) || observed.resources.contains_key(&a.address)
-            {
+            if !scope.iter().any(|s| s == provider) || observed.resources.contains_key(&a.address) {
                 continue;
             }
             let owned_at = observed.resources.iter().find(|(at, o)| {

@@ -77,15 +77,23 @@ fn rustfmt(program: &PathBuf, body: &str) -> Option<String> {
     Some(inner.to_string())
 }
 
-/// `let <var> = stack.add(<expr>);` laid out as rustfmt would.
+/// `let <var> = stack.add(<expr>);` laid out as rustfmt would: on one line when it fits (a
+/// chain of more than one call only when it is at most `chain_width` long); else the right-hand
+/// side alone on the next line when it fits there; else the chain as `stack.add`'s argument on
+/// its own line; else one `.call()` per line.
 pub(super) fn let_add(var: &str, expr: &str) -> String {
-    let one = format!("    let {var} = stack.add({expr});");
     let links = chain_links(expr);
-    if expr.len() <= SMALL_WIDTH && one.len() <= MAX_WIDTH {
+    let one_line_chain = links.len() <= 2 || expr.len() <= SMALL_WIDTH;
+    let one = format!("    let {var} = stack.add({expr});");
+    if one_line_chain && one.len() <= MAX_WIDTH {
         return one + "\n";
     }
+    let next = format!("        stack.add({expr});");
+    if one_line_chain && next.len() <= MAX_WIDTH {
+        return format!("    let {var} =\n{next}\n");
+    }
     let mut out = format!("    let {var} = stack.add(\n");
-    if expr.len() <= SMALL_WIDTH || links.len() < 2 {
+    if links.len() < 2 || (one_line_chain && 8 + expr.len() + 1 <= MAX_WIDTH) {
         out.push_str(&format!("        {expr},\n"));
     } else {
         out.push_str(&format!("        {}\n", links[0]));
@@ -133,7 +141,9 @@ fn chain_links(expr: &str) -> Vec<&str> {
             b'.' if depth == 0
                 && i > 0
                 && bytes[i - 1] != b'.'
-                && bytes.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == b'_') =>
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_ascii_alphabetic() || *n == b'_') =>
             {
                 links.push(expr[start..i].trim());
                 start = i;
@@ -153,7 +163,11 @@ mod tests {
     fn chains_split_at_top_level_dots_only() {
         assert_eq!(
             chain_links(r#"Vpc::new("a.b").cidr("10.0.0.0/16").tags(x.y())"#),
-            vec![r#"Vpc::new("a.b")"#, r#".cidr("10.0.0.0/16")"#, ".tags(x.y())"]
+            vec![
+                r#"Vpc::new("a.b")"#,
+                r#".cidr("10.0.0.0/16")"#,
+                ".tags(x.y())"
+            ]
         );
     }
 
@@ -163,7 +177,10 @@ mod tests {
             let_add("vpc_main", r#"Vpc::new("main").cidr("10.0.0.0/16")"#),
             "    let vpc_main = stack.add(Vpc::new(\"main\").cidr(\"10.0.0.0/16\"));\n"
         );
-        let long = let_add("a", "Vpc::new(\"main\").cidr(\"10.0.0.0/16\").enable_dns(true).x(1).y(2)");
+        let long = let_add(
+            "a",
+            "Vpc::new(\"main\").cidr(\"10.0.0.0/16\").enable_dns(true).x(1).y(2)",
+        );
         assert_eq!(
             long,
             "    let a = stack.add(\n        Vpc::new(\"main\")\n            .cidr(\"10.0.0.0/16\")\n            \

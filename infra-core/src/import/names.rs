@@ -133,17 +133,32 @@ mod tests {
     fn names_are_valid_unique_and_stable() {
         assert_eq!(address_name("web/app: prod", "x"), "web-app-prod");
         assert_eq!(address_name("...", "vpc"), "vpc");
-        assert_eq!(variable("aws_security_group", "Web-App"), "security_group_web_app");
-        assert_eq!(variable("aws_subnet", "publicSubnetA"), "subnet_public_subnet_a");
+        assert_eq!(
+            variable("aws_security_group", "Web-App"),
+            "security_group_web_app"
+        );
+        assert_eq!(
+            variable("aws_subnet", "publicSubnetA"),
+            "subnet_public_subnet_a"
+        );
         assert_eq!(variable("x_type", ""), "type_");
         assert_eq!(variable("x_1st", ""), "r_1st");
         let mut a = Namer::default();
         let mut b = Namer::default();
         for namer in [&mut a, &mut b] {
-            assert_eq!(namer.name("aws_vpc", "main"), ("main".into(), "vpc_main".into()));
-            assert_eq!(namer.name("aws_vpc", "main"), ("main-2".into(), "vpc_main_2".into()));
+            assert_eq!(
+                namer.name("aws_vpc", "main"),
+                ("main".into(), "vpc_main".into())
+            );
+            assert_eq!(
+                namer.name("aws_vpc", "main"),
+                ("main-2".into(), "vpc_main_2".into())
+            );
             // Another kind may reuse the address name.
-            assert_eq!(namer.name("aws_subnet", "main"), ("main".into(), "subnet_main".into()));
+            assert_eq!(
+                namer.name("aws_subnet", "main"),
+                ("main".into(), "subnet_main".into())
+            );
         }
         let long = "a".repeat(100);
         let (address, _) = a.name("aws_vpc", &long);

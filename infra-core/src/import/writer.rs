@@ -208,7 +208,8 @@ impl<W: Write> ModuleWriter<W> {
     pub fn finish(mut self) -> io::Result<(W, ImportCounts)> {
         self.flush_chunk()?;
         if self.counts.objects == 0 {
-            self.out.write_all(b"    let _ = stack; // nothing was imported\n")?;
+            self.out
+                .write_all(b"    let _ = stack; // nothing was imported\n")?;
         }
         let summary = format!(
             "}}\n\n// {} object{} declared, {} listed as comments.\n",

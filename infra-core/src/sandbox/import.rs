@@ -73,9 +73,7 @@ impl SandboxProvider {
         let ids: BTreeSet<&str> = objects.iter().map(|o| o.id.as_str()).collect();
         let in_vpc = |o: &SandboxObject| match &filter.vpc {
             None => true,
-            Some(vpc) => {
-                o.id == *vpc || o.props.values().any(|v| refers_to(v, vpc))
-            }
+            Some(vpc) => o.id == *vpc || o.props.values().any(|v| refers_to(v, vpc)),
         };
         let chosen: Vec<&SandboxObject> = objects
             .iter()
@@ -91,7 +89,9 @@ impl SandboxProvider {
                 let mut waits = false;
                 for v in o.props.values() {
                     visit_strings(v, &mut |s| {
-                        waits |= s != o.id && ids.contains(s) && !emitted.contains(s)
+                        waits |= s != o.id
+                            && ids.contains(s)
+                            && !emitted.contains(s)
                             && pending.iter().any(|p| p.id == s);
                     });
                 }
@@ -110,10 +110,7 @@ impl SandboxProvider {
             return Found::Inexpressible {
                 what: format!("sandbox object of kind `{}`", o.kind),
                 id: o.id.clone(),
-                reason: format!(
-                    "provider `{}` doesn't serve kind `{}`",
-                    self.name, o.kind
-                ),
+                reason: format!("provider `{}` doesn't serve kind `{}`", self.name, o.kind),
             };
         };
         let props = o
@@ -172,8 +169,7 @@ impl SandboxProvider {
         let adopted = self
             .journal
             .with_state(|s| {
-                let Some(prev) = s.objects.get(&current.id).filter(|o| o.kind == to.kind())
-                else {
+                let Some(prev) = s.objects.get(&current.id).filter(|o| o.kind == to.kind()) else {
                     return Ok((Vec::new(), Err(None)));
                 };
                 match &prev.stack {
@@ -214,7 +210,10 @@ fn tags(o: &SandboxObject) -> Vec<(&str, &str)> {
             Some(Value::Map(m)) => Some(m),
             _ => None,
         })
-        .flat_map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))))
+        .flat_map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+        })
         .collect()
 }
 

@@ -2,8 +2,10 @@
 
 mod kinds;
 
+mod adopt;
 mod fuzz;
 mod graph;
+mod import;
 mod lock;
 mod moves;
 mod plan;

@@ -38,9 +38,8 @@ pub(super) async fn import_command(
     let source = source.join(", ");
     let result = match out {
         Some(path) => {
-            let file = File::create(path).map_err(|e| {
-                Error::Import(format!("cannot create {}: {e}", path.display()))
-            })?;
+            let file = File::create(path)
+                .map_err(|e| Error::Import(format!("cannot create {}: {e}", path.display())))?;
             let written = write_module(&engine, &only, filter, BufWriter::new(file), &source).await;
             if written.is_err() {
                 let _ = std::fs::remove_file(path);
@@ -105,8 +104,7 @@ fn filter_words(filter: &ImportFilter) -> Vec<String> {
 /// One line for a failed import: the environment advice for an endpoint that can't be used,
 /// else the engine's error.
 fn import_error(args: &Args, e: EngineError) -> Error {
-    if let EngineError::Discover { provider, error } | EngineError::Read { provider, error } = &e
-    {
+    if let EngineError::Discover { provider, error } | EngineError::Read { provider, error } = &e {
         if let Some(advice) = crate::live::environment_advice(provider, error) {
             return Error::Environment(advice);
         }
