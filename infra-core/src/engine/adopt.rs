@@ -4,8 +4,6 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use futures::stream::{self, StreamExt};
-
 use super::{Engine, Error, Planned};
 use crate::dsl::Adoption;
 use crate::graph::Graph;
@@ -56,22 +54,28 @@ impl Engine {
             }
             wanted.push((a, provider));
         }
-        let reads: Vec<_> = stream::iter(wanted)
-            .map(|(a, provider)| async move {
+        // A bounded number at a time, in declaration order.
+        let mut reads = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(ADOPTION_READS) {
+            let mut calls = Vec::with_capacity(chunk.len());
+            for &(a, provider) in chunk {
                 let schema = graph.get(&a.address).map(|s| s.schema);
-                let r = match schema {
-                    Some(schema) => {
-                        self.providers[provider]
-                            .read_unowned(schema, &a.id, &a.address)
-                            .await
+                let p = &self.providers[provider];
+                calls.push(async move {
+                    match schema {
+                        Some(schema) => p.read_unowned(schema, &a.id, &a.address).await,
+                        None => Ok(None),
                     }
-                    None => Ok(None),
-                };
-                (a, provider, r)
-            })
-            .buffered(ADOPTION_READS)
-            .collect()
-            .await;
+                });
+            }
+            let results = futures::future::join_all(calls).await;
+            reads.extend(
+                chunk
+                    .iter()
+                    .zip(results)
+                    .map(|(&(a, provider), r)| (a, provider, r)),
+            );
+        }
         for (a, provider, r) in reads {
             match r {
                 Err(error) => {

@@ -46,7 +46,10 @@ pub(super) async fn import_command(
             }
             written
         }
-        None => write_module(&engine, &only, filter, std::io::stdout().lock(), &source).await,
+        None => {
+            let stdout = BufWriter::new(std::io::stdout());
+            write_module(&engine, &only, filter, stdout, &source).await
+        }
     };
     let counts = result.map_err(|e| match e {
         ImportFailed::Engine(e) => import_error(args, e),
