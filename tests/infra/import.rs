@@ -86,18 +86,13 @@ async fn adopt_applies_only_adoptions_and_refuses_anything_else() {
 
     // With anything else in the plan, `adopt` refuses and names it; nothing changes.
     let mut more = stack.clone();
-    more.add(
-        Subnet::new("a")
-            .vpc(&vpc)
-            .cidr("10.7.1.0/24")
-            .az("us-east-1a"),
-    );
+    more.add(Vpc::new("new").cidr("10.8.0.0/16"));
     let err = execute(&args(dir.path(), &["adopt", "--auto-approve"]), &more)
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with("adopt: the plan does more than adopt, so nothing was changed. Not adoptions: aws_subnet.a (create)."),
+        err.starts_with("adopt: the plan does more than adopt, so nothing was changed. Not adoptions: aws_vpc.new (create)."),
         "{err}"
     );
     let json = |stack: &Stack| {

@@ -14,7 +14,7 @@
 //! The fixture crate is built with `CARGO_TARGET_DIR` set to this workspace's `target/` and a
 //! copy of its `Cargo.lock`, so the dependencies already built are reused.
 
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 #[path = "roundtrip/disks.rs"]
 mod disks;
 
