@@ -353,3 +353,47 @@ async fn adopting_is_idempotent_on_retry() {
     let err = sandbox.adopt(&other, &current, &address).await.unwrap_err();
     assert_eq!(err.code, "OwnedByAnotherStack");
 }
+
+#[tokio::test]
+async fn the_sandbox_passes_the_adoption_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_engine, sandbox, net, host) = by_hand(dir.path());
+    let out = infra_core::conformance::adoption(
+        sandbox.clone(),
+        &declared(&net, &host, 2),
+        &infra_core::import::ImportFilter::all(),
+    )
+    .await;
+    assert_eq!((out.resources, out.applies), (2, 2));
+    assert!(sandbox.objects().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_saved_plan_of_adoptions_applies_and_is_refused_once_applied() {
+    use infra_core::plan::saved::SavedPlan;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, sandbox, net, host) = by_hand(dir.path());
+    let stack = declared(&net, &host, 2);
+    let (_, phase) = engine
+        .plan_to_save(&stack, &PlanOptions::default())
+        .await
+        .unwrap();
+    let saved = SavedPlan::new(&stack, Default::default(), vec![phase]);
+    let text = saved.to_json();
+    assert!(text.contains("\"adopted\""), "{text}");
+    let saved = SavedPlan::from_json(&text).unwrap();
+    let planned = engine
+        .verify_saved(&stack, &saved, &Default::default())
+        .await
+        .unwrap();
+    let report = engine.apply(&planned[0], &NoObserver).await.unwrap();
+    assert_eq!(report.counts().adopted, 2);
+    assert!(owners(&sandbox)
+        .iter()
+        .all(|(_, s, _)| s.as_deref() == Some("adopt")));
+    // Applied once: the objects are owned now, not what the plan read.
+    assert!(engine
+        .verify_saved(&stack, &saved, &Default::default())
+        .await
+        .is_err());
+}

@@ -7,30 +7,19 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use infra_core::dsl::{KindSchema, ResourceSpec};
+use infra_core::dsl::KindSchema;
 use infra_core::engine::Engine;
 use infra_core::import::{
     rust_str, Discovered, Formatting, Found, Generated, ImportFilter, ImportNames, ModuleWriter,
 };
 use infra_core::sandbox::SandboxProvider;
-use infra_core::{kind, Value};
+use infra_core::Value;
 
 /// A disk: a size and labels.
 pub(crate) static DISK: KindSchema = KindSchema::new("test_disk", "test")
     .computed(&["id"])
     .movable()
     .codegen(disk_code);
-
-kind! {
-    /// A disk.
-    pub(crate) struct Disk => DISK
-}
-
-impl Disk {
-    pub(crate) fn new(name: &str) -> Self {
-        Disk(ResourceSpec::new(&DISK, name))
-    }
-}
 
 fn disk_code(o: &Discovered, name: &str, _: &ImportNames) -> Generated {
     let mut expr = format!("Disk::new({})", rust_str(name));
