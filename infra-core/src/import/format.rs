@@ -93,7 +93,7 @@ pub(super) fn let_add(var: &str, expr: &str) -> String {
         return format!("    let {var} =\n{next}\n");
     }
     let mut out = format!("    let {var} = stack.add(\n");
-    if links.len() < 2 || (one_line_chain && 8 + expr.len() + 1 <= MAX_WIDTH) {
+    if links.len() < 2 || (one_line_chain && 8 + expr.len() < MAX_WIDTH) {
         out.push_str(&format!("        {expr},\n"));
     } else {
         out.push_str(&format!("        {}\n", links[0]));
