@@ -41,12 +41,11 @@ pub(crate) static MOUNT: KindSchema = KindSchema::new("test_mount", "test")
 fn mount_code(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut expr = format!("Mount::new({})", rust_str(name));
     let mut comments = Vec::new();
-    match o.props.get("disk_id").and_then(Value::as_str) {
-        Some(id) => match names.reference(id) {
+    if let Some(id) = o.props.get("disk_id").and_then(Value::as_str) {
+        match names.reference(id) {
             Some(r) => expr.push_str(&format!(".disk({r})")),
             None => comments.push(format!("its disk {id} was not imported: set `.disk(…)`")),
-        },
-        None => {}
+        }
     }
     if let Some(Value::String(p)) = o.props.get("path") {
         expr.push_str(&format!(".path({})", rust_str(p)));
