@@ -49,12 +49,18 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Some("plan") => {
-                let p = engine.plan(&stack, &opts).await.map_err(|e| e.to_string())?;
+                let p = engine
+                    .plan(&stack, &opts)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 print!("{}", render::plan_json(&p.plan));
                 Ok(())
             }
             Some("adopt") | Some("destroy") => {
-                let p = engine.plan(&stack, &opts).await.map_err(|e| e.to_string())?;
+                let p = engine
+                    .plan(&stack, &opts)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let report = if destroy {
                     engine.apply(&p, &NoObserver).await
                 } else {
