@@ -139,3 +139,31 @@ fn the_plan_schema_knows_adoptions() {
     assert!(schema.contains("\"adopt\""), "{schema}");
     assert!(schema.contains("\"adopted\""), "{schema}");
 }
+
+#[test]
+fn progress_says_adopted() {
+    use infra::cli::progress::finished_line;
+    use infra::core::reconcile::{AuditEvent, OpKind, OpOutcome, OpStatus};
+    let event = AuditEvent {
+        ts_unix_ms: 0,
+        stack: "imp".into(),
+        actor: Default::default(),
+        plan_digest: String::new(),
+        kind: "aws_vpc".into(),
+        provider: "aws".into(),
+        fields: Vec::new(),
+        outcome: OpOutcome {
+            address: "aws_vpc.legacy".into(),
+            op: OpKind::Adopt,
+            change: Action::Adopt,
+            status: OpStatus::Succeeded,
+            attempts: 1,
+            id: Some("vpc-1".into()),
+            duration_ms: 0,
+        },
+    };
+    assert_eq!(
+        finished_line(&event),
+        "  ✓ aws_vpc.legacy: adopted (vpc-1) [0.0s]"
+    );
+}
