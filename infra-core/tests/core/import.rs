@@ -331,3 +331,42 @@ fn inexpressible_objects_and_notes_are_comments_and_nothing_is_an_empty_declare(
         "{module}"
     );
 }
+
+/// Thousands of objects stream through in chunks: every one is written, names stay unique,
+/// and the chunked rustfmt output is the builtin layout (the figure is printed).
+#[test]
+fn thousands_of_objects_stream_in_chunks() {
+    let n = 2_000;
+    let run = |formatting: Formatting| {
+        let started = std::time::Instant::now();
+        let mut writer = ModuleWriter::with_formatting(Vec::new(), "x", formatting).unwrap();
+        for i in 0..n {
+            writer
+                .found(Found::Object(Discovered {
+                    schema: &DISK,
+                    id: format!("disk-{i:05}"),
+                    name: format!("disk {}", i % 100),
+                    props: BTreeMap::from([("size_gb".to_string(), Value::Int(i))]),
+                    aliases: Vec::new(),
+                    notes: Vec::new(),
+                }))
+                .unwrap();
+        }
+        let (bytes, counts) = writer.finish().unwrap();
+        (String::from_utf8(bytes).unwrap(), counts, started.elapsed())
+    };
+    let (builtin, counts, took) = run(Formatting::Builtin);
+    eprintln!("{n} objects, builtin layout: {took:?}");
+    assert_eq!(counts.objects, n as usize);
+    assert_eq!(builtin.matches("stack.adopt(").count(), n as usize);
+    assert!(
+        builtin.contains("let disk_disk_99_20 = stack.add("),
+        "names unique by suffix"
+    );
+    if let Formatting::Rustfmt(_) = Formatting::detect() {
+        let (formatted, _, took) = run(Formatting::detect());
+        eprintln!("{n} objects, rustfmt in chunks: {took:?}");
+        assert_eq!(formatted, builtin);
+        rustfmt_check(&formatted);
+    }
+}
