@@ -118,7 +118,9 @@ impl Scenario {
 }
 
 /// What answers the engine's calls: the sandbox with its latency, or a bare stand-in that only
-/// waits the latency and stores nothing (no journal): the engine alone.
+/// waits the latency and stores nothing (no journal): the engine alone. One of each per run:
+/// their sizes don't matter.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Sandbox(SandboxProvider),
     Bare {

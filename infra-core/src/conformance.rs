@@ -3,12 +3,15 @@
 //! empty) show up. Provider crates call [`run`] from their integration tests with a [`Case`] of
 //! their own kinds.
 //!
+//! [`adoption`] is the import contract: objects made by hand are discovered, adopted, owned.
+//!
 //! The suite panics with a message naming the step on the first failure, like any test.
 
 use std::sync::Arc;
 
 use crate::dsl::Stack;
 use crate::engine::Engine;
+use crate::import::{Found, ImportFilter};
 use crate::plan::{Action, Plan, PlanOptions};
 use crate::provider::{ErrorClass, OpContext, Provider};
 use crate::reconcile::NoObserver;
@@ -220,5 +223,93 @@ pub async fn run(provider: Arc<dyn Provider>, case: &Case, prefix: &str) -> Outc
     // The bystander is untouched.
     assert_empty(&engine, &bystander, "bystander untouched", &mut out).await;
     converge(&engine, &bystander, true, "bystander destroy", &mut out).await;
+    out
+}
+
+/// The ids `provider` discovers with `filter`: those it can declare, and those it lists as
+/// inexpressible.
+async fn discovered(
+    provider: &dyn Provider,
+    filter: &ImportFilter,
+    step: &str,
+) -> (Vec<String>, Vec<String>) {
+    let mut objects = Vec::new();
+    let mut others = Vec::new();
+    let mut sink = |f: Found| match f {
+        Found::Object(o) => objects.push(o.id),
+        Found::Inexpressible { id, .. } => others.push(id),
+    };
+    if let Err(e) = provider.discover(filter, &mut sink).await {
+        panic!("conformance step `{step}`: discover failed: {e}");
+    }
+    (objects, others)
+}
+
+/// The adoption contract (issue 14), for a stack that declares objects made by hand (outside
+/// `infra`, owned by no stack) exactly as they are, each with its `stack.adopt`: discovery
+/// (with `filter`) finds every adopted id as an object it can declare; the plan only adopts,
+/// one adoption per declared adoption; [`Engine::adopt`] succeeds; the plan after it is empty;
+/// discovery no longer finds the adopted objects (they belong to the stack now); destroying
+/// the stack removes them. Provider crates call it from their tests with objects made through
+/// their API; the sandbox passes it too.
+pub async fn adoption(
+    provider: Arc<dyn Provider>,
+    stack: &Stack,
+    filter: &ImportFilter,
+) -> Outcome {
+    let engine = Engine::new().with_provider_arc(provider.clone());
+    let mut out = Outcome {
+        resources: stack.len(),
+        ..Outcome::default()
+    };
+    let ids: Vec<&str> = stack.adoptions().iter().map(|a| a.id.as_str()).collect();
+    assert!(
+        !ids.is_empty(),
+        "conformance: the adoption case must declare adoptions"
+    );
+    let (objects, _) = discovered(provider.as_ref(), filter, "discover before adopt").await;
+    for id in &ids {
+        assert!(
+            objects.iter().any(|o| o == id),
+            "conformance step `discover before adopt`: {id} was not discovered as an object (found: {objects:?})"
+        );
+    }
+    let p = plan(&engine, stack, false, "adoption plan").await;
+    out.plans += 1;
+    assert!(
+        p.plan.actionable().count() == ids.len()
+            && p.plan.actionable().all(|c| c.action == Action::Adopt),
+        "conformance step `adoption plan`: expected {} adoptions and nothing else:\n{}",
+        ids.len(),
+        plan_text(&p.plan)
+    );
+    let report = match engine.adopt(&p, &NoObserver).await {
+        Ok(r) => r,
+        Err(e) => panic!("conformance step `adopt`: {e}"),
+    };
+    out.applies += 1;
+    assert!(
+        report.is_success() && report.counts().adopted == ids.len(),
+        "conformance step `adopt`: expected {} adoptions:\n{}",
+        ids.len(),
+        crate::render::report_text(&report)
+    );
+    assert_empty(&engine, stack, "no-op re-plan after adopt", &mut out).await;
+    let (objects, others) = discovered(provider.as_ref(), filter, "discover after adopt").await;
+    for id in &ids {
+        assert!(
+            !objects.iter().chain(&others).any(|o| o == id),
+            "conformance step `discover after adopt`: {id} belongs to the stack now and must not be discovered"
+        );
+    }
+    converge(&engine, stack, true, "destroy adopted", &mut out).await;
+    let read = provider
+        .read(stack.name())
+        .await
+        .unwrap_or_else(|e| panic!("conformance step `read after destroy`: {e}"));
+    assert!(
+        read.resources.is_empty(),
+        "conformance step `read after destroying the adopted objects`: objects left"
+    );
     out
 }

@@ -28,6 +28,8 @@ use crate::provider::{LockError, LockInfo, Provider, ProviderError, Resolved};
 use crate::reconcile::{self, ApplyObserver, ApplyOptions, ApplyReport, Providers, ReconcileError};
 use crate::validate::{Problem, ValidationErrors};
 
+mod adopt;
+
 /// Everything that can stop a plan or an apply before or while it runs.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,6 +65,36 @@ pub enum Error {
     /// The plan can't be applied.
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
+    /// Reading the object of a declared adoption failed; nothing was changed.
+    #[error(
+        "{address}: reading {id}, the object it adopts, from provider `{provider}` failed: {error}"
+    )]
+    Adopt {
+        /// The adopting resource.
+        address: Address,
+        /// The object's id.
+        id: String,
+        /// The provider.
+        provider: String,
+        /// Its error.
+        error: Box<ProviderError>,
+    },
+    /// Discovering the objects to import failed in a provider ([`Engine::import`]).
+    #[error(
+        "discovering the objects that belong to no stack in provider `{provider}` failed: {error}"
+    )]
+    Discover {
+        /// The provider.
+        provider: String,
+        /// Its error.
+        error: ProviderError,
+    },
+    /// Writing the imported module failed ([`Engine::import`]).
+    #[error("writing the imported module failed: {0}")]
+    ImportWrite(std::io::Error),
+    /// An adopt-only apply ([`Engine::adopt`]) was given a plan that does more than adopt.
+    #[error("the plan does more than adopt objects, so nothing was applied: {}", .0.join("; "))]
+    NotOnlyAdoptions(Vec<String>),
     /// Another run holds the stack's lock (past the lock timeout, or a holder known to be
     /// gone: [`LockInfo::is_stale`]); nothing was changed. [`Engine::force_unlock`] breaks it.
     #[error("stack \"{stack}\" is locked by {holder}")]
@@ -267,7 +299,7 @@ impl Engine {
     pub async fn plan(&self, stack: &Stack, opts: &PlanOptions) -> Result<Planned, Error> {
         let graph = self.validate(stack, &opts.only)?;
         let scope = self.scope(&opts.only)?;
-        let observed = self.read(&graph, &scope).await?;
+        let observed = self.read(&graph, &scope, opts.destroy).await?;
         let mut plan = plan::compute(&graph, &observed, &scope, opts);
         plan.policy = policy::evaluate(&graph, &self.rules);
         Ok(Planned {
@@ -342,7 +374,15 @@ impl Engine {
         Ok(planned)
     }
 
-    async fn read(&self, graph: &Graph, scope: &[String]) -> Result<ObservedState, Error> {
+    /// Reads what the in-scope providers own, re-keys declared moves, reads the objects of
+    /// declared adoptions (unless destroying: a destroy plan deletes only what the stack owns),
+    /// and looks up the data sources.
+    async fn read(
+        &self,
+        graph: &Graph,
+        scope: &[String],
+        destroy: bool,
+    ) -> Result<ObservedState, Error> {
         let reads = futures::future::join_all(scope.iter().map(|name| {
             let p = &self.providers[name];
             async move {
@@ -376,6 +416,10 @@ impl Engine {
                 stack: graph.stack().to_string(),
                 problems,
             }));
+        }
+        // Declared adoptions: objects that belong to no stack, observed at their addresses.
+        if !destroy {
+            self.read_adoptions(graph, scope, &mut observed).await?;
         }
         // Data sources: looked up now, their outputs feed the plan like any other object's.
         for spec in graph
@@ -441,7 +485,9 @@ impl Engine {
             )
             .await?;
         let result = async {
-            let now = self.read(&planned.graph, &scope).await?;
+            let now = self
+                .read(&planned.graph, &scope, planned.plan.destroy)
+                .await?;
             if let Some(diff) = first_difference(&planned.observed, &now) {
                 // Another run changed the objects since this plan was made (typically the one
                 // whose lock this run waited for). If they now match the declaration, what this

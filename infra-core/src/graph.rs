@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::dsl::{Address, Move, ResourceSpec, Stack};
+use crate::dsl::{Address, Adoption, Move, ResourceSpec, Stack};
 use crate::validate::{check_name, Problem, ValidationContext, ValidationErrors};
 
 /// A validated, ordered resource graph.
@@ -21,6 +21,7 @@ pub struct Graph {
     deps: Vec<Vec<usize>>,
     order: Vec<usize>,
     moves: Vec<Move>,
+    adoptions: Vec<Adoption>,
 }
 
 impl Graph {
@@ -80,6 +81,7 @@ impl Graph {
         }
         check_cycles(specs, &deps, &mut problems);
         let moves = resolve_moves(stack.moves(), &index, &mut problems);
+        let adoptions = check_adoptions(stack.adoptions(), specs, &index, &mut problems);
 
         let ctx = ValidationContext::new(stack);
         for r in specs {
@@ -104,6 +106,7 @@ impl Graph {
             deps,
             order,
             moves,
+            adoptions,
         })
     }
 
@@ -111,6 +114,12 @@ impl Graph {
     /// ends at, sorted by old address.
     pub fn moves(&self) -> &[Move] {
         &self.moves
+    }
+
+    /// The declared adoptions ([`Stack::adopt`]), checked: each address declared once, each id
+    /// adopted once per provider, sorted by address.
+    pub fn adoptions(&self) -> &[Adoption] {
+        &self.adoptions
     }
 
     /// The stack's name.
@@ -434,4 +443,68 @@ fn resolve_moves(
         }
     }
     out
+}
+
+/// Checks the declared adoptions: each one's address is a declared resource (not a data
+/// source), an address is adopted once (the same id declared twice counts once), and an id is
+/// adopted at one address per provider. Every problem names the address and the id.
+fn check_adoptions(
+    adoptions: &[Adoption],
+    specs: &[ResourceSpec],
+    index: &HashMap<Address, usize>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Adoption> {
+    let mut by_address: BTreeMap<&Address, &str> = BTreeMap::new();
+    let mut by_id: BTreeMap<(&str, &str), &Address> = BTreeMap::new();
+    let mut bad: BTreeSet<&Address> = BTreeSet::new();
+    for a in adoptions {
+        let (address, id) = (&a.address, a.id.as_str());
+        let mut refuse = |message: String| {
+            problems.push(Problem::new(address, "adopt", message));
+            bad.insert(address);
+        };
+        if id.trim().is_empty() {
+            refuse(format!(
+                "{address} adopts an empty id: give the object's provider id"
+            ));
+            continue;
+        }
+        let Some(&i) = index.get(address) else {
+            refuse(format!(
+                "{address} adopts {id}, but {address} is not declared: declare the resource \
+                 the object becomes (what `import` writes), or remove the adoption"
+            ));
+            continue;
+        };
+        let spec = &specs[i];
+        if spec.schema.data_source {
+            refuse(format!(
+                "{address} adopts {id}, but {address} is a data source: it is looked up, never \
+                 owned"
+            ));
+            continue;
+        }
+        match by_address.insert(address, id) {
+            Some(other) if other != id => refuse(format!(
+                "{address} adopts two objects, {other} and {id}: an address owns one object"
+            )),
+            _ => {}
+        }
+        match by_id.insert((spec.schema.provider, id), address) {
+            Some(other) if other != address => refuse(format!(
+                "{id} is adopted twice, as {other} and as {address}: an object belongs to one \
+                 resource"
+            )),
+            _ => {}
+        }
+    }
+    // Only used when there are no problems (the graph is built then).
+    by_address
+        .into_iter()
+        .filter(|(a, _)| !bad.contains(a))
+        .map(|(a, id)| Adoption {
+            address: a.clone(),
+            id: id.to_string(),
+        })
+        .collect()
 }

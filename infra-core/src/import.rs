@@ -15,6 +15,16 @@
 //!   provider id, whoever owns it, as it would be observed under a declared address, and
 //!   [`Provider::adopt`](crate::provider::Provider::adopt) writes the stack's ownership on it
 //!   and changes nothing else.
+//! - [`ModuleWriter`] writes what discovery finds as a Rust module, as it comes;
+//!   [`Engine::import`](crate::engine::Engine::import) drives it over the providers, and
+//!   [`Engine::adopt`](crate::engine::Engine::adopt) applies a plan that only adopts.
+
+mod format;
+mod names;
+mod writer;
+
+pub use format::Formatting;
+pub use writer::{ImportCounts, ModuleWriter};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -70,8 +80,9 @@ pub struct Discovered {
     /// A name to derive its address and Rust variable from (the `Name` tag, the IAM or Swarm
     /// name, else the id), before any sanitising.
     pub name: String,
-    /// Its properties in the same normalised form a read gives ([`Observed::props`]
-    /// (crate::provider::Observed::props)): a reference field holds the other object's id.
+    /// Its properties in the same normalised form a read gives
+    /// ([`Observed::props`](crate::provider::Observed::props)): a reference field holds the
+    /// other object's id.
     pub props: BTreeMap<String, Value>,
     /// Other ids a reference to this object may use (an IAM role's ARN besides its name, a
     /// Swarm network's name besides its id).

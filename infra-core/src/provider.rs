@@ -327,7 +327,7 @@ pub trait Provider: Send + Sync {
     /// tag or `infra.stack` label), narrowed by `filter`, and hands each to `sink` as soon as
     /// it is read, in dependency order (a VPC before its subnets): what `import` writes as
     /// Rust ([`crate::import`]). Objects it can't declare are handed over as
-    /// [`Found::Inexpressible`](crate::import::Found::Inexpressible), never left out. A filter
+    /// [`Found::Inexpressible`], never left out. A filter
     /// the provider doesn't understand is an error naming it. The default finds nothing.
     async fn discover(
         &self,

@@ -67,6 +67,10 @@ pub fn plan_text(plan: &Plan) -> String {
             ),
             (Action::Delete, "destroy"),
             (Action::Move, "move: re-owned under its new address"),
+            (
+                Action::Adopt,
+                "adopt: the stack's ownership written, nothing else changes",
+            ),
         ] {
             if used.contains(&action) {
                 let _ = writeln!(out, "{:>3} {meaning}", action.symbol());
@@ -83,9 +87,14 @@ pub fn plan_text(plan: &Plan) -> String {
         } else {
             String::new()
         };
+        let adopted = if s.adopted > 0 {
+            format!(", {} to adopt", s.adopted)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "Plan: {} to add, {} to change, {} to destroy{moved}.",
+            "Plan: {} to add, {} to change, {} to destroy{moved}{adopted}.",
             s.add, s.change, s.destroy
         );
     }
@@ -232,6 +241,14 @@ fn moved_count(n: usize) -> String {
     }
 }
 
+fn adopted_count(n: usize) -> String {
+    if n > 0 {
+        format!(", {n} adopted")
+    } else {
+        String::new()
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
@@ -248,6 +265,7 @@ fn change_text(out: &mut String, c: &Change) {
         Action::DeleteThenCreate | Action::CreateThenDelete => "must be replaced",
         Action::Delete => "will be destroyed",
         Action::Move => "has moved",
+        Action::Adopt => "will be adopted",
     };
     let protected = if c.protected { " (protected)" } else { "" };
     let moved = match (&c.moved_from, c.action) {
@@ -255,7 +273,15 @@ fn change_text(out: &mut String, c: &Change) {
         (Some(m), _) => format!(" (moved from {m})"),
         (None, _) => String::new(),
     };
-    let _ = writeln!(out, "  # {} {what}{moved}{protected}", c.address);
+    let adopted = match (&c.adopted, c.action) {
+        (Some(_), Action::Adopt) => {
+            " (it belongs to no stack: the stack's ownership is written, nothing else changes)"
+                .to_string()
+        }
+        (Some(id), _) => format!(" (adopting {id}, which belongs to no stack)"),
+        (None, _) => String::new(),
+    };
+    let _ = writeln!(out, "  # {} {what}{moved}{adopted}{protected}", c.address);
     if matches!(
         c.action,
         Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete
@@ -540,17 +566,18 @@ pub fn report_text(report: &ApplyReport) -> String {
     if report.is_success() {
         let _ = writeln!(
             out,
-            "Apply complete! Resources: {} added, {} changed, {} destroyed{}.",
+            "Apply complete! Resources: {} added, {} changed, {} destroyed{}{}.",
             c.added,
             c.changed,
             c.destroyed,
-            moved_count(c.moved)
+            moved_count(c.moved),
+            adopted_count(c.adopted)
         );
     } else {
         let _ = writeln!(
             out,
-            "Apply failed: {} added, {} changed, {} destroyed{}; {} failed, {} skipped. Re-run to converge the rest.",
-            c.added, c.changed, c.destroyed, moved_count(c.moved), c.failed, c.skipped
+            "Apply failed: {} added, {} changed, {} destroyed{}{}; {} failed, {} skipped. Re-run to converge the rest.",
+            c.added, c.changed, c.destroyed, moved_count(c.moved), adopted_count(c.adopted), c.failed, c.skipped
         );
     }
     out

@@ -285,6 +285,39 @@ pub enum Command {
     },
     /// Break the stack's apply lock, whoever holds it (after a killed run).
     ForceUnlock,
+    /// Write Rust declaring the objects that belong to no stack (made by hand, or by another
+    /// tool), each with its `stack.adopt`: to stdout, or `--out FILE`. Narrow it with
+    /// `--only`, `--vpc`, `--name-prefix`, `--tag`.
+    Import {
+        /// Only this VPC and what lives in it (aws).
+        #[arg(long, value_name = "ID")]
+        vpc: Option<String>,
+        /// Only objects whose name starts with this.
+        #[arg(long, value_name = "PREFIX")]
+        name_prefix: Option<String>,
+        /// Only objects with this tag (AWS) or label (Swarm); repeat to require several.
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+        /// Write the module to this file (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Apply a plan that only adopts: the stack's ownership written on the objects its
+    /// `stack.adopt` lines name, nothing else. Refused, listing them, when the plan holds any
+    /// other change (then review it and use `apply`).
+    Adopt {
+        /// Don't ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+}
+
+/// `--tag KEY=VALUE`.
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
 }
 
 impl Args {

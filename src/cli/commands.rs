@@ -25,7 +25,9 @@ use super::args::PROVIDERS;
 use super::progress::{AuditFile, CliObserver, ProgressMode};
 use super::{Args, Command, Error, Exit, GraphFormat, PlanFormat, SchemaOf, Target};
 
+mod import;
 mod saved;
+use import::{adopt_command, import_command};
 use saved::{apply_saved_command, write_saved};
 
 /// How often an operation still running is reported (a heartbeat line when stderr is not a
@@ -114,7 +116,7 @@ async fn phases(
         Some(Command::Plan { destroy: true, .. }) => {
             (PROVIDERS.iter().rev().copied().collect(), false)
         }
-        Some(Command::Apply { .. }) => (PROVIDERS.to_vec(), true),
+        Some(Command::Apply { .. } | Command::Adopt { .. }) => (PROVIDERS.to_vec(), true),
         Some(Command::Destroy { .. }) => (PROVIDERS.iter().rev().copied().collect(), true),
         _ => return Ok(None),
     };
@@ -251,6 +253,22 @@ async fn execute_one(
             watch_command(args, stack, &options, rules).await
         }
         Some(Command::ForceUnlock) => force_unlock_command(args, stack, rules).await,
+        Some(Command::Import {
+            vpc,
+            name_prefix,
+            tags,
+            out,
+        }) => {
+            let mut filter = infra_core::import::ImportFilter::all();
+            filter.vpc = vpc.clone();
+            filter.name_prefix = name_prefix.clone();
+            filter.tags = tags.iter().cloned().collect();
+            import_command(args, &filter, out.as_deref(), rules).await
+        }
+        Some(Command::Adopt { auto_approve }) => {
+            let opts = plan_options(args, false, &[], false);
+            adopt_command(args, stack, opts, *auto_approve, rules).await
+        }
     }
 }
 

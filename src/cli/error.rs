@@ -164,6 +164,13 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// `import` failed: a provider's discovery (an unknown filter, no permission, an
+    /// unreachable endpoint) or writing the module; one line.
+    #[error("import: {0}")]
+    Import(String),
+    /// `adopt` was given a plan that does more than adopt: nothing was changed.
+    #[error("adopt: the plan does more than adopt, so nothing was changed. Not adoptions: {}. Review the plan and run `apply`, or declare the objects as they are", .0.join(", "))]
+    NotOnlyAdoptions(Vec<String>),
     /// The async runtime could not start.
     #[error("could not start the async runtime: {0}")]
     Runtime(io::Error),

@@ -96,15 +96,23 @@ pub fn retrying_line(
     )
 }
 
+/// What an operation did, in the past tense: `created`, `moved`, `adopted`.
+fn done(op: OpKind) -> String {
+    match op {
+        OpKind::Adopt => "adopted".into(),
+        other => format!("{other}d"),
+    }
+}
+
 /// The line for an operation that ended (or was skipped).
 pub fn finished_line(event: &AuditEvent) -> String {
     let o = &event.outcome;
     let took = format!("[{:.1}s]", o.duration_ms as f64 / 1000.0);
     match &o.status {
         OpStatus::Succeeded => format!(
-            "  ✓ {}: {}d{} {took}",
+            "  ✓ {}: {}{} {took}",
             o.address,
-            o.op,
+            done(o.op),
             o.id.as_deref()
                 .map(|i| format!(" ({i})"))
                 .unwrap_or_default(),

@@ -155,6 +155,7 @@ pub(super) fn declared_change(
         depends_on,
         protected,
         moved_from: None,
+        adopted: None,
     };
     match current {
         None => {
@@ -296,6 +297,7 @@ pub(super) fn delete_change(
         depends_on: Vec::new(),
         protected,
         moved_from: None,
+        adopted: None,
     }
 }
 

@@ -11,6 +11,7 @@
 //! replacements (`replace`), owned objects no longer declared become deletions, protected
 //! resources that would go become errors (`protect`), and the changes are counted.
 
+mod adopt;
 mod diff;
 pub mod drift;
 mod moves;
@@ -59,6 +60,11 @@ pub enum Action {
     /// is re-owned there (its ownership tag rewritten), nothing else changes. A move with
     /// changed fields is an [`Action::Update`] with [`Change::moved_from`] set.
     Move,
+    /// An object that belongs to no stack, declared with
+    /// [`Stack::adopt`](crate::dsl::Stack::adopt) and as it is: the stack's ownership is written
+    /// on it, nothing else changes. An adoption with changed fields is an [`Action::Update`]
+    /// with [`Change::adopted`] set.
+    Adopt,
 }
 
 impl Action {
@@ -77,6 +83,7 @@ impl Action {
             Action::CreateThenDelete => "+/-",
             Action::Delete => "-",
             Action::Move => ">",
+            Action::Adopt => "<",
         }
     }
 }
@@ -151,6 +158,11 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     #[schemars(with = "Option<String>")]
     pub moved_from: Option<Address>,
+    /// The id of the object that belongs to no stack and is adopted here
+    /// ([`Stack::adopt`](crate::dsl::Stack::adopt)): its ownership is written
+    /// ([`Action::Adopt`]), and its fields updated when they differ ([`Action::Update`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub adopted: Option<String>,
 }
 
 impl Change {
@@ -186,6 +198,9 @@ pub struct Summary {
     /// [`drift::Origin::Drift`]); the plan puts them back.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub drifted: usize,
+    /// Objects that belonged to no stack and are adopted (kept, possibly also updated).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adopted: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -316,6 +331,10 @@ pub struct ObservedState {
     pub reads: Vec<ReadStats>,
     /// Objects re-keyed by a declared move ([`apply_moves`]): the new address and the old.
     pub moved: BTreeMap<Address, Address>,
+    /// Objects that belong to no stack, read for a declared adoption
+    /// ([`Stack::adopt`](crate::dsl::Stack::adopt)) and observed at its address: the address
+    /// and the object's id.
+    pub adopted: BTreeMap<Address, String>,
 }
 
 /// Computes the plan. See the [module docs](self).
@@ -333,6 +352,7 @@ pub fn compute(
     }
     changes.extend(orphan_deletions(graph, observed, &in_scope, opts.destroy));
     let mut errors = protect::protection_errors(graph, &changes, opts);
+    errors.extend(adopt::adoption_errors(&changes));
     errors.sort();
     errors.dedup();
     let hints = if opts.destroy {
@@ -408,6 +428,7 @@ fn declared_changes(
                 .collect();
             let mut change = diff::declared_change(spec, &desired, current, depends_on, protected);
             moves::mark_moved(&mut change, observed, graph);
+            adopt::mark_adopted(&mut change, observed);
             change
         };
         actions.insert(&spec.address, change.action);
@@ -457,7 +478,7 @@ fn summarize(changes: &[Change]) -> Summary {
             Action::Create => summary.add += 1,
             Action::Update => summary.change += 1,
             Action::Delete => summary.destroy += 1,
-            Action::Move => {}
+            Action::Move | Action::Adopt => {}
             Action::DeleteThenCreate | Action::CreateThenDelete => {
                 summary.add += 1;
                 summary.destroy += 1;
@@ -468,6 +489,9 @@ fn summarize(changes: &[Change]) -> Summary {
         }
         if c.has_drift() {
             summary.drifted += 1;
+        }
+        if c.adopted.is_some() {
+            summary.adopted += 1;
         }
     }
     summary

@@ -48,9 +48,14 @@ pub(super) fn build_ops(
         // A kept object is re-owned under its new address first; an update waits for that.
         let moved = (c.moved_from.is_some() && !c.action.is_replace())
             .then(|| push(&mut ops, address, OpKind::Move, c.action, &c.provider));
+        // An adopted object is owned first; an update waits for that.
+        let moved = moved.or_else(|| {
+            (c.adopted.is_some() && !c.action.is_replace())
+                .then(|| push(&mut ops, address, OpKind::Adopt, c.action, &c.provider))
+        });
         match c.action {
             Action::NoOp => {}
-            Action::Move => {
+            Action::Move | Action::Adopt => {
                 if let Some(m) = moved {
                     new_op.insert(address.clone(), m);
                 }

@@ -22,6 +22,9 @@ pub enum OpKind {
     /// A move: the object re-owned under its new address
     /// ([`Provider::move_to`](crate::provider::Provider::move_to)).
     Move,
+    /// An adoption: the stack's ownership written on an object that belonged to no stack
+    /// ([`Provider::adopt`](crate::provider::Provider::adopt)).
+    Adopt,
 }
 
 impl fmt::Display for OpKind {
@@ -31,6 +34,7 @@ impl fmt::Display for OpKind {
             OpKind::Update => "update",
             OpKind::Delete => "delete",
             OpKind::Move => "move",
+            OpKind::Adopt => "adopt",
         })
     }
 }
@@ -87,6 +91,8 @@ pub struct Counts {
     pub destroyed: usize,
     /// Objects re-owned under a new address.
     pub moved: usize,
+    /// Objects adopted (the stack's ownership written on them).
+    pub adopted: usize,
     /// Operations failed.
     pub failed: usize,
     /// Operations skipped.
@@ -122,6 +128,7 @@ impl ApplyReport {
                 (OpStatus::Succeeded, OpKind::Update) => c.changed += 1,
                 (OpStatus::Succeeded, OpKind::Delete) => c.destroyed += 1,
                 (OpStatus::Succeeded, OpKind::Move) => c.moved += 1,
+                (OpStatus::Succeeded, OpKind::Adopt) => c.adopted += 1,
                 (OpStatus::Failed { .. }, _) => c.failed += 1,
                 (OpStatus::Skipped { .. }, _) => c.skipped += 1,
                 _ => {}

@@ -224,10 +224,26 @@ pub(super) async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOu
                 record(env, &op.address, r, n)
             }
             Ok(desired) => {
-                // After a move, the object is the new address's.
-                let current = env.observed.resources.get(&op.address).map(|o| Observed {
-                    address: op.address.clone(),
-                    ..o.clone()
+                // After a move, the object is the new address's; after an adoption, it is the
+                // adopted object, as the adoption returned it.
+                let adopted = env
+                    .changes
+                    .get(&op.address.to_string())
+                    .is_some_and(|c| c.adopted.is_some());
+                let current = if adopted {
+                    env.outputs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&op.address)
+                        .cloned()
+                } else {
+                    None
+                };
+                let current = current.or_else(|| {
+                    env.observed.resources.get(&op.address).map(|o| Observed {
+                        address: op.address.clone(),
+                        ..o.clone()
+                    })
                 });
                 let spec = env.graph.get(&op.address);
                 match (current, spec) {
@@ -281,6 +297,23 @@ pub(super) async fn run_op(env: &Env<'_>, op: &Op, index: usize) -> (usize, OpOu
                 let (r, n) = env
                     .call(&op.address, op.kind, |ctx| async move {
                         provider.move_to(&ctx, current, &op.address).await
+                    })
+                    .await;
+                record(env, &op.address, r, n)
+            }
+        },
+        OpKind::Adopt => match env.observed.resources.get(&op.address) {
+            None => (
+                OpStatus::Failed {
+                    error: "NotFound: the object to adopt was not read".into(),
+                },
+                0,
+                None,
+            ),
+            Some(current) => {
+                let (r, n) = env
+                    .call(&op.address, op.kind, |ctx| async move {
+                        provider.adopt(&ctx, current, &op.address).await
                     })
                     .await;
                 record(env, &op.address, r, n)

@@ -167,12 +167,17 @@ fn blocks(plan: &Plan) -> Vec<Block> {
         } else {
             String::new()
         };
+        let adopted = if s.adopted > 0 {
+            format!(", {} to adopt", s.adopted)
+        } else {
+            String::new()
+        };
         blocks.push(Block::keep(format!(
-            "**Plan:** {} to add, {} to change, {} to destroy{moved}.\n\n{}",
+            "**Plan:** {} to add, {} to change, {} to destroy{moved}{adopted}.\n\n{}",
             s.add,
             s.change,
             s.destroy,
-            summary_table(&actionable, s.moved > 0)
+            summary_table(&actionable, s.moved > 0, s.adopted > 0)
         )));
     }
     if !plan.errors.is_empty() {
@@ -184,6 +189,7 @@ fn blocks(plan: &Plan) -> Vec<Block> {
     }
     attention(&mut blocks, &actionable);
     drift(&mut blocks, &actionable);
+    adoptions(&mut blocks, &actionable);
     moves(&mut blocks, &actionable, &plan.hints);
     policy(&mut blocks, &plan.policy);
     diffs(&mut blocks, &actionable);
@@ -191,13 +197,17 @@ fn blocks(plan: &Plan) -> Vec<Block> {
 }
 
 /// Adds, changes, replaces and deletes per provider and kind, and their totals; with a Move
-/// column (objects re-owned under a new address) when the plan moves any.
-fn summary_table(changes: &[&Change], with_moves: bool) -> String {
-    let mut counts: BTreeMap<(&str, &str), [usize; 5]> = BTreeMap::new();
+/// column (objects re-owned under a new address) when the plan moves any, and an Adopt column
+/// (objects that belonged to no stack) when it adopts any.
+fn summary_table(changes: &[&Change], with_moves: bool, with_adoptions: bool) -> String {
+    let mut counts: BTreeMap<(&str, &str), [usize; 6]> = BTreeMap::new();
     for c in changes {
         let n = counts.entry((&c.provider, &c.kind)).or_default();
         if c.moved_from.is_some() && !c.action.is_replace() {
             n[4] += 1;
+        }
+        if c.adopted.is_some() {
+            n[5] += 1;
         }
         let column = match c.action {
             Action::Create => 0,
@@ -208,18 +218,27 @@ fn summary_table(changes: &[&Change], with_moves: bool) -> String {
         };
         n[column] += 1;
     }
-    let columns = if with_moves { 5 } else { 4 };
-    let mut total = [0; 5];
+    let columns: Vec<usize> = (0..4)
+        .chain(with_moves.then_some(4))
+        .chain(with_adoptions.then_some(5))
+        .collect();
+    let mut total = [0; 6];
     let mut out = String::from("| Provider | Kind | Add | Change | Replace | Delete |");
-    out.push_str(if with_moves {
-        " Move |\n|---|---|--:|--:|--:|--:|--:|\n"
-    } else {
-        "\n|---|---|--:|--:|--:|--:|\n"
-    });
+    if with_moves {
+        out.push_str(" Move |");
+    }
+    if with_adoptions {
+        out.push_str(" Adopt |");
+    }
+    out.push_str("\n|---|---|");
+    for _ in &columns {
+        out.push_str("--:|");
+    }
+    out.push('\n');
     for ((provider, kind), n) in &counts {
         let _ = write!(out, "| {} | {} |", cell(provider), code_cell(kind));
-        for x in &n[..columns] {
-            let _ = write!(out, " {x} |");
+        for &i in &columns {
+            let _ = write!(out, " {} |", n[i]);
         }
         out.push('\n');
         for (t, x) in total.iter_mut().zip(n) {
@@ -227,11 +246,32 @@ fn summary_table(changes: &[&Change], with_moves: bool) -> String {
         }
     }
     out.push_str("| **Total** | |");
-    for t in &total[..columns] {
-        let _ = write!(out, " **{t}** |");
+    for &i in &columns {
+        let _ = write!(out, " **{}** |", total[i]);
     }
     out.push('\n');
     out
+}
+
+/// The declared adoptions: objects that belonged to no stack, now the stack's.
+fn adoptions(blocks: &mut Vec<Block>, changes: &[&Change]) {
+    let adopted: Vec<&&Change> = changes.iter().filter(|c| c.adopted.is_some()).collect();
+    if adopted.is_empty() {
+        return;
+    }
+    blocks.push(Block::keep("\n### Adoptions\n\n".into()));
+    for c in adopted {
+        let also = if c.action == Action::Update {
+            " and updated in place"
+        } else {
+            ": only the stack's ownership is written"
+        };
+        blocks.push(Block::optional(format!(
+            "- **adopt** {} as {}{also}.\n",
+            code_span(c.adopted.as_deref().unwrap_or("-")),
+            code_span(&c.address.to_string()),
+        )));
+    }
 }
 
 /// The declared moves (kept objects re-owned under their new address) and the hints for
@@ -453,6 +493,7 @@ fn diffs(blocks: &mut Vec<Block>, changes: &[&Change]) {
             Action::CreateThenDelete => "must be replaced (created, then destroyed)",
             Action::Delete => "will be destroyed",
             Action::Move => "has moved",
+            Action::Adopt => "will be adopted",
             _ => "is unchanged",
         };
         blocks.push(Block {

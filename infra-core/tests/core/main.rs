@@ -2,9 +2,11 @@
 
 mod kinds;
 
+mod adopt;
 mod drift;
 mod fuzz;
 mod graph;
+mod import;
 mod lock;
 mod moves;
 mod plan;
