@@ -92,6 +92,8 @@ pub(crate) struct Discovery<'s> {
     /// What to import.
     pub(crate) filter: &'s ImportFilter,
     seen: HashSet<String>,
+    /// The auto scaling groups handed over (their hooks are read per group).
+    pub(crate) groups: Vec<String>,
     sink: &'s mut (dyn FnMut(Found) + Send),
     /// Objects handed over.
     pub(crate) count: usize,
@@ -103,6 +105,7 @@ impl<'s> Discovery<'s> {
         Discovery {
             filter,
             seen: HashSet::new(),
+            groups: Vec::new(),
             sink,
             count: 0,
         }
@@ -118,7 +121,10 @@ impl<'s> Discovery<'s> {
 
     /// True when the `vpc` filter is unset or is `vpc`.
     pub(crate) fn in_vpc(&self, vpc: Option<&str>) -> bool {
-        self.filter.vpc.as_deref().is_none_or(|want| vpc == Some(want))
+        self.filter
+            .vpc
+            .as_deref()
+            .is_none_or(|want| vpc == Some(want))
     }
 
     /// True when the `vpc` filter is unset or one of `ids` was handed over (an object outside
@@ -199,14 +205,6 @@ pub(crate) fn cannot_adopt(kind: &str, id: &str, to: &Address, why: &str) -> Pro
     )
 }
 
-/// An object whose `infra:stack` is already set can't be adopted.
-pub(crate) fn already_owned(to: &Address, id: &str, owner: &str) -> ProviderError {
-    ProviderError::fatal(
-        "AlreadyOwned",
-        format!("{to}: `{id}` belongs to stack `{owner}` (tag {TAG_STACK}); it can't be adopted"),
-    )
-}
-
 /// The ownership tags adoption writes: `infra:stack` and `infra:id`. The `Name` tag is left
 /// as it is (EC2 ownership is read from `infra:id`; nothing finds an object by `Name`).
 pub(crate) fn ownership_tags(cx: &Cx<'_>, to: &Address) -> [(String, String); 2] {
@@ -238,4 +236,3 @@ pub(crate) async fn adopt_ec2(
         ..current.clone()
     })
 }
-

@@ -237,13 +237,12 @@ impl AwsKind for Asg {
     /// Pages of up to 100 groups (the API's largest). A group lives in no VPC: the `vpc`
     /// filter keeps those with a subnet of the VPC.
     async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
-        let mut pages = cx
-            .c
-            .asg_read
-            .describe_auto_scaling_groups()
-            .max_records(100)
-            .into_paginator()
-            .send();
+        let mut pages =
+            cx.c.asg_read
+                .describe_auto_scaling_groups()
+                .max_records(100)
+                .into_paginator()
+                .send();
         while let Some(page) = pages.next().await {
             for g in page.aws("DescribeAutoScalingGroups")?.auto_scaling_groups() {
                 let Some(tags) = Unowned::of(group_tags(g)) else {
@@ -260,8 +259,11 @@ impl AwsKind for Asg {
                     continue;
                 }
                 let mut found = discovered(&ASG, name, Some(name), group_props(g, &tags.user));
-                found.aliases.extend(g.auto_scaling_group_arn().map(str::to_string));
+                found
+                    .aliases
+                    .extend(g.auto_scaling_group_arn().map(str::to_string));
                 found.notes = group_notes(g);
+                pass.groups.push(name.to_string());
                 pass.object(found);
             }
         }

@@ -57,14 +57,13 @@ fn eip_props(a: &aws_sdk_ec2::types::Address, user: &BTreeMap<String, String>) -
 /// The allocation ids of the NAT gateways in `vpc`: the addresses the `vpc` filter keeps.
 async fn nat_allocations(cx: &Cx<'_>, vpc: &str) -> Result<BTreeSet<String>, ProviderError> {
     let mut ids = BTreeSet::new();
-    let mut pages = cx
-        .c
-        .ec2_read
-        .describe_nat_gateways()
-        .filter(Filter::builder().name("vpc-id").values(vpc).build())
-        .max_results(1000)
-        .into_paginator()
-        .send();
+    let mut pages =
+        cx.c.ec2_read
+            .describe_nat_gateways()
+            .filter(Filter::builder().name("vpc-id").values(vpc).build())
+            .max_results(1000)
+            .into_paginator()
+            .send();
     while let Some(page) = pages.next().await {
         for n in page.aws("DescribeNatGateways")?.nat_gateways() {
             ids.extend(
@@ -87,13 +86,12 @@ impl AwsKind for ElasticIp {
             Some(vpc) => Some(nat_allocations(cx, vpc).await?),
             None => None,
         };
-        let out = cx
-            .c
-            .ec2_read
-            .describe_addresses()
-            .send()
-            .await
-            .aws("DescribeAddresses")?;
+        let out =
+            cx.c.ec2_read
+                .describe_addresses()
+                .send()
+                .await
+                .aws("DescribeAddresses")?;
         for a in out.addresses() {
             let Some(tags) = Unowned::ec2(a.tags()) else {
                 continue;
@@ -111,7 +109,12 @@ impl AwsKind for ElasticIp {
             {
                 continue;
             }
-            let mut found = discovered(&ELASTIC_IP, id, tags.name.as_deref(), eip_props(a, &tags.user));
+            let mut found = discovered(
+                &ELASTIC_IP,
+                id,
+                tags.name.as_deref(),
+                eip_props(a, &tags.user),
+            );
             if let Some(ip) = a.public_ip() {
                 found.aliases.push(ip.to_string());
             }
@@ -126,15 +129,14 @@ impl AwsKind for ElasticIp {
         id: &str,
         address: &Address,
     ) -> Result<Option<Observed>, ProviderError> {
-        let out = cx
-            .c
-            .ec2_read
-            .describe_addresses()
-            .allocation_ids(id)
-            .send()
-            .await
-            .aws("DescribeAddresses")
-            .or_not_found()?;
+        let out =
+            cx.c.ec2_read
+                .describe_addresses()
+                .allocation_ids(id)
+                .send()
+                .await
+                .aws("DescribeAddresses")
+                .or_not_found()?;
         Ok(out.as_ref().and_then(|o| o.addresses().first()).map(|a| {
             let tags = Unowned::ec2_any(a.tags());
             observed_at(address, id, eip_props(a, &tags.user), &tags)

@@ -106,7 +106,12 @@ impl AwsKind for InternetGateway {
     async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
         let mut req = cx.c.ec2_read.describe_internet_gateways().max_results(1000);
         if let Some(vpc) = &pass.filter.vpc {
-            req = req.filters(Filter::builder().name("attachment.vpc-id").values(vpc).build());
+            req = req.filters(
+                Filter::builder()
+                    .name("attachment.vpc-id")
+                    .values(vpc)
+                    .build(),
+            );
         }
         let mut pages = req.into_paginator().send();
         while let Some(page) = pages.next().await {
@@ -121,7 +126,12 @@ impl AwsKind for InternetGateway {
                     continue;
                 }
                 let props = igw_props(cx, g, &tags.user);
-                pass.object(discovered(&INTERNET_GATEWAY, id, tags.name.as_deref(), props));
+                pass.object(discovered(
+                    &INTERNET_GATEWAY,
+                    id,
+                    tags.name.as_deref(),
+                    props,
+                ));
             }
         }
         Ok(())
@@ -133,19 +143,21 @@ impl AwsKind for InternetGateway {
         id: &str,
         address: &Address,
     ) -> Result<Option<Observed>, ProviderError> {
-        let out = cx
-            .c
-            .ec2_read
-            .describe_internet_gateways()
-            .internet_gateway_ids(id)
-            .send()
-            .await
-            .aws("DescribeInternetGateways")
-            .or_not_found()?;
-        Ok(out.as_ref().and_then(|o| o.internet_gateways().first()).map(|g| {
-            let tags = Unowned::ec2_any(g.tags());
-            observed_at(address, id, igw_props(cx, g, &tags.user), &tags)
-        }))
+        let out =
+            cx.c.ec2_read
+                .describe_internet_gateways()
+                .internet_gateway_ids(id)
+                .send()
+                .await
+                .aws("DescribeInternetGateways")
+                .or_not_found()?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.internet_gateways().first())
+            .map(|g| {
+                let tags = Unowned::ec2_any(g.tags());
+                observed_at(address, id, igw_props(cx, g, &tags.user), &tags)
+            }))
     }
 
     async fn adopt(

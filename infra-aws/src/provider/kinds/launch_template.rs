@@ -237,15 +237,14 @@ async fn latest_version(
     cx: &Cx<'_>,
     id: &str,
 ) -> Result<Option<LaunchTemplateVersion>, ProviderError> {
-    let out = cx
-        .c
-        .ec2_read
-        .describe_launch_template_versions()
-        .launch_template_id(id)
-        .versions("$Latest")
-        .send()
-        .await
-        .aws("DescribeLaunchTemplateVersions")?;
+    let out =
+        cx.c.ec2_read
+            .describe_launch_template_versions()
+            .launch_template_id(id)
+            .versions("$Latest")
+            .send()
+            .await
+            .aws("DescribeLaunchTemplateVersions")?;
     Ok(out.launch_template_versions().first().cloned())
 }
 
@@ -276,14 +275,13 @@ impl AwsKind for LaunchTemplate {
     /// templates then described together for their tags (another call per page). A template
     /// lives in no VPC: the `vpc` filter keeps those with a security group of the VPC.
     async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
-        let mut pages = cx
-            .c
-            .ec2_read
-            .describe_launch_template_versions()
-            .versions("$Latest")
-            .max_results(LAUNCH_TEMPLATE_PAGE)
-            .into_paginator()
-            .send();
+        let mut pages =
+            cx.c.ec2_read
+                .describe_launch_template_versions()
+                .versions("$Latest")
+                .max_results(LAUNCH_TEMPLATE_PAGE)
+                .into_paginator()
+                .send();
         while let Some(page) = pages.next().await {
             let page = page.aws("DescribeLaunchTemplateVersions")?;
             let versions = page.launch_template_versions();
@@ -294,14 +292,13 @@ impl AwsKind for LaunchTemplate {
             if ids.is_empty() {
                 continue;
             }
-            let templates = cx
-                .c
-                .ec2_read
-                .describe_launch_templates()
-                .set_launch_template_ids(Some(ids))
-                .send()
-                .await
-                .aws("DescribeLaunchTemplates")?;
+            let templates =
+                cx.c.ec2_read
+                    .describe_launch_templates()
+                    .set_launch_template_ids(Some(ids))
+                    .send()
+                    .await
+                    .aws("DescribeLaunchTemplates")?;
             for t in templates.launch_templates() {
                 let Some(tags) = Unowned::ec2(t.tags()) else {
                     continue;
@@ -319,8 +316,12 @@ impl AwsKind for LaunchTemplate {
                 {
                     continue;
                 }
-                let mut found =
-                    discovered(&LAUNCH_TEMPLATE, id, Some(name), template_props(v, latest, &tags.user));
+                let mut found = discovered(
+                    &LAUNCH_TEMPLATE,
+                    id,
+                    Some(name),
+                    template_props(v, latest, &tags.user),
+                );
                 found.aliases.push(name.to_string());
                 found.notes = v.map(template_notes).unwrap_or_default();
                 pass.object(found);
@@ -335,15 +336,14 @@ impl AwsKind for LaunchTemplate {
         id: &str,
         address: &Address,
     ) -> Result<Option<Observed>, ProviderError> {
-        let out = cx
-            .c
-            .ec2_read
-            .describe_launch_templates()
-            .launch_template_ids(id)
-            .send()
-            .await
-            .aws("DescribeLaunchTemplates")
-            .or_not_found()?;
+        let out =
+            cx.c.ec2_read
+                .describe_launch_templates()
+                .launch_template_ids(id)
+                .send()
+                .await
+                .aws("DescribeLaunchTemplates")
+                .or_not_found()?;
         let Some(t) = out.as_ref().and_then(|o| o.launch_templates().first()) else {
             return Ok(None);
         };

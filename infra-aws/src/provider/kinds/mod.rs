@@ -53,8 +53,8 @@ use infra_core::registry::{KindHandler, Registry};
 use tokio::sync::OnceCell;
 
 use super::common::Cx;
-use super::import::{cannot_adopt, Discovery};
 use super::iam_common::{account_details, DetailsPage};
+use super::import::{cannot_adopt, Discovery};
 
 /// What the provider does with the objects of one AWS kind.
 #[async_trait]

@@ -158,18 +158,17 @@ async fn release_stale_associations(
 impl AwsKind for NatGateway {
     /// Pages of up to 1000 live gateways (`vpc` filter: `vpc-id`).
     async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
-        let mut req = cx
-            .c
-            .ec2_read
-            .describe_nat_gateways()
-            .max_results(1000)
-            .filter(
-                Filter::builder()
-                    .name("state")
-                    .values("pending")
-                    .values("available")
-                    .build(),
-            );
+        let mut req =
+            cx.c.ec2_read
+                .describe_nat_gateways()
+                .max_results(1000)
+                .filter(
+                    Filter::builder()
+                        .name("state")
+                        .values("pending")
+                        .values("available")
+                        .build(),
+                );
         if let Some(vpc) = &pass.filter.vpc {
             req = req.filter(Filter::builder().name("vpc-id").values(vpc).build());
         }
@@ -199,15 +198,14 @@ impl AwsKind for NatGateway {
         id: &str,
         address: &Address,
     ) -> Result<Option<Observed>, ProviderError> {
-        let out = cx
-            .c
-            .ec2_read
-            .describe_nat_gateways()
-            .nat_gateway_ids(id)
-            .send()
-            .await
-            .aws("DescribeNatGateways")
-            .or_not_found()?;
+        let out =
+            cx.c.ec2_read
+                .describe_nat_gateways()
+                .nat_gateway_ids(id)
+                .send()
+                .await
+                .aws("DescribeNatGateways")
+                .or_not_found()?;
         Ok(out
             .as_ref()
             .and_then(|o| o.nat_gateways().iter().find(|n| nat_live(n.state())))

@@ -318,8 +318,12 @@ impl AwsKind for RouteTable {
                     );
                     continue;
                 }
-                let mut found =
-                    discovered(&ROUTE_TABLE, id, tags.name.as_deref(), table_props(t, &tags.user));
+                let mut found = discovered(
+                    &ROUTE_TABLE,
+                    id,
+                    tags.name.as_deref(),
+                    table_props(t, &tags.user),
+                );
                 found.notes = undeclarable_routes(t);
                 pass.object(found);
             }
@@ -333,19 +337,21 @@ impl AwsKind for RouteTable {
         id: &str,
         address: &Address,
     ) -> Result<Option<Observed>, ProviderError> {
-        let out = cx
-            .c
-            .ec2_read
-            .describe_route_tables()
-            .route_table_ids(id)
-            .send()
-            .await
-            .aws("DescribeRouteTables")
-            .or_not_found()?;
-        Ok(out.as_ref().and_then(|o| o.route_tables().first()).map(|t| {
-            let tags = Unowned::ec2_any(t.tags());
-            observed_at(address, id, table_props(t, &tags.user), &tags)
-        }))
+        let out =
+            cx.c.ec2_read
+                .describe_route_tables()
+                .route_table_ids(id)
+                .send()
+                .await
+                .aws("DescribeRouteTables")
+                .or_not_found()?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.route_tables().first())
+            .map(|t| {
+                let tags = Unowned::ec2_any(t.tags());
+                observed_at(address, id, table_props(t, &tags.user), &tags)
+            }))
     }
 
     async fn adopt(

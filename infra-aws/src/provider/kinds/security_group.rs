@@ -404,19 +404,21 @@ impl AwsKind for SecurityGroup {
         id: &str,
         address: &Address,
     ) -> Result<Option<Observed>, ProviderError> {
-        let out = cx
-            .c
-            .ec2_read
-            .describe_security_groups()
-            .group_ids(id)
-            .send()
-            .await
-            .aws("DescribeSecurityGroups")
-            .or_not_found()?;
-        Ok(out.as_ref().and_then(|o| o.security_groups().first()).map(|g| {
-            let tags = Unowned::ec2_any(g.tags());
-            observed_at(address, id, group_props(cx, g, &tags.user), &tags)
-        }))
+        let out =
+            cx.c.ec2_read
+                .describe_security_groups()
+                .group_ids(id)
+                .send()
+                .await
+                .aws("DescribeSecurityGroups")
+                .or_not_found()?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.security_groups().first())
+            .map(|g| {
+                let tags = Unowned::ec2_any(g.tags());
+                observed_at(address, id, group_props(cx, g, &tags.user), &tags)
+            }))
     }
 
     async fn adopt(

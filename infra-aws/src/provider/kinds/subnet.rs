@@ -174,15 +174,14 @@ impl AwsKind for Subnet {
         id: &str,
         address: &Address,
     ) -> Result<Option<Observed>, ProviderError> {
-        let out = cx
-            .c
-            .ec2_read
-            .describe_subnets()
-            .subnet_ids(id)
-            .send()
-            .await
-            .aws("DescribeSubnets")
-            .or_not_found()?;
+        let out =
+            cx.c.ec2_read
+                .describe_subnets()
+                .subnet_ids(id)
+                .send()
+                .await
+                .aws("DescribeSubnets")
+                .or_not_found()?;
         Ok(out.as_ref().and_then(|o| o.subnets().first()).map(|s| {
             let tags = Unowned::ec2_any(s.tags());
             observed_at(address, id, subnet_props(s, &tags.user), &tags)

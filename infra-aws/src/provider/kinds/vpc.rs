@@ -102,7 +102,10 @@ fn vpc_props(
 }
 
 /// Both DNS attributes of a VPC.
-async fn dns_attributes(cx: &Cx<'_>, id: &str) -> Result<(Option<bool>, Option<bool>), ProviderError> {
+async fn dns_attributes(
+    cx: &Cx<'_>,
+    id: &str,
+) -> Result<(Option<bool>, Option<bool>), ProviderError> {
     tokio::try_join!(
         vpc_attribute(cx, id, VpcAttributeName::EnableDnsSupport),
         vpc_attribute(cx, id, VpcAttributeName::EnableDnsHostnames)
@@ -262,15 +265,14 @@ impl AwsKind for Vpc {
         id: &str,
         address: &Address,
     ) -> Result<Option<Observed>, ProviderError> {
-        let out = cx
-            .c
-            .ec2_read
-            .describe_vpcs()
-            .vpc_ids(id)
-            .send()
-            .await
-            .aws("DescribeVpcs")
-            .or_not_found()?;
+        let out =
+            cx.c.ec2_read
+                .describe_vpcs()
+                .vpc_ids(id)
+                .send()
+                .await
+                .aws("DescribeVpcs")
+                .or_not_found()?;
         let Some(v) = out.as_ref().and_then(|o| o.vpcs().first()) else {
             return Ok(None);
         };
