@@ -238,7 +238,11 @@ impl AwsKind for Vpc {
         };
         let mut pages = req.into_paginator().send();
         while let Some(page) = pages.next().await {
-            for v in page.aws("DescribeVpcs")?.vpcs() {
+            // A `vpc` filter naming no VPC finds nothing.
+            let Some(page) = page.aws("DescribeVpcs").or_not_found()? else {
+                return Ok(());
+            };
+            for v in page.vpcs() {
                 let Some(tags) = Unowned::ec2(v.tags()) else {
                     continue;
                 };
