@@ -469,7 +469,8 @@ impl Provider for AwsProvider {
         Some(self.kinds.kinds())
     }
 
-    /// Kind by kind in dependency order ([`import::DISCOVERY_ORDER`]), each paging through
+    /// Kind by kind in dependency order (VPCs, subnets, gateways, route tables, security
+    /// groups, IAM, launch templates, auto scaling groups and their policies), each paging through
     /// its listing and handing every object without an `infra:stack` tag to `sink` as its
     /// page arrives. An error names the kind and the API call (one line).
     async fn discover(

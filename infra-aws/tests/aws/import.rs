@@ -478,7 +478,12 @@ async fn hand_made_objects_are_discovered_in_order_with_their_props_and_code() {
         role.props.get("managed_policy_arns"),
         Some(&Value::List(vec![Value::from(h.policy_arn.as_str())]))
     );
-    assert_eq!(s(by_id(&found, &h.profile), "role"), Some(h.role.clone()));
+    let profile = objects(&found)
+        .into_iter()
+        .find(|d| d.schema.kind == "aws_iam_instance_profile" && d.name == h.profile)
+        .expect("the profile is discovered");
+    assert_eq!(s(profile, "role"), Some(h.role.clone()));
+    let profile_id = profile.id.clone();
     assert!(objects(&found)
         .iter()
         .any(|d| d.schema.kind == "aws_autoscaling_policy"
@@ -509,8 +514,8 @@ async fn hand_made_objects_are_discovered_in_order_with_their_props_and_code() {
         (&h.igw, &h.table),
         (&h.nat, &h.table),
         (&h.web, &h.template),
-        (&h.role, &h.profile),
-        (&h.profile, &h.template),
+        (&h.role, &profile_id),
+        (&profile_id, &h.template),
         (&h.template, &h.group),
         (&h.policy_arn, &h.role),
     ] {
@@ -548,10 +553,10 @@ async fn hand_made_objects_are_discovered_in_order_with_their_props_and_code() {
         )
     );
     assert!(
-        code[&h.profile]
+        code[&profile_id]
             .ends_with("InstanceProfile::new(\"iam_instance_profile_node\").role(&iam_role_node)"),
         "{}",
-        code[&h.profile]
+        code[&profile_id]
     );
     let lt = &code[&h.template];
     for part in [

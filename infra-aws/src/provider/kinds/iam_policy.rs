@@ -144,7 +144,6 @@ impl AwsKind for IamPolicy {
                     Some(name),
                     policy_props(cx, m, path),
                 );
-                found.aliases.extend(Some(name.to_string()));
                 found.notes = adoption_notes();
                 pass.object(found);
             }

@@ -88,9 +88,13 @@ impl AwsKind for InstanceProfile {
                 {
                     continue;
                 }
-                let mut found =
-                    discovered(&INSTANCE_PROFILE, name, Some(name), profile_props(cx, ip));
-                found.aliases.push(ip.arn().to_string());
+                // Its ARN is its id: a role of the same name (the console's habit) keeps its own.
+                let mut found = discovered(
+                    &INSTANCE_PROFILE,
+                    ip.arn(),
+                    Some(name),
+                    profile_props(cx, ip),
+                );
                 if ip.roles().len() > 1 {
                     found
                         .notes

@@ -322,7 +322,6 @@ impl AwsKind for LaunchTemplate {
                     Some(name),
                     template_props(v, latest, &tags.user),
                 );
-                found.aliases.push(name.to_string());
                 found.notes = v.map(template_notes).unwrap_or_default();
                 pass.object(found);
             }
