@@ -574,7 +574,8 @@ async fn hand_made_objects_are_discovered_in_order_with_their_props_and_code() {
     let asg = &code[&h.group];
     assert!(
         asg.contains(".launch_template(&launch_template_node)")
-            && asg.contains(".subnets(&[&subnet_a, &subnet_b])")
+            && (asg.contains(".subnets(&[&subnet_a, &subnet_b])")
+                || asg.contains(".subnets(&[&subnet_b, &subnet_a])"))
             && asg.contains(".size(0, 3, 0)")
             && !asg.contains("health_check"),
         "{asg}"
