@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes objects by hand (boto3, not infra) for the import benchmark
 (`discovery_is_linear_and_streams` in infra-aws/tests/aws/import.rs): N security groups in a
-new VPC and N/4 launch templates, all named PREFIX-…; prints the VPC id.
+new VPC, all named PREFIX-…; prints the VPC id.
 
     bench/import_bulk.py N PREFIX     (AWS_ENDPOINT_URL etc. from .ci/setup-moto)
 """
@@ -24,10 +24,5 @@ for i in range(n):
         Description=f"{name} by hand",
         VpcId=vpc,
         TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "Name", "Value": name}]}],
-    )
-for i in range(n // 4):
-    ec2.create_launch_template(
-        LaunchTemplateName=f"{prefix}-lt{i:05d}",
-        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
     )
 print(vpc)
