@@ -786,7 +786,7 @@ async fn an_unreachable_endpoint_is_one_line_naming_the_kind_and_the_call() {
 }
 
 /// The import benchmark: N security groups made with boto3 (`bench/import_bulk.py`) in a VPC
-/// of their own, then discovered with a name filter. Prints, per N, the time per object
+/// of their own, then discovered with a name and VPC filter. Prints, per N, the time per object
 /// (roughly constant: linear) and when the first object (the VPC) reached the sink against the
 /// last group. moto answers DescribeSecurityGroups in one page whatever the page size asked
 /// (and truncates launch template listings without a NextToken), so page-by-page streaming
@@ -828,11 +828,12 @@ async fn discovery_is_linear_and_streams() {
             String::from_utf8_lossy(&out.stderr)
         );
         let made = made.elapsed();
+        let vpc = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let before = m.provider.calls_by_operation();
         let start = std::time::Instant::now();
         let (mut count, mut first, mut last) = (0usize, None, None);
         m.provider
-            .discover(&prefix_filter(&p, None), &mut |_| {
+            .discover(&prefix_filter(&p, Some(&vpc)), &mut |_| {
                 count += 1;
                 first.get_or_insert(start.elapsed());
                 last = Some(start.elapsed());
