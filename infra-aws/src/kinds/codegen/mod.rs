@@ -194,7 +194,7 @@ pub(crate) fn env_var(name: &str, field: &str) -> String {
 }
 
 /// A map property as `(key, value)` pairs.
-pub(crate) fn map_of<'v>(v: Option<&'v Value>) -> BTreeMap<&'v str, &'v Value> {
+pub(crate) fn map_of(v: Option<&Value>) -> BTreeMap<&str, &Value> {
     v.and_then(Value::as_map)
         .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
         .unwrap_or_default()

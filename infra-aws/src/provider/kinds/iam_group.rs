@@ -188,7 +188,7 @@ impl AwsKind for IamGroup {
             if this != id && name != id {
                 continue;
             }
-            let tags = Some(Unowned::default()).unwrap_or_default();
+            let tags = Unowned::default();
             return Ok(Some(observed_at(
                 address,
                 this,

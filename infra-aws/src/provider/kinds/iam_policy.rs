@@ -170,7 +170,7 @@ impl AwsKind for IamPolicy {
             if this != id && name != id {
                 continue;
             }
-            let tags = Some(Unowned::default()).unwrap_or_default();
+            let tags = Unowned::default();
             return Ok(Some(observed_at(
                 address,
                 this,

@@ -156,10 +156,7 @@ impl AwsKind for IamRole {
             if this != id && name != id {
                 continue;
             }
-            let tags = Some(Unowned::parse(
-                r.tags().iter().map(|t| (t.key(), t.value())),
-            ))
-            .unwrap_or_default();
+            let tags = Unowned::parse(r.tags().iter().map(|t| (t.key(), t.value())));
             return Ok(Some(observed_at(
                 address,
                 this,

@@ -124,10 +124,7 @@ impl AwsKind for IamUser {
             if this != id && name != id {
                 continue;
             }
-            let tags = Some(Unowned::parse(
-                u.tags().iter().map(|t| (t.key(), t.value())),
-            ))
-            .unwrap_or_default();
+            let tags = Unowned::parse(u.tags().iter().map(|t| (t.key(), t.value())));
             return Ok(Some(observed_at(
                 address,
                 this,
