@@ -4,6 +4,7 @@
 //! Every kind emits exactly the properties the provider reads back (normalised to the same
 //! shapes), so that a re-plan after an apply is empty.
 
+pub(crate) mod codegen;
 pub mod compute;
 pub mod elb;
 pub mod iam;

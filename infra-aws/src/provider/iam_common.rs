@@ -79,10 +79,53 @@ pub(crate) fn by_path(cx: &Cx<'_>, kind: &str, path: &str, name: &str) -> Option
     })
 }
 
-/// Ownership of a tagged entity: under the stack's path and tagged with the stack.
+/// Ownership of a tagged entity (role, user): tagged with the stack. Those infra creates are
+/// also under the stack's path; an adopted one keeps the path it had (IAM can't move a role).
 pub(crate) fn by_tags(cx: &Cx<'_>, kind: &str, path: &str, tags: &[Tag]) -> Option<Ownership> {
-    sub_path(cx, path)?;
+    let _ = path;
     ownership(cx.stack, kind, tags.iter().map(|t| (t.key(), t.value())))
+}
+
+/// The `path` property of an entity: the declared sub-path under the stack's path, or the
+/// whole path of an entity outside it (an adopted role or user, an unowned entity).
+pub(crate) fn declared_path(cx: &Cx<'_>, path: &str) -> String {
+    sub_path(cx, path).unwrap_or_else(|| path.to_string())
+}
+
+/// True for an entity no stack owns by its path (`/infra/…`) and that AWS doesn't own: roles
+/// under `/aws-service-role/` (service-linked roles, made and deleted by their service) are
+/// AWS's and left out quietly, as are AWS-managed policies (never listed: discovery asks for
+/// local policies only).
+pub(crate) fn importable_path(path: &str) -> bool {
+    !path.starts_with("/infra/") && !path.starts_with("/aws-service-role/")
+}
+
+/// Adopts a role or user: its ownership tags (TagRole / TagUser), nothing else.
+pub(crate) async fn tag_entity(
+    cx: &Cx<'_>,
+    kind: &str,
+    name: &str,
+    to: &Address,
+) -> Result<(), ProviderError> {
+    let tags = tags(&crate::provider::import::ownership_tags(cx, to));
+    if kind == IAM_ROLE.kind {
+        cx.c.iam
+            .tag_role()
+            .role_name(name)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .aws("TagRole")?;
+    } else {
+        cx.c.iam
+            .tag_user()
+            .user_name(name)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .aws("TagUser")?;
+    }
+    Ok(())
 }
 
 /// IAM tags of `(key, value)` pairs.

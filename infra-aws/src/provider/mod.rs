@@ -31,6 +31,7 @@ mod ec2_common;
 mod elb_common;
 mod errors;
 mod iam_common;
+mod import;
 mod interceptor;
 mod kinds;
 mod lock;
@@ -44,6 +45,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use infra_core::dsl::{Address, KindSchema, Stack};
+use infra_core::import::{Found, ImportFilter};
 use infra_core::lock::Created;
 use infra_core::provider::{
     LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
@@ -465,6 +467,55 @@ impl Provider for AwsProvider {
 
     fn kinds(&self) -> Option<Vec<&'static KindSchema>> {
         Some(self.kinds.kinds())
+    }
+
+    /// Kind by kind in dependency order (VPCs, subnets, gateways, route tables, security
+    /// groups, IAM, launch templates, auto scaling groups and their policies), each paging through
+    /// its listing and handing every object without an `infra:stack` tag to `sink` as its
+    /// page arrives. An error names the kind and the API call (one line).
+    async fn discover(
+        &self,
+        filter: &ImportFilter,
+        sink: &mut (dyn FnMut(Found) + Send),
+    ) -> Result<(), ProviderError> {
+        let cx = self.cx("");
+        let mut pass = import::Discovery::new(filter, sink);
+        for kind in import::DISCOVERY_ORDER {
+            self.kinds
+                .get(kind)?
+                .discover(&cx, &mut pass)
+                .await
+                .map_err(|e| import::discovery_error(kind, e))?;
+        }
+        tracing::debug!(objects = pass.count, "aws discovery done");
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        kind: &'static KindSchema,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        self.kinds
+            .get(kind.kind)?
+            .read_unowned(&self.cx(""), id, address)
+            .await
+    }
+
+    /// Writes `infra:stack` and `infra:id` with the API's tagging call (EC2 CreateTags, Auto
+    /// Scaling CreateOrUpdateTags, IAM TagRole/TagUser); the `Name` tag and everything else
+    /// stay as they are.
+    async fn adopt(
+        &self,
+        op: &OpContext,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        self.kinds
+            .get(to.kind())?
+            .adopt(&self.cx(&op.stack), current, to)
+            .await
     }
 
     fn api_calls(&self) -> Option<u64> {

@@ -13,6 +13,7 @@ mod drift;
 mod elb;
 mod iam;
 mod idempotency;
+mod import;
 mod lock;
 mod network;
 mod ownership;

@@ -13,7 +13,8 @@ pub(crate) static ASG: KindSchema = KindSchema::new("aws_autoscaling_group", "aw
     .move_replaces("its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a auto scaling group")
     .computed(&["id", "arn"])
     .unordered(&["subnet_ids", "target_group_arns"])
-    .validate(validate_asg);
+    .validate(validate_asg)
+    .codegen(crate::kinds::codegen::asg);
 
 kind! {
     /// An auto scaling group across subnets (availability zones), following a launch template.

@@ -19,7 +19,8 @@ pub(crate) static LAUNCH_TEMPLATE: KindSchema = KindSchema::new("aws_launch_temp
     .changes_on_update(&["latest_version"])
     .unordered(&["security_group_ids"])
     .sensitive(&["user_data"])
-    .validate(validate_launch_template);
+    .validate(validate_launch_template)
+    .codegen(crate::kinds::codegen::launch_template);
 
 kind! {
     /// A launch template. Secure by default: IMDSv2 required and the root volume encrypted. A

@@ -59,7 +59,8 @@ const METADATA_MAX: usize = 1023;
 pub(crate) static LIFECYCLE_HOOK: KindSchema =
     KindSchema::new("aws_autoscaling_lifecycle_hook", "aws")
         .force_new(&["autoscaling_group_name"])
-        .validate(validate_lifecycle_hook);
+        .validate(validate_lifecycle_hook)
+        .codegen(crate::kinds::codegen::lifecycle_hook);
 
 kind! {
     /// A lifecycle hook of an auto scaling group: instances wait in `Terminating:Wait` (or

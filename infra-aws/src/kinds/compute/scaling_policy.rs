@@ -35,7 +35,8 @@ pub(crate) static SCALING_POLICY: KindSchema = KindSchema::new("aws_autoscaling_
     )
     .force_new(&["autoscaling_group_name"])
     .computed(&["id", "arn"])
-    .validate(validate_scaling_policy);
+    .validate(validate_scaling_policy)
+    .codegen(crate::kinds::codegen::scaling_policy);
 
 kind! {
     /// A target-tracking scaling policy of an auto scaling group (e.g. keep average CPU at 60 %).

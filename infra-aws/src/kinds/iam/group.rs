@@ -6,7 +6,7 @@ use infra_core::dsl::{Arn, Input, KindSchema, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, Value};
 
-use super::document::PolicyDocument;
+use super::document::{document_from_json, PolicyDocument};
 use super::{check_inline, check_path, check_policy_arns, IamPolicy};
 use crate::kinds::{check_physical_name, iam_name_char};
 
@@ -16,7 +16,8 @@ pub(crate) static IAM_GROUP: KindSchema = KindSchema::new("aws_iam_group", "aws"
     )
     .computed(&["id", "arn"])
     .unordered(&["managed_policy_arns"])
-    .validate(validate_group);
+    .validate(validate_group)
+    .codegen(crate::kinds::codegen::iam_group);
 
 kind! {
     /// An IAM group named `<stack>-<name>` (its id is the name) with attached and inline
@@ -25,6 +26,14 @@ kind! {
 }
 
 impl IamGroup {
+    /// An inline policy given as JSON (what `import` writes); normalised like a document read
+    /// back from AWS.
+    pub fn inline_policy_json(mut self, name: &str, json: &str) -> Self {
+        self.0
+            .insert("inline_policies", name, document_from_json(json));
+        self
+    }
+
     /// A group named `name`, at the stack's IAM path.
     pub fn new(name: &str) -> Self {
         let mut s = ResourceSpec::new(&IAM_GROUP, name);

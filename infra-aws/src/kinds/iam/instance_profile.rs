@@ -11,7 +11,8 @@ pub(crate) static INSTANCE_PROFILE: KindSchema = KindSchema::new("aws_iam_instan
     .move_replaces("its AWS name is `<stack>-<name>`, from its address, and AWS can't rename a instance profile")
     .force_new(&["path"])
     .computed(&["id", "arn"])
-    .validate(validate_instance_profile);
+    .validate(validate_instance_profile)
+    .codegen(crate::kinds::codegen::instance_profile);
 
 kind! {
     /// An instance profile carrying one role, for EC2 instances (launch templates). Named

@@ -14,7 +14,8 @@ pub(crate) static IAM_POLICY: KindSchema = KindSchema::new("aws_iam_policy", "aw
     )
     .force_new(&["path", "description"])
     .computed(&["id", "arn"])
-    .validate(validate_policy);
+    .validate(validate_policy)
+    .codegen(crate::kinds::codegen::iam_policy);
 
 kind! {
     /// A customer-managed IAM policy, named `<stack>-<name>`; its id is its ARN. A document

@@ -6,7 +6,7 @@ use infra_core::dsl::{Arn, Input, KindSchema, Output, Ref, ResourceSpec};
 use infra_core::validate::{Checker, Problem, ValidationContext};
 use infra_core::{kind, Value};
 
-use super::document::{check_document, PolicyDocument};
+use super::document::{check_document, document_from_json, PolicyDocument};
 use super::{check_inline, check_path, check_policy_arns, IamPolicy};
 use crate::kinds::{check_physical_name, check_tags, iam_name_char};
 
@@ -17,7 +17,8 @@ pub(crate) static IAM_ROLE: KindSchema = KindSchema::new("aws_iam_role", "aws")
     .force_new(&["path"])
     .computed(&["id", "arn"])
     .unordered(&["managed_policy_arns"])
-    .validate(validate_role);
+    .validate(validate_role)
+    .codegen(crate::kinds::codegen::iam_role);
 
 kind! {
     /// An IAM role named `<stack>-<name>` (its id is the name): a trust (assume-role) policy,
@@ -41,6 +42,20 @@ kind! {
 }
 
 impl IamRole {
+    /// The trust policy as JSON (what `import` writes for a document the typed builder
+    /// doesn't cover); normalised like a document read back from AWS.
+    pub fn assume_role_policy_json(mut self, json: &str) -> Self {
+        self.0.set("assume_role_policy", document_from_json(json));
+        self
+    }
+
+    /// An inline policy given as JSON (see [`IamRole::assume_role_policy_json`]).
+    pub fn inline_policy_json(mut self, name: &str, json: &str) -> Self {
+        self.0
+            .insert("inline_policies", name, document_from_json(json));
+        self
+    }
+
     /// A role named `name`, at the stack's IAM path.
     pub fn new(name: &str) -> Self {
         let mut s = ResourceSpec::new(&IAM_ROLE, name);

@@ -13,7 +13,8 @@ pub(crate) static IAM_USER: KindSchema = KindSchema::new("aws_iam_user", "aws")
     )
     .computed(&["id", "arn"])
     .unordered(&["groups"])
-    .validate(validate_user);
+    .validate(validate_user)
+    .codegen(crate::kinds::codegen::iam_user);
 
 kind! {
     /// An IAM user named `<stack>-<name>` (its id is the name) and its group memberships, changed

@@ -10,7 +10,8 @@ use crate::kinds::check_tags;
 pub(crate) static INTERNET_GATEWAY: KindSchema = KindSchema::new("aws_internet_gateway", "aws")
     .movable()
     .computed(&["id", "arn"])
-    .validate(validate_internet_gateway);
+    .validate(validate_internet_gateway)
+    .codegen(crate::kinds::codegen::internet_gateway);
 
 kind! {
     /// An internet gateway attached to a VPC. The attachment belongs to the gateway: moving it to
@@ -62,7 +63,8 @@ pub(crate) static ELASTIC_IP: KindSchema = KindSchema::new("aws_eip", "aws")
     .movable()
     .force_new(&["domain"])
     .computed(&["id", "public_ip"])
-    .validate(validate_elastic_ip);
+    .validate(validate_elastic_ip)
+    .codegen(crate::kinds::codegen::elastic_ip);
 
 kind! {
     /// An Elastic IP address (VPC domain), e.g. for a NAT gateway. Its id is the allocation id.
@@ -96,7 +98,8 @@ pub(crate) static NAT_GATEWAY: KindSchema = KindSchema::new("aws_nat_gateway", "
     .movable()
     .force_new(&["subnet_id", "allocation_id", "connectivity_type"])
     .computed(&["id"])
-    .validate(validate_nat_gateway);
+    .validate(validate_nat_gateway)
+    .codegen(crate::kinds::codegen::nat_gateway);
 
 kind! {
     /// A NAT gateway in a public subnet with an Elastic IP. For high availability declare one per

@@ -14,7 +14,8 @@ pub(crate) static ROUTE_TABLE: KindSchema = KindSchema::new("aws_route_table", "
     .force_new(&["vpc_id"])
     .computed(&["id"])
     .unordered(&["routes", "subnet_ids"])
-    .validate(validate_route_table);
+    .validate(validate_route_table)
+    .codegen(crate::kinds::codegen::route_table);
 
 kind! {
     /// A route table with its routes and subnet associations. Routes and associations are

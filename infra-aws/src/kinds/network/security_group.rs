@@ -16,7 +16,8 @@ pub(crate) static SECURITY_GROUP: KindSchema = KindSchema::new("aws_security_gro
     .force_new(&["vpc_id", "description"])
     .computed(&["id", "arn"])
     .unordered(&["ingress", "egress"])
-    .validate(validate_security_group);
+    .validate(validate_security_group)
+    .codegen(crate::kinds::codegen::security_group);
 
 kind! {
     /// A security group with its ingress and egress rules, diffed rule by rule: changing one

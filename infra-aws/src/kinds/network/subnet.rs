@@ -11,7 +11,8 @@ pub(crate) static SUBNET: KindSchema = KindSchema::new("aws_subnet", "aws")
     .movable()
     .force_new(&["vpc_id", "cidr_block", "availability_zone"])
     .computed(&["id", "arn"])
-    .validate(validate_subnet);
+    .validate(validate_subnet)
+    .codegen(crate::kinds::codegen::subnet);
 
 kind! {
     /// A subnet of a VPC in one availability zone.

@@ -10,7 +10,8 @@ pub(crate) static VPC: KindSchema = KindSchema::new("aws_vpc", "aws")
     .movable()
     .force_new(&["cidr_block"])
     .computed(&["id", "arn"])
-    .validate(validate_vpc);
+    .validate(validate_vpc)
+    .codegen(crate::kinds::codegen::vpc);
 
 kind! {
     /// A VPC. `Vpc::new("main").cidr("10.0.0.0/16")`; DNS support and hostnames are on by default.

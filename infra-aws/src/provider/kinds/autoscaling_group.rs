@@ -9,6 +9,8 @@
 //! (`TargetGroupARNs`) and change with `AttachLoadBalancerTargetGroups` /
 //! `DetachLoadBalancerTargetGroups`; the group's listing carries them, so they cost no read.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{
     AutoScalingGroup, Filter, LaunchTemplateSpecification, RefreshPreferences, Tag,
@@ -26,6 +28,7 @@ use crate::provider::common::{
     Props, TAG_DECLARED, TAG_ID, TAG_PROTECT, TAG_STACK,
 };
 use crate::provider::errors::AwsResult;
+use crate::provider::import::{discovered, observed_at, ownership_tags, Discovery, Unowned};
 
 /// The `aws_autoscaling_group` handler.
 pub(super) struct Asg;
@@ -67,6 +70,11 @@ fn observe_group(cx: &Cx<'_>, g: &AutoScalingGroup, address: Option<&Address>) -
         return None;
     }
     let name = g.auto_scaling_group_name()?;
+    Some(group_props(g, &o.user).observed(o, name))
+}
+
+/// A group's properties as a read gives them (owned read, discovery and adoption share it).
+fn group_props(g: &AutoScalingGroup, user: &BTreeMap<String, String>) -> Props {
     let lt = g.launch_template();
     let version = lt
         .and_then(|l| l.version())
@@ -95,8 +103,33 @@ fn observe_group(cx: &Cx<'_>, g: &AutoScalingGroup, address: Option<&Address>) -
     .set("health_check_grace_period", g.health_check_grace_period())
     .set("arn", g.auto_scaling_group_arn())
     .strs("target_group_arns", g.target_group_arns().iter().cloned())
-    .tags(&o.user);
-    Some(p.observed(o, name))
+    .tags(user);
+    p
+}
+
+/// The tags of a group as `(key, value)` pairs.
+fn group_tags(g: &AutoScalingGroup) -> impl Iterator<Item = (&str, &str)> {
+    g.tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))
+}
+
+/// Notes on the parts of a group infra can't declare.
+fn group_notes(g: &AutoScalingGroup) -> Vec<String> {
+    let mut notes = Vec::new();
+    if g.mixed_instances_policy().is_some() {
+        notes.push("a mixed instances policy: infra declares one launch template".to_string());
+    }
+    if g.launch_configuration_name().is_some() {
+        notes.push(format!(
+            "the launch configuration `{}`: infra declares launch templates only",
+            g.launch_configuration_name().unwrap_or_default()
+        ));
+    }
+    if !g.load_balancer_names().is_empty() {
+        notes.push("classic load balancers: infra declares target groups only".to_string());
+    }
+    notes
 }
 
 /// The stack's groups (tag-filtered), or the groups of these names.
@@ -201,6 +234,78 @@ async fn refresh_if_outdated(cx: &Cx<'_>, name: &str, d: &Resolved) -> Result<()
 
 #[async_trait]
 impl AwsKind for Asg {
+    /// Pages of up to 100 groups (the API's largest). A group lives in no VPC: the `vpc`
+    /// filter keeps those with a subnet of the VPC.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.asg_read
+                .describe_auto_scaling_groups()
+                .max_records(100)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            for g in page.aws("DescribeAutoScalingGroups")?.auto_scaling_groups() {
+                let Some(tags) = Unowned::of(group_tags(g)) else {
+                    continue;
+                };
+                let Some(name) = g.auto_scaling_group_name() else {
+                    continue;
+                };
+                let subnets = g.vpc_zone_identifier().unwrap_or("");
+                if !is_live(g)
+                    || !pass.matches(name, &tags.all)
+                    || !pass.refers_to_seen(subnets.split(',').map(str::trim))
+                {
+                    continue;
+                }
+                let mut found = discovered(&ASG, name, Some(name), group_props(g, &tags.user));
+                found
+                    .aliases
+                    .extend(g.auto_scaling_group_arn().map(str::to_string));
+                found.notes = group_notes(g);
+                pass.groups.push(name.to_string());
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let groups = describe_groups(cx, Some(id)).await?;
+        Ok(groups.iter().find(|g| is_live(g)).map(|g| {
+            let tags = Unowned::parse(group_tags(g));
+            observed_at(address, id, group_props(g, &tags.user), &tags)
+        }))
+    }
+
+    /// One CreateOrUpdateTags call: `infra:stack` (propagated to new instances, as on the
+    /// groups infra creates) and `infra:id`.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        let tags = ownership_tags(cx, to)
+            .iter()
+            .map(|(k, v)| tag(&current.id, k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        cx.c.asg
+            .create_or_update_tags()
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .aws("CreateOrUpdateTags")?;
+        Ok(Observed {
+            address: to.clone(),
+            ..current.clone()
+        })
+    }
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         Ok(owned_groups(cx, listings.asg_groups(cx).await?))
     }

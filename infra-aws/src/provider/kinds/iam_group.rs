@@ -15,9 +15,11 @@ use crate::kinds::iam::IAM_GROUP;
 use crate::provider::common::{observed_from, strings, updated_from, Cx, Props, Severed};
 use crate::provider::errors::{AwsResult, ProviderResult};
 use crate::provider::iam_common::{
-    account_details, arns, by_path, inline_diff, inline_map, inline_of, path_of, pick, set_diff,
-    sub_path, DetailsPage, ENTITY_ALREADY_EXISTS,
+    account_details, arns, by_path, declared_path, importable_path, inline_diff, inline_map,
+    inline_of, path_of, pick, set_diff, DetailsPage, ENTITY_ALREADY_EXISTS,
 };
+use crate::provider::import::{cannot_adopt, discovered, observed_at, Discovery, Unowned};
+use aws_sdk_iam::types::EntityType;
 
 /// The `aws_iam_group` handler.
 pub(super) struct IamGroup;
@@ -38,24 +40,40 @@ fn observe(cx: &Cx<'_>, pages: &[DetailsPage]) -> Vec<Observed> {
         let Some(o) = by_path(cx, IAM_GROUP.kind, path, name) else {
             continue;
         };
-        let mut p = Props::default();
-        p.set("path", sub_path(cx, path))
-            .set(
-                "inline_policies",
-                inline_map(
-                    g.group_policy_list()
-                        .iter()
-                        .map(|i| (i.policy_name(), i.policy_document())),
-                ),
-            )
-            .strs(
-                "managed_policy_arns",
-                arns(g.attached_managed_policies().iter().map(|a| a.policy_arn())),
-            )
-            .set("arn", g.arn());
-        out.push(p.observed(o, name));
+        out.push(group_props(cx, g, path).observed(o, name));
     }
     out
+}
+
+/// A group's properties as a read gives them (owned read, discovery and adoption share it).
+fn group_props(cx: &Cx<'_>, g: &aws_sdk_iam::types::GroupDetail, path: &str) -> Props {
+    let mut p = Props::default();
+    p.set("path", declared_path(cx, path))
+        .set(
+            "inline_policies",
+            inline_map(
+                g.group_policy_list()
+                    .iter()
+                    .map(|i| (i.policy_name(), i.policy_document())),
+            ),
+        )
+        .strs(
+            "managed_policy_arns",
+            arns(g.attached_managed_policies().iter().map(|a| a.policy_arn())),
+        )
+        .set("arn", g.arn());
+    p
+}
+
+/// Why adoption is refused: IAM groups can't be tagged, so infra owns them by their path
+/// `/infra/<stack>/` and name `<stack>-<name>`, and IAM can't move a group to another path.
+const REFUSAL: &str = "IAM groups can't be tagged, so infra owns groups by the path \
+     /infra/<stack>/ and the name <stack>-<name>, and adopting it would mean renaming it; declare it \
+     without adopt (a new group is created beside the old one, which stays until deleted by hand)";
+
+/// What the generated module says about it.
+fn adoption_notes() -> Vec<String> {
+    vec![format!("it can't be adopted: {REFUSAL}")]
 }
 
 /// Takes the group's inline and attached policies from `current` (none: a new group) to `d`.
@@ -115,6 +133,80 @@ async fn converge_group_policies(
 
 #[async_trait]
 impl AwsKind for IamGroup {
+    /// Pages of 1000 from GetAccountAuthorizationDetails (Group only); entities under
+    /// `/infra/` paths are stacks' and left out, as are AWS's own (see
+    /// [`importable_path`]). The `vpc` filter doesn't apply to IAM.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.iam_read
+                .get_account_authorization_details()
+                .filter(EntityType::Group)
+                .max_items(1000)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("GetAccountAuthorizationDetails")?;
+            for g in page.group_detail_list() {
+                let Some(path) = g.path().filter(|p| importable_path(p)) else {
+                    continue;
+                };
+                let Some(tags) = Some(Unowned::default()) else {
+                    continue;
+                };
+                let name = g.group_name().unwrap_or_default();
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                let mut found = discovered(
+                    &IAM_GROUP,
+                    g.group_name().unwrap_or_default(),
+                    Some(name),
+                    group_props(cx, g, path),
+                );
+                found.aliases.extend(g.arn().map(str::to_string));
+                found.notes = adoption_notes();
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// The entity among the account's details (one listing of its type: adoption is rare).
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let pages = account_details(cx).await?;
+        for g in pages.iter().flat_map(|p| p.group_detail_list()) {
+            let Some(path) = g.path() else {
+                continue;
+            };
+            let name = g.group_name().unwrap_or_default();
+            let this = g.group_name().unwrap_or_default();
+            if this != id && name != id {
+                continue;
+            }
+            let tags = Unowned::default();
+            return Ok(Some(observed_at(
+                address,
+                this,
+                group_props(cx, g, path),
+                &tags,
+            )));
+        }
+        Ok(None)
+    }
+
+    async fn adopt(
+        &self,
+        _: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        Err(cannot_adopt(self.schema().kind, &current.id, to, REFUSAL))
+    }
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         Ok(observe(cx, listings.iam_details(cx).await?))
     }

@@ -14,9 +14,11 @@ use crate::provider::common::{
 };
 use crate::provider::errors::{AwsResult, ProviderResult};
 use crate::provider::iam_common::{
-    account_details, attach, by_path, detach, iam_tags, name_from_arn, path_of, pick, prefix,
-    sub_path, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
+    account_details, attach, by_path, declared_path, detach, iam_tags, importable_path,
+    name_from_arn, path_of, pick, prefix, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
 };
+use crate::provider::import::{cannot_adopt, discovered, observed_at, Discovery, Unowned};
+use aws_sdk_iam::types::EntityType;
 
 /// The `aws_iam_policy` handler.
 pub(super) struct IamPolicy;
@@ -38,20 +40,37 @@ fn observe(cx: &Cx<'_>, pages: &[DetailsPage]) -> Vec<Observed> {
         let Some(o) = by_path(cx, IAM_POLICY.kind, path, name) else {
             continue;
         };
-        let document = m
-            .policy_version_list()
-            .iter()
-            .find(|v| v.is_default_version() || v.version_id() == m.default_version_id())
-            .and_then(|v| v.document())
-            .map(document_value);
-        let mut p = Props::default();
-        p.set("path", sub_path(cx, path))
-            .set("description", m.description())
-            .set("document", document)
-            .set("arn", arn);
-        out.push(p.observed(o, arn));
+        out.push(policy_props(cx, m, path).observed(o, arn));
     }
     out
+}
+
+/// A policy's properties as a read gives them (owned read, discovery and adoption share it).
+fn policy_props(cx: &Cx<'_>, m: &aws_sdk_iam::types::ManagedPolicyDetail, path: &str) -> Props {
+    let document = m
+        .policy_version_list()
+        .iter()
+        .find(|v| v.is_default_version() || v.version_id() == m.default_version_id())
+        .and_then(|v| v.document())
+        .map(document_value);
+    let mut p = Props::default();
+    p.set("path", declared_path(cx, path))
+        .set("description", m.description())
+        .set("document", document)
+        .set("arn", m.arn());
+    p
+}
+
+/// Why adoption is refused: IAM lists managed policies without tags, so infra owns them by their path
+/// `/infra/<stack>/` and name `<stack>-<name>`, and IAM can't move a policy to another path.
+const REFUSAL: &str =
+    "IAM lists managed policies without their tags, so infra owns managed policies by the path \
+     /infra/<stack>/ and the name <stack>-<name>, and IAM can't change a policy's path; declare it \
+     without adopt (a new policy is created beside the old one, which stays until deleted by hand)";
+
+/// What the generated module says about it.
+fn adoption_notes() -> Vec<String> {
+    vec![format!("it can't be adopted: {REFUSAL}")]
 }
 
 /// The roles, users and groups a policy is attached to (under `path_prefix` if given).
@@ -93,6 +112,83 @@ async fn entities_of(
 
 #[async_trait]
 impl AwsKind for IamPolicy {
+    /// Pages of 1000 from GetAccountAuthorizationDetails (LocalManagedPolicy only); entities under
+    /// `/infra/` paths are stacks' and left out, as are AWS's own (see
+    /// [`importable_path`]). The `vpc` filter doesn't apply to IAM.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.iam_read
+                .get_account_authorization_details()
+                .filter(EntityType::LocalManagedPolicy)
+                .max_items(1000)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("GetAccountAuthorizationDetails")?;
+            for m in page.policies() {
+                let Some(path) = m.path().filter(|p| importable_path(p)) else {
+                    continue;
+                };
+                let Some(tags) = Some(Unowned::default()) else {
+                    continue;
+                };
+                let name = m
+                    .policy_name()
+                    .unwrap_or_else(|| name_from_arn(m.arn().unwrap_or_default()));
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                let mut found = discovered(
+                    &IAM_POLICY,
+                    m.arn().unwrap_or_default(),
+                    Some(name),
+                    policy_props(cx, m, path),
+                );
+                found.notes = adoption_notes();
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// The entity among the account's details (one listing of its type: adoption is rare).
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let pages = account_details(cx).await?;
+        for m in pages.iter().flat_map(|p| p.policies()) {
+            let Some(path) = m.path() else {
+                continue;
+            };
+            let name = m
+                .policy_name()
+                .unwrap_or_else(|| name_from_arn(m.arn().unwrap_or_default()));
+            let this = m.arn().unwrap_or_default();
+            if this != id && name != id {
+                continue;
+            }
+            let tags = Unowned::default();
+            return Ok(Some(observed_at(
+                address,
+                this,
+                policy_props(cx, m, path),
+                &tags,
+            )));
+        }
+        Ok(None)
+    }
+
+    async fn adopt(
+        &self,
+        _: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        Err(cannot_adopt(self.schema().kind, &current.id, to, REFUSAL))
+    }
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         Ok(observe(cx, listings.iam_details(cx).await?))
     }

@@ -2,6 +2,7 @@
 //! update; tagged, so its ownership is read from its tags.
 
 use async_trait::async_trait;
+use aws_sdk_iam::types::EntityType;
 use infra_core::dsl::{Address, KindSchema};
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
 use infra_core::registry::KindHandler;
@@ -14,10 +15,12 @@ use crate::provider::common::{
     Severed,
 };
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{discovered, observed_at, Discovery, Unowned};
+
 use crate::provider::iam_common::{
-    account_details, add_role, arns, attach_role_policy, by_tags, iam_tags, inline_diff,
-    inline_map, inline_of, path_of, pick, set_diff, sub_path, tags, DetailsPage,
-    ENTITY_ALREADY_EXISTS,
+    account_details, add_role, arns, attach_role_policy, by_tags, declared_path, iam_tags,
+    importable_path, inline_diff, inline_map, inline_of, path_of, pick, set_diff, sub_path,
+    tag_entity, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
 };
 
 /// The `aws_iam_role` handler.
@@ -39,29 +42,44 @@ fn observe(cx: &Cx<'_>, pages: &[DetailsPage]) -> Vec<Observed> {
         let Some(o) = by_tags(cx, IAM_ROLE.kind, path, r.tags()) else {
             continue;
         };
-        let mut p = Props::default();
-        p.set("path", sub_path(cx, path))
-            .set(
-                "assume_role_policy",
-                r.assume_role_policy_document().map(document_value),
-            )
-            .set(
-                "inline_policies",
-                inline_map(
-                    r.role_policy_list()
-                        .iter()
-                        .map(|i| (i.policy_name(), i.policy_document())),
-                ),
-            )
-            .strs(
-                "managed_policy_arns",
-                arns(r.attached_managed_policies().iter().map(|a| a.policy_arn())),
-            )
-            .set("arn", r.arn())
-            .tags(&o.user);
-        out.push(p.observed(o, name));
+        out.push(role_props(cx, r, path, &o.user).observed(o, name));
     }
     out
+}
+
+/// A role's properties as a read gives them (owned read, discovery and adoption share it).
+fn role_props(
+    cx: &Cx<'_>,
+    r: &aws_sdk_iam::types::RoleDetail,
+    path: &str,
+    user: &std::collections::BTreeMap<String, String>,
+) -> Props {
+    let mut p = Props::default();
+    p.set("path", declared_path(cx, path))
+        .set(
+            "assume_role_policy",
+            r.assume_role_policy_document().map(document_value),
+        )
+        .set(
+            "inline_policies",
+            inline_map(
+                r.role_policy_list()
+                    .iter()
+                    .map(|i| (i.policy_name(), i.policy_document())),
+            ),
+        )
+        .strs(
+            "managed_policy_arns",
+            arns(r.attached_managed_policies().iter().map(|a| a.policy_arn())),
+        )
+        .set("arn", r.arn())
+        .tags(user);
+    p
+}
+
+/// Roles are adopted by their tags.
+fn adoption_notes() -> Vec<String> {
+    Vec::new()
 }
 
 async fn put_role_policy(
@@ -83,6 +101,85 @@ async fn put_role_policy(
 
 #[async_trait]
 impl AwsKind for IamRole {
+    /// Pages of 1000 from GetAccountAuthorizationDetails (Role only); entities under
+    /// `/infra/` paths are stacks' and left out, as are AWS's own (see
+    /// [`importable_path`]). The `vpc` filter doesn't apply to IAM.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.iam_read
+                .get_account_authorization_details()
+                .filter(EntityType::Role)
+                .max_items(1000)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("GetAccountAuthorizationDetails")?;
+            for r in page.role_detail_list() {
+                let Some(path) = r.path().filter(|p| importable_path(p)) else {
+                    continue;
+                };
+                let Some(tags) = Unowned::of(r.tags().iter().map(|t| (t.key(), t.value()))) else {
+                    continue;
+                };
+                let name = r.role_name().unwrap_or_default();
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                let mut found = discovered(
+                    &IAM_ROLE,
+                    r.role_name().unwrap_or_default(),
+                    Some(name),
+                    role_props(cx, r, path, &tags.user),
+                );
+                found.aliases.extend(r.arn().map(str::to_string));
+                found.notes = adoption_notes();
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// The entity among the account's details (one listing of its type: adoption is rare).
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let pages = account_details(cx).await?;
+        for r in pages.iter().flat_map(|p| p.role_detail_list()) {
+            let Some(path) = r.path() else {
+                continue;
+            };
+            let name = r.role_name().unwrap_or_default();
+            let this = r.role_name().unwrap_or_default();
+            if this != id && name != id {
+                continue;
+            }
+            let tags = Unowned::parse(r.tags().iter().map(|t| (t.key(), t.value())));
+            return Ok(Some(observed_at(
+                address,
+                this,
+                role_props(cx, r, path, &tags.user),
+                &tags,
+            )));
+        }
+        Ok(None)
+    }
+
+    /// TagRole: `infra:stack` and `infra:id`; the entity keeps its name and path.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        tag_entity(cx, self.schema().kind, &current.id, to).await?;
+        Ok(Observed {
+            address: to.clone(),
+            ..current.clone()
+        })
+    }
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         Ok(observe(cx, listings.iam_details(cx).await?))
     }

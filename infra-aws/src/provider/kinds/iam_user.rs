@@ -2,6 +2,7 @@
 //! Passwords, access keys and MFA devices are the user's own, never managed here.
 
 use async_trait::async_trait;
+use aws_sdk_iam::types::EntityType;
 use infra_core::dsl::{Address, KindSchema};
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
 use infra_core::registry::KindHandler;
@@ -11,9 +12,11 @@ use super::{AwsKind, Listings};
 use crate::kinds::iam::IAM_USER;
 use crate::provider::common::{observed_from, strings, tag_diff, updated_from, Cx, Props};
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{discovered, observed_at, Discovery, Unowned};
+
 use crate::provider::iam_common::{
-    account_details, by_tags, iam_tags, path_of, pick, set_diff, sub_path, tags, DetailsPage,
-    ENTITY_ALREADY_EXISTS,
+    account_details, by_tags, declared_path, iam_tags, importable_path, path_of, pick, set_diff,
+    tag_entity, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
 };
 
 /// The `aws_iam_user` handler.
@@ -35,18 +38,116 @@ fn observe(cx: &Cx<'_>, pages: &[DetailsPage]) -> Vec<Observed> {
         let Some(o) = by_tags(cx, IAM_USER.kind, path, u.tags()) else {
             continue;
         };
-        let mut p = Props::default();
-        p.set("path", sub_path(cx, path))
-            .strs("groups", u.group_list().iter().cloned())
-            .set("arn", u.arn())
-            .tags(&o.user);
-        out.push(p.observed(o, name));
+        out.push(user_props(cx, u, path, &o.user).observed(o, name));
     }
     out
 }
 
+/// A user's properties as a read gives them (owned read, discovery and adoption share it).
+fn user_props(
+    cx: &Cx<'_>,
+    u: &aws_sdk_iam::types::UserDetail,
+    path: &str,
+    user: &std::collections::BTreeMap<String, String>,
+) -> Props {
+    let mut p = Props::default();
+    p.set("path", declared_path(cx, path))
+        .strs("groups", u.group_list().iter().cloned())
+        .set("arn", u.arn())
+        .tags(user);
+    p
+}
+
+/// What import can't carry over for a user.
+fn adoption_notes() -> Vec<String> {
+    vec![
+        "its passwords, access keys, MFA devices and inline/attached policies are not declared \
+         by infra (they stay as they are when adopted)"
+            .to_string(),
+    ]
+}
+
 #[async_trait]
 impl AwsKind for IamUser {
+    /// Pages of 1000 from GetAccountAuthorizationDetails (User only); entities under
+    /// `/infra/` paths are stacks' and left out, as are AWS's own (see
+    /// [`importable_path`]). The `vpc` filter doesn't apply to IAM.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.iam_read
+                .get_account_authorization_details()
+                .filter(EntityType::User)
+                .max_items(1000)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("GetAccountAuthorizationDetails")?;
+            for u in page.user_detail_list() {
+                let Some(path) = u.path().filter(|p| importable_path(p)) else {
+                    continue;
+                };
+                let Some(tags) = Unowned::of(u.tags().iter().map(|t| (t.key(), t.value()))) else {
+                    continue;
+                };
+                let name = u.user_name().unwrap_or_default();
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                let mut found = discovered(
+                    &IAM_USER,
+                    u.user_name().unwrap_or_default(),
+                    Some(name),
+                    user_props(cx, u, path, &tags.user),
+                );
+                found.aliases.extend(u.arn().map(str::to_string));
+                found.notes = adoption_notes();
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// The entity among the account's details (one listing of its type: adoption is rare).
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let pages = account_details(cx).await?;
+        for u in pages.iter().flat_map(|p| p.user_detail_list()) {
+            let Some(path) = u.path() else {
+                continue;
+            };
+            let name = u.user_name().unwrap_or_default();
+            let this = u.user_name().unwrap_or_default();
+            if this != id && name != id {
+                continue;
+            }
+            let tags = Unowned::parse(u.tags().iter().map(|t| (t.key(), t.value())));
+            return Ok(Some(observed_at(
+                address,
+                this,
+                user_props(cx, u, path, &tags.user),
+                &tags,
+            )));
+        }
+        Ok(None)
+    }
+
+    /// TagUser: `infra:stack` and `infra:id`; the entity keeps its name and path.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        tag_entity(cx, self.schema().kind, &current.id, to).await?;
+        Ok(Observed {
+            address: to.clone(),
+            ..current.clone()
+        })
+    }
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         Ok(observe(cx, listings.iam_details(cx).await?))
     }

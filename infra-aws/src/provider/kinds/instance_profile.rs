@@ -8,11 +8,14 @@ use infra_core::registry::KindHandler;
 use infra_core::Value;
 
 use super::{AwsKind, Listings};
+use crate::provider::import::{cannot_adopt, discovered, observed_at, Discovery, Unowned};
+
 use crate::kinds::iam::INSTANCE_PROFILE;
 use crate::provider::common::{observed_from, req_str, updated_from, Cx, Props};
 use crate::provider::errors::{AwsResult, ProviderResult};
 use crate::provider::iam_common::{
-    add_role, by_path, iam_tags, path_of, pick, prefix, sub_path, ENTITY_ALREADY_EXISTS,
+    add_role, by_path, declared_path, iam_tags, importable_path, path_of, pick, prefix,
+    ENTITY_ALREADY_EXISTS,
 };
 
 /// The `aws_iam_instance_profile` handler.
@@ -45,17 +48,99 @@ async fn list(cx: &Cx<'_>) -> Result<Vec<Observed>, ProviderError> {
                 ip.path(),
                 ip.instance_profile_name(),
             )?;
-            let mut p = Props::default();
-            p.set("path", sub_path(cx, ip.path()))
-                .set("role", ip.roles().first().map(|r| r.role_name()))
-                .set("arn", ip.arn());
-            Some(p.observed(o, ip.instance_profile_name()))
+            Some(profile_props(cx, ip).observed(o, ip.instance_profile_name()))
         })
         .collect())
 }
 
+/// A profile's properties as a read gives them (owned read, discovery and adoption share it).
+fn profile_props(cx: &Cx<'_>, ip: &aws_sdk_iam::types::InstanceProfile) -> Props {
+    let mut p = Props::default();
+    p.set("path", declared_path(cx, ip.path()))
+        .set("role", ip.roles().first().map(|r| r.role_name()))
+        .set("arn", ip.arn());
+    p
+}
+
+/// Why adoption is refused.
+const REFUSAL: &str = "IAM lists instance profiles without their tags, so infra owns a \
+     profile by the path /infra/<stack>/ and the name <stack>-<name>, and IAM can't change a \
+     profile's path; declare it without adopt (a new profile is created beside the old one, \
+     which stays until deleted by hand)";
+
 #[async_trait]
 impl AwsKind for InstanceProfile {
+    /// Pages of 1000 from ListInstanceProfiles; profiles under `/infra/` paths are stacks'.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.iam_read
+                .list_instance_profiles()
+                .max_items(1000)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            for ip in page.aws("ListInstanceProfiles")?.instance_profiles() {
+                let name = ip.instance_profile_name();
+                let tags = Unowned::parse(ip.tags().iter().map(|t| (t.key(), t.value())));
+                if !importable_path(ip.path())
+                    || tags.owner.is_some()
+                    || !pass.matches(name, &tags.all)
+                {
+                    continue;
+                }
+                // Its ARN is its id: a role of the same name (the console's habit) keeps its own.
+                let mut found = discovered(
+                    &INSTANCE_PROFILE,
+                    ip.arn(),
+                    Some(name),
+                    profile_props(cx, ip),
+                );
+                if ip.roles().len() > 1 {
+                    found
+                        .notes
+                        .push("more than one role: infra declares one".to_string());
+                }
+                found.notes.push(format!("it can't be adopted: {REFUSAL}"));
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// `id` is the profile's name (or its ARN).
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let name = id.rsplit('/').next().unwrap_or(id);
+        let out =
+            cx.c.iam_read
+                .get_instance_profile()
+                .instance_profile_name(name)
+                .send()
+                .await
+                .aws("GetInstanceProfile")
+                .or_not_found()?;
+        Ok(out.as_ref().and_then(|o| o.instance_profile()).map(|ip| {
+            observed_at(
+                address,
+                ip.instance_profile_name(),
+                profile_props(cx, ip),
+                &Unowned::default(),
+            )
+        }))
+    }
+
+    async fn adopt(
+        &self,
+        _: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        Err(cannot_adopt(self.schema().kind, &current.id, to, REFUSAL))
+    }
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         list(cx).await
     }

@@ -1,7 +1,9 @@
 //! `aws_internet_gateway`: attached to at most one VPC, re-attached in place.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{AttachmentStatus, ResourceType};
+use aws_sdk_ec2::types::{AttachmentStatus, Filter, ResourceType};
 use infra_core::dsl::{Address, KindSchema};
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
 use infra_core::registry::KindHandler;
@@ -12,6 +14,7 @@ use crate::kinds::network::INTERNET_GATEWAY;
 use crate::provider::common::{empty, observed_from, updated_from, Cx, Props};
 use crate::provider::ec2_common::{arn, owned, owned_filters, sync_tags, tag_spec};
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{adopt_ec2, discovered, observed_at, Discovery, Unowned};
 
 /// The `aws_internet_gateway` handler.
 pub(super) struct InternetGateway;
@@ -41,23 +44,36 @@ async fn read_internet_gateways(
         .filter_map(|g| {
             let o = owned(cx, INTERNET_GATEWAY.kind, g.tags(), address)?;
             let id = g.internet_gateway_id().unwrap_or_default();
-            let vpc = g
-                .attachments()
-                .iter()
-                .find(|a| {
-                    !matches!(
-                        a.state(),
-                        Some(AttachmentStatus::Detached | AttachmentStatus::Detaching)
-                    )
-                })
-                .and_then(|a| a.vpc_id());
-            let mut p = Props::default();
-            p.set("vpc_id", vpc)
-                .set("arn", arn(cx, g.owner_id(), "internet-gateway", id))
-                .tags(&o.user);
-            Some(p.observed(o, id))
+            Some(igw_props(cx, g, &o.user).observed(o, id))
         })
         .collect())
+}
+
+/// The VPC a gateway is attached to.
+fn attached_vpc(g: &aws_sdk_ec2::types::InternetGateway) -> Option<&str> {
+    g.attachments()
+        .iter()
+        .find(|a| {
+            !matches!(
+                a.state(),
+                Some(AttachmentStatus::Detached | AttachmentStatus::Detaching)
+            )
+        })
+        .and_then(|a| a.vpc_id())
+}
+
+/// A gateway's properties as a read gives them (owned read, discovery and adoption share it).
+fn igw_props(
+    cx: &Cx<'_>,
+    g: &aws_sdk_ec2::types::InternetGateway,
+    user: &BTreeMap<String, String>,
+) -> Props {
+    let id = g.internet_gateway_id().unwrap_or_default();
+    let mut p = Props::default();
+    p.set("vpc_id", attached_vpc(g))
+        .set("arn", arn(cx, g.owner_id(), "internet-gateway", id))
+        .tags(user);
+    p
 }
 
 async fn attach(cx: &Cx<'_>, id: &str, vpc: &str) -> Result<(), ProviderError> {
@@ -86,6 +102,72 @@ async fn detach(cx: &Cx<'_>, id: &str, vpc: &str) -> Result<(), ProviderError> {
 
 #[async_trait]
 impl AwsKind for InternetGateway {
+    /// Pages of up to 1000 gateways (`vpc` filter: `attachment.vpc-id`).
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut req = cx.c.ec2_read.describe_internet_gateways().max_results(1000);
+        if let Some(vpc) = &pass.filter.vpc {
+            req = req.filters(
+                Filter::builder()
+                    .name("attachment.vpc-id")
+                    .values(vpc)
+                    .build(),
+            );
+        }
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for g in page.aws("DescribeInternetGateways")?.internet_gateways() {
+                let Some(tags) = Unowned::ec2(g.tags()) else {
+                    continue;
+                };
+                let id = g.internet_gateway_id().unwrap_or_default();
+                if !pass.matches(tags.name.as_deref().unwrap_or(id), &tags.all)
+                    || !pass.in_vpc(attached_vpc(g))
+                {
+                    continue;
+                }
+                let props = igw_props(cx, g, &tags.user);
+                pass.object(discovered(
+                    &INTERNET_GATEWAY,
+                    id,
+                    tags.name.as_deref(),
+                    props,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.ec2_read
+                .describe_internet_gateways()
+                .internet_gateway_ids(id)
+                .send()
+                .await
+                .aws("DescribeInternetGateways")
+                .or_not_found()?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.internet_gateways().first())
+            .map(|g| {
+                let tags = Unowned::ec2_any(g.tags());
+                observed_at(address, id, igw_props(cx, g, &tags.user), &tags)
+            }))
+    }
+
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_ec2(cx, current, to).await
+    }
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_internet_gateways(cx, None).await
     }

@@ -23,7 +23,8 @@ use crate::provider::common::{
     Cx, Ownership, Props, TAG_NAME, TAG_STACK,
 };
 use crate::provider::ec2_common::{owned, owned_filters, sync_tags, tag_spec};
-use crate::provider::errors::AwsResult;
+use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{adopt_ec2, discovered, observed_at, Discovery, Unowned};
 
 /// The `aws_launch_template` handler.
 pub(super) struct LaunchTemplate;
@@ -211,18 +212,159 @@ async fn read_templates(
             let v = versions
                 .iter()
                 .find(|v| v.launch_template_id() == Some(id) && v.version_number() == Some(latest));
-            let mut p = Props::default();
-            if let Some(data) = v.and_then(LaunchTemplateVersion::launch_template_data) {
-                data_props(&mut p, data);
-            }
-            p.set("latest_version", latest).tags(&o.user);
-            Some(p.observed(o, id))
+            Some(template_props(v, latest, &o.user).observed(o, id))
         })
         .collect())
 }
 
+/// A template's properties as a read gives them, from its latest version (owned read,
+/// discovery and adoption share it).
+fn template_props(
+    latest_version: Option<&LaunchTemplateVersion>,
+    latest: i64,
+    user: &BTreeMap<String, String>,
+) -> Props {
+    let mut p = Props::default();
+    if let Some(data) = latest_version.and_then(LaunchTemplateVersion::launch_template_data) {
+        data_props(&mut p, data);
+    }
+    p.set("latest_version", latest).tags(user);
+    p
+}
+
+/// The latest version of template `id`.
+async fn latest_version(
+    cx: &Cx<'_>,
+    id: &str,
+) -> Result<Option<LaunchTemplateVersion>, ProviderError> {
+    let out =
+        cx.c.ec2_read
+            .describe_launch_template_versions()
+            .launch_template_id(id)
+            .versions("$Latest")
+            .send()
+            .await
+            .aws("DescribeLaunchTemplateVersions")?;
+    Ok(out.launch_template_versions().first().cloned())
+}
+
+/// Notes on the parts of a version infra can't declare.
+fn template_notes(v: &LaunchTemplateVersion) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Some(d) = v.launch_template_data() else {
+        return notes;
+    };
+    if d.block_device_mappings().len() > 1 {
+        notes.push(format!(
+            "{} block device mappings: infra declares the root volume only",
+            d.block_device_mappings().len()
+        ));
+    }
+    if !d.network_interfaces().is_empty() {
+        notes.push("network interfaces: infra declares security groups only".to_string());
+    }
+    if d.instance_market_options().is_some() {
+        notes.push("instance market (spot) options".to_string());
+    }
+    notes
+}
+
 #[async_trait]
 impl AwsKind for LaunchTemplate {
+    /// Pages of the latest versions of every template (200, the API's largest), each page's
+    /// templates then described together for their tags (another call per page). A template
+    /// lives in no VPC: the `vpc` filter keeps those with a security group of the VPC.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.ec2_read
+                .describe_launch_template_versions()
+                .versions("$Latest")
+                .max_results(LAUNCH_TEMPLATE_PAGE)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("DescribeLaunchTemplateVersions")?;
+            let versions = page.launch_template_versions();
+            let ids: Vec<String> = versions
+                .iter()
+                .filter_map(|v| v.launch_template_id().map(str::to_string))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let templates =
+                cx.c.ec2_read
+                    .describe_launch_templates()
+                    .set_launch_template_ids(Some(ids))
+                    .send()
+                    .await
+                    .aws("DescribeLaunchTemplates")?;
+            for t in templates.launch_templates() {
+                let Some(tags) = Unowned::ec2(t.tags()) else {
+                    continue;
+                };
+                let id = t.launch_template_id().unwrap_or_default();
+                let name = t.launch_template_name().unwrap_or(id);
+                let latest = t.latest_version_number().unwrap_or(1);
+                let v = versions.iter().find(|v| v.launch_template_id() == Some(id));
+                let groups = v
+                    .and_then(|v| v.launch_template_data())
+                    .map(|d| d.security_group_ids().to_vec())
+                    .unwrap_or_default();
+                if !pass.matches(name, &tags.all)
+                    || !pass.refers_to_seen(groups.iter().map(String::as_str))
+                {
+                    continue;
+                }
+                let mut found = discovered(
+                    &LAUNCH_TEMPLATE,
+                    id,
+                    Some(name),
+                    template_props(v, latest, &tags.user),
+                );
+                found.notes = v.map(template_notes).unwrap_or_default();
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.ec2_read
+                .describe_launch_templates()
+                .launch_template_ids(id)
+                .send()
+                .await
+                .aws("DescribeLaunchTemplates")
+                .or_not_found()?;
+        let Some(t) = out.as_ref().and_then(|o| o.launch_templates().first()) else {
+            return Ok(None);
+        };
+        let tags = Unowned::ec2_any(t.tags());
+        let v = latest_version(cx, id).await?;
+        let latest = t.latest_version_number().unwrap_or(1);
+        Ok(Some(observed_at(
+            address,
+            id,
+            template_props(v.as_ref(), latest, &tags.user),
+            &tags,
+        )))
+    }
+
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_ec2(cx, current, to).await
+    }
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_templates(cx, None).await
     }

@@ -18,6 +18,8 @@ use infra_core::Value;
 
 use super::autoscaling_group::{describe_groups, owned_groups};
 use super::{AwsKind, Listings};
+use crate::provider::import::{cannot_adopt, discovered, observed_at, Discovery, Unowned};
+
 use crate::kinds::compute::LIFECYCLE_HOOK;
 use crate::provider::common::{observed_from, opt_str, req_i64, req_str, Cx, Props};
 use crate::provider::errors::AwsResult;
@@ -35,10 +37,22 @@ impl KindHandler for Hook {
 const CONCURRENT_GROUPS: usize = 8;
 
 fn observe_hook(cx: &Cx<'_>, h: &LifecycleHook) -> Option<Observed> {
-    let group = h.auto_scaling_group_name()?;
+    h.auto_scaling_group_name()?;
     let name = h.lifecycle_hook_name()?;
     let logical = name.strip_prefix(&format!("{}-", cx.stack))?;
     let address = Address::new(LIFECYCLE_HOOK.kind, logical);
+    Some(Observed {
+        address,
+        id: name.to_string(),
+        props: hook_props(h).0,
+        protect: false,
+        declared: None,
+    })
+}
+
+/// A hook's properties as a read gives them (owned read, discovery and adoption share it).
+fn hook_props(h: &LifecycleHook) -> Props {
+    let group = h.auto_scaling_group_name();
     let mut props = Props::default();
     props
         .set("autoscaling_group_name", group)
@@ -51,14 +65,13 @@ fn observe_hook(cx: &Cx<'_>, h: &LifecycleHook) -> Option<Observed> {
         );
     // Notification targets and their role are not declarable (the instance completes the
     // action itself), so they are not read either.
-    Some(Observed {
-        address,
-        id: name.to_string(),
-        props: props.0,
-        protect: false,
-        declared: None,
-    })
+    props
 }
+
+/// Why adoption is refused.
+const REFUSAL: &str = "lifecycle hooks can't be tagged, so infra owns a hook by its group and \
+     its name <stack>-<name>, and AWS can't rename a hook; declare it without adopt (the \
+     declared hook is put beside this one, which stays until deleted by hand)";
 
 /// The hooks of one group (all of them, or the one named `name`); none when the group is gone.
 async fn describe_hooks(
@@ -151,6 +164,54 @@ async fn delete_hook(cx: &Cx<'_>, group: &str, name: &str) -> Result<(), Provide
 
 #[async_trait]
 impl AwsKind for Hook {
+    /// The hooks of each group handed over (AWS lists hooks per group only). The id of a
+    /// hook is `<group>/<hook name>`.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        for group in std::mem::take(&mut pass.groups) {
+            for h in describe_hooks(cx, &group, None).await? {
+                let Some(name) = h.lifecycle_hook_name() else {
+                    continue;
+                };
+                let id = format!("{group}/{name}");
+                let mut found = discovered(&LIFECYCLE_HOOK, &id, Some(name), hook_props(&h));
+                if h.notification_target_arn().is_some() {
+                    found.notes.push(
+                        "a notification target and role: infra declares hooks the instance \
+                         completes itself"
+                            .to_string(),
+                    );
+                }
+                found.notes.push(format!("it can't be adopted: {REFUSAL}"));
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// `id` is `<group>/<hook name>`.
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let Some((group, name)) = id.split_once('/') else {
+            return Ok(None);
+        };
+        Ok(describe_hooks(cx, group, Some(name))
+            .await?
+            .first()
+            .map(|h| observed_at(address, id, hook_props(h), &Unowned::default())))
+    }
+
+    async fn adopt(
+        &self,
+        _: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        Err(cannot_adopt(self.schema().kind, &current.id, to, REFUSAL))
+    }
     /// The hooks of the stack's groups (one call per group), kept when named `<stack>-…`.
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         let groups = listings.asg_groups(cx).await?;

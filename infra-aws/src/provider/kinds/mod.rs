@@ -54,6 +54,7 @@ use tokio::sync::OnceCell;
 
 use super::common::Cx;
 use super::iam_common::{account_details, DetailsPage};
+use super::import::{cannot_adopt, Discovery};
 
 /// What the provider does with the objects of one AWS kind.
 #[async_trait]
@@ -120,6 +121,41 @@ pub(crate) trait AwsKind: KindHandler + Send + Sync {
     /// lost), and fails naming the stack otherwise.
     fn already_exists_codes(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// Hands every object of this kind that belongs to no stack, narrowed by the pass's
+    /// filter, to the pass's sink as its page arrives (the default: none, for kinds import
+    /// doesn't cover).
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let _ = (cx, pass);
+        Ok(())
+    }
+
+    /// The object `id`, whoever owns it, as observed at `address` (`None`: there is none).
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let _ = (cx, id, address);
+        Ok(None)
+    }
+
+    /// Writes the stack's ownership on an unowned object and changes nothing else.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        let _ = cx;
+        Err(cannot_adopt(
+            self.schema().kind,
+            &current.id,
+            to,
+            "the aws provider can't adopt objects of this kind",
+        ))
     }
 
     /// Looks up a data source. Only data-source kinds answer.

@@ -2,6 +2,8 @@
 //! available (routes to a pending gateway are refused); deleted and waited for until gone (its
 //! Elastic IP and subnet can go only then). Only its tags change in place.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ConnectivityType, Filter, NatGatewayState, ResourceType};
 use infra_core::dsl::{Address, KindSchema};
@@ -14,6 +16,7 @@ use crate::kinds::network::NAT_GATEWAY;
 use crate::provider::common::{empty, observed_from, req_str, Cx, Props};
 use crate::provider::ec2_common::{owned, owned_filters, tag_spec, update_tags_only};
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{adopt_ec2, discovered, observed_at, Discovery, Unowned};
 
 /// The `aws_nat_gateway` handler.
 pub(super) struct NatGateway;
@@ -60,24 +63,29 @@ async fn read_nat_gateways(
         .filter_map(|n| {
             let o = owned(cx, NAT_GATEWAY.kind, n.tags(), address)?;
             let id = n.nat_gateway_id().unwrap_or_default();
-            let mut p = Props::default();
-            p.set("subnet_id", n.subnet_id())
-                .set(
-                    "allocation_id",
-                    n.nat_gateway_addresses()
-                        .iter()
-                        .find_map(|a| a.allocation_id()),
-                )
-                .set(
-                    "connectivity_type",
-                    n.connectivity_type()
-                        .map(|c| c.as_str())
-                        .unwrap_or("public"),
-                )
-                .tags(&o.user);
-            Some(p.observed(o, id))
+            Some(nat_props(n, &o.user).observed(o, id))
         })
         .collect())
+}
+
+/// A gateway's properties as a read gives them (owned read, discovery and adoption share it).
+fn nat_props(n: &aws_sdk_ec2::types::NatGateway, user: &BTreeMap<String, String>) -> Props {
+    let mut p = Props::default();
+    p.set("subnet_id", n.subnet_id())
+        .set(
+            "allocation_id",
+            n.nat_gateway_addresses()
+                .iter()
+                .find_map(|a| a.allocation_id()),
+        )
+        .set(
+            "connectivity_type",
+            n.connectivity_type()
+                .map(|c| c.as_str())
+                .unwrap_or("public"),
+        )
+        .tags(user);
+    p
 }
 
 /// The gateway's state and, when it failed, why (`None`: no such gateway).
@@ -148,6 +156,73 @@ async fn release_stale_associations(
 
 #[async_trait]
 impl AwsKind for NatGateway {
+    /// Pages of up to 1000 live gateways (`vpc` filter: `vpc-id`).
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut req =
+            cx.c.ec2_read
+                .describe_nat_gateways()
+                .max_results(1000)
+                .filter(
+                    Filter::builder()
+                        .name("state")
+                        .values("pending")
+                        .values("available")
+                        .build(),
+                );
+        if let Some(vpc) = &pass.filter.vpc {
+            req = req.filter(Filter::builder().name("vpc-id").values(vpc).build());
+        }
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for n in page.aws("DescribeNatGateways")?.nat_gateways() {
+                let Some(tags) = Unowned::ec2(n.tags()) else {
+                    continue;
+                };
+                let id = n.nat_gateway_id().unwrap_or_default();
+                if !nat_live(n.state())
+                    || !pass.matches(tags.name.as_deref().unwrap_or(id), &tags.all)
+                    || !pass.in_vpc(n.vpc_id())
+                {
+                    continue;
+                }
+                let props = nat_props(n, &tags.user);
+                pass.object(discovered(&NAT_GATEWAY, id, tags.name.as_deref(), props));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.ec2_read
+                .describe_nat_gateways()
+                .nat_gateway_ids(id)
+                .send()
+                .await
+                .aws("DescribeNatGateways")
+                .or_not_found()?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.nat_gateways().iter().find(|n| nat_live(n.state())))
+            .map(|n| {
+                let tags = Unowned::ec2_any(n.tags());
+                observed_at(address, id, nat_props(n, &tags.user), &tags)
+            }))
+    }
+
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_ec2(cx, current, to).await
+    }
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_nat_gateways(cx, None).await
     }

@@ -17,6 +17,7 @@ use crate::provider::common::{
 };
 use crate::provider::ec2_common::{owned, owned_filters, pairs, sync_tags, tag_spec};
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{adopt_ec2, discovered, observed_at, Discovery, Unowned};
 
 /// The `aws_route_table` handler.
 pub(super) struct RouteTable;
@@ -98,6 +99,11 @@ fn observe_route_table(
 ) -> Option<Observed> {
     let o = owned(cx, ROUTE_TABLE.kind, t.tags(), address)?;
     let id = t.route_table_id().unwrap_or_default();
+    Some(table_props(t, &o.user).observed(o, id))
+}
+
+/// A table's properties as a read gives them (owned read, discovery and adoption share it).
+fn table_props(t: &aws_sdk_ec2::types::RouteTable, user: &BTreeMap<String, String>) -> Props {
     // Only routes made with CreateRoute are declared ones (not the local route, not
     // propagated ones).
     let mut routes: Vec<Value> = t
@@ -122,8 +128,37 @@ fn observe_route_table(
     p.set("vpc_id", t.vpc_id())
         .set("routes", Value::List(routes))
         .strs("subnet_ids", associations(t).into_keys())
-        .tags(&o.user);
-    Some(p.observed(o, id))
+        .tags(user);
+    p
+}
+
+/// The routes of a table that infra can't declare (made by CreateRoute to another target
+/// than an internet or NAT gateway), as notes.
+fn undeclarable_routes(t: &aws_sdk_ec2::types::RouteTable) -> Vec<String> {
+    t.routes()
+        .iter()
+        .filter(|r| r.origin() == Some(&RouteOrigin::CreateRoute))
+        .filter(|r| r.nat_gateway_id().is_none() && r.gateway_id().is_none_or(|g| g == "local"))
+        .map(|r| {
+            let dest = r
+                .destination_cidr_block()
+                .or(r.destination_ipv6_cidr_block())
+                .or(r.destination_prefix_list_id())
+                .unwrap_or("?");
+            let target = r
+                .transit_gateway_id()
+                .or(r.vpc_peering_connection_id())
+                .or(r.network_interface_id())
+                .or(r.instance_id())
+                .or(r.egress_only_internet_gateway_id())
+                .or(r.local_gateway_id())
+                .or(r.carrier_gateway_id())
+                .unwrap_or("another target");
+            format!(
+                "a route {dest} -> {target}: infra declares routes to internet and NAT gateways only"
+            )
+        })
+        .collect()
 }
 
 async fn read_route_tables(
@@ -253,6 +288,80 @@ async fn disassociate(cx: &Cx<'_>, association: &str) -> Result<(), ProviderErro
 
 #[async_trait]
 impl AwsKind for RouteTable {
+    /// Pages of up to 100 tables (the API's largest; `vpc` filter: `vpc-id`). A VPC's main
+    /// table is listed as inexpressible (AWS makes it with the VPC; infra declares additional
+    /// tables); routes to other targets than internet and NAT gateways are noted.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut req = cx.c.ec2_read.describe_route_tables().max_results(100);
+        if let Some(vpc) = &pass.filter.vpc {
+            req = req.filters(Filter::builder().name("vpc-id").values(vpc).build());
+        }
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for t in page.aws("DescribeRouteTables")?.route_tables() {
+                let Some(tags) = Unowned::ec2(t.tags()) else {
+                    continue;
+                };
+                let id = t.route_table_id().unwrap_or_default();
+                if !pass.matches(tags.name.as_deref().unwrap_or(id), &tags.all) {
+                    continue;
+                }
+                if t.associations().iter().any(|a| a.main() == Some(true)) {
+                    pass.inexpressible(
+                        "EC2 main route table",
+                        id,
+                        format!(
+                            "the main route table of {}, which AWS makes with the VPC; infra \
+                             declares additional tables and their subnet associations",
+                            t.vpc_id().unwrap_or("its VPC")
+                        ),
+                    );
+                    continue;
+                }
+                let mut found = discovered(
+                    &ROUTE_TABLE,
+                    id,
+                    tags.name.as_deref(),
+                    table_props(t, &tags.user),
+                );
+                found.notes = undeclarable_routes(t);
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.ec2_read
+                .describe_route_tables()
+                .route_table_ids(id)
+                .send()
+                .await
+                .aws("DescribeRouteTables")
+                .or_not_found()?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.route_tables().first())
+            .map(|t| {
+                let tags = Unowned::ec2_any(t.tags());
+                observed_at(address, id, table_props(t, &tags.user), &tags)
+            }))
+    }
+
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_ec2(cx, current, to).await
+    }
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_route_tables(cx, None).await
     }

@@ -19,6 +19,7 @@ use super::{AwsKind, Listings};
 use crate::kinds::compute::SCALING_POLICY;
 use crate::provider::common::{observed_from, opt_bool, req_f64, req_str, Cx, Props};
 use crate::provider::errors::AwsResult;
+use crate::provider::import::{cannot_adopt, discovered, observed_at, Discovery, Unowned};
 
 /// The `aws_autoscaling_policy` handler.
 pub(super) struct AsgPolicy;
@@ -42,6 +43,18 @@ fn observe_policy(cx: &Cx<'_>, p: &ScalingPolicy, groups: &BTreeSet<String>) -> 
         return None;
     }
     let address = Address::new(SCALING_POLICY.kind, logical);
+    Some(Observed {
+        address,
+        id: p.policy_arn().unwrap_or(name).to_string(),
+        props: policy_props(p).0,
+        protect: false,
+        declared: None,
+    })
+}
+
+/// A policy's properties as a read gives them (owned read, discovery and adoption share it).
+fn policy_props(p: &ScalingPolicy) -> Props {
+    let group = p.auto_scaling_group_name();
     let tt = p.target_tracking_configuration();
     let mut props = Props::default();
     props
@@ -59,14 +72,13 @@ fn observe_policy(cx: &Cx<'_>, p: &ScalingPolicy, groups: &BTreeSet<String>) -> 
             tt.map(|t| t.disable_scale_in().unwrap_or(false)),
         )
         .set("arn", p.policy_arn());
-    Some(Observed {
-        address,
-        id: p.policy_arn().unwrap_or(name).to_string(),
-        props: props.0,
-        protect: false,
-        declared: None,
-    })
+    props
 }
+
+/// Why adoption is refused.
+const REFUSAL: &str = "scaling policies can't be tagged, so infra owns a policy by its group \
+     and its name <stack>-<name>, and AWS can't rename a policy; declare it without adopt (the \
+     declared policy is put beside this one, which stays until deleted by hand)";
 
 async fn describe_policies(
     cx: &Cx<'_>,
@@ -123,6 +135,72 @@ async fn put(cx: &Cx<'_>, d: &Resolved) -> Result<Observed, ProviderError> {
 
 #[async_trait]
 impl AwsKind for AsgPolicy {
+    /// Pages of up to 100 policies (the API's largest), kept when their group was handed over
+    /// (so the filters apply through the group). Step and simple scaling policies are listed
+    /// as inexpressible.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.asg_read
+                .describe_policies()
+                .max_records(100)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            for p in page.aws("DescribePolicies")?.scaling_policies() {
+                let (Some(group), Some(name)) = (p.auto_scaling_group_name(), p.policy_name())
+                else {
+                    continue;
+                };
+                if !pass.seen(group) {
+                    continue;
+                }
+                let id = p.policy_arn().unwrap_or(name);
+                if p.policy_type() != Some("TargetTrackingScaling")
+                    || p.target_tracking_configuration()
+                        .and_then(|t| t.predefined_metric_specification())
+                        .is_none()
+                {
+                    pass.inexpressible(
+                        "Auto Scaling policy",
+                        id,
+                        format!(
+                            "`{name}` of group {group} is a {} policy; infra declares \
+                             target-tracking policies on a predefined metric",
+                            p.policy_type().unwrap_or("?")
+                        ),
+                    );
+                    continue;
+                }
+                let mut found = discovered(&SCALING_POLICY, id, Some(name), policy_props(p));
+                found.notes.push(format!("it can't be adopted: {REFUSAL}"));
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// `id` is the policy's ARN.
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let policies = describe_policies(cx, None, None).await?;
+        Ok(policies
+            .iter()
+            .find(|p| p.policy_arn() == Some(id))
+            .map(|p| observed_at(address, id, policy_props(p), &Unowned::default())))
+    }
+
+    async fn adopt(
+        &self,
+        _: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        Err(cannot_adopt(self.schema().kind, &current.id, to, REFUSAL))
+    }
     /// The region's policies (one listing), kept when their group is the stack's.
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         let (groups, policies) =

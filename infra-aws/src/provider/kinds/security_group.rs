@@ -20,6 +20,7 @@ use crate::kinds::network::{canonical_protocol, portless, SECURITY_GROUP};
 use crate::provider::common::{observed_from, req_str, updated_from, Cx, Props};
 use crate::provider::ec2_common::{owned, owned_filters, sync_tags, tag_spec};
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{adopt_ec2, discovered, observed_at, Discovery, Unowned};
 
 /// The `aws_security_group` handler.
 pub(super) struct SecurityGroup;
@@ -310,27 +311,124 @@ async fn read_groups(
         .filter_map(|g| {
             let o = owned(cx, SECURITY_GROUP.kind, g.tags(), address)?;
             let id = g.group_id().unwrap_or_default();
-            let arn = g.security_group_arn().map(str::to_string).or_else(|| {
-                g.owner_id()
-                    .map(|owner| format!("arn:aws:ec2:{}:{owner}:security-group/{id}", cx.c.region))
-            });
-            let mut p = Props::default();
-            p.set("vpc_id", g.vpc_id())
-                .set("description", g.description())
-                .set("ingress", Value::List(rules_of(g.ip_permissions(), id)))
-                .set(
-                    "egress",
-                    Value::List(rules_of(g.ip_permissions_egress(), id)),
-                )
-                .set("arn", arn)
-                .tags(&o.user);
-            Some(p.observed(o, id))
+            Some(group_props(cx, g, &o.user).observed(o, id))
         })
         .collect())
 }
 
+/// A group's properties as a read gives them (owned read, discovery and adoption share it).
+fn group_props(
+    cx: &Cx<'_>,
+    g: &aws_sdk_ec2::types::SecurityGroup,
+    user: &BTreeMap<String, String>,
+) -> Props {
+    let id = g.group_id().unwrap_or_default();
+    let arn = g.security_group_arn().map(str::to_string).or_else(|| {
+        g.owner_id()
+            .map(|owner| format!("arn:aws:ec2:{}:{owner}:security-group/{id}", cx.c.region))
+    });
+    let mut p = Props::default();
+    p.set("vpc_id", g.vpc_id())
+        .set("description", g.description())
+        .set("ingress", Value::List(rules_of(g.ip_permissions(), id)))
+        .set(
+            "egress",
+            Value::List(rules_of(g.ip_permissions_egress(), id)),
+        )
+        .set("arn", arn)
+        .tags(user);
+    p
+}
+
 #[async_trait]
 impl AwsKind for SecurityGroup {
+    /// Pages of up to 1000 groups (`vpc` filter: the `vpc-id` filter); named by their `Name`
+    /// tag, else their group name. A VPC's `default` group is listed as inexpressible (AWS
+    /// makes it with the VPC and it can't be deleted); rules to prefix lists are noted.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut req = cx.c.ec2_read.describe_security_groups().max_results(1000);
+        if let Some(vpc) = &pass.filter.vpc {
+            req = req.filters(Filter::builder().name("vpc-id").values(vpc).build());
+        }
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for g in page.aws("DescribeSecurityGroups")?.security_groups() {
+                let Some(tags) = Unowned::ec2(g.tags()) else {
+                    continue;
+                };
+                let id = g.group_id().unwrap_or_default();
+                let name = tags.name.as_deref().or(g.group_name()).unwrap_or(id);
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                if g.group_name() == Some("default") {
+                    pass.inexpressible(
+                        "EC2 default security group",
+                        id,
+                        "a VPC's default group, which AWS makes with the VPC and never deletes",
+                    );
+                    continue;
+                }
+                let props = group_props(cx, g, &tags.user);
+                let mut found = discovered(&SECURITY_GROUP, id, Some(name), props);
+                for (field, perms) in [
+                    ("ingress", g.ip_permissions()),
+                    ("egress", g.ip_permissions_egress()),
+                ] {
+                    for p in perms {
+                        for pl in p.prefix_list_ids() {
+                            found.notes.push(format!(
+                                "an {field} rule from the prefix list {}: infra declares rules \
+                                 from CIDR blocks and groups only",
+                                pl.prefix_list_id().unwrap_or("?")
+                            ));
+                        }
+                    }
+                }
+                if g.group_name().is_some_and(|n| n != name) {
+                    found.notes.push(format!(
+                        "its AWS name is `{}`; a group declared by infra is named \
+                         `<stack>-<name>` (only a re-creation would rename it)",
+                        g.group_name().unwrap_or_default()
+                    ));
+                }
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.ec2_read
+                .describe_security_groups()
+                .group_ids(id)
+                .send()
+                .await
+                .aws("DescribeSecurityGroups")
+                .or_not_found()?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.security_groups().first())
+            .map(|g| {
+                let tags = Unowned::ec2_any(g.tags());
+                observed_at(address, id, group_props(cx, g, &tags.user), &tags)
+            }))
+    }
+
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_ec2(cx, current, to).await
+    }
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_groups(cx, None).await
     }

@@ -1,7 +1,9 @@
 //! `aws_subnet`: placement is fixed; public IPs on launch can change in place.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use infra_core::dsl::{Address, KindSchema};
 use infra_core::provider::{Observed, OpContext, ProviderError, Resolved};
 use infra_core::registry::KindHandler;
@@ -11,7 +13,8 @@ use super::{AwsKind, Listings};
 use crate::kinds::network::SUBNET;
 use crate::provider::common::{empty, observed_from, opt_bool, req_str, updated_from, Cx, Props};
 use crate::provider::ec2_common::{owned, owned_filters, sync_tags, tag_spec};
-use crate::provider::errors::AwsResult;
+use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{adopt_ec2, discovered, observed_at, Discovery, Unowned};
 
 const MAP_PUBLIC_IP: &str = "map_public_ip_on_launch";
 
@@ -43,16 +46,21 @@ async fn read_subnets(
         .filter_map(|s| {
             let o = owned(cx, SUBNET.kind, s.tags(), address)?;
             let id = s.subnet_id().unwrap_or_default();
-            let mut p = Props::default();
-            p.set("vpc_id", s.vpc_id())
-                .set("cidr_block", s.cidr_block())
-                .set("availability_zone", s.availability_zone())
-                .set(MAP_PUBLIC_IP, s.map_public_ip_on_launch().unwrap_or(false))
-                .set("arn", s.subnet_arn())
-                .tags(&o.user);
-            Some(p.observed(o, id))
+            Some(subnet_props(s, &o.user).observed(o, id))
         })
         .collect())
+}
+
+/// A subnet's properties as a read gives them (owned read, discovery and adoption share it).
+fn subnet_props(s: &aws_sdk_ec2::types::Subnet, user: &BTreeMap<String, String>) -> Props {
+    let mut p = Props::default();
+    p.set("vpc_id", s.vpc_id())
+        .set("cidr_block", s.cidr_block())
+        .set("availability_zone", s.availability_zone())
+        .set(MAP_PUBLIC_IP, s.map_public_ip_on_launch().unwrap_or(false))
+        .set("arn", s.subnet_arn())
+        .tags(user);
+    p
 }
 
 async fn set_map_public_ip(cx: &Cx<'_>, id: &str, on: bool) -> Result<(), ProviderError> {
@@ -126,6 +134,67 @@ impl AwsKind for Subnet {
         to: &Address,
     ) -> Result<Observed, ProviderError> {
         crate::provider::ec2_common::move_to(cx, current, to).await
+    }
+
+    /// Pages of up to 1000 subnets (`vpc` filter: the `vpc-id` filter). A default VPC's
+    /// default subnets are listed as inexpressible.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut req = cx.c.ec2_read.describe_subnets().max_results(1000);
+        if let Some(vpc) = &pass.filter.vpc {
+            req = req.filters(Filter::builder().name("vpc-id").values(vpc).build());
+        }
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for s in page.aws("DescribeSubnets")?.subnets() {
+                let Some(tags) = Unowned::ec2(s.tags()) else {
+                    continue;
+                };
+                let id = s.subnet_id().unwrap_or_default();
+                if !pass.matches(tags.name.as_deref().unwrap_or(id), &tags.all) {
+                    continue;
+                }
+                if s.default_for_az() == Some(true) {
+                    pass.inexpressible(
+                        "EC2 default subnet",
+                        id,
+                        "a default VPC's subnet, which AWS makes with it",
+                    );
+                    continue;
+                }
+                let props = subnet_props(s, &tags.user);
+                pass.object(discovered(&SUBNET, id, tags.name.as_deref(), props));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.ec2_read
+                .describe_subnets()
+                .subnet_ids(id)
+                .send()
+                .await
+                .aws("DescribeSubnets")
+                .or_not_found()?;
+        Ok(out.as_ref().and_then(|o| o.subnets().first()).map(|s| {
+            let tags = Unowned::ec2_any(s.tags());
+            observed_at(address, id, subnet_props(s, &tags.user), &tags)
+        }))
+    }
+
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_ec2(cx, current, to).await
     }
 
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {

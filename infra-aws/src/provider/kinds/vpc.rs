@@ -1,6 +1,8 @@
 //! `aws_vpc`: the VPC's CIDR block and its two DNS attributes, which AWS exposes only per VPC
 //! (`DescribeVpcAttribute`): the one per-object read of the provider.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use infra_core::dsl::{Address, KindSchema};
@@ -11,7 +13,8 @@ use super::{AwsKind, Listings};
 use crate::kinds::network::VPC;
 use crate::provider::common::{empty, observed_from, opt_bool, req_str, updated_from, Cx, Props};
 use crate::provider::ec2_common::{arn, owned, owned_filters, sync_tags, tag_spec};
-use crate::provider::errors::AwsResult;
+use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{adopt_ec2, discovered, observed_at, Discovery, Unowned};
 
 /// DNS resolution in the VPC (on by default).
 const DNS_SUPPORT: &str = "enable_dns_support";
@@ -76,16 +79,56 @@ async fn read_vpcs(cx: &Cx<'_>, address: Option<&Address>) -> Result<Vec<Observe
         .zip(attrs)
         .map(|((v, o), (support, hostnames))| {
             let id = v.vpc_id().unwrap_or_default();
-            let mut p = Props::default();
-            p.set("cidr_block", v.cidr_block())
-                .set(DNS_SUPPORT, support)
-                .set(DNS_HOSTNAMES, hostnames)
-                .set("arn", arn(cx, v.owner_id(), "vpc", id))
-                .tags(&o.user);
-            p.observed(o, id)
+            vpc_props(cx, v, (support, hostnames), &o.user).observed(o, id)
         })
         .collect())
 }
+
+/// A VPC's properties as a read gives them (owned read, discovery and adoption share it).
+fn vpc_props(
+    cx: &Cx<'_>,
+    v: &aws_sdk_ec2::types::Vpc,
+    (support, hostnames): (Option<bool>, Option<bool>),
+    user: &BTreeMap<String, String>,
+) -> Props {
+    let id = v.vpc_id().unwrap_or_default();
+    let mut p = Props::default();
+    p.set("cidr_block", v.cidr_block())
+        .set(DNS_SUPPORT, support)
+        .set(DNS_HOSTNAMES, hostnames)
+        .set("arn", arn(cx, v.owner_id(), "vpc", id))
+        .tags(user);
+    p
+}
+
+/// Both DNS attributes of a VPC.
+async fn dns_attributes(
+    cx: &Cx<'_>,
+    id: &str,
+) -> Result<(Option<bool>, Option<bool>), ProviderError> {
+    tokio::try_join!(
+        vpc_attribute(cx, id, VpcAttributeName::EnableDnsSupport),
+        vpc_attribute(cx, id, VpcAttributeName::EnableDnsHostnames)
+    )
+}
+
+/// The unowned VPC `v`, or why it can't be declared (`None`: owned, or filtered out).
+async fn unowned_vpc(
+    cx: &Cx<'_>,
+    v: &aws_sdk_ec2::types::Vpc,
+) -> Result<Option<(Unowned, Props)>, ProviderError> {
+    let Some(tags) = Unowned::ec2(v.tags()) else {
+        return Ok(None);
+    };
+    let id = v.vpc_id().unwrap_or_default();
+    let attrs = dns_attributes(cx, id).await?;
+    let props = vpc_props(cx, v, attrs, &tags.user);
+    Ok(Some((tags, props)))
+}
+
+/// Why the default VPC isn't declared.
+const DEFAULT_VPC: &str = "the region's default VPC, which AWS makes: a declaration would create \
+     an ordinary VPC; its objects can still be adopted one by one";
 
 async fn set_vpc_attribute(
     cx: &Cx<'_>,
@@ -182,6 +225,74 @@ impl AwsKind for Vpc {
         to: &Address,
     ) -> Result<Observed, ProviderError> {
         crate::provider::ec2_common::move_to(cx, current, to).await
+    }
+
+    /// Pages of up to 1000 VPCs (`vpc` filter: that one); the DNS attributes are read per
+    /// VPC handed over (AWS has no batched read of them). The default VPC is listed as
+    /// inexpressible.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let req = cx.c.ec2_read.describe_vpcs();
+        let req = match &pass.filter.vpc {
+            Some(vpc) => req.vpc_ids(vpc),
+            None => req.max_results(1000),
+        };
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            // A `vpc` filter naming no VPC finds nothing.
+            let Some(page) = page.aws("DescribeVpcs").or_not_found()? else {
+                return Ok(());
+            };
+            for v in page.vpcs() {
+                let Some(tags) = Unowned::ec2(v.tags()) else {
+                    continue;
+                };
+                let id = v.vpc_id().unwrap_or_default();
+                let name = tags.name.as_deref().unwrap_or(id);
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                if v.is_default() == Some(true) {
+                    pass.inexpressible("EC2 default VPC", id, DEFAULT_VPC);
+                    continue;
+                }
+                if let Some((tags, props)) = unowned_vpc(cx, v).await? {
+                    pass.object(discovered(&VPC, id, tags.name.as_deref(), props));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.ec2_read
+                .describe_vpcs()
+                .vpc_ids(id)
+                .send()
+                .await
+                .aws("DescribeVpcs")
+                .or_not_found()?;
+        let Some(v) = out.as_ref().and_then(|o| o.vpcs().first()) else {
+            return Ok(None);
+        };
+        let tags = Unowned::ec2_any(v.tags());
+        let attrs = dns_attributes(cx, id).await?;
+        let props = vpc_props(cx, v, attrs, &tags.user);
+        Ok(Some(observed_at(address, id, props, &tags)))
+    }
+
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_ec2(cx, current, to).await
     }
 
     async fn delete(&self, cx: &Cx<'_>, current: &Observed) -> Result<(), ProviderError> {
