@@ -12,6 +12,7 @@ mod markdown;
 mod production;
 mod progress;
 mod roundtrip;
+mod roundtrip_live;
 mod saved_plan;
 mod saved_plan_live;
 mod snapshots;

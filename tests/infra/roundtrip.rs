@@ -86,7 +86,7 @@ fn cargo() -> Command {
 }
 
 /// Writes the fixture crate under `dir`, with an empty `declare` to start from.
-fn write_crate(variant: &dyn Variant, dir: &Path) {
+pub(crate) fn write_crate(variant: &dyn Variant, dir: &Path) {
     let package = format!("roundtrip-{}", variant.name());
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(
@@ -110,7 +110,7 @@ fn write_crate(variant: &dyn Variant, dir: &Path) {
 }
 
 /// Builds the fixture; returns its executable.
-fn build(variant: &dyn Variant, dir: &Path) -> PathBuf {
+pub(crate) fn build(variant: &dyn Variant, dir: &Path) -> PathBuf {
     let out = cargo()
         .current_dir(dir)
         .args(["build", "--quiet", "--offline"])
@@ -128,7 +128,7 @@ fn build(variant: &dyn Variant, dir: &Path) -> PathBuf {
         .join(format!("roundtrip-{}", variant.name()))
 }
 
-fn run(variant: &dyn Variant, exe: &Path, step: Step, module: &Path) -> Output {
+pub(crate) fn run(variant: &dyn Variant, exe: &Path, step: Step, module: &Path) -> Output {
     let out = Command::new(exe)
         .args(variant.args(step, module))
         .envs(variant.env())

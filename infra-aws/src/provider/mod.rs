@@ -495,10 +495,10 @@ impl Provider for AwsProvider {
                 continue;
             }
             sink(Found::Inexpressible {
-                what: format!("every {} object", schema.kind),
-                id: "-".into(),
-                reason: "import of this kind is not built yet, so its objects were not listed: \
-                         declare them by hand and adopt each with `stack.adopt(&r, \"<id>\")`"
+                what: format!("{} objects", schema.kind),
+                id: "(all)".into(),
+                reason: "import of this kind is not built yet: declare them by hand, each with \
+                         its `stack.adopt`"
                     .into(),
             });
         }

@@ -509,14 +509,14 @@ async fn hand_made_objects_are_discovered_in_order_with_their_props_and_code() {
     assert_eq!(
         inexpressible,
         [
-            "every aws_apigatewayv2_api object",
-            "every aws_cloudwatch_event_rule object",
-            "every aws_lambda_function object",
-            "every aws_lambda_permission object",
-            "every aws_lb object",
-            "every aws_lb_listener object",
-            "every aws_lb_target_group object",
-            "every aws_ssm_parameter object",
+            "aws_apigatewayv2_api objects",
+            "aws_cloudwatch_event_rule objects",
+            "aws_lambda_function objects",
+            "aws_lambda_permission objects",
+            "aws_lb objects",
+            "aws_lb_listener objects",
+            "aws_lb_target_group objects",
+            "aws_ssm_parameter objects",
         ],
         "{inexpressible:?}"
     );

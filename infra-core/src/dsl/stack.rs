@@ -215,6 +215,14 @@ impl Stack {
         });
     }
 
+    /// [`Stack::adopt`] by address, for tooling and generated stacks.
+    pub fn adopt_address(&mut self, address: Address, id: impl Into<String>) {
+        self.adoptions.push(Adoption {
+            address,
+            id: id.into(),
+        });
+    }
+
     /// The declared adoptions, in declaration order.
     pub fn adoptions(&self) -> &[Adoption] {
         &self.adoptions
