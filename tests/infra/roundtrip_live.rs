@@ -295,3 +295,146 @@ async fn round_trip_on_moto() {
         .unwrap_or(0);
     assert_eq!(left, 0, "the VPC is gone");
 }
+
+fn docker(args: &[&str]) -> String {
+    let o = Command::new("docker").args(args).output().unwrap();
+    assert!(o.status.success(), "docker {args:?}: {}", show(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Removes what the engine round trip made by hand, whatever step failed.
+struct SwarmCleanup(String);
+
+impl Drop for SwarmCleanup {
+    fn drop(&mut self) {
+        let p = &self.0;
+        for args in [
+            vec!["service".to_string(), "rm".into(), format!("{p}-app")],
+            vec!["config".to_string(), "rm".into(), format!("{p}-conf")],
+            vec!["network".to_string(), "rm".into(), format!("{p}-net")],
+        ] {
+            let _ = Command::new("docker").args(&args).output();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trip_on_the_engine() {
+    if let Some(why) = infra_test_support::swarm_missing() {
+        return skip_or_fail("roundtrip_live::round_trip_on_the_engine", &why);
+    }
+    let Some(image) = infra_test_support::test_image() else {
+        return skip_or_fail(
+            "roundtrip_live::round_trip_on_the_engine",
+            "INFRA_TEST_IMAGE is not set",
+        );
+    };
+    let prefix = unique("rtsw");
+    let _cleanup = SwarmCleanup(prefix.clone());
+    let dir = tempfile::tempdir().unwrap();
+    // By hand, with the Docker CLI: a network, a config and a service using both.
+    docker(&[
+        "network",
+        "create",
+        "--driver",
+        "overlay",
+        "--attachable",
+        "--label",
+        "team=platform",
+        &format!("{prefix}-net"),
+    ]);
+    let conf = dir.path().join("conf");
+    std::fs::write(&conf, "listen = 8080\n").unwrap();
+    docker(&[
+        "config",
+        "create",
+        &format!("{prefix}-conf"),
+        conf.to_str().unwrap(),
+    ]);
+    docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--no-resolve-image",
+        "--name",
+        &format!("{prefix}-app"),
+        "--label",
+        "team=platform",
+        "--network",
+        &format!("{prefix}-net"),
+        "--config",
+        &format!("source={prefix}-conf,target=/etc/app.conf"),
+        &image,
+        "sleep",
+        "100000",
+    ]);
+
+    let fixture = dir.path().join("fixture");
+    write_crate(&Declaration, &fixture);
+    let module = fixture.join("src/imported.rs");
+    let o = Command::new(example_binary("production"))
+        .args([
+            "--target", "live", "--only", "swarm", "--stack", &prefix, "import",
+        ])
+        .args(["--name-prefix", &prefix, "--out"])
+        .arg(&module)
+        .env_remove("INFRA_TARGET")
+        .env_remove("INFRA_ENV")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let text = std::fs::read_to_string(&module).unwrap();
+    let adoptions = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("stack.adopt("))
+        .count();
+    assert_eq!(adoptions, 3, "{text}");
+    assert!(
+        text.contains(".network(&") && text.contains(".config(&"),
+        "{text}"
+    );
+
+    let exe = build(&Declaration, &fixture);
+    let out = run(&Declaration, &exe, Step::Plan, &module);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stack = stack_from(&prefix, &json);
+    let provider = infra::swarm::SwarmProvider::connect().await.unwrap();
+    let engine = Engine::new().with_provider(provider);
+    let planned = engine.plan(&stack, &PlanOptions::default()).await.unwrap();
+    let text = infra::core::render::plan_text(&planned.plan);
+    let actions: Vec<Action> = planned.plan.actionable().map(|c| c.action).collect();
+    assert_eq!(actions, vec![Action::Adopt; 3], "{text}");
+    let task = docker(&["service", "ps", "-q", &format!("{prefix}-app")]);
+    let report = engine.adopt(&planned, &NoObserver).await.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let after = engine.plan(&stack, &PlanOptions::default()).await.unwrap();
+    assert!(
+        after.plan.is_empty(),
+        "{}",
+        infra::core::render::plan_text(&after.plan)
+    );
+    // Adopting changed labels only: the service's task is the one it had.
+    assert_eq!(
+        docker(&["service", "ps", "-q", &format!("{prefix}-app")]),
+        task
+    );
+
+    let destroy = PlanOptions {
+        destroy: true,
+        ..PlanOptions::default()
+    };
+    let planned = engine.plan(&stack, &destroy).await.unwrap();
+    assert_eq!(planned.plan.summary.destroy, 3);
+    let report = engine.apply(&planned, &NoObserver).await.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        docker(&[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={prefix}-app")
+        ]),
+        ""
+    );
+}

@@ -214,18 +214,22 @@ pub(crate) fn observe_service_as(
         "rollback_config",
         Some(read_policy(j.get("RollbackConfig"))),
     );
-    if let Some(rp) = at(&j, &["TaskTemplate", "RestartPolicy"]) {
-        put(
-            &mut p,
-            "restart_policy",
-            Some(infra_core::map! {
-                "condition" => rp.get("Condition").and_then(Json::as_str).unwrap_or("any"),
-                "delay_ms" => ns_ms(rp.get("Delay")),
-                "max_attempts" => rp.get("MaxAttempts").and_then(Json::as_i64).unwrap_or(0),
-                "window_ms" => ns_ms(rp.get("Window")),
-            }),
-        );
-    }
+    // No restart policy in the spec (a service made with the Docker CLI without restart
+    // flags) is Swarm's default, which is what the builder declares by default.
+    let rp = at(&j, &["TaskTemplate", "RestartPolicy"]);
+    put(
+        &mut p,
+        "restart_policy",
+        Some(infra_core::map! {
+            "condition" => rp.and_then(|r| r.get("Condition")).and_then(Json::as_str).unwrap_or("any"),
+            "delay_ms" => match rp {
+                Some(r) => ns_ms(r.get("Delay")),
+                None => 5000,
+            },
+            "max_attempts" => rp.and_then(|r| r.get("MaxAttempts")).and_then(Json::as_i64).unwrap_or(0),
+            "window_ms" => ns_ms(rp.and_then(|r| r.get("Window"))),
+        }),
+    );
     if let Some(pl) = at(&j, &["TaskTemplate", "Placement"]) {
         let mut m = BTreeMap::new();
         if let Some(c) = str_list(pl.get("Constraints")) {
