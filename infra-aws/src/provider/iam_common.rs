@@ -46,6 +46,26 @@ pub(crate) async fn account_details(cx: &Cx<'_>) -> Result<Vec<DetailsPage>, Pro
         .aws("GetAccountAuthorizationDetails")
 }
 
+/// The account's authorization details of one entity type, in pages of 1000, each handed to
+/// `each` as it arrives (import's discovery streams; [`account_details`] collects).
+pub(crate) async fn each_details_page(
+    cx: &Cx<'_>,
+    entity: EntityType,
+    mut each: impl FnMut(&DetailsPage),
+) -> Result<(), ProviderError> {
+    let mut pages =
+        cx.c.iam_read
+            .get_account_authorization_details()
+            .filter(entity)
+            .max_items(1000)
+            .into_paginator()
+            .send();
+    while let Some(page) = pages.next().await {
+        each(&page.aws("GetAccountAuthorizationDetails")?);
+    }
+    Ok(())
+}
+
 /// The object at `address` among `observed` (a look-up filters a listing).
 pub(crate) fn pick(observed: Vec<Observed>, address: &Address) -> Option<Observed> {
     observed

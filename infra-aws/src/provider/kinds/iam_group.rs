@@ -15,8 +15,8 @@ use crate::kinds::iam::IAM_GROUP;
 use crate::provider::common::{observed_from, strings, updated_from, Cx, Props, Severed};
 use crate::provider::errors::{AwsResult, ProviderResult};
 use crate::provider::iam_common::{
-    account_details, arns, by_path, declared_path, importable_path, inline_diff, inline_map,
-    inline_of, path_of, pick, set_diff, DetailsPage, ENTITY_ALREADY_EXISTS,
+    account_details, arns, by_path, declared_path, each_details_page, importable_path, inline_diff,
+    inline_map, inline_of, path_of, pick, set_diff, DetailsPage, ENTITY_ALREADY_EXISTS,
 };
 use crate::provider::import::{cannot_adopt, discovered, observed_at, Discovery, Unowned};
 use aws_sdk_iam::types::EntityType;
@@ -137,15 +137,7 @@ impl AwsKind for IamGroup {
     /// `/infra/` paths are stacks' and left out, as are AWS's own (see
     /// [`importable_path`]). The `vpc` filter doesn't apply to IAM.
     async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
-        let mut pages =
-            cx.c.iam_read
-                .get_account_authorization_details()
-                .filter(EntityType::Group)
-                .max_items(1000)
-                .into_paginator()
-                .send();
-        while let Some(page) = pages.next().await {
-            let page = page.aws("GetAccountAuthorizationDetails")?;
+        each_details_page(cx, EntityType::Group, |page| {
             for g in page.group_detail_list() {
                 let Some(path) = g.path().filter(|p| importable_path(p)) else {
                     continue;
@@ -167,8 +159,8 @@ impl AwsKind for IamGroup {
                 found.notes = adoption_notes();
                 pass.object(found);
             }
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// The entity among the account's details (one listing of its type: adoption is rare).
@@ -183,9 +175,8 @@ impl AwsKind for IamGroup {
             let Some(path) = g.path() else {
                 continue;
             };
-            let name = g.group_name().unwrap_or_default();
             let this = g.group_name().unwrap_or_default();
-            if this != id && name != id {
+            if this != id {
                 continue;
             }
             let tags = Unowned::default();

@@ -14,8 +14,9 @@ use crate::provider::common::{
 };
 use crate::provider::errors::{AwsResult, ProviderResult};
 use crate::provider::iam_common::{
-    account_details, attach, by_path, declared_path, detach, iam_tags, importable_path,
-    name_from_arn, path_of, pick, prefix, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
+    account_details, attach, by_path, declared_path, detach, each_details_page, iam_tags,
+    importable_path, name_from_arn, path_of, pick, prefix, tags, DetailsPage,
+    ENTITY_ALREADY_EXISTS,
 };
 use crate::provider::import::{cannot_adopt, discovered, observed_at, Discovery, Unowned};
 use aws_sdk_iam::types::EntityType;
@@ -116,15 +117,7 @@ impl AwsKind for IamPolicy {
     /// `/infra/` paths are stacks' and left out, as are AWS's own (see
     /// [`importable_path`]). The `vpc` filter doesn't apply to IAM.
     async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
-        let mut pages =
-            cx.c.iam_read
-                .get_account_authorization_details()
-                .filter(EntityType::LocalManagedPolicy)
-                .max_items(1000)
-                .into_paginator()
-                .send();
-        while let Some(page) = pages.next().await {
-            let page = page.aws("GetAccountAuthorizationDetails")?;
+        each_details_page(cx, EntityType::LocalManagedPolicy, |page| {
             for m in page.policies() {
                 let Some(path) = m.path().filter(|p| importable_path(p)) else {
                     continue;
@@ -147,8 +140,8 @@ impl AwsKind for IamPolicy {
                 found.notes = adoption_notes();
                 pass.object(found);
             }
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// The entity among the account's details (one listing of its type: adoption is rare).

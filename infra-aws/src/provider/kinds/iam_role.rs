@@ -18,9 +18,9 @@ use crate::provider::errors::{AwsResult, ProviderResult};
 use crate::provider::import::{discovered, observed_at, Discovery, Unowned};
 
 use crate::provider::iam_common::{
-    account_details, add_role, arns, attach_role_policy, by_tags, declared_path, iam_tags,
-    importable_path, inline_diff, inline_map, inline_of, path_of, pick, set_diff, sub_path,
-    tag_entity, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
+    account_details, add_role, arns, attach_role_policy, by_tags, declared_path, each_details_page,
+    iam_tags, importable_path, inline_diff, inline_map, inline_of, path_of, pick, set_diff,
+    sub_path, tag_entity, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
 };
 
 /// The `aws_iam_role` handler.
@@ -105,15 +105,7 @@ impl AwsKind for IamRole {
     /// `/infra/` paths are stacks' and left out, as are AWS's own (see
     /// [`importable_path`]). The `vpc` filter doesn't apply to IAM.
     async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
-        let mut pages =
-            cx.c.iam_read
-                .get_account_authorization_details()
-                .filter(EntityType::Role)
-                .max_items(1000)
-                .into_paginator()
-                .send();
-        while let Some(page) = pages.next().await {
-            let page = page.aws("GetAccountAuthorizationDetails")?;
+        each_details_page(cx, EntityType::Role, |page| {
             for r in page.role_detail_list() {
                 let Some(path) = r.path().filter(|p| importable_path(p)) else {
                     continue;
@@ -135,8 +127,8 @@ impl AwsKind for IamRole {
                 found.notes = adoption_notes();
                 pass.object(found);
             }
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// The entity among the account's details (one listing of its type: adoption is rare).
@@ -151,9 +143,8 @@ impl AwsKind for IamRole {
             let Some(path) = r.path() else {
                 continue;
             };
-            let name = r.role_name().unwrap_or_default();
             let this = r.role_name().unwrap_or_default();
-            if this != id && name != id {
+            if this != id {
                 continue;
             }
             let tags = Unowned::parse(r.tags().iter().map(|t| (t.key(), t.value())));

@@ -15,8 +15,8 @@ use crate::provider::errors::{AwsResult, ProviderResult};
 use crate::provider::import::{discovered, observed_at, Discovery, Unowned};
 
 use crate::provider::iam_common::{
-    account_details, by_tags, declared_path, iam_tags, importable_path, path_of, pick, set_diff,
-    tag_entity, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
+    account_details, by_tags, declared_path, each_details_page, iam_tags, importable_path, path_of,
+    pick, set_diff, tag_entity, tags, DetailsPage, ENTITY_ALREADY_EXISTS,
 };
 
 /// The `aws_iam_user` handler.
@@ -73,15 +73,7 @@ impl AwsKind for IamUser {
     /// `/infra/` paths are stacks' and left out, as are AWS's own (see
     /// [`importable_path`]). The `vpc` filter doesn't apply to IAM.
     async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
-        let mut pages =
-            cx.c.iam_read
-                .get_account_authorization_details()
-                .filter(EntityType::User)
-                .max_items(1000)
-                .into_paginator()
-                .send();
-        while let Some(page) = pages.next().await {
-            let page = page.aws("GetAccountAuthorizationDetails")?;
+        each_details_page(cx, EntityType::User, |page| {
             for u in page.user_detail_list() {
                 let Some(path) = u.path().filter(|p| importable_path(p)) else {
                     continue;
@@ -103,8 +95,8 @@ impl AwsKind for IamUser {
                 found.notes = adoption_notes();
                 pass.object(found);
             }
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// The entity among the account's details (one listing of its type: adoption is rare).
@@ -119,9 +111,8 @@ impl AwsKind for IamUser {
             let Some(path) = u.path() else {
                 continue;
             };
-            let name = u.user_name().unwrap_or_default();
             let this = u.user_name().unwrap_or_default();
-            if this != id && name != id {
+            if this != id {
                 continue;
             }
             let tags = Unowned::parse(u.tags().iter().map(|t| (t.key(), t.value())));
