@@ -28,8 +28,8 @@ use std::process::{Command, ExitStatus, Stdio};
 mod image;
 
 pub use image::{
-    build_controller_executable, controller_build_command, controller_image, CONTROLLER_EXAMPLE,
-    CONTROLLER_PROFILE, CONTROLLER_TAG,
+    build_controller_executable, controller_build_command, controller_image, controller_image_of,
+    ControllerProgram, CONTROLLER_EXAMPLE, CONTROLLER_PROFILE, CONTROLLER_TAG,
 };
 
 /// The functions of the workspace (binaries of the `infra-functions` crate).

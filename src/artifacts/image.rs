@@ -10,6 +10,7 @@
 //! cache gives the same image ID.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use futures::StreamExt as _;
 
@@ -59,12 +60,30 @@ pub fn build_controller_executable() -> Result<PathBuf, ArtifactError> {
         .join(CONTROLLER_EXAMPLE))
 }
 
+/// The deploy program an image is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControllerProgram {
+    /// Built here, statically linked ([`build_controller_executable`]): what is shipped.
+    Static,
+    /// An executable already built (say `target/debug/examples/production`): packed with the
+    /// shared libraries it links and its loader, as `ldd` names them, at the same paths. No
+    /// second build of the dependency tree (the static one is a build of its own); for
+    /// development and tests on the machine that built it, never for other machines' kernels
+    /// and libraries.
+    Prebuilt(PathBuf),
+}
+
 /// Builds the controller's image on the Docker engine of `DOCKER_HOST` (or the local socket)
 /// and returns its ID (`sha256:…`), also tagged [`CONTROLLER_TAG`]: the static deploy program
 /// ([`build_controller_executable`]), the functions' zips ([`lambda_zip`]) and the CA bundle,
 /// `FROM scratch`. The builds run on a blocking thread; cargo's progress goes to stderr.
 pub async fn controller_image() -> Result<String, ArtifactError> {
-    let files = tokio::task::spawn_blocking(context_files)
+    controller_image_of(ControllerProgram::Static).await
+}
+
+/// [`controller_image`] made of `program`.
+pub async fn controller_image_of(program: ControllerProgram) -> Result<String, ArtifactError> {
+    let files = tokio::task::spawn_blocking(move || context_files(&program))
         .await
         .map_err(|e| ArtifactError::Docker(format!("the build thread failed: {e}")))??;
     let tar = tar(&files);
@@ -106,15 +125,22 @@ pub async fn controller_image() -> Result<String, ArtifactError> {
 /// The build context: `(path in the tar, mode, bytes)`.
 type Files = Vec<(String, u32, Vec<u8>)>;
 
-fn context_files() -> Result<Files, ArtifactError> {
-    let exe = build_controller_executable()?;
+fn context_files(program: &ControllerProgram) -> Result<Files, ArtifactError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| ArtifactError::Io {
             path: path.to_path_buf(),
             source,
         })
     };
+    let (exe, libraries) = match program {
+        ControllerProgram::Static => (build_controller_executable()?, Vec::new()),
+        ControllerProgram::Prebuilt(exe) => (exe.clone(), shared_libraries(exe)?),
+    };
     let mut files: Files = vec![("production".into(), 0o755, read(&exe)?)];
+    for lib in &libraries {
+        let name = format!("root{}", lib.display());
+        files.push((name, 0o755, read(lib)?));
+    }
     for bin in FUNCTIONS {
         let zip = lambda_zip(bin)?;
         files.push((format!("lambda/{bin}/bootstrap.zip"), 0o644, read(&zip)?));
@@ -124,12 +150,71 @@ fn context_files() -> Result<Files, ArtifactError> {
     if with_ca {
         files.push(("certs/ca-certificates.crt".into(), 0o644, read(ca)?));
     }
-    files.push(("Dockerfile".into(), 0o644, dockerfile(with_ca).into_bytes()));
+    let dockerfile = dockerfile(with_ca, !libraries.is_empty());
+    files.push(("Dockerfile".into(), 0o644, dockerfile.into_bytes()));
     Ok(files)
 }
 
-fn dockerfile(with_ca: bool) -> String {
+/// The shared libraries and the loader that `exe` links, as `ldd` resolves them on this machine
+/// (absolute paths; none for a static executable).
+fn shared_libraries(exe: &Path) -> Result<Vec<PathBuf>, ArtifactError> {
+    let output = Command::new("ldd")
+        .arg(exe)
+        .output()
+        .map_err(|source| ArtifactError::Io {
+            path: PathBuf::from("ldd"),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        // a static executable: "not a dynamic executable" (and exit 1)
+        let said = format!("{text}{}", String::from_utf8_lossy(&output.stderr));
+        return if said.contains("not a dynamic executable") {
+            Ok(Vec::new())
+        } else {
+            Err(ArtifactError::Docker(format!(
+                "`ldd {}` failed: {}",
+                exe.display(),
+                said.trim()
+            )))
+        };
+    }
+    parse_ldd(&text).map_err(|missing| {
+        ArtifactError::Docker(format!(
+            "{} links {missing}, which `ldd` can't find on this machine",
+            exe.display()
+        ))
+    })
+}
+
+/// The absolute paths in `ldd`'s output: `libc.so.6 => /lib/…/libc.so.6 (0x…)` and
+/// `/lib64/ld-linux-x86-64.so.2 (0x…)`; `linux-vdso.so.1 (0x…)` is the kernel's. A library
+/// `ldd` can't find is the error (its name).
+fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
+    let mut paths = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let path = match line.split_once("=>") {
+            Some((name, resolved)) if resolved.trim() == "not found" => {
+                return Err(name.trim().to_string())
+            }
+            Some((_, resolved)) => resolved.trim(),
+            None => line,
+        };
+        let path = path.split(" (").next().unwrap_or("").trim();
+        if path.starts_with('/') {
+            paths.push(PathBuf::from(path));
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+fn dockerfile(with_ca: bool, with_libraries: bool) -> String {
     let mut d = String::from("FROM scratch\nCOPY production /production\nCOPY lambda/ /lambda/\n");
+    if with_libraries {
+        d.push_str("COPY root/ /\n");
+    }
     if with_ca {
         d.push_str("COPY certs/ /etc/ssl/certs/\n");
     }
@@ -195,7 +280,25 @@ mod tests {
         // two header blocks, 512 + 1024 data bytes, and the two zero blocks at the end
         assert_eq!(t.len(), 512 + 512 + 512 + 1024 + 1024);
         assert_eq!(tar(&files), t, "the same files give the same bytes");
-        assert!(dockerfile(true).contains("COPY certs/ /etc/ssl/certs/"));
-        assert!(!dockerfile(false).contains("certs"));
+        assert!(dockerfile(true, false).contains("COPY certs/ /etc/ssl/certs/"));
+        assert!(!dockerfile(false, false).contains("certs"));
+        assert!(!dockerfile(false, false).contains("root/"));
+        assert!(dockerfile(false, true).contains("COPY root/ /"));
+    }
+
+    #[test]
+    fn ldd_output_gives_the_libraries_and_the_loader() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f1)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f2)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f3)\n";
+        assert_eq!(
+            parse_ldd(text).unwrap(),
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+        assert!(parse_ldd("\tstatically linked\n").unwrap().is_empty());
+        let missing = format!("{text}\tlibm.so.6 => not found\n");
+        assert_eq!(parse_ldd(&missing).unwrap_err(), "libm.so.6");
     }
 }
