@@ -183,9 +183,9 @@ impl<W: Write> ModuleWriter<W> {
         self.chunk.push_str(&format::let_add(&var, &expr));
         self.chunk
             .push_str(&format::adopt(&var, &rust_str(&object.id)));
-        self.names.insert(object.id.clone(), var.clone());
+        self.names.insert(kind, object.id.clone(), var.clone());
         for alias in object.aliases {
-            self.names.insert(alias, var.clone());
+            self.names.insert(kind, alias, var.clone());
         }
     }
 
