@@ -62,6 +62,17 @@ pub(crate) static OTHER_DISK: KindSchema = KindSchema::new("other_disk", "other"
     .computed(&["id"])
     .codegen(disk_code);
 
+/// A disk whose size is left to drift: its chain calls a `Resource` method.
+pub(crate) static LOOSE_DISK: KindSchema = KindSchema::new("test_loose_disk", "test")
+    .computed(&["id"])
+    .codegen(loose_disk_code);
+
+fn loose_disk_code(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
+    let mut g = disk_code(o, name, names);
+    g.expr.push_str(".ignore_changes(&[\"size_gb\"])");
+    g
+}
+
 /// A kind without code generation.
 pub(crate) static SNAPSHOT: KindSchema = KindSchema::new("test_snapshot", "test");
 
@@ -456,4 +467,47 @@ fn the_same_id_in_two_kinds_gets_two_variables_and_the_right_reference() {
         module.contains("stack.adopt(&disk_web, \"web\");"),
         "{module}"
     );
+}
+
+/// A chain calling a method of the `Resource` trait (`.ignore_changes(…)`) compiles only with
+/// the trait in scope: the writer `use`s it once, before the first such chain, and not in a
+/// module that doesn't need it.
+#[test]
+fn a_chain_with_a_resource_option_brings_the_trait_in_scope_once() {
+    let disk = |schema: &'static KindSchema, id: &str| {
+        Found::Object(Discovered {
+            schema,
+            id: id.into(),
+            name: id.into(),
+            props: BTreeMap::new(),
+            aliases: Vec::new(),
+            notes: Vec::new(),
+        })
+    };
+    let mut writer = ModuleWriter::with_formatting(Vec::new(), "x", Formatting::Builtin).unwrap();
+    for (schema, id) in [(&DISK, "a"), (&LOOSE_DISK, "b"), (&LOOSE_DISK, "c")] {
+        writer.found(disk(schema, id)).unwrap();
+    }
+    let module = String::from_utf8(writer.finish().unwrap().0).unwrap();
+    assert_eq!(
+        module
+            .matches("    use infra::core::dsl::Resource;\n")
+            .count(),
+        1,
+        "{module}"
+    );
+    let (used, first) = (
+        module.find("use infra::core::dsl::Resource;").unwrap(),
+        module.find(".ignore_changes(").unwrap(),
+    );
+    assert!(
+        module.find("Disk::new(\"a\")").unwrap() < used && used < first,
+        "{module}"
+    );
+    rustfmt_check(&module);
+
+    let mut writer = ModuleWriter::with_formatting(Vec::new(), "x", Formatting::Builtin).unwrap();
+    writer.found(disk(&DISK, "a")).unwrap();
+    let module = String::from_utf8(writer.finish().unwrap().0).unwrap();
+    assert!(!module.contains("Resource"), "{module}");
 }
