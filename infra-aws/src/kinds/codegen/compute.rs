@@ -44,6 +44,23 @@ pub(crate) fn launch_template(o: &Discovered, name: &str, names: &ImportNames) -
             }
         }
     }
+    if c.get("root_volume").is_some() {
+        root_volume(&mut c);
+    } else {
+        c.comment(
+            "it maps no root volume (its instances get the image's); infra's templates always map \
+             one (20 GiB gp3, encrypted, unless set), so the plan also updates it (a new version)",
+        );
+    }
+    if c.str("metadata_http_tokens") == Some("optional") {
+        c.comment("IMDSv1 is allowed (as found); infra's default is IMDSv2 only");
+        c.call("allow_imdsv1", "");
+    }
+    c.tags().done()
+}
+
+/// `.root_volume(..)` and `.root_device(..)` unless they are the defaults.
+fn root_volume(c: &mut Chain<'_>) {
     let root = map_of(c.get("root_volume"));
     let size = root.get("size_gb").and_then(|v| v.as_i64()).unwrap_or(20);
     let encrypted = root
@@ -67,11 +84,6 @@ pub(crate) fn launch_template(o: &Discovered, name: &str, names: &ImportNames) -
         }
         _ => {}
     }
-    if c.str("metadata_http_tokens") == Some("optional") {
-        c.comment("IMDSv1 is allowed (as found); infra's default is IMDSv2 only");
-        c.call("allow_imdsv1", "");
-    }
-    c.tags().done()
 }
 
 /// `Asg::new(..).launch_template(&lt).subnets(&[..]).size(..)`.
