@@ -20,6 +20,14 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 
+# moto 5.2.5 copies a launch template's tags when the template is made (`LaunchTemplate.tags`),
+# so DescribeLaunchTemplates never shows the tags CreateTags adds later (AWS does: an adopted
+# template's `infra:stack` would stay invisible to the owned read). Read them from moto's tag
+# store on every answer instead; setting them (the constructor does) is ignored.
+from moto.ec2.models.launch_templates import LaunchTemplate
+
+LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, value: None)
+
 host, port = sys.argv[1], int(sys.argv[2])
 app = DomainDispatcherApplication(create_backend_app)
 app.debug = True

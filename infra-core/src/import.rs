@@ -110,11 +110,16 @@ pub enum Found {
     },
 }
 
-/// The Rust names of the objects imported so far, by provider id (and alias): what a kind's
-/// [`Codegen`] uses to write a typed reference (`.vpc(&vpc_main)`).
+/// The Rust names of the objects imported so far, by kind and provider id (and alias): what a
+/// kind's [`Codegen`] uses to write a typed reference (`.vpc(&vpc_main)`).
+///
+/// Ids are only unique within a kind (an IAM role and an IAM group may both be `web`), so a
+/// reference names the kind it expects: the role's instance profile gets the role, the user in
+/// group `web` gets the group. Variables are unique across kinds ([`ModuleWriter`] gives them).
 #[derive(Clone, Debug, Default)]
 pub struct ImportNames {
-    by_id: HashMap<String, String>,
+    /// kind → id → variable.
+    by_kind: HashMap<String, HashMap<String, String>>,
 }
 
 impl ImportNames {
@@ -122,17 +127,20 @@ impl ImportNames {
     pub fn new() -> Self {
         ImportNames::default()
     }
-    /// Records that the object `id` is the variable `var`.
-    pub fn insert(&mut self, id: impl Into<String>, var: impl Into<String>) {
-        self.by_id.insert(id.into(), var.into());
+    /// Records that the object `id` of `kind` is the variable `var`.
+    pub fn insert(&mut self, kind: &str, id: impl Into<String>, var: impl Into<String>) {
+        self.by_kind
+            .entry(kind.to_string())
+            .or_default()
+            .insert(id.into(), var.into());
     }
-    /// The variable of the object `id`, if it was imported.
-    pub fn var(&self, id: &str) -> Option<&str> {
-        self.by_id.get(id).map(String::as_str)
+    /// The variable of the object `id` of `kind`, if it was imported.
+    pub fn var(&self, kind: &str, id: &str) -> Option<&str> {
+        self.by_kind.get(kind)?.get(id).map(String::as_str)
     }
-    /// `&var` for a reference to the object `id`, if it was imported.
-    pub fn reference(&self, id: &str) -> Option<String> {
-        self.var(id).map(|v| format!("&{v}"))
+    /// `&var` for a reference to the object `id` of `kind`, if it was imported.
+    pub fn reference(&self, kind: &str, id: &str) -> Option<String> {
+        self.var(kind, id).map(|v| format!("&{v}"))
     }
 }
 

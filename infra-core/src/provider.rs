@@ -351,6 +351,15 @@ pub trait Provider: Send + Sync {
         Ok(None)
     }
 
+    /// Why this provider can't adopt objects of `kind`, if it can't (its
+    /// [`adopt`](Provider::adopt) would refuse them: they are owned by path and name, say).
+    /// A plan refuses a declared adoption of such an object before anything is read or
+    /// changed, naming the reason, with the plan's other problems. The default: `None`.
+    fn adoption_refusal(&self, kind: &'static KindSchema) -> Option<String> {
+        let _ = kind;
+        None
+    }
+
     /// Adopts an object that belongs to no stack: writes the stack's ownership on it
     /// (`infra:stack` = `ctx.stack`, `infra:id` = `to`) and changes nothing else. `current` is
     /// the object as [`read_unowned`](Provider::read_unowned) gave it; the result is the object

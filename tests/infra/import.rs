@@ -1,6 +1,7 @@
 //! The deploy program's `import` and `adopt` on the sandbox: the module written to a file
 //! with one summary line, an unknown filter as one clear error, an adopt-only apply, and its
-//! refusal of a plan that does more.
+//! refusal of a plan that does more; on a moto of its own that enforces IAM, a kind the
+//! credentials can't read as one line and no module.
 
 use infra::cli::{execute, Exit};
 use infra::prelude::*;
@@ -166,4 +167,155 @@ fn progress_says_adopted() {
         finished_line(&event),
         "  ✓ aws_vpc.legacy: adopted (vpc-1) [0.0s]"
     );
+}
+
+/// A moto server of the test's own, killed when dropped (also when the test panics).
+struct OwnMoto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `.ci/moto_serve.py` (moto_server, one request at a time) from the venv
+/// `.ci/setup-moto` makes, on a free port, with `env`; `Err` when there is no venv.
+fn own_moto(env: &[(&str, &str)]) -> Result<OwnMoto, String> {
+    let venv = std::env::var_os("INFRA_VENV")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/infra/venv"))
+        })
+        .ok_or("no HOME")?;
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        return Err(format!(
+            "no moto venv at {} (.ci/setup-moto makes it)",
+            venv.display()
+        ));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let serve = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/moto_serve.py");
+    let child = std::process::Command::new(python)
+        .arg(serve)
+        .args(["127.0.0.1", &port.to_string()])
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting moto: {e}"))?;
+    let moto = OwnMoto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    // Up when it accepts connections (a request would count as one of its unauthenticated ones).
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "moto did not come up on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(moto)
+}
+
+/// Credentials that may describe EC2 and Auto Scaling but not read IAM: the import fails with
+/// one line naming the IAM kind and AccessDenied, exits 1, and writes no module. An import is
+/// all or nothing (as `terraform plan` fails whole when one read is denied): a module without
+/// the kinds that could not be read would look complete and silently leave them out, so the
+/// EC2 objects read before the failure are not written either.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kind_the_credentials_cannot_read_is_one_line_and_no_module() {
+    // moto authenticates and authorizes every request after the first 3 (the 3 below).
+    let moto = match own_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]) {
+        Ok(m) => m,
+        Err(why) => {
+            return infra_test_support::skip_or_fail(
+                "import::a_kind_the_credentials_cannot_read_is_one_line_and_no_module",
+                &why,
+            )
+        }
+    };
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.url)
+        .region(aws_config::Region::new("us-east-1"))
+        .test_credentials()
+        .load()
+        .await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    iam.create_user()
+        .user_name("reader")
+        .send()
+        .await
+        .expect("CreateUser");
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:Describe*","autoscaling:Describe*","sts:GetCallerIdentity"],"Resource":"*"}]}"#;
+    iam.put_user_policy()
+        .user_name("reader")
+        .policy_name("describe-only")
+        .policy_document(policy)
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let key = iam
+        .create_access_key()
+        .user_name("reader")
+        .send()
+        .await
+        .expect("CreateAccessKey");
+    let key = key.access_key().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("imported.rs");
+    let run = |out: Option<&std::path::Path>| {
+        let mut c = std::process::Command::new(infra_test_support::example_binary("production"));
+        c.args([
+            "--target", "live", "--only", "aws", "--stack", "denied", "import",
+        ]);
+        if let Some(out) = out {
+            c.arg("--out").arg(out);
+        }
+        c.env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", key.access_key_id())
+            .env("AWS_SECRET_ACCESS_KEY", key.secret_access_key())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("INFRA_TARGET")
+            .env_remove("INFRA_ENV")
+            .output()
+            .unwrap()
+    };
+    let o = run(Some(&out));
+    let shown = infra_test_support::show(&o);
+    assert_eq!(o.status.code(), Some(1), "{shown}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    // (The production program builds its Lambda artifacts first: cargo's `Finished` lines.)
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("Finished `lambda`"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line: {shown}");
+    assert!(
+        lines[0].contains("aws_iam_policy")
+            && lines[0].contains("AccessDenied")
+            && lines[0].contains("GetAccountAuthorizationDetails"),
+        "{shown}"
+    );
+    assert!(!out.exists(), "no module: {shown}");
+    // To stdout: what was streamed before the failure is not a module (no end, no summary).
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(1), "{}", infra_test_support::show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(!stdout.contains(" declared, "), "{stdout}");
+    drop(moto);
 }

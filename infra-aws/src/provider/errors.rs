@@ -129,6 +129,26 @@ pub(crate) fn classify(code: &str, message: &str, also_retryable: &[&str]) -> Er
     ErrorClass::Fatal
 }
 
+/// The `<Code>` and `<Message>` of an XML error body, if it has a code.
+fn xml_error(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let element = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = text.find(&open)? + open.len();
+        let end = start + text[start..].find(&format!("</{tag}>"))?;
+        Some(
+            text[start..end]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        )
+    };
+    let code = element("Code").filter(|c| !c.is_empty())?;
+    Some((code, element("Message").unwrap_or_default()))
+}
+
 /// Converts an SDK error of operation `op`.
 pub(crate) fn from_sdk<E>(
     op: &str,
@@ -171,9 +191,22 @@ where
         }
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
-            match ctx.err().code() {
+            // A body the SDK's parser didn't read (moto answers IAM's query API in EC2's
+            // `<Errors><Error>` wrapping) still names its code.
+            let unparsed = match ctx.err().code() {
+                Some(_) => None,
+                None => ctx.raw().body().bytes().and_then(xml_error),
+            };
+            let code = ctx
+                .err()
+                .code()
+                .or(unparsed.as_ref().map(|(c, _)| c.as_str()));
+            match code {
                 Some(code) => {
-                    let message = ctx.err().message().unwrap_or("").to_string();
+                    let message = match &unparsed {
+                        Some((_, m)) => m.clone(),
+                        None => ctx.err().message().unwrap_or("").to_string(),
+                    };
                     let mut class = classify(code, &message, also_retryable);
                     if class == ErrorClass::Fatal && status >= 500 {
                         class = ErrorClass::Retryable;
@@ -253,6 +286,21 @@ impl<T> ProviderResult<T> for Result<T, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unparsed_xml_error_body_still_names_its_code() {
+        let body = br#"<?xml version="1.0" encoding="utf-8"?>
+<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: a is not authorized to perform: iam:Get&amp;List</Message><Type>Sender</Type></Error></Errors></ErrorResponse>"#;
+        assert_eq!(
+            xml_error(body),
+            Some((
+                "AccessDenied".to_string(),
+                "User: a is not authorized to perform: iam:Get&List".to_string()
+            ))
+        );
+        assert_eq!(xml_error(b"<html>403</html>"), None);
+        assert_eq!(xml_error(b"<Code></Code>"), None);
+    }
 
     #[test]
     fn throttling_and_transient_codes_are_retryable() {

@@ -517,6 +517,11 @@ impl Provider for AwsProvider {
             .await
     }
 
+    fn adoption_refusal(&self, kind: &'static KindSchema) -> Option<String> {
+        let why = self.kinds.get(kind.kind).ok()?.adoption_refusal()?;
+        Some(why.to_string())
+    }
+
     /// Writes `infra:stack` and `infra:id` with the API's tagging call (EC2 CreateTags, Auto
     /// Scaling CreateOrUpdateTags, IAM TagRole/TagUser); the `Name` tag and everything else
     /// stay as they are.

@@ -420,9 +420,9 @@ fn generate(found: &[Found]) -> BTreeMap<String, String> {
             .collect::<String>();
         text.push_str(&g.expr);
         out.insert(d.id.clone(), text);
-        names.insert(d.id.clone(), var.clone());
+        names.insert(d.schema.kind, d.id.clone(), var.clone());
         for a in &d.aliases {
-            names.insert(a.clone(), var.clone());
+            names.insert(d.schema.kind, a.clone(), var.clone());
         }
     }
     out

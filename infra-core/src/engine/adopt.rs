@@ -18,8 +18,10 @@ const ADOPTION_READS: usize = 10;
 impl Engine {
     /// Reads the object of each in-scope declared adoption whose address owns no object yet
     /// ([`Provider::read_unowned`](crate::provider::Provider::read_unowned)) and observes it
-    /// at that address. An adoption whose object is missing, or already owned by this stack
-    /// at another address, is a problem; all of them are reported at once, before anything is
+    /// at that address. An adoption whose object is missing, already owned by this stack at
+    /// another address, or of a kind its provider can't adopt
+    /// ([`Provider::adoption_refusal`](crate::provider::Provider::adoption_refusal)) is a
+    /// problem; all of them are reported at once, before anything is
     /// changed.
     pub(super) async fn read_adoptions(
         &self,
@@ -48,6 +50,17 @@ impl Engine {
                         "{} adopts {}, but the stack owns that object already, as {at}: declare \
                          a move (stack.moved) from {at} instead",
                         a.address, a.id
+                    ),
+                ));
+                continue;
+            }
+            if let Some(why) = self.providers[provider].adoption_refusal(spec.schema) {
+                problems.push(Problem::new(
+                    &a.address,
+                    "adopt",
+                    format!(
+                        "{} adopts {}, but provider `{provider}` can't adopt a {}: {why}",
+                        a.address, a.id, spec.schema.kind
                     ),
                 ));
                 continue;

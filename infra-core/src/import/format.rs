@@ -119,7 +119,7 @@ pub(super) fn adopt(var: &str, id_literal: &str) -> String {
 
 /// A builder chain split at its top-level `.` (outside brackets and string literals): the root
 /// (`Vpc::new("main")`) and each `.call(…)`.
-fn chain_links(expr: &str) -> Vec<&str> {
+pub(super) fn chain_links(expr: &str) -> Vec<&str> {
     let mut links = Vec::new();
     let (mut depth, mut in_str, mut escaped, mut start) = (0i32, false, false, 0);
     let bytes = expr.as_bytes();

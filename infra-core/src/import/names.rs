@@ -1,7 +1,7 @@
 //! Names for imported objects: address names that pass validation and Rust variables that are
 //! valid identifiers, both unique and stable for the same input.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Rust's keywords (strict and reserved, 2021 edition): never a variable name.
 const KEYWORDS: &[&str] = &[
@@ -15,11 +15,11 @@ const KEYWORDS: &[&str] = &[
 /// The longest address name written (the validation limit is 64; room is left for a suffix).
 const MAX_NAME: usize = 56;
 
-/// The names given so far: address names per kind, variables.
+/// The names given so far: address names per kind, variables (with the kind each was given to).
 #[derive(Debug, Default)]
 pub(super) struct Namer {
     addresses: HashSet<(String, String)>,
-    vars: HashSet<String>,
+    vars: HashMap<String, String>,
 }
 
 /// `aws_security_group` → `security_group`: the kind without its provider's prefix.
@@ -105,7 +105,10 @@ pub(super) fn variable(kind: &str, name: &str) -> String {
 
 impl Namer {
     /// A unique address name for an object of `kind` called `name` (a `-2`, `-3`, … suffix
-    /// when taken), and a unique variable for it (`_2`, `_3`, …).
+    /// when taken by the same kind), and a variable unique across kinds: `_2`, `_3`, … when the
+    /// same kind took it; when another kind did (`aws_config` and `swarm_config` both write
+    /// `config_<name>`), the provider's prefix first (`config_web_swarm`), so that a variable
+    /// doesn't change with the order in which kinds are discovered.
     pub(super) fn name(&mut self, kind: &str, name: &str) -> (String, String) {
         let base = address_name(name, kind_short(kind));
         let mut address = base.clone();
@@ -114,13 +117,18 @@ impl Namer {
             n += 1;
             address = format!("{base}-{n}");
         }
-        let base = variable(kind, &address);
+        let mut base = variable(kind, &address);
+        if self.vars.get(&base).is_some_and(|k| k != kind) {
+            let provider = snake(kind.split_once('_').map_or(kind, |(p, _)| p));
+            base = format!("{base}_{provider}");
+        }
         let mut var = base.clone();
         let mut n = 1;
-        while !self.vars.insert(var.clone()) {
+        while self.vars.contains_key(&var) {
             n += 1;
             var = format!("{base}_{n}");
         }
+        self.vars.insert(var.clone(), kind.to_string());
         (address, var)
     }
 }

@@ -7,6 +7,17 @@ use super::format::{self, Formatting};
 use super::names::Namer;
 use super::{rust_str, Discovered, Found, ImportNames};
 
+/// The methods of [`Resource`](crate::dsl::Resource) (the options every builder has): a chain
+/// calling one needs the trait in scope.
+const RESOURCE_METHODS: &[&str] = &[
+    "protect",
+    "create_before_destroy",
+    "ignore_changes",
+    "suppress",
+    "annotate",
+    "depends_on",
+];
+
 /// How many objects' statements are formatted together (with `rustfmt`, one process per
 /// chunk): large enough that the processes cost little, small enough that memory stays flat.
 const CHUNK_OBJECTS: usize = 200;
@@ -49,6 +60,9 @@ pub struct ModuleWriter<W: Write> {
     /// Builder types by their last path segment (`Vpc` → `infra::aws::Vpc`): a second type of
     /// the same short name is written with its full path.
     uses: HashMap<&'static str, &'static str>,
+    /// Whether `use infra::core::dsl::Resource;` was written (the first chain calling one of
+    /// its methods, `.ignore_changes(…)` say, writes it).
+    resource_trait: bool,
     formatting: Formatting,
     chunk: String,
     chunk_objects: usize,
@@ -92,6 +106,7 @@ impl<W: Write> ModuleWriter<W> {
             names: ImportNames::new(),
             namer: Namer::default(),
             uses: HashMap::new(),
+            resource_trait: false,
             formatting,
             chunk: String::new(),
             chunk_objects: 0,
@@ -180,12 +195,23 @@ impl<W: Write> ModuleWriter<W> {
                 }
             }
         }
+        if !self.resource_trait
+            && format::chain_links(&expr).iter().skip(1).any(|link| {
+                let method = link.trim_start_matches('.');
+                RESOURCE_METHODS
+                    .iter()
+                    .any(|m| method.strip_prefix(m).is_some_and(|r| r.starts_with('(')))
+            })
+        {
+            self.resource_trait = true;
+            self.chunk.push_str("    use infra::core::dsl::Resource;\n");
+        }
         self.chunk.push_str(&format::let_add(&var, &expr));
         self.chunk
             .push_str(&format::adopt(&var, &rust_str(&object.id)));
-        self.names.insert(object.id.clone(), var.clone());
+        self.names.insert(kind, object.id.clone(), var.clone());
         for alias in object.aliases {
-            self.names.insert(alias, var.clone());
+            self.names.insert(kind, alias, var.clone());
         }
     }
 

@@ -42,7 +42,7 @@ fn mount_code(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut expr = format!("Mount::new({})", rust_str(name));
     let mut comments = Vec::new();
     if let Some(id) = o.props.get("disk_id").and_then(Value::as_str) {
-        match names.reference(id) {
+        match names.reference(DISK.kind, id) {
             Some(r) => expr.push_str(&format!(".disk({r})")),
             None => comments.push(format!("its disk {id} was not imported: set `.disk(…)`")),
         }
@@ -55,6 +55,22 @@ fn mount_code(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
         expr,
         comments,
     }
+}
+
+/// A disk of another provider: its variables are `disk_<name>` too.
+pub(crate) static OTHER_DISK: KindSchema = KindSchema::new("other_disk", "other")
+    .computed(&["id"])
+    .codegen(disk_code);
+
+/// A disk whose size is left to drift: its chain calls a `Resource` method.
+pub(crate) static LOOSE_DISK: KindSchema = KindSchema::new("test_loose_disk", "test")
+    .computed(&["id"])
+    .codegen(loose_disk_code);
+
+fn loose_disk_code(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
+    let mut g = disk_code(o, name, names);
+    g.expr.push_str(".ignore_changes(&[\"size_gb\"])");
+    g
 }
 
 /// A kind without code generation.
@@ -323,7 +339,10 @@ fn inexpressible_objects_and_notes_are_comments_and_nothing_is_an_empty_declare(
             notes: vec!["its encryption key can't be read back".into()],
         }))
         .unwrap();
-    assert_eq!(writer.names().var("arn:disk/fn"), Some("disk_fn"));
+    assert_eq!(
+        writer.names().var(DISK.kind, "arn:disk/fn"),
+        Some("disk_fn")
+    );
     let (bytes, _) = writer.finish().unwrap();
     let module = String::from_utf8(bytes).unwrap();
     assert!(
@@ -369,4 +388,126 @@ fn thousands_of_objects_stream_in_chunks() {
         assert_eq!(formatted, builtin);
         rustfmt_check(&formatted);
     }
+}
+
+/// Ids are unique within a kind only (an IAM role and an IAM group may both be `web`): the
+/// names are kept by kind, so a reference gets the object of the kind it expects.
+#[test]
+fn names_are_kept_by_kind() {
+    let mut names = ImportNames::new();
+    names.insert("aws_iam_role", "web", "iam_role_web");
+    names.insert("aws_iam_role", "arn:aws:iam::1:role/web", "iam_role_web");
+    names.insert("aws_iam_group", "web", "iam_group_web");
+    assert_eq!(names.var("aws_iam_role", "web"), Some("iam_role_web"));
+    assert_eq!(
+        names.reference("aws_iam_role", "arn:aws:iam::1:role/web"),
+        Some("&iam_role_web".into())
+    );
+    assert_eq!(names.var("aws_iam_group", "web"), Some("iam_group_web"));
+    assert_eq!(
+        names.reference("aws_iam_group", "web"),
+        Some("&iam_group_web".into())
+    );
+    assert_eq!(names.var("aws_iam_user", "web"), None);
+}
+
+/// Through the writer: two disks of two kinds share the id and the name `web`, and a mount
+/// refers to the first kind's. The variables are unique across kinds (the second kind's gets
+/// its provider as a suffix, whatever the order), the mount refers to the right disk, and the
+/// module is valid Rust.
+#[test]
+fn the_same_id_in_two_kinds_gets_two_variables_and_the_right_reference() {
+    let object = |schema: &'static KindSchema, id: &str, props: BTreeMap<String, Value>| {
+        Found::Object(Discovered {
+            schema,
+            id: id.into(),
+            name: "web".into(),
+            props,
+            aliases: Vec::new(),
+            notes: Vec::new(),
+        })
+    };
+    let write = |order: &[&'static KindSchema]| {
+        let mut writer =
+            ModuleWriter::with_formatting(Vec::new(), "x", Formatting::Builtin).unwrap();
+        for schema in order {
+            writer
+                .found(object(schema, "web", BTreeMap::new()))
+                .unwrap();
+        }
+        writer
+            .found(object(
+                &MOUNT,
+                "m-1",
+                props(&[("disk_id", Value::from("web"))]),
+            ))
+            .unwrap();
+        let (bytes, counts) = writer.finish().unwrap();
+        assert_eq!(counts.objects, 3);
+        String::from_utf8(bytes).unwrap()
+    };
+    let module = write(&[&DISK, &OTHER_DISK]);
+    for line in [
+        "let disk_web = stack.add(Disk::new(\"web\"));",
+        "stack.adopt(&disk_web, \"web\");",
+        "stack.adopt(&disk_web_other, \"web\");",
+        "Mount::new(\"web\").disk(&disk_web)",
+    ] {
+        assert!(module.contains(line), "{line} in:\n{module}");
+    }
+    rustfmt_check(&module);
+    // The other order: the first kind's variable was taken by the second kind, which keeps
+    // `disk_web`; the mount still refers to the first kind's disk.
+    let module = write(&[&OTHER_DISK, &DISK]);
+    assert!(
+        module.contains("Mount::new(\"web\").disk(&disk_web_test)"),
+        "{module}"
+    );
+    assert!(
+        module.contains("stack.adopt(&disk_web, \"web\");"),
+        "{module}"
+    );
+}
+
+/// A chain calling a method of the `Resource` trait (`.ignore_changes(…)`) compiles only with
+/// the trait in scope: the writer `use`s it once, before the first such chain, and not in a
+/// module that doesn't need it.
+#[test]
+fn a_chain_with_a_resource_option_brings_the_trait_in_scope_once() {
+    let disk = |schema: &'static KindSchema, id: &str| {
+        Found::Object(Discovered {
+            schema,
+            id: id.into(),
+            name: id.into(),
+            props: BTreeMap::new(),
+            aliases: Vec::new(),
+            notes: Vec::new(),
+        })
+    };
+    let mut writer = ModuleWriter::with_formatting(Vec::new(), "x", Formatting::Builtin).unwrap();
+    for (schema, id) in [(&DISK, "a"), (&LOOSE_DISK, "b"), (&LOOSE_DISK, "c")] {
+        writer.found(disk(schema, id)).unwrap();
+    }
+    let module = String::from_utf8(writer.finish().unwrap().0).unwrap();
+    assert_eq!(
+        module
+            .matches("    use infra::core::dsl::Resource;\n")
+            .count(),
+        1,
+        "{module}"
+    );
+    let (used, first) = (
+        module.find("use infra::core::dsl::Resource;").unwrap(),
+        module.find(".ignore_changes(").unwrap(),
+    );
+    assert!(
+        module.find("Disk::new(\"a\")").unwrap() < used && used < first,
+        "{module}"
+    );
+    rustfmt_check(&module);
+
+    let mut writer = ModuleWriter::with_formatting(Vec::new(), "x", Formatting::Builtin).unwrap();
+    writer.found(disk(&DISK, "a")).unwrap();
+    let module = String::from_utf8(writer.finish().unwrap().0).unwrap();
+    assert!(!module.contains("Resource"), "{module}");
 }

@@ -334,7 +334,7 @@ pub(crate) fn service(object: &Discovered, name: &str, names: &ImportNames) -> G
         }
     }
     for id in list(p, "networks").iter().filter_map(Value::as_str) {
-        match names.reference(id) {
+        match names.reference("swarm_network", id) {
             Some(r) => c.call("network", &r),
             None => c.comments.push(format!(
                 "it is attached to network {id}, which was not imported: attach it with `.network(..)`"
@@ -346,14 +346,14 @@ pub(crate) fn service(object: &Discovered, name: &str, names: &ImportNames) -> G
             c.call("alias", &rust_str(a));
         }
     }
-    for (field, id_key, method) in [
-        ("secrets", "secret_id", "secret"),
-        ("configs", "config_id", "config"),
+    for (field, id_key, method, kind) in [
+        ("secrets", "secret_id", "secret", "swarm_secret"),
+        ("configs", "config_id", "config", "swarm_config"),
     ] {
         for m in list(p, field).iter().filter_map(Value::as_map) {
             let id = string(m, id_key);
             let target = string(m, "target");
-            match names.reference(&id) {
+            match names.reference(kind, &id) {
                 Some(r) => c.call(method, &format!("{r}, {}", rust_str(&target))),
                 None => c.comments.push(format!(
                     "it mounts {method} {id} at `{target}`, which was not imported: add it with `.{method}(..)`"
@@ -450,7 +450,7 @@ mod tests {
             );
         }
         let mut names = ImportNames::new();
-        names.insert("n1", "front");
+        names.insert("swarm_network", "n1", "front");
         let g = service(
             &object(crate::SwarmService::SCHEMA, "edge", props),
             "edge",

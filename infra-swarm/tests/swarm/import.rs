@@ -280,7 +280,7 @@ async fn hand_made_objects_are_discovered_written_as_rust_and_adopted_without_re
     let mut code = BTreeMap::new();
     for (d, var) in [(net, "net"), (token, "token"), (conf, "conf"), (web, "web")] {
         let gen = (d.schema.codegen.expect("codegen"))(d, var, &names);
-        names.insert(d.id.clone(), var);
+        names.insert(d.schema.kind, d.id.clone(), var);
         code.insert(var, gen);
     }
     assert_eq!(code["net"].type_path, "infra::swarm::SwarmNetwork");

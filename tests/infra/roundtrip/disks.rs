@@ -71,7 +71,7 @@ fn mount_code(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut expr = format!("Mount::new({})", rust_str(name));
     let mut comments = Vec::new();
     if let Some(id) = o.props.get("disk_id").and_then(Value::as_str) {
-        match names.reference(id) {
+        match names.reference(DISK.kind, id) {
             Some(r) => expr.push_str(&format!(".disk({r})")),
             None => comments.push(format!("its disk {id} was not imported")),
         }

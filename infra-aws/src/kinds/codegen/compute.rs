@@ -24,12 +24,17 @@ pub(crate) fn launch_template(o: &Discovered, name: &str, names: &ImportNames) -
         );
     }
     for group in strings(c.get("security_group_ids")) {
-        if let Some(r) = c.reference("security_group", "security group", &group) {
+        if let Some(r) = c.reference(
+            "security_group",
+            "aws_security_group",
+            "security group",
+            &group,
+        ) {
             c.call("security_group", &r);
         }
     }
     if let Some(arn) = c.str("instance_profile_arn") {
-        match names.reference(arn) {
+        match names.reference("aws_iam_instance_profile", arn) {
             Some(r) => {
                 c.call("instance_profile", &r);
             }
@@ -39,6 +44,23 @@ pub(crate) fn launch_template(o: &Discovered, name: &str, names: &ImportNames) -
             }
         }
     }
+    if c.get("root_volume").is_some() {
+        root_volume(&mut c);
+    } else {
+        c.comment(
+            "it maps no root volume (its instances get the image's); infra's templates always map \
+             one (20 GiB gp3, encrypted, unless set), so the plan also updates it (a new version)",
+        );
+    }
+    if c.str("metadata_http_tokens") == Some("optional") {
+        c.comment("IMDSv1 is allowed (as found); infra's default is IMDSv2 only");
+        c.call("allow_imdsv1", "");
+    }
+    c.tags().done()
+}
+
+/// `.root_volume(..)` and `.root_device(..)` unless they are the defaults.
+fn root_volume(c: &mut Chain<'_>) {
     let root = map_of(c.get("root_volume"));
     let size = root.get("size_gb").and_then(|v| v.as_i64()).unwrap_or(20);
     let encrypted = root
@@ -62,17 +84,17 @@ pub(crate) fn launch_template(o: &Discovered, name: &str, names: &ImportNames) -
         }
         _ => {}
     }
-    if c.str("metadata_http_tokens") == Some("optional") {
-        c.comment("IMDSv1 is allowed (as found); infra's default is IMDSv2 only");
-        c.call("allow_imdsv1", "");
-    }
-    c.tags().done()
 }
 
 /// `Asg::new(..).launch_template(&lt).subnets(&[..]).size(..)`.
 pub(crate) fn asg(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut c = Chain::named(o, names, "infra::aws::Asg", name);
-    c.reference_to("launch_template", "launch template", "launch_template_id");
+    c.reference_to(
+        "launch_template",
+        "aws_launch_template",
+        "launch template",
+        "launch_template_id",
+    );
     match c.get("launch_template_version") {
         Some(Value::String(v)) => {
             c.comment(format!(
@@ -84,7 +106,7 @@ pub(crate) fn asg(o: &Discovered, name: &str, names: &ImportNames) -> Generated 
     }
     let mut subnets = Vec::new();
     for s in strings(c.get("subnet_ids")) {
-        if let Some(r) = c.reference("subnets", "subnet", &s) {
+        if let Some(r) = c.reference("subnets", "aws_subnet", "subnet", &s) {
             subnets.push(r);
         }
     }
@@ -107,7 +129,7 @@ pub(crate) fn asg(o: &Discovered, name: &str, names: &ImportNames) -> Generated 
         c.call("health_check", &args);
     }
     for arn in strings(c.get("target_group_arns")) {
-        match names.reference(&arn) {
+        match names.reference("aws_lb_target_group", &arn) {
             Some(r) => c.call("target_group", &r),
             None => c.call("target_group_arn", &rust_str(&arn)),
         };
@@ -124,7 +146,12 @@ pub(crate) fn scaling_policy(o: &Discovered, name: &str, names: &ImportNames) ->
         "target_tracking",
         &rust_str(name),
     );
-    c.reference_to("asg", "auto scaling group", "autoscaling_group_name");
+    c.reference_to(
+        "asg",
+        "aws_autoscaling_group",
+        "auto scaling group",
+        "autoscaling_group_name",
+    );
     let value = c.get("target_value").and_then(Value::as_f64).unwrap_or(0.0);
     let value = format!("{value:?}");
     match c.str("metric") {
@@ -172,7 +199,12 @@ pub(crate) fn lifecycle_hook(o: &Discovered, name: &str, names: &ImportNames) ->
         constructor,
         &rust_str(name),
     );
-    c.reference_to("asg", "auto scaling group", "autoscaling_group_name");
+    c.reference_to(
+        "asg",
+        "aws_autoscaling_group",
+        "auto scaling group",
+        "autoscaling_group_name",
+    );
     if let Some(t) = c.get("heartbeat_timeout").and_then(Value::as_i64) {
         if t != 3600 {
             c.call("heartbeat", &format!("std::time::Duration::from_secs({t})"));

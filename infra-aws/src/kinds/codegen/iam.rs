@@ -29,7 +29,7 @@ fn only_service(doc: &Value) -> Option<String> {
 /// policies, which import leaves out).
 fn attachments(c: &mut Chain<'_>, names: &ImportNames) {
     for arn in strings(c.get("managed_policy_arns")) {
-        match names.reference(&arn) {
+        match names.reference("aws_iam_policy", &arn) {
             Some(r) => c.call("attach", &r),
             None => c.call("attach_arn", &rust_str(&arn)),
         };
@@ -87,7 +87,7 @@ pub(crate) fn iam_role(o: &Discovered, name: &str, names: &ImportNames) -> Gener
 /// `InstanceProfile::new(..).role(&role)`.
 pub(crate) fn instance_profile(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut c = Chain::named(o, names, "infra::aws::InstanceProfile", name);
-    c.reference_to("role", "role", "role")
+    c.reference_to("role", "aws_iam_role", "role", "role")
         .str_unless("path", "path", Some("/"));
     c.done()
 }
@@ -106,7 +106,7 @@ pub(crate) fn iam_user(o: &Discovered, name: &str, names: &ImportNames) -> Gener
     let mut c = Chain::named(o, names, "infra::aws::IamUser", name);
     c.str_unless("path", "path", Some("/"));
     for g in strings(c.get("groups")) {
-        if let Some(r) = c.reference("group", "group", &g) {
+        if let Some(r) = c.reference("group", "aws_iam_group", "group", &g) {
             c.call("group", &r);
         }
     }

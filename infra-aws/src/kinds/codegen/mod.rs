@@ -102,10 +102,16 @@ impl<'a> Chain<'a> {
         self
     }
 
-    /// `&var` for the object `id`, or `None` with a comment saying the setter `method` was left
-    /// out because the `what` `id` was not imported.
-    pub(crate) fn reference(&mut self, method: &str, what: &str, id: &str) -> Option<String> {
-        match self.names.reference(id) {
+    /// `&var` for the object `id` of `kind`, or `None` with a comment saying the setter
+    /// `method` was left out because the `what` `id` was not imported.
+    pub(crate) fn reference(
+        &mut self,
+        method: &str,
+        kind: &str,
+        what: &str,
+        id: &str,
+    ) -> Option<String> {
+        match self.names.reference(kind, id) {
             Some(r) => Some(r),
             None => {
                 self.comment(format!(
@@ -117,10 +123,16 @@ impl<'a> Chain<'a> {
         }
     }
 
-    /// Appends `.method(&var)` for the object `field` refers to, or a comment.
-    pub(crate) fn reference_to(&mut self, method: &str, what: &str, field: &str) -> &mut Self {
+    /// Appends `.method(&var)` for the object of `kind` `field` refers to, or a comment.
+    pub(crate) fn reference_to(
+        &mut self,
+        method: &str,
+        kind: &str,
+        what: &str,
+        field: &str,
+    ) -> &mut Self {
         if let Some(id) = self.str(field) {
-            if let Some(r) = self.reference(method, what, id) {
+            if let Some(r) = self.reference(method, kind, what, id) {
                 self.call(method, &r);
             }
         }

@@ -24,7 +24,7 @@ pub(crate) fn vpc(o: &Discovered, name: &str, names: &ImportNames) -> Generated 
 /// `Subnet::new(..).vpc(&vpc).cidr(..).az(..)`.
 pub(crate) fn subnet(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut c = Chain::named(o, names, "infra::aws::Subnet", name);
-    c.reference_to("vpc", "VPC", "vpc_id")
+    c.reference_to("vpc", "aws_vpc", "VPC", "vpc_id")
         .str_unless("cidr", "cidr_block", None)
         .str_unless("az", "availability_zone", None);
     if c.get("map_public_ip_on_launch").and_then(Value::as_bool) == Some(true) {
@@ -36,7 +36,9 @@ pub(crate) fn subnet(o: &Discovered, name: &str, names: &ImportNames) -> Generat
 /// `InternetGateway::new(..).vpc(&vpc)`.
 pub(crate) fn internet_gateway(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut c = Chain::named(o, names, "infra::aws::InternetGateway", name);
-    c.reference_to("vpc", "VPC", "vpc_id").tags().done()
+    c.reference_to("vpc", "aws_vpc", "VPC", "vpc_id")
+        .tags()
+        .done()
 }
 
 /// `ElasticIp::new(..)`.
@@ -51,8 +53,8 @@ pub(crate) fn elastic_ip(o: &Discovered, name: &str, names: &ImportNames) -> Gen
 /// `NatGateway::new(..).subnet(&subnet).eip(&eip)`.
 pub(crate) fn nat_gateway(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut c = Chain::named(o, names, "infra::aws::NatGateway", name);
-    c.reference_to("subnet", "subnet", "subnet_id")
-        .reference_to("eip", "Elastic IP", "allocation_id");
+    c.reference_to("subnet", "aws_subnet", "subnet", "subnet_id")
+        .reference_to("eip", "aws_eip", "Elastic IP", "allocation_id");
     if c.str("connectivity_type").is_some_and(|t| t != "public") {
         c.comment("a private NAT gateway: infra declares public ones (with an Elastic IP)");
     }
@@ -62,15 +64,16 @@ pub(crate) fn nat_gateway(o: &Discovered, name: &str, names: &ImportNames) -> Ge
 /// `RouteTable::new(..).vpc(&vpc)` with its routes to gateways and its subnet associations.
 pub(crate) fn route_table(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut c = Chain::named(o, names, "infra::aws::RouteTable", name);
-    c.reference_to("vpc", "VPC", "vpc_id");
+    c.reference_to("vpc", "aws_vpc", "VPC", "vpc_id");
     for route in c.get("routes").and_then(Value::as_list).unwrap_or(&[]) {
         let Some(m) = route.as_map() else { continue };
         let Some(dest) = m.get("destination").and_then(Value::as_str) else {
             continue;
         };
-        let (target, what, to_default, to_any) = if let Some(t) = m.get("gateway_id") {
+        let (target, kind, what, to_default, to_any) = if let Some(t) = m.get("gateway_id") {
             (
                 t,
+                "aws_internet_gateway",
                 "internet gateway",
                 "default_route_to_internet",
                 "route_to_internet_gateway",
@@ -78,6 +81,7 @@ pub(crate) fn route_table(o: &Discovered, name: &str, names: &ImportNames) -> Ge
         } else if let Some(t) = m.get("nat_gateway_id") {
             (
                 t,
+                "aws_nat_gateway",
                 "NAT gateway",
                 "default_route_to_nat",
                 "route_to_nat_gateway",
@@ -93,7 +97,7 @@ pub(crate) fn route_table(o: &Discovered, name: &str, names: &ImportNames) -> Ge
         } else {
             to_any
         };
-        if let Some(r) = c.reference(method, what, target) {
+        if let Some(r) = c.reference(method, kind, what, target) {
             if dest == "0.0.0.0/0" {
                 c.call(method, &r);
             } else {
@@ -103,7 +107,7 @@ pub(crate) fn route_table(o: &Discovered, name: &str, names: &ImportNames) -> Ge
         }
     }
     for subnet in strings(c.get("subnet_ids")) {
-        if let Some(r) = c.reference("associate", "subnet", &subnet) {
+        if let Some(r) = c.reference("associate", "aws_subnet", "subnet", &subnet) {
             c.call("associate", &r);
         }
     }
@@ -128,7 +132,7 @@ fn rule(c: &mut Chain<'_>, direction: &str, r: &Value) -> Option<String> {
     } else if m.get("self").and_then(Value::as_bool) == Some(true) {
         expr.push_str(".from_self()");
     } else if let Some(group) = m.get("group_id").and_then(Value::as_str) {
-        let r = c.reference(direction, "security group", group)?;
+        let r = c.reference(direction, "aws_security_group", "security group", group)?;
         expr.push_str(&format!(".group({r})"));
     } else {
         // A prefix list: the discovery's notes say so.
@@ -145,11 +149,8 @@ fn rule(c: &mut Chain<'_>, direction: &str, r: &Value) -> Option<String> {
 /// the groups it refers to when discovery handed them over first, else the rule is a comment).
 pub(crate) fn security_group(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
     let mut c = Chain::named(o, names, "infra::aws::SecurityGroup", name);
-    c.reference_to("vpc", "VPC", "vpc_id").str_unless(
-        "description",
-        "description",
-        Some("Managed by infra"),
-    );
+    c.reference_to("vpc", "aws_vpc", "VPC", "vpc_id")
+        .str_unless("description", "description", Some("Managed by infra"));
     for direction in ["ingress", "egress"] {
         let rules: Vec<Value> = c
             .get(direction)

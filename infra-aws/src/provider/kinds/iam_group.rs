@@ -190,6 +190,10 @@ impl AwsKind for IamGroup {
         Ok(None)
     }
 
+    fn adoption_refusal(&self) -> Option<&'static str> {
+        Some(REFUSAL)
+    }
+
     async fn adopt(
         &self,
         _: &Cx<'_>,

@@ -174,6 +174,10 @@ impl AwsKind for IamPolicy {
         Ok(None)
     }
 
+    fn adoption_refusal(&self) -> Option<&'static str> {
+        Some(REFUSAL)
+    }
+
     async fn adopt(
         &self,
         _: &Cx<'_>,

@@ -133,6 +133,10 @@ impl AwsKind for InstanceProfile {
         }))
     }
 
+    fn adoption_refusal(&self) -> Option<&'static str> {
+        Some(REFUSAL)
+    }
+
     async fn adopt(
         &self,
         _: &Cx<'_>,

@@ -204,6 +204,10 @@ impl AwsKind for Hook {
             .map(|h| observed_at(address, id, hook_props(h), &Unowned::default())))
     }
 
+    fn adoption_refusal(&self) -> Option<&'static str> {
+        Some(REFUSAL)
+    }
+
     async fn adopt(
         &self,
         _: &Cx<'_>,

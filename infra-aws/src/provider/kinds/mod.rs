@@ -142,6 +142,12 @@ pub(crate) trait AwsKind: KindHandler + Send + Sync {
         Ok(None)
     }
 
+    /// Why objects of this kind can't be adopted (its `adopt` refuses them), if they can't:
+    /// what a plan says about a declared adoption of one, before reading anything.
+    fn adoption_refusal(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Writes the stack's ownership on an unowned object and changes nothing else.
     async fn adopt(
         &self,

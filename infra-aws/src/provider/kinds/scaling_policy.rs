@@ -193,6 +193,10 @@ impl AwsKind for AsgPolicy {
             .map(|p| observed_at(address, id, policy_props(p), &Unowned::default())))
     }
 
+    fn adoption_refusal(&self) -> Option<&'static str> {
+        Some(REFUSAL)
+    }
+
     async fn adopt(
         &self,
         _: &Cx<'_>,
