@@ -9,8 +9,10 @@
 //! with a comment.
 
 mod compute;
+mod elb;
 mod iam;
 mod network;
+mod ssm;
 
 use std::collections::BTreeMap;
 
@@ -18,10 +20,12 @@ use infra_core::import::{rust_str, Discovered, Generated, ImportNames};
 use infra_core::Value;
 
 pub(crate) use compute::{asg, launch_template, lifecycle_hook, scaling_policy};
+pub(crate) use elb::{listener, load_balancer, target_group};
 pub(crate) use iam::{iam_group, iam_policy, iam_role, iam_user, instance_profile};
 pub(crate) use network::{
     elastic_ip, internet_gateway, nat_gateway, route_table, security_group, subnet, vpc,
 };
+pub(crate) use ssm::ssm_parameter;
 
 /// A builder chain being written.
 pub(crate) struct Chain<'a> {
