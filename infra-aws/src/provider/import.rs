@@ -41,6 +41,7 @@ pub(crate) const DISCOVERY_ORDER: &[&str] = &[
     "aws_autoscaling_group",
     "aws_autoscaling_policy",
     "aws_autoscaling_lifecycle_hook",
+    "aws_ssm_parameter",
 ];
 
 /// An object's tags, parsed for import.

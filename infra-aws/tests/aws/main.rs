@@ -14,6 +14,7 @@ mod elb;
 mod iam;
 mod idempotency;
 mod import;
+mod import_more;
 mod lock;
 mod network;
 mod ownership;
