@@ -42,6 +42,8 @@ pub(crate) const DISCOVERY_ORDER: &[&str] = &[
     "aws_autoscaling_policy",
     "aws_autoscaling_lifecycle_hook",
     "aws_ssm_parameter",
+    "aws_lambda_function",
+    "aws_lambda_permission",
 ];
 
 /// An object's tags, parsed for import.
@@ -102,6 +104,8 @@ pub(crate) struct Discovery<'s> {
     /// The load balancers handed over, `(arn, name)` (their listeners are listed per load
     /// balancer).
     pub(crate) load_balancers: Vec<(String, String)>,
+    /// The Lambda functions handed over, by name (their permissions are read per function).
+    pub(crate) functions: Vec<String>,
     sink: &'s mut (dyn FnMut(Found) + Send),
     /// Objects handed over.
     pub(crate) count: usize,
@@ -115,6 +119,7 @@ impl<'s> Discovery<'s> {
             seen: HashSet::new(),
             groups: Vec::new(),
             load_balancers: Vec::new(),
+            functions: Vec::new(),
             sink,
             count: 0,
         }

@@ -511,8 +511,6 @@ async fn hand_made_objects_are_discovered_in_order_with_their_props_and_code() {
         [
             "aws_apigatewayv2_api objects",
             "aws_cloudwatch_event_rule objects",
-            "aws_lambda_function objects",
-            "aws_lambda_permission objects",
         ],
         "{inexpressible:?}"
     );

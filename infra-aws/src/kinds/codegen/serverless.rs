@@ -1,0 +1,103 @@
+//! Code generators of the serverless kinds. A function's code can't be read back: the chain
+//! points `.code(…)` at a zip path to fill in, with a comment giving the code's digest.
+
+use infra_core::import::{rust_str, Discovered, Generated, ImportNames};
+use infra_core::Value;
+
+use super::{env_var, map_of, strings, Chain};
+
+/// `LambdaFunction::new(..).code(..)` with its settings where they differ from the builder's
+/// defaults, its role (typed when imported), environment (secrets from the environment) and
+/// VPC (typed).
+pub(crate) fn lambda_function(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
+    let mut c = Chain::named(o, names, "infra::aws::LambdaFunction", name);
+    let zip = format!("lambda/{}.zip", o.id);
+    c.comment(format!(
+        "`{zip}` is a placeholder: put the function's zip there (or change the path)"
+    ));
+    c.call(
+        "code",
+        &format!("infra::aws::LambdaCode::zip_file({})", rust_str(&zip)),
+    );
+    c.str_unless("runtime", "runtime", Some("provided.al2023"))
+        .str_unless("handler", "handler", Some("bootstrap"));
+    if let Some(role) = c.str("role") {
+        match names.var(role) {
+            Some(v) => c.call("role", &format!("infra::aws::IamRoleOutputs::arn(&{v})")),
+            None => c.call("role", &rust_str(role)),
+        };
+    }
+    let int = |f: &str| o.props.get(f).and_then(Value::as_i64);
+    if let Some(mb) = int("memory_size").filter(|m| *m != 128) {
+        c.call("memory_mb", &mb.to_string());
+    }
+    if let Some(t) = int("timeout").filter(|t| *t != 3) {
+        c.call("timeout", &format!("std::time::Duration::from_secs({t})"));
+    }
+    if c.str("architecture") == Some("arm64") {
+        c.call("architecture", "infra::aws::LambdaArchitecture::Arm64");
+    }
+    c.str_unless("description", "description", None);
+    for (k, v) in map_of(c.get("environment")) {
+        if let Some(v) = v.as_str() {
+            let args = format!("{}, {}", rust_str(k), rust_str(v));
+            c.call("env", &args);
+        }
+    }
+    for k in map_of(c.get("secret_environment")).keys() {
+        let var = env_var(&format!("INFRA_SECRET_{name}"), k);
+        c.comment(format!(
+            "its environment variable `{k}` is kept as a secret (not read into the module): set \
+             `{var}` to its value when planning"
+        ));
+        let args = format!("{}, {}", rust_str(k), rust_str(&var));
+        c.call("secret_env_from_env", &args);
+    }
+    let subnet_ids = strings(c.get("subnet_ids"));
+    if !subnet_ids.is_empty() {
+        let mut subnets = Vec::new();
+        for s in subnet_ids {
+            subnets.extend(c.reference("vpc", "subnet", &s));
+        }
+        let mut groups = Vec::new();
+        for g in strings(c.get("security_group_ids")) {
+            groups.extend(c.reference("vpc", "security group", &g));
+        }
+        c.call(
+            "vpc",
+            &format!("&[{}], &[{}]", subnets.join(", "), groups.join(", ")),
+        );
+    }
+    c.tags().done()
+}
+
+/// `LambdaPermission::new(..).function(..).principal(..)` with its action, source ARN and
+/// account; a comment says it can't be adopted.
+pub(crate) fn lambda_permission(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
+    let mut c = Chain::named(o, names, "infra::aws::LambdaPermission", name);
+    c.comment(format!(
+        "a permission can't be adopted (it can't be tagged): applying this adds the stack's own \
+         statement; then remove `{}` (`aws lambda remove-permission`)",
+        o.id
+    ));
+    if let Some(f) = c.str("function_name") {
+        match names.var(f) {
+            Some(v) => c.call(
+                "function",
+                &format!("infra::aws::LambdaFunctionOutputs::name(&{v})"),
+            ),
+            None => c.call("function", &rust_str(f)),
+        };
+    }
+    c.str_unless("principal", "principal", None).str_unless(
+        "action",
+        "action",
+        Some("lambda:InvokeFunction"),
+    );
+    if let Some(arn) = c.str("source_arn") {
+        let arg = rust_str(arn);
+        c.call("source_arn::<()>", &arg);
+    }
+    c.str_unless("source_account", "source_account", None);
+    c.done()
+}
