@@ -43,6 +43,7 @@ pub(crate) const DISCOVERY_ORDER: &[&str] = &[
     "aws_autoscaling_lifecycle_hook",
     "aws_ssm_parameter",
     "aws_lambda_function",
+    "aws_cloudwatch_event_rule",
     "aws_lambda_permission",
 ];
 

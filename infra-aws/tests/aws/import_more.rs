@@ -404,6 +404,15 @@ fn generated_chains_compile(stack: &mut infra_core::Stack) {
             .principal("events.amazonaws.com")
             .source_arn::<()>("arn:aws:events:us-east-1:123456789012:rule/nightly"),
     );
+    stack.add(
+        infra_aws::EventRule::new("cloudwatch_event_rule_ec2events")
+            .event_pattern(
+                serde_json::from_str(r#"{"source":["aws.ec2"]}"#)
+                    .expect("the imported event pattern"),
+            )
+            .target("hook", &lambda_function_hook)
+            .tag("team", "t"),
+    );
     stack.add(SsmParameter::string("u", "/u").value("x").tag("team", "t"));
     stack.add(SsmParameter::string_list("h", "/h").values(["a", "b"]));
     stack.add(
@@ -530,6 +539,8 @@ struct Serverless {
     function: String,
     digest: String,
     permission: String,
+    rule: String,
+    scheduled: String,
 }
 
 async fn serverless_by_hand(m: &Moto, p: &str, team: &str, secret: &str) -> Serverless {
@@ -583,8 +594,58 @@ async fn serverless_by_hand(m: &Moto, p: &str, team: &str, secret: &str) -> Serv
         .send()
         .await
         .expect("AddPermission");
+    let arn = m
+        .lambda
+        .get_function()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("GetFunction")
+        .configuration()
+        .unwrap()
+        .function_arn()
+        .unwrap()
+        .to_string();
+    let rule = n("ec2events");
+    m.events
+        .put_rule()
+        .name(&rule)
+        .event_pattern(r#"{"source":["aws.ec2"]}"#)
+        .tags(
+            aws_sdk_eventbridge::types::Tag::builder()
+                .key("team")
+                .value(team)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("PutRule");
+    m.events
+        .put_targets()
+        .rule(&rule)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("hook")
+                .arn(&arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("PutTargets");
+    let scheduled = n("nightly");
+    m.events
+        .put_rule()
+        .name(&scheduled)
+        .schedule_expression("rate(1 day)")
+        .send()
+        .await
+        .expect("PutRule scheduled");
     Serverless {
         role_arn,
+        rule,
+        scheduled,
         permission: format!("{function}/from-events"),
         function,
         digest,
@@ -611,7 +672,15 @@ async fn lambda_functions_and_permissions_are_imported_and_permissions_never_ado
         .find(|d| d.aliases.contains(&h.role_arn))
         .expect("the role is discovered");
     assert!(position(&found, &role.id) < position(&found, &h.function));
-    assert!(position(&found, &h.function) < position(&found, &h.permission));
+    assert!(position(&found, &h.function) < position(&found, &h.rule));
+    assert!(position(&found, &h.rule) < position(&found, &h.permission));
+    let scheduled = found.iter().find_map(|f| match f {
+        Found::Inexpressible { what, id, reason } if *id == h.scheduled => Some((what, reason)),
+        _ => None,
+    });
+    let (what, reason) = scheduled.expect("the scheduled rule is listed");
+    assert_eq!(what, "EventBridge rule");
+    assert!(reason.contains("schedule"), "{reason}");
     let f = by_id(&found, &h.function);
     assert!(f
         .aliases
@@ -662,6 +731,17 @@ async fn lambda_functions_and_permissions_are_imported_and_permissions_never_ado
              .principal(\"events.amazonaws.com\")\
              .source_arn::<()>(\"arn:aws:events:us-east-1:123456789012:rule/nightly\")",
             h.permission
+        )
+    );
+
+    assert_eq!(
+        code[&h.rule],
+        format!(
+            "// its event pattern is parsed by `serde_json` (a dependency this module needs)\n\
+             EventRule::new(\"cloudwatch_event_rule_ec2events\")\
+             .event_pattern(serde_json::from_str(r#\"{{\"source\":[\"aws.ec2\"]}}\"#)\
+             .expect(\"the imported event pattern\"))\
+             .target(\"hook\", &lambda_function_hook).tag(\"team\", \"{team}\")"
         )
     );
 
@@ -721,7 +801,29 @@ async fn lambda_functions_and_permissions_are_imported_and_permissions_never_ado
         .adopt(&op, &current, &address)
         .await
         .expect("adopt");
+    let schema = *schemas
+        .iter()
+        .find(|s| s.kind == "aws_cloudwatch_event_rule")
+        .unwrap();
+    let rule_at = Address::new("aws_cloudwatch_event_rule", "ec2events");
+    let rule = m
+        .provider
+        .read_unowned(schema, &h.rule, &rule_at)
+        .await
+        .unwrap()
+        .expect("the rule is read");
+    assert_eq!(rule.props, by_id(&found, &h.rule).props);
+    m.provider
+        .adopt(&op, &rule, &rule_at)
+        .await
+        .expect("adopt the rule");
     let read = m.provider.read(&p).await.expect("read");
+    let r = read
+        .resources
+        .iter()
+        .find(|o| o.address == rule_at)
+        .unwrap_or_else(|| panic!("the rule is not read as the stack's: {read:#?}"));
+    assert_eq!(r.props, rule.props);
     let o = read
         .resources
         .iter()

@@ -4,7 +4,7 @@
 use infra_core::import::{rust_str, Discovered, Generated, ImportNames};
 use infra_core::Value;
 
-use super::{env_var, map_of, strings, Chain};
+use super::{env_var, json, map_of, raw_str, strings, Chain};
 
 /// `LambdaFunction::new(..).code(..)` with its settings where they differ from the builder's
 /// defaults, its role (typed when imported), environment (secrets from the environment) and
@@ -100,4 +100,54 @@ pub(crate) fn lambda_permission(o: &Discovered, name: &str, names: &ImportNames)
     }
     c.str_unless("source_account", "source_account", None);
     c.done()
+}
+
+/// `EventRule::new(..).event_pattern(..)` with its targets (typed when the function was
+/// imported), state, description and tags.
+pub(crate) fn event_rule(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
+    let mut c = Chain::named(o, names, "infra::aws::EventRule", name);
+    if let Some(pattern) = c.get("event_pattern") {
+        c.comment("its event pattern is parsed by `serde_json` (a dependency this module needs)");
+        c.call(
+            "event_pattern",
+            &format!(
+                "serde_json::from_str({}).expect(\"the imported event pattern\")",
+                raw_str(&json(pattern))
+            ),
+        );
+    }
+    let targets = c
+        .get("targets")
+        .and_then(Value::as_list)
+        .unwrap_or(&[])
+        .to_vec();
+    for t in targets {
+        let t = map_of(Some(&t));
+        let (Some(id), Some(arn)) = (
+            t.get("id").and_then(|v| v.as_str()),
+            t.get("arn").and_then(|v| v.as_str()),
+        ) else {
+            continue;
+        };
+        match names.reference(arn) {
+            Some(r) => c.call("target", &format!("{}, {r}", rust_str(id))),
+            None => {
+                if !arn.contains(":lambda:") {
+                    c.comment(format!(
+                        "its target `{id}` is not a Lambda function (`{arn}`): infra's rules \
+                         target functions"
+                    ));
+                }
+                c.call(
+                    "target_arn",
+                    &format!("{}, {}", rust_str(id), rust_str(arn)),
+                )
+            }
+        };
+    }
+    if c.str("state") == Some("DISABLED") {
+        c.call("disabled", "");
+    }
+    c.str_unless("description", "description", None);
+    c.tags().done()
 }
