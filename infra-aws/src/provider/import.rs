@@ -44,6 +44,7 @@ pub(crate) const DISCOVERY_ORDER: &[&str] = &[
     "aws_ssm_parameter",
     "aws_lambda_function",
     "aws_cloudwatch_event_rule",
+    "aws_apigatewayv2_api",
     "aws_lambda_permission",
 ];
 

@@ -405,6 +405,16 @@ fn generated_chains_compile(stack: &mut infra_core::Stack) {
             .source_arn::<()>("arn:aws:events:us-east-1:123456789012:rule/nightly"),
     );
     stack.add(
+        infra_aws::HttpApi::new("apigatewayv2_api_api")
+            .route(
+                "POST /events",
+                &lambda_function_hook,
+                infra_aws::RouteAuth::AwsIam,
+            )
+            .timeout(std::time::Duration::from_millis(10000))
+            .tag("team", "t"),
+    );
+    stack.add(
         infra_aws::EventRule::new("cloudwatch_event_rule_ec2events")
             .event_pattern(
                 serde_json::from_str(r#"{"source":["aws.ec2"]}"#)
@@ -541,6 +551,7 @@ struct Serverless {
     permission: String,
     rule: String,
     scheduled: String,
+    api: String,
 }
 
 async fn serverless_by_hand(m: &Moto, p: &str, team: &str, secret: &str) -> Serverless {
@@ -642,8 +653,52 @@ async fn serverless_by_hand(m: &Moto, p: &str, team: &str, secret: &str) -> Serv
         .send()
         .await
         .expect("PutRule scheduled");
+    let api = m
+        .apigw
+        .create_api()
+        .name(n("api"))
+        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Http)
+        .tags("team", team)
+        .send()
+        .await
+        .expect("CreateApi")
+        .api_id()
+        .unwrap()
+        .to_string();
+    let integration = m
+        .apigw
+        .create_integration()
+        .api_id(&api)
+        .integration_type(aws_sdk_apigatewayv2::types::IntegrationType::AwsProxy)
+        .integration_uri(&arn)
+        .payload_format_version("2.0")
+        .timeout_in_millis(10_000)
+        .send()
+        .await
+        .expect("CreateIntegration")
+        .integration_id()
+        .unwrap()
+        .to_string();
+    m.apigw
+        .create_route()
+        .api_id(&api)
+        .route_key("POST /events")
+        .authorization_type(aws_sdk_apigatewayv2::types::AuthorizationType::AwsIam)
+        .target(format!("integrations/{integration}"))
+        .send()
+        .await
+        .expect("CreateRoute");
+    m.apigw
+        .create_stage()
+        .api_id(&api)
+        .stage_name("$default")
+        .auto_deploy(true)
+        .send()
+        .await
+        .expect("CreateStage");
     Serverless {
         role_arn,
+        api,
         rule,
         scheduled,
         permission: format!("{function}/from-events"),
@@ -674,6 +729,7 @@ async fn lambda_functions_and_permissions_are_imported_and_permissions_never_ado
     assert!(position(&found, &role.id) < position(&found, &h.function));
     assert!(position(&found, &h.function) < position(&found, &h.rule));
     assert!(position(&found, &h.rule) < position(&found, &h.permission));
+    assert!(position(&found, &h.function) < position(&found, &h.api));
     let scheduled = found.iter().find_map(|f| match f {
         Found::Inexpressible { what, id, reason } if *id == h.scheduled => Some((what, reason)),
         _ => None,
@@ -742,6 +798,15 @@ async fn lambda_functions_and_permissions_are_imported_and_permissions_never_ado
              .event_pattern(serde_json::from_str(r#\"{{\"source\":[\"aws.ec2\"]}}\"#)\
              .expect(\"the imported event pattern\"))\
              .target(\"hook\", &lambda_function_hook).tag(\"team\", \"{team}\")"
+        )
+    );
+
+    assert_eq!(
+        code[&h.api],
+        format!(
+            "HttpApi::new(\"apigatewayv2_api_api\")\
+             .route(\"POST /events\", &lambda_function_hook, infra::aws::RouteAuth::AwsIam)\
+             .timeout(std::time::Duration::from_millis(10000)).tag(\"team\", \"{team}\")"
         )
     );
 
@@ -817,7 +882,29 @@ async fn lambda_functions_and_permissions_are_imported_and_permissions_never_ado
         .adopt(&op, &rule, &rule_at)
         .await
         .expect("adopt the rule");
+    let schema = *schemas
+        .iter()
+        .find(|s| s.kind == "aws_apigatewayv2_api")
+        .unwrap();
+    let api_at = Address::new("aws_apigatewayv2_api", "api");
+    let api = m
+        .provider
+        .read_unowned(schema, &h.api, &api_at)
+        .await
+        .unwrap()
+        .expect("the API is read");
+    assert_eq!(api.props, by_id(&found, &h.api).props);
+    m.provider
+        .adopt(&op, &api, &api_at)
+        .await
+        .expect("adopt the API");
     let read = m.provider.read(&p).await.expect("read");
+    let a = read
+        .resources
+        .iter()
+        .find(|o| o.address == api_at)
+        .unwrap_or_else(|| panic!("the API is not read as the stack's: {read:#?}"));
+    assert_eq!(a.props, api.props);
     let r = read
         .resources
         .iter()

@@ -26,7 +26,7 @@ pub(crate) use iam::{iam_group, iam_policy, iam_role, iam_user, instance_profile
 pub(crate) use network::{
     elastic_ip, internet_gateway, nat_gateway, route_table, security_group, subnet, vpc,
 };
-pub(crate) use serverless::{event_rule, lambda_function, lambda_permission};
+pub(crate) use serverless::{event_rule, http_api, lambda_function, lambda_permission};
 pub(crate) use ssm::ssm_parameter;
 
 /// A builder chain being written.

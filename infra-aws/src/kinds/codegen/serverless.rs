@@ -151,3 +151,60 @@ pub(crate) fn event_rule(o: &Discovered, name: &str, names: &ImportNames) -> Gen
     c.str_unless("description", "description", None);
     c.tags().done()
 }
+
+/// `HttpApi::new(..).route(..)` for each route (typed when its function was imported), with
+/// its timeout, stage and description where they differ from the builder's defaults.
+pub(crate) fn http_api(o: &Discovered, name: &str, names: &ImportNames) -> Generated {
+    let mut c = Chain::named(o, names, "infra::aws::HttpApi", name);
+    let routes = c
+        .get("routes")
+        .and_then(Value::as_list)
+        .unwrap_or(&[])
+        .to_vec();
+    for r in routes {
+        let r = map_of(Some(&r));
+        let s = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        let key = s("route_key");
+        let auth = match s("authorization_type") {
+            "AWS_IAM" => "infra::aws::RouteAuth::AwsIam",
+            "NONE" => "infra::aws::RouteAuth::None",
+            other => {
+                c.comment(format!(
+                    "its route `{key}` is authorized by `{other}`: infra declares NONE and \
+                     AWS_IAM (written as AWS_IAM)"
+                ));
+                "infra::aws::RouteAuth::AwsIam"
+            }
+        };
+        if s("payload_format_version") != "2.0" {
+            c.comment(format!(
+                "its route `{key}` uses payload format {}: infra's routes use 2.0",
+                s("payload_format_version")
+            ));
+        }
+        let arn = s("function_arn");
+        match names.reference(arn) {
+            Some(f) => c.call("route", &format!("{}, {f}, {auth}", rust_str(key))),
+            None => c.call(
+                "route_to",
+                &format!("{}, {}, {auth}", rust_str(key), rust_str(arn)),
+            ),
+        };
+        let ms = r
+            .get("timeout_ms")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(30_000);
+        if ms != 30_000 {
+            c.call(
+                "timeout",
+                &format!("std::time::Duration::from_millis({ms})"),
+            );
+        }
+    }
+    c.str_unless("stage", "stage_name", Some("$default"));
+    if c.get("auto_deploy").and_then(Value::as_bool) == Some(false) {
+        c.call("auto_deploy", "false");
+    }
+    c.str_unless("description", "description", None);
+    c.tags().done()
+}
