@@ -15,6 +15,7 @@ mod iam;
 mod idempotency;
 mod import;
 mod import_more;
+mod import_serverless;
 mod lock;
 mod network;
 mod ownership;
