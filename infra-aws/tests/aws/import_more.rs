@@ -297,6 +297,34 @@ async fn elb_and_ssm_objects_are_discovered_after_what_they_refer_to_with_their_
         );
     }
 
+    // Filters: another VPC leaves the load balancer, its listeners and the target group out
+    // (SSM parameters are in no VPC); a tag keeps only what carries it.
+    let other = discover(&m, &prefix_filter(&p, Some("vpc-00000000"))).await;
+    for id in [&h.lb, &h.tg, &h.forward, &h.redirect, &h.fixed] {
+        assert!(
+            !other.iter().any(|f| match f {
+                Found::Object(d) => &d.id == id,
+                Found::Inexpressible { id: i, .. } => i == id,
+                _ => false,
+            }),
+            "{id} found outside its VPC"
+        );
+    }
+    by_id(&other, &h.url);
+    let mut tagged = prefix_filter(&p, None);
+    tagged.tags.insert("team".to_string(), team.clone());
+    let tagged = discover(&m, &tagged).await;
+    let ids: Vec<&str> = objects(&tagged).iter().map(|d| d.id.as_str()).collect();
+    for id in [&h.lb, &h.tg, &h.forward, &h.url, &h.pass] {
+        assert!(
+            ids.contains(&id.as_str()),
+            "{id} not found by its tag: {ids:?}"
+        );
+    }
+    for id in [&h.redirect, &h.hosts, &h.vpc] {
+        assert!(!ids.contains(&id.as_str()), "{id} found without the tag");
+    }
+
     // The exact generated chains, with typed references.
     let code = generate(&found);
     let text = code.values().cloned().collect::<Vec<_>>().join("\n");
