@@ -9,10 +9,12 @@ use std::collections::HashMap;
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 use futures::stream::{StreamExt, TryStreamExt};
+use infra_core::dsl::Address;
 use infra_core::provider::{Observed, ProviderError, Resolved};
 
 use super::common::{ownership, tag_diff, Cx, Ownership};
 use super::errors::AwsResult;
+use super::import::{ownership_tags, Unowned};
 
 /// An object's tags, `(key, value)`.
 pub(crate) type Tags = Vec<(String, String)>;
@@ -126,4 +128,51 @@ pub(crate) async fn update_tags(
             .aws("RemoveTags")?;
     }
     Ok(())
+}
+
+/// The objects among `items` (by ARN) that belong to no stack, with their tags (import).
+pub(crate) async fn unowned<T>(
+    cx: &Cx<'_>,
+    items: Vec<(String, T)>,
+) -> Result<Vec<(String, T, Unowned)>, ProviderError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let arns: Vec<String> = items.iter().map(|(a, _)| a.clone()).collect();
+    let tags = tags_of(cx, &arns).await?;
+    Ok(items
+        .into_iter()
+        .filter_map(|(arn, item)| {
+            let t = tags.get(&arn)?;
+            let u = Unowned::of(t.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            Some((arn, item, u))
+        })
+        .collect())
+}
+
+/// The tags of one object, whoever owns it (`None`: it is gone).
+pub(crate) async fn tags_any(cx: &Cx<'_>, arn: &str) -> Result<Option<Unowned>, ProviderError> {
+    let tags = tags_of(cx, &[arn.to_string()]).await?;
+    Ok(tags
+        .get(arn)
+        .map(|t| Unowned::parse(t.iter().map(|(k, v)| (k.as_str(), v.as_str())))))
+}
+
+/// Adopts an ELBv2 object: one AddTags call with the ownership tags, nothing else.
+pub(crate) async fn adopt_elb(
+    cx: &Cx<'_>,
+    current: &Observed,
+    to: &Address,
+) -> Result<Observed, ProviderError> {
+    cx.c.elb
+        .add_tags()
+        .resource_arns(&current.id)
+        .set_tags(Some(elb_tags(&ownership_tags(cx, to))))
+        .send()
+        .await
+        .aws("AddTags")?;
+    Ok(Observed {
+        address: to.clone(),
+        ..current.clone()
+    })
 }

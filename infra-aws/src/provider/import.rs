@@ -19,7 +19,8 @@ use super::common::{Cx, Props, TAG_ID, TAG_NAME, TAG_PROTECT, TAG_STACK};
 use super::errors::AwsResult;
 
 /// The kinds in the order discovery hands them over: what an object refers to comes before it
-/// (IAM before launch templates, whose instance profile is a reference).
+/// (IAM before launch templates, whose instance profile is a reference; target groups before
+/// the load balancers' listeners and the auto scaling groups that refer to them).
 pub(crate) const DISCOVERY_ORDER: &[&str] = &[
     "aws_vpc",
     "aws_subnet",
@@ -28,6 +29,9 @@ pub(crate) const DISCOVERY_ORDER: &[&str] = &[
     "aws_nat_gateway",
     "aws_route_table",
     "aws_security_group",
+    "aws_lb_target_group",
+    "aws_lb",
+    "aws_lb_listener",
     "aws_iam_policy",
     "aws_iam_role",
     "aws_iam_instance_profile",
@@ -37,6 +41,11 @@ pub(crate) const DISCOVERY_ORDER: &[&str] = &[
     "aws_autoscaling_group",
     "aws_autoscaling_policy",
     "aws_autoscaling_lifecycle_hook",
+    "aws_ssm_parameter",
+    "aws_lambda_function",
+    "aws_cloudwatch_event_rule",
+    "aws_apigatewayv2_api",
+    "aws_lambda_permission",
 ];
 
 /// An object's tags, parsed for import.
@@ -94,6 +103,11 @@ pub(crate) struct Discovery<'s> {
     seen: HashSet<String>,
     /// The auto scaling groups handed over (their hooks are read per group).
     pub(crate) groups: Vec<String>,
+    /// The load balancers handed over, `(arn, name)` (their listeners are listed per load
+    /// balancer).
+    pub(crate) load_balancers: Vec<(String, String)>,
+    /// The Lambda functions handed over, by name (their permissions are read per function).
+    pub(crate) functions: Vec<String>,
     sink: &'s mut (dyn FnMut(Found) + Send),
     /// Objects handed over.
     pub(crate) count: usize,
@@ -106,6 +120,8 @@ impl<'s> Discovery<'s> {
             filter,
             seen: HashSet::new(),
             groups: Vec::new(),
+            load_balancers: Vec::new(),
+            functions: Vec::new(),
             sink,
             count: 0,
         }

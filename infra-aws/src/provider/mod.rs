@@ -470,7 +470,9 @@ impl Provider for AwsProvider {
     }
 
     /// Kind by kind in dependency order (VPCs, subnets, gateways, route tables, security
-    /// groups, IAM, launch templates, auto scaling groups and their policies), each paging through
+    /// groups, target groups, load balancers and their listeners, IAM, launch templates, auto
+    /// scaling groups and their policies, SSM parameters, Lambda functions, EventBridge rules,
+    /// HTTP APIs and Lambda permissions), each paging through
     /// its listing and handing every object without an `infra:stack` tag to `sink` as its
     /// page arrives. An error names the kind and the API call (one line).
     async fn discover(
@@ -523,7 +525,8 @@ impl Provider for AwsProvider {
     }
 
     /// Writes `infra:stack` and `infra:id` with the API's tagging call (EC2 CreateTags, Auto
-    /// Scaling CreateOrUpdateTags, IAM TagRole/TagUser); the `Name` tag and everything else
+    /// Scaling CreateOrUpdateTags, IAM TagRole/TagUser, ELBv2 AddTags, SSM AddTagsToResource,
+    /// Lambda, EventBridge and API Gateway TagResource); the `Name` tag and everything else
     /// stay as they are.
     async fn adopt(
         &self,

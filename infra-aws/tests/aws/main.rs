@@ -14,6 +14,8 @@ mod elb;
 mod iam;
 mod idempotency;
 mod import;
+mod import_more;
+mod import_serverless;
 mod lock;
 mod network;
 mod ownership;

@@ -9,8 +9,11 @@
 //! with a comment.
 
 mod compute;
+mod elb;
 mod iam;
 mod network;
+mod serverless;
+mod ssm;
 
 use std::collections::BTreeMap;
 
@@ -18,10 +21,13 @@ use infra_core::import::{rust_str, Discovered, Generated, ImportNames};
 use infra_core::Value;
 
 pub(crate) use compute::{asg, launch_template, lifecycle_hook, scaling_policy};
+pub(crate) use elb::{listener, load_balancer, target_group};
 pub(crate) use iam::{iam_group, iam_policy, iam_role, iam_user, instance_profile};
 pub(crate) use network::{
     elastic_ip, internet_gateway, nat_gateway, route_table, security_group, subnet, vpc,
 };
+pub(crate) use serverless::{event_rule, http_api, lambda_function, lambda_permission};
+pub(crate) use ssm::ssm_parameter;
 
 /// A builder chain being written.
 pub(crate) struct Chain<'a> {
@@ -42,15 +48,14 @@ impl<'a> Chain<'a> {
         args: &str,
     ) -> Self {
         let ty = type_path.rsplit("::").next().unwrap_or(type_path);
-        let mut comments: Vec<String> = object.notes.clone();
-        comments.sort();
-        comments.dedup();
+        // The object's notes are not copied: the module's writer puts them above the chain
+        // (copied, every note was written twice).
         Chain {
             object,
             names,
             type_path,
             expr: format!("{ty}::{constructor}({args})"),
-            comments,
+            comments: Vec::new(),
         }
     }
 

@@ -19,7 +19,8 @@ const SOURCE_ERROR: &str = "source_error";
 pub(crate) static LISTENER: KindSchema = KindSchema::new("aws_lb_listener", "aws")
     .force_new(&["load_balancer_arn"])
     .computed(&["id", "arn"])
-    .validate(validate_listener);
+    .validate(validate_listener)
+    .codegen(crate::kinds::codegen::listener);
 
 /// An ACM (or IAM server) certificate, declared outside the stack: only its ARN appears here,
 /// as the type of [`Listener::https`]'s certificate (`Input<Arn<AcmCertificate>>`).

@@ -15,7 +15,8 @@ pub(crate) static LOAD_BALANCER: KindSchema = KindSchema::new("aws_lb", "aws")
     .force_new(&["type", "scheme"])
     .computed(&["id", "arn", "dns_name"])
     .unordered(&["subnet_ids", "security_group_ids"])
-    .validate(validate_load_balancer);
+    .validate(validate_load_balancer)
+    .codegen(crate::kinds::codegen::load_balancer);
 
 /// AWS's limit of security groups on one load balancer.
 const MAX_SECURITY_GROUPS: usize = 5;

@@ -14,7 +14,8 @@ pub(crate) static TARGET_GROUP: KindSchema = KindSchema::new("aws_lb_target_grou
     )
     .force_new(&["protocol", "port", "vpc_id", "target_type"])
     .computed(&["id", "arn"])
-    .validate(validate_target_group);
+    .validate(validate_target_group)
+    .codegen(crate::kinds::codegen::target_group);
 
 /// The longest target group name AWS allows.
 const MAX_NAME: usize = 32;

@@ -16,7 +16,8 @@ pub(crate) static EVENT_RULE: KindSchema = KindSchema::new("aws_cloudwatch_event
     )
     .computed(&["id", "arn"])
     .unordered(&["targets"])
-    .validate(validate_rule);
+    .validate(validate_rule)
+    .codegen(crate::kinds::codegen::event_rule);
 
 /// The `detail-type`s of an auto scaling group's instance launches and terminations.
 pub const ASG_INSTANCE_EVENTS: &[&str] = &[

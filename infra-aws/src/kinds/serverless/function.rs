@@ -69,7 +69,8 @@ pub(crate) static LAMBDA_FUNCTION: KindSchema = KindSchema::new("aws_lambda_func
     )
     .computed(&["id", "arn"])
     .unordered(&["subnet_ids", "security_group_ids"])
-    .validate(validate_function);
+    .validate(validate_function)
+    .codegen(crate::kinds::codegen::lambda_function);
 
 /// The instruction set a function runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

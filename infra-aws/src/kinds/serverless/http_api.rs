@@ -20,7 +20,8 @@ use crate::kinds::{check_physical_name, check_tags, printable_char};
 pub(crate) static HTTP_API: KindSchema = KindSchema::new("aws_apigatewayv2_api", "aws")
     .computed(&["id", "api_endpoint", "source_arn"])
     .unordered(&["routes"])
-    .validate(validate_api);
+    .validate(validate_api)
+    .codegen(crate::kinds::codegen::http_api);
 
 /// How callers of a route authenticate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

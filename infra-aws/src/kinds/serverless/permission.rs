@@ -21,7 +21,8 @@ pub(crate) static LAMBDA_PERMISSION: KindSchema = KindSchema::new("aws_lambda_pe
         "source_arn",
         "source_account",
     ])
-    .validate(validate_permission);
+    .validate(validate_permission)
+    .codegen(crate::kinds::codegen::lambda_permission);
 
 kind! {
     /// Lets `principal` call `action` (default `lambda:InvokeFunction`) on a function, from

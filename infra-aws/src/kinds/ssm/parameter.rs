@@ -53,7 +53,8 @@ pub(crate) static SSM_PARAMETER: KindSchema = KindSchema::new("aws_ssm_parameter
     .force_new(&["name", "type"])
     .computed(&["id", "arn"])
     .sensitive(&["secure_value"])
-    .validate(validate_parameter);
+    .validate(validate_parameter)
+    .codegen(crate::kinds::codegen::ssm_parameter);
 
 kind! {
     /// A Systems Manager Parameter Store parameter (standard tier), tagged with the stack like

@@ -31,6 +31,9 @@ use crate::provider::common::{
     Ownership, Props,
 };
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{
+    cannot_adopt, discovered, observed_at, ownership_tags, Discovery, Unowned,
+};
 
 /// The `aws_cloudwatch_event_rule` handler.
 pub(super) struct EventRule;
@@ -52,6 +55,9 @@ struct LiveRule {
     owned: Ownership,
     targets: Vec<(String, String)>,
 }
+
+/// ListRules' largest page.
+const RULE_PAGE: i32 = 100;
 
 async fn list_rules(cx: &Cx<'_>, prefix: &str) -> Result<Vec<Rule>, ProviderError> {
     let mut out = Vec::new();
@@ -161,9 +167,13 @@ async fn read_rules(
 
 fn observe(l: &LiveRule) -> Option<Observed> {
     let name = l.rule.name()?;
+    Some(rule_props(&l.rule, &l.targets, &l.owned.user).observed(l.owned.clone(), name))
+}
+
+/// A rule's properties in the builder's shape.
+fn rule_props(rule: &Rule, targets: &[(String, String)], user: &BTreeMap<String, String>) -> Props {
     let pattern =
-        l.rule
-            .event_pattern()
+        rule.event_pattern()
             .map(|p| match serde_json::from_str::<serde_json::Value>(p) {
                 Ok(json) => Value::from_json(json),
                 Err(_) => Value::from(p),
@@ -171,23 +181,20 @@ fn observe(l: &LiveRule) -> Option<Observed> {
     let mut props = Props::default();
     props
         .set("event_pattern", pattern)
-        .set("state", l.rule.state().map(|s| s.as_str()))
-        .set(
-            "description",
-            l.rule.description().filter(|d| !d.is_empty()),
-        )
+        .set("state", rule.state().map(|s| s.as_str()))
+        .set("description", rule.description().filter(|d| !d.is_empty()))
         .set(
             "targets",
             Value::List(
-                l.targets
+                targets
                     .iter()
                     .map(|(id, arn)| map! { "id" => id.as_str(), "arn" => arn.as_str() })
                     .collect(),
             ),
         )
-        .set("arn", l.rule.arn())
-        .tags(&l.owned.user);
-    Some(props.observed(l.owned.clone(), name))
+        .set("arn", rule.arn())
+        .tags(user);
+    props
 }
 
 fn declared_targets(d: &Resolved) -> BTreeMap<String, String> {
@@ -305,8 +312,193 @@ async fn sync_targets(
     Ok(())
 }
 
+/// Why infra's builder can't declare this rule, if it can't.
+fn inexpressible(rule: &Rule) -> Option<String> {
+    if let Some(by) = rule.managed_by() {
+        return Some(format!("it is managed by `{by}`"));
+    }
+    if rule.schedule_expression().is_some() {
+        return Some(
+            "it runs on a schedule: infra declares rules with an event pattern".to_string(),
+        );
+    }
+    None
+}
+
 #[async_trait]
 impl AwsKind for EventRule {
+    /// Pages of 100 from ListRules on the default bus (by token: the SDK has no paginator), a
+    /// ListTagsForResource and ListTargetsByRule per rule (8 rules at once). The name filter
+    /// applies to the rule's name; the `vpc` filter keeps the rules targeting a function this
+    /// pass handed over. Scheduled and service-managed rules are listed as inexpressible.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut token: Option<String> = None;
+        loop {
+            let page =
+                cx.c.events_read
+                    .list_rules()
+                    .limit(RULE_PAGE)
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .aws("ListRules")?;
+            let rules: Vec<Rule> = page
+                .rules()
+                .iter()
+                .filter(|r| r.name().is_some_and(|n| pass.filter.name_matches(n)))
+                .cloned()
+                .collect();
+            let read: Vec<Option<(Rule, Unowned, Vec<(String, String)>)>> =
+                futures::stream::iter(rules)
+                    .map(|rule| async move {
+                        let (Some(arn), Some(name)) = (rule.arn(), rule.name()) else {
+                            return Ok(None);
+                        };
+                        let Some(tags) =
+                            cx.c.events_read
+                                .list_tags_for_resource()
+                                .resource_arn(arn)
+                                .send()
+                                .await
+                                .aws("ListTagsForResource")
+                                .or_not_found()?
+                        else {
+                            return Ok(None);
+                        };
+                        let Some(tags) =
+                            Unowned::of(tags.tags().iter().map(|t| (t.key(), t.value())))
+                        else {
+                            return Ok(None);
+                        };
+                        let Some(targets) = targets_of(cx, name).await? else {
+                            return Ok(None);
+                        };
+                        Ok::<_, ProviderError>(Some((rule, tags, targets)))
+                    })
+                    .buffered(CONCURRENT_RULES)
+                    .try_collect()
+                    .await?;
+            for (rule, tags, targets) in read.into_iter().flatten() {
+                let name = rule.name().unwrap_or_default();
+                if !pass.matches(name, &tags.all)
+                    || !pass.refers_to_seen(targets.iter().map(|(_, arn)| arn.as_str()))
+                {
+                    continue;
+                }
+                if let Some(why) = inexpressible(&rule) {
+                    pass.inexpressible("EventBridge rule", name, why);
+                    continue;
+                }
+                let props = rule_props(&rule, &targets, &tags.user);
+                let mut found = discovered(
+                    &EVENT_RULE,
+                    name,
+                    tags.name.as_deref().or(Some(name)),
+                    props,
+                );
+                found.aliases.extend(rule.arn().map(str::to_string));
+                pass.object(found);
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// DescribeRule, its tags and targets.
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let Some(r) =
+            cx.c.events_read
+                .describe_rule()
+                .name(id)
+                .send()
+                .await
+                .aws("DescribeRule")
+                .or_not_found()?
+        else {
+            return Ok(None);
+        };
+        let rule = Rule::builder()
+            .set_name(r.name().map(str::to_string))
+            .set_arn(r.arn().map(str::to_string))
+            .set_event_pattern(r.event_pattern().map(str::to_string))
+            .set_state(r.state().cloned())
+            .set_description(r.description().map(str::to_string))
+            .build();
+        let Some(arn) = r.arn() else {
+            return Ok(None);
+        };
+        let Some(tags) =
+            cx.c.events_read
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .aws("ListTagsForResource")
+                .or_not_found()?
+        else {
+            return Ok(None);
+        };
+        let tags = Unowned::parse(tags.tags().iter().map(|t| (t.key(), t.value())));
+        let Some(targets) = targets_of(cx, id).await? else {
+            return Ok(None);
+        };
+        let props = rule_props(&rule, &targets, &tags.user);
+        Ok(Some(observed_at(address, id, props, &tags)))
+    }
+
+    /// TagResource: `infra:stack` and `infra:id`. Refused for a rule whose name isn't
+    /// `<stack>-…`: the stack's read lists its rules by that prefix (EventBridge has no tag
+    /// filter), so it would never find the rule again.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        if !current.id.starts_with(&format!("{}-", cx.stack)) {
+            return Err(cannot_adopt(
+                EVENT_RULE.kind,
+                &current.id,
+                to,
+                &format!(
+                    "the stack's read finds its rules by the name prefix `{}-` (EventBridge \
+                     has no tag filter) and a rule can't be renamed: declare a new rule \
+                     instead, or adopt it into a stack named after its prefix",
+                    cx.stack
+                ),
+            ));
+        }
+        let arn = current
+            .props
+            .get("arn")
+            .and_then(Value::as_str)
+            .unwrap_or(&current.id);
+        let tags = ownership_tags(cx, to)
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ProviderError::fatal("ClientError", e.to_string()))?;
+        cx.c.events
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .aws("TagResource")?;
+        Ok(Observed {
+            address: to.clone(),
+            ..current.clone()
+        })
+    }
+
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         Ok(read_rules(cx, None)
             .await?

@@ -37,6 +37,7 @@ use crate::provider::common::{
     Cx, Ownership, Props, TAG_STACK,
 };
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{discovered, observed_at, ownership_tags, Discovery, Unowned};
 
 /// The `aws_apigatewayv2_api` handler.
 pub(super) struct HttpApi;
@@ -551,8 +552,148 @@ async fn converge_children(
     Ok(())
 }
 
+/// An unowned API's routes and stage as a read gives them, with its tags (for import).
+async fn unowned_props(
+    cx: &Cx<'_>,
+    api: Api,
+    tags: &Unowned,
+) -> Result<Option<(Props, Vec<String>)>, ProviderError> {
+    // `details` and `observe` take an ownership: a placeholder one, whose address is dropped.
+    let owned = Ownership {
+        address: Address::new(HTTP_API.kind, "import"),
+        protect: false,
+        declared: None,
+        user: tags.user.clone(),
+    };
+    let Some(live) = details(cx, api, owned).await? else {
+        return Ok(None);
+    };
+    let mut notes = Vec::new();
+    if !live.orphans.is_empty() {
+        notes.push(format!(
+            "{} integration(s) no route targets are not declared",
+            live.orphans.len()
+        ));
+    }
+    Ok(observe(cx, &live).map(|o| (Props(o.props), notes)))
+}
+
 #[async_trait]
 impl AwsKind for HttpApi {
+    /// GetApis pages (by token: the SDK has no paginator; the page size is the service's
+    /// default, the SDK taking it as a string), their tags included, then the routes,
+    /// integrations and stages of each unowned API (4 at once). The name filter applies to the
+    /// API's name; the `vpc` filter keeps the APIs routing to a function this pass handed over.
+    /// WebSocket APIs are listed as inexpressible.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let apis: Vec<(Api, Unowned)> = list_apis(cx)
+            .await?
+            .into_iter()
+            .filter_map(|api| {
+                let tags = Unowned::of(
+                    api.tags()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                )?;
+                pass.matches(api.name()?, &tags.all).then_some((api, tags))
+            })
+            .collect();
+        for (api, tags) in apis {
+            let id = api.api_id().unwrap_or_default().to_string();
+            let name = api.name().unwrap_or_default().to_string();
+            if api.protocol_type() != Some(&ProtocolType::Http) {
+                pass.inexpressible(
+                    "API Gateway v2 API",
+                    &id,
+                    "it is a WebSocket API: infra declares HTTP APIs",
+                );
+                continue;
+            }
+            let Some((props, notes)) = unowned_props(cx, api, &tags).await? else {
+                continue;
+            };
+            let functions = props
+                .0
+                .get("routes")
+                .and_then(Value::as_list)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|r| {
+                    r.as_map()?
+                        .get("function_arn")?
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .collect::<Vec<_>>();
+            if !pass.refers_to_seen(functions.iter().map(String::as_str)) {
+                continue;
+            }
+            let mut found = discovered(&HTTP_API, &id, tags.name.as_deref().or(Some(&name)), props);
+            found.notes = notes;
+            pass.object(found);
+        }
+        Ok(())
+    }
+
+    /// GetApi, then its routes, integrations and stage.
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let Some(out) =
+            cx.c.apigw_read
+                .get_api()
+                .api_id(id)
+                .send()
+                .await
+                .aws("GetApi")
+                .or_not_found()?
+        else {
+            return Ok(None);
+        };
+        let tags = Unowned::parse(
+            out.tags()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let api = Api::builder()
+            .set_api_id(out.api_id().map(str::to_string))
+            .set_name(out.name().map(str::to_string))
+            .set_description(out.description().map(str::to_string))
+            .set_api_endpoint(out.api_endpoint().map(str::to_string))
+            .set_protocol_type(out.protocol_type().cloned())
+            .set_route_selection_expression(out.route_selection_expression().map(str::to_string))
+            .set_tags(out.tags().cloned())
+            .build();
+        Ok(unowned_props(cx, api, &tags)
+            .await?
+            .map(|(props, _)| observed_at(address, id, props, &tags)))
+    }
+
+    /// TagResource on the API: `infra:stack` and `infra:id` (its stage keeps its tags).
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        cx.c.apigw
+            .tag_resource()
+            .resource_arn(api_arn(cx, &current.id))
+            .set_tags(Some(ownership_tags(cx, to).into_iter().collect()))
+            .send()
+            .await
+            .aws("TagResource")?;
+        Ok(Observed {
+            address: to.clone(),
+            ..current.clone()
+        })
+    }
+
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         Ok(read_apis(cx, None)
             .await?

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    Architecture, Environment, FunctionCode, FunctionConfiguration, LastUpdateStatus, Runtime,
-    State, VpcConfig,
+    Architecture, Environment, FunctionCode, FunctionConfiguration, LastUpdateStatus, PackageType,
+    Runtime, State, VpcConfig,
 };
 use futures::stream::{StreamExt, TryStreamExt};
 use infra_core::dsl::{Address, KindSchema};
@@ -41,6 +41,9 @@ use crate::provider::common::{
     updated_from, Cx, Ownership, Props,
 };
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{
+    cannot_adopt, discovered, observed_at, ownership_tags, Discovery, Unowned,
+};
 
 /// The `aws_lambda_function` handler.
 pub(super) struct LambdaFunction;
@@ -54,6 +57,8 @@ impl KindHandler for LambdaFunction {
 /// The tag listing a function's secret environment keys (comma-separated, sorted): how a read
 /// knows which values to digest. Names only, never a value.
 pub(crate) const TAG_SECRET_ENV: &str = "infra:secret-env";
+/// ListFunctions' largest page.
+const FUNCTION_PAGE: i32 = 50;
 /// At most this many `ListTags` calls at once.
 const CONCURRENT_TAG_READS: usize = 8;
 /// Configuration fields (`UpdateFunctionConfiguration`).
@@ -83,7 +88,7 @@ pub(crate) async fn list_functions(cx: &Cx<'_>) -> Result<Vec<Listed>, ProviderE
     let pages: Vec<_> =
         cx.c.lambda_read
             .list_functions()
-            .max_items(50)
+            .max_items(FUNCTION_PAGE)
             .into_paginator()
             .send()
             .try_collect()
@@ -130,13 +135,21 @@ pub(crate) async fn list_functions(cx: &Cx<'_>) -> Result<Vec<Listed>, ProviderE
 
 /// The observation of a function, in the builder's shape.
 fn observe(l: &Listed) -> Option<Observed> {
-    let f = &l.config;
-    let name = f.function_name()?;
+    let name = l.config.function_name()?;
     let secret_keys: Vec<&str> = l
         .tags
         .get(TAG_SECRET_ENV)
         .map(|k| k.split(',').filter(|k| !k.is_empty()).collect())
         .unwrap_or_default();
+    Some(function_props(&l.config, &secret_keys, &l.owned.user).observed(l.owned.clone(), name))
+}
+
+/// A function's properties in the builder's shape; the values of `secret_keys` by digest only.
+fn function_props(
+    f: &FunctionConfiguration,
+    secret_keys: &[&str],
+    user: &BTreeMap<String, String>,
+) -> Props {
     let mut plain = BTreeMap::new();
     let mut secret = BTreeMap::new();
     if let Some(vars) = f.environment().and_then(|e| e.variables()) {
@@ -165,7 +178,7 @@ fn observe(l: &Listed) -> Option<Observed> {
         .set("description", f.description().filter(|d| !d.is_empty()))
         .set("code_sha256", f.code_sha256())
         .set("arn", f.function_arn())
-        .tags(&l.owned.user);
+        .tags(user);
     if !plain.is_empty() {
         props.set("environment", Value::Map(plain));
     }
@@ -181,7 +194,7 @@ fn observe(l: &Listed) -> Option<Observed> {
             );
         }
     }
-    Some(props.observed(l.owned.clone(), name))
+    props
 }
 
 /// The environment to send: plain and secret values together (the secrets' plain text known
@@ -336,8 +349,230 @@ async fn wait_ready(cx: &Cx<'_>, name: &str) -> Result<(), ProviderError> {
     .await
 }
 
+/// Whether an environment variable's name says it holds a secret: import never writes its
+/// value into the module (it is digested like a declared secret's).
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "KEY",
+        "CREDENTIAL",
+        "PRIVATE",
+        "AUTH",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// The secret keys of a function for import: those its `infra:secret-env` tag names and those
+/// whose name says they are secrets.
+fn import_secret_keys<'a>(f: &'a FunctionConfiguration, tags: &'a Unowned) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = tags
+        .all
+        .get(TAG_SECRET_ENV)
+        .map(|k| k.split(',').filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default();
+    if let Some(vars) = f.environment().and_then(|e| e.variables()) {
+        keys.extend(vars.keys().map(String::as_str).filter(|k| looks_secret(k)));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// What the builder can't declare of a function (for import), each with the reason.
+fn import_notes(f: &FunctionConfiguration) -> Vec<String> {
+    let mut notes = vec![format!(
+        "its code can't be read back into the module: build the function's zip (CodeSha256 \
+         `{}`) and point `.code(…)` at it; a zip with other content is uploaded as new code",
+        f.code_sha256().unwrap_or("?")
+    )];
+    if !f.layers().is_empty() {
+        notes.push(format!(
+            "it uses {} layer(s): infra declares functions without layers (an update keeps them)",
+            f.layers().len()
+        ));
+    }
+    if f.dead_letter_config()
+        .is_some_and(|d| d.target_arn().is_some())
+    {
+        notes.push("it has a dead-letter queue: infra doesn't declare one".into());
+    }
+    if !f.file_system_configs().is_empty() {
+        notes.push("it mounts EFS file systems: infra doesn't declare them".into());
+    }
+    if f.ephemeral_storage().is_some_and(|e| e.size() != 512) {
+        notes.push("its ephemeral storage isn't 512 MB: infra doesn't declare it".into());
+    }
+    notes
+}
+
 #[async_trait]
 impl AwsKind for LambdaFunction {
+    /// Pages of 50 from ListFunctions (Lambda's largest), a ListTags per function (8 at once;
+    /// Lambda has no batched tag read). The name filter applies to the function's name, the
+    /// `vpc` filter to its VPC configuration (a function outside any VPC is left out when it is
+    /// set). Container-image functions are listed as inexpressible. Environment variables the
+    /// `infra:secret-env` tag names, or whose names say they are secrets (`…PASSWORD…`,
+    /// `…TOKEN…`, `…KEY…`), are kept by digest only and written as `secret_env_from_env`.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.lambda_read
+                .list_functions()
+                .max_items(FUNCTION_PAGE)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("ListFunctions")?;
+            let listed: Vec<FunctionConfiguration> = page
+                .functions()
+                .iter()
+                .filter(|f| {
+                    f.function_name()
+                        .is_some_and(|n| pass.filter.name_matches(n))
+                        && pass.in_vpc(
+                            f.vpc_config()
+                                .and_then(|v| v.vpc_id())
+                                .filter(|v| !v.is_empty()),
+                        )
+                })
+                .cloned()
+                .collect();
+            let tagged: Vec<(FunctionConfiguration, Option<HashMap<String, String>>)> =
+                futures::stream::iter(listed)
+                    .map(|config| async move {
+                        let arn = config.function_arn().unwrap_or_default().to_string();
+                        let tags =
+                            cx.c.lambda_read
+                                .list_tags()
+                                .resource(arn)
+                                .send()
+                                .await
+                                .aws("ListTags")
+                                .or_not_found()?
+                                .map(|o| o.tags().cloned().unwrap_or_default());
+                        Ok::<_, ProviderError>((config, tags))
+                    })
+                    .buffered(CONCURRENT_TAG_READS)
+                    .try_collect()
+                    .await?;
+            for (f, tags) in tagged {
+                let Some(tags) =
+                    tags.and_then(|t| Unowned::of(t.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+                else {
+                    continue;
+                };
+                let name = f.function_name().unwrap_or_default();
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                if f.package_type() == Some(&PackageType::Image) {
+                    pass.inexpressible(
+                        "Lambda function",
+                        name,
+                        "its code is a container image: infra declares functions whose code is a zip",
+                    );
+                    continue;
+                }
+                let keys = import_secret_keys(&f, &tags);
+                let props = function_props(&f, &keys, &tags.user);
+                let mut found = discovered(
+                    &LAMBDA_FUNCTION,
+                    name,
+                    tags.name.as_deref().or(Some(name)),
+                    props,
+                );
+                found.aliases.extend(f.function_arn().map(str::to_string));
+                found.notes = import_notes(&f);
+                pass.functions.push(name.to_string());
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// GetFunction: its configuration and tags.
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let Some(out) =
+            cx.c.lambda_read
+                .get_function()
+                .function_name(id)
+                .send()
+                .await
+                .aws("GetFunction")
+                .or_not_found()?
+        else {
+            return Ok(None);
+        };
+        let Some(f) = out.configuration() else {
+            return Ok(None);
+        };
+        let raw = out.tags().cloned().unwrap_or_default();
+        let tags = Unowned::parse(raw.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let keys = import_secret_keys(f, &tags);
+        let props = function_props(f, &keys, &tags.user);
+        Ok(Some(observed_at(address, id, props, &tags)))
+    }
+
+    /// TagResource: `infra:stack`, `infra:id` and, when import kept environment values as
+    /// secrets, `infra:secret-env` naming their keys (what the stack's read digests). Refused
+    /// for a function whose name isn't `<stack>-…`: the stack's read lists its functions by
+    /// that prefix (Lambda has no tag filter), so it would never find the function again.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        if !current.id.starts_with(&format!("{}-", cx.stack)) {
+            return Err(cannot_adopt(
+                LAMBDA_FUNCTION.kind,
+                &current.id,
+                to,
+                &format!(
+                    "the stack's read finds its functions by the name prefix `{}-` (Lambda has \
+                     no tag filter) and a function can't be renamed: declare a new function \
+                     instead, or adopt it into a stack named after its prefix",
+                    cx.stack
+                ),
+            ));
+        }
+        let arn = current
+            .props
+            .get("arn")
+            .and_then(Value::as_str)
+            .unwrap_or(&current.id)
+            .to_string();
+        let mut tags: HashMap<String, String> = ownership_tags(cx, to).into_iter().collect();
+        if let Some(m) = current
+            .props
+            .get("secret_environment")
+            .and_then(Value::as_map)
+        {
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            tags.insert(TAG_SECRET_ENV.to_string(), keys.join(","));
+        }
+        cx.c.lambda
+            .tag_resource()
+            .resource(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .aws("TagResource")?;
+        Ok(Observed {
+            address: to.clone(),
+            ..current.clone()
+        })
+    }
+
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         Ok(listings
             .lambda_functions(cx)

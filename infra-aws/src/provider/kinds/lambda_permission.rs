@@ -19,6 +19,7 @@ use super::{AwsKind, Listings};
 use crate::kinds::serverless::LAMBDA_PERMISSION;
 use crate::provider::common::{observed_from, opt_str, req_str, Cx, Props};
 use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{cannot_adopt, discovered, observed_at, Discovery, Unowned};
 
 /// The `aws_lambda_permission` handler.
 pub(super) struct LambdaPermission;
@@ -101,6 +102,73 @@ fn observe_policy(stack: &str, function: &str, policy: &str) -> Vec<Observed> {
         .collect()
 }
 
+/// Every statement of a function's policy, for import: its id, its properties in the builder's
+/// shape and what the builder can't declare of it.
+fn all_statements(function: &str, policy: &str) -> Vec<(String, Props, Vec<String>)> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return Vec::new();
+    };
+    let statements = doc
+        .get("Statement")
+        .and_then(|s| s.as_array())
+        .cloned()
+        .unwrap_or_default();
+    statements
+        .iter()
+        .filter_map(|st| {
+            let sid = st.get("Sid")?.as_str()?.to_string();
+            let condition = st.get("Condition");
+            let cond = |op: &str, key: &str| {
+                condition
+                    .and_then(|c| c.get(op))
+                    .and_then(|c| c.get(key))
+                    .and_then(first_str)
+                    .map(str::to_string)
+            };
+            let mut notes = Vec::new();
+            if let Some(c) = condition.and_then(|c| c.as_object()) {
+                for (op, keys) in c {
+                    for key in keys.as_object().into_iter().flat_map(|k| k.keys()) {
+                        let known = (op == "ArnLike" && key == "AWS:SourceArn")
+                            || (op == "StringEquals" && key == "AWS:SourceAccount");
+                        if !known {
+                            notes.push(format!(
+                                "its condition `{op}` on `{key}` has no setter: infra declares a \
+                                 source ARN and a source account only"
+                            ));
+                        }
+                    }
+                }
+            }
+            if st.get("Effect").and_then(|e| e.as_str()) == Some("Deny") {
+                notes.push("it denies: infra's permissions allow".into());
+            }
+            let mut props = Props::default();
+            props
+                .set("function_name", function)
+                .set("action", st.get("Action").and_then(first_str))
+                .set("principal", st.get("Principal").and_then(principal))
+                .set("source_arn", cond("ArnLike", "AWS:SourceArn"))
+                .set("source_account", cond("StringEquals", "AWS:SourceAccount"));
+            Some((sid, props, notes))
+        })
+        .collect()
+}
+
+/// A function's policy document (`None`: the function or its policy is gone).
+async fn policy_of(cx: &Cx<'_>, function: &str) -> Result<Option<String>, ProviderError> {
+    Ok(cx
+        .c
+        .lambda_read
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+        .aws("GetPolicy")
+        .or_not_found()?
+        .and_then(|p| p.policy().map(str::to_string)))
+}
+
 /// The stack's statements on the stack's functions.
 async fn read_statements(
     cx: &Cx<'_>,
@@ -144,6 +212,77 @@ fn parts(id: &str) -> Result<(&str, &str), ProviderError> {
 
 #[async_trait]
 impl AwsKind for LambdaPermission {
+    /// The statements on the functions this pass handed over (one GetPolicy each, 8 at once:
+    /// Lambda has no batched policy read); a statement is named `<function>-<sid>`, which the
+    /// name and tag filters apply to (a statement has no tags: a tag filter leaves them all
+    /// out). The `vpc` filter already narrowed the functions.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let functions = pass.functions.clone();
+        let policies: Vec<(String, Option<String>)> = futures::stream::iter(functions)
+            .map(|f| async move {
+                let policy = policy_of(cx, &f).await?;
+                Ok::<_, ProviderError>((f, policy))
+            })
+            .buffered(CONCURRENT_POLICY_READS)
+            .try_collect()
+            .await?;
+        let none = std::collections::BTreeMap::new();
+        for (function, policy) in policies {
+            let Some(policy) = policy else { continue };
+            for (sid, props, notes) in all_statements(&function, &policy) {
+                let name = format!("{function}-{sid}");
+                if !pass.matches(&name, &none) {
+                    continue;
+                }
+                let mut found = discovered(
+                    &LAMBDA_PERMISSION,
+                    &format!("{function}/{sid}"),
+                    Some(&name),
+                    props,
+                );
+                found.notes = notes;
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// The statement `<function>/<sid>` of its function's policy.
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let (function, sid) = parts(id)?;
+        let Some(policy) = policy_of(cx, function).await? else {
+            return Ok(None);
+        };
+        Ok(all_statements(function, &policy)
+            .into_iter()
+            .find(|(s, _, _)| s == sid)
+            .map(|(_, props, _)| observed_at(address, id, props, &Unowned::default())))
+    }
+
+    /// Refused: a statement can't be tagged, and the stack's statements are told by their id
+    /// `<stack>-<name>`, which AWS can't change.
+    async fn adopt(
+        &self,
+        _: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        Err(cannot_adopt(
+            LAMBDA_PERMISSION.kind,
+            &current.id,
+            to,
+            "a permission (a statement of the function's resource policy) can't be tagged, and \
+             the stack knows its statements by their id `<stack>-<name>`, which AWS can't \
+             change: apply the declaration (it adds the stack's statement), then remove this \
+             one with `aws lambda remove-permission`",
+        ))
+    }
+
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_statements(cx, listings.lambda_functions(cx).await?).await
     }

@@ -16,6 +16,8 @@
 //! `redirect` with its protocol, port and status code (host, path and query are AWS's
 //! defaults, `#{host}`, `/#{path}`, `#{query}`, which the builder never changes).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, Listener as AwsListener, ProtocolEnum,
@@ -32,8 +34,12 @@ use crate::kinds::elb::LISTENER;
 use crate::provider::common::{
     all_tags, observed_from, opt_str, req_i64, req_str, updated_from, Cx, Props,
 };
-use crate::provider::elb_common::{elb_tags, owned, update_tags};
-use crate::provider::errors::AwsResult;
+use crate::provider::elb_common::{adopt_elb, elb_tags, owned, tags_any, unowned, update_tags};
+use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{discovered, observed_at, Discovery};
+
+/// DescribeListeners' largest page.
+const LISTENER_PAGE: i32 = 400;
 
 /// The `aws_lb_listener` handler.
 pub(super) struct Listener;
@@ -102,31 +108,81 @@ async fn read_listeners(cx: &Cx<'_>, lbs: &[OwnedLb]) -> Result<Vec<Observed>, P
     Ok(owned(cx, LISTENER.kind, items)
         .await?
         .into_iter()
-        .map(|(arn, l, o)| {
-            let tls = matches!(l.protocol(), Some(ProtocolEnum::Https | ProtocolEnum::Tls));
-            let mut p = Props::default();
-            p.set("load_balancer_arn", l.load_balancer_arn())
-                .set("protocol", l.protocol().map(|p| p.as_str()))
-                .set("port", l.port())
-                .set(
-                    "default_action",
-                    l.default_actions().first().map(action_value),
-                )
-                .set("arn", arn.as_str())
-                .tags(&o.user);
-            if tls {
-                // The default certificate (the listener's first; others are SNI extras).
-                let cert = l
-                    .certificates()
-                    .iter()
-                    .find(|c| c.is_default() != Some(false))
-                    .and_then(|c| c.certificate_arn());
-                p.set("certificate_arn", cert)
-                    .set("ssl_policy", l.ssl_policy());
-            }
-            p.observed(o, arn)
-        })
+        .map(|(arn, l, o)| listener_props(&l, &arn, &o.user).observed(o, arn))
         .collect())
+}
+
+/// A listener's properties in the builder's shape.
+fn listener_props(l: &AwsListener, arn: &str, user: &BTreeMap<String, String>) -> Props {
+    let tls = matches!(l.protocol(), Some(ProtocolEnum::Https | ProtocolEnum::Tls));
+    let mut p = Props::default();
+    p.set("load_balancer_arn", l.load_balancer_arn())
+        .set("protocol", l.protocol().map(|p| p.as_str()))
+        .set("port", l.port())
+        .set(
+            "default_action",
+            l.default_actions().first().map(action_value),
+        )
+        .set("arn", arn)
+        .tags(user);
+    if tls {
+        // The default certificate (the listener's first; others are SNI extras).
+        let cert = l
+            .certificates()
+            .iter()
+            .find(|c| c.is_default() != Some(false))
+            .and_then(|c| c.certificate_arn());
+        p.set("certificate_arn", cert)
+            .set("ssl_policy", l.ssl_policy());
+    }
+    p
+}
+
+/// Why infra's builder can't declare this listener, if it can't: its protocol has no
+/// constructor, or its default action is neither a forward to one target group nor a
+/// permanent redirect to HTTPS.
+fn inexpressible(l: &AwsListener) -> Option<String> {
+    let protocol = l.protocol().map_or("?", |p| p.as_str());
+    if !matches!(protocol, "HTTP" | "HTTPS" | "TCP") {
+        return Some(format!(
+            "its protocol is `{protocol}`: infra declares HTTP, HTTPS and TCP listeners"
+        ));
+    }
+    let actions = l.default_actions();
+    let [a] = actions else {
+        return Some(format!(
+            "it has {} default actions: infra declares one (a forward or a redirect to HTTPS)",
+            actions.len()
+        ));
+    };
+    match a.r#type() {
+        Some(ActionTypeEnum::Forward) => {
+            let groups = a.forward_config().map_or(0, |f| f.target_groups().len());
+            (groups > 1).then(|| {
+                format!("it forwards to {groups} weighted target groups: infra forwards to one")
+            })
+        }
+        Some(ActionTypeEnum::Redirect) => {
+            let r = a.redirect_config();
+            let https = r.and_then(|r| r.protocol()) == Some("HTTPS");
+            let permanent =
+                r.and_then(|r| r.status_code()) == Some(&RedirectActionStatusCodeEnum::Http301);
+            let plain = r.is_none_or(|r| {
+                r.host().is_none_or(|h| h == "#{host}")
+                    && r.path().is_none_or(|p| p == "/#{path}")
+                    && r.query().is_none_or(|q| q == "#{query}")
+            });
+            (!(https && permanent && plain)).then(|| {
+                "its redirect is not a permanent redirect to HTTPS on the same host and path: \
+                 infra declares only that one"
+                    .to_string()
+            })
+        }
+        other => Some(format!(
+            "its default action is `{}`: infra declares forwards and redirects to HTTPS",
+            other.map_or("?", |t| t.as_str())
+        )),
+    }
 }
 
 /// The default action to send.
@@ -171,6 +227,91 @@ fn certificates(d: &Resolved) -> Option<Vec<Certificate>> {
 
 #[async_trait]
 impl AwsKind for Listener {
+    /// The listeners of the load balancers this pass handed over (DescribeListeners needs a
+    /// load balancer: pages of 400 per load balancer), their tags 20 ARNs a call. A listener is
+    /// named after its load balancer and port (`<lb>-<port>`) unless it has a `Name` tag; the
+    /// filters apply to that name and its tags (the `vpc` filter already narrowed the load
+    /// balancers). An unowned listener of a stack's load balancer is not listed.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let lbs = pass.load_balancers.clone();
+        for (lb_arn, lb_name) in lbs {
+            let mut pages =
+                cx.c.elb_read
+                    .describe_listeners()
+                    .load_balancer_arn(&lb_arn)
+                    .page_size(LISTENER_PAGE)
+                    .into_paginator()
+                    .send();
+            while let Some(page) = pages.next().await {
+                let page = match page.aws("DescribeListeners") {
+                    Ok(p) => p,
+                    // Deleted since it was listed: so are its listeners.
+                    Err(e) if e.class == ErrorClass::NotFound => break,
+                    Err(e) => return Err(e),
+                };
+                let items = page
+                    .listeners()
+                    .iter()
+                    .filter_map(|l| Some((l.listener_arn()?.to_string(), l.clone())))
+                    .collect();
+                for (arn, l, tags) in unowned(cx, items).await? {
+                    let name = match &tags.name {
+                        Some(n) => n.clone(),
+                        None => format!("{lb_name}-{}", l.port().unwrap_or_default()),
+                    };
+                    if !pass.matches(&name, &tags.all) {
+                        continue;
+                    }
+                    if let Some(why) = inexpressible(&l) {
+                        pass.inexpressible("ELBv2 listener", &arn, why);
+                        continue;
+                    }
+                    let props = listener_props(&l, &arn, &tags.user);
+                    pass.object(discovered(&LISTENER, &arn, Some(&name), props));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.elb_read
+                .describe_listeners()
+                .listener_arns(id)
+                .send()
+                .await
+                .aws("DescribeListeners")
+                .or_not_found()?;
+        let Some(l) = out.as_ref().and_then(|o| o.listeners().first()) else {
+            return Ok(None);
+        };
+        let Some(tags) = tags_any(cx, id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(observed_at(
+            address,
+            id,
+            listener_props(l, id, &tags.user),
+            &tags,
+        )))
+    }
+
+    /// AddTags: `infra:stack` and `infra:id`; nothing else changes.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_elb(cx, current, to).await
+    }
+
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_listeners(cx, listings.load_balancers(cx).await?).await
     }

@@ -14,6 +14,8 @@
 //!   its subnets and security groups a little longer; their deletes retry on
 //!   `DependencyViolation`).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancer as AwsLoadBalancer, LoadBalancerAttribute, LoadBalancerSchemeEnum,
@@ -30,8 +32,9 @@ use crate::kinds::elb::LOAD_BALANCER;
 use crate::provider::common::{
     all_tags, observed_from, opt_bool, req_str, str_list, updated_from, Cx, Ownership, Props,
 };
-use crate::provider::elb_common::{elb_tags, owned, update_tags};
-use crate::provider::errors::AwsResult;
+use crate::provider::elb_common::{adopt_elb, elb_tags, owned, tags_any, unowned, update_tags};
+use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{discovered, observed_at, Discovery};
 
 /// The `aws_lb` handler.
 pub(super) struct LoadBalancer;
@@ -44,6 +47,8 @@ impl KindHandler for LoadBalancer {
 
 /// The attribute behind `drop_invalid_header_fields`.
 const DROP_INVALID_HEADERS: &str = "routing.http.drop_invalid_header_fields.enabled";
+/// DescribeLoadBalancers' largest page.
+const LB_PAGE: i32 = 400;
 /// The code a taken name is reported with (AWS's own).
 const DUPLICATE: &str = "DuplicateLoadBalancerName";
 
@@ -65,7 +70,7 @@ async fn describe(cx: &Cx<'_>, name: Option<&str>) -> Result<Vec<AwsLoadBalancer
             Err(e) => Err(e),
         },
         None => req
-            .page_size(400)
+            .page_size(LB_PAGE)
             .into_paginator()
             .items()
             .send()
@@ -118,7 +123,18 @@ async fn drops_invalid_headers(cx: &Cx<'_>, arn: &str) -> Result<Option<bool>, P
 
 /// The observation of one of the stack's load balancers, in the builder's shape.
 async fn observe(cx: &Cx<'_>, o: OwnedLb) -> Result<Option<Observed>, ProviderError> {
-    let lb = &o.lb;
+    Ok(lb_props(cx, &o.lb, &o.arn, &o.owner.user)
+        .await?
+        .map(|p| p.observed(o.owner, o.arn)))
+}
+
+/// A load balancer's properties in the builder's shape (`None`: it is gone).
+async fn lb_props(
+    cx: &Cx<'_>,
+    lb: &AwsLoadBalancer,
+    arn: &str,
+    user: &BTreeMap<String, String>,
+) -> Result<Option<Props>, ProviderError> {
     let mut p = Props::default();
     p.set("type", lb.r#type().map(|t| t.as_str()))
         .set("scheme", lb.scheme().map(|s| s.as_str()))
@@ -129,16 +145,16 @@ async fn observe(cx: &Cx<'_>, o: OwnedLb) -> Result<Option<Observed>, ProviderEr
                 .filter_map(|z| z.subnet_id().map(str::to_string)),
         )
         .strs("security_group_ids", lb.security_groups().iter().cloned())
-        .set("arn", o.arn.as_str())
+        .set("arn", arn)
         .set("dns_name", lb.dns_name())
-        .tags(&o.owner.user);
+        .tags(user);
     if is_application(lb) {
-        match drops_invalid_headers(cx, &o.arn).await? {
+        match drops_invalid_headers(cx, arn).await? {
             Some(on) => p.set("drop_invalid_header_fields", on),
             None => return Ok(None),
         };
     }
-    Ok(Some(p.observed(o.owner, o.arn)))
+    Ok(Some(p))
 }
 
 async fn set_drop_invalid_headers(cx: &Cx<'_>, arn: &str, on: bool) -> Result<(), ProviderError> {
@@ -159,6 +175,87 @@ async fn set_drop_invalid_headers(cx: &Cx<'_>, arn: &str, on: bool) -> Result<()
 
 #[async_trait]
 impl AwsKind for LoadBalancer {
+    /// Pages of 400 from DescribeLoadBalancers, their tags 20 ARNs a call; the `vpc` filter
+    /// compares the load balancer's VPC. Gateway load balancers have no builder: listed as
+    /// inexpressible.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.elb_read
+                .describe_load_balancers()
+                .page_size(LB_PAGE)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("DescribeLoadBalancers")?;
+            let items = page
+                .load_balancers()
+                .iter()
+                .filter(|lb| pass.in_vpc(lb.vpc_id()))
+                .filter_map(|lb| Some((lb.load_balancer_arn()?.to_string(), lb.clone())))
+                .collect();
+            for (arn, lb, tags) in unowned(cx, items).await? {
+                let lb_name = lb.load_balancer_name().unwrap_or_default();
+                let name = tags.name.as_deref().unwrap_or(lb_name);
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                if !matches!(
+                    lb.r#type(),
+                    Some(LoadBalancerTypeEnum::Application | LoadBalancerTypeEnum::Network)
+                ) {
+                    let t = lb.r#type().map_or("?", |t| t.as_str());
+                    pass.inexpressible(
+                        "ELBv2 load balancer",
+                        &arn,
+                        format!("its type is `{t}`: infra declares application and network load balancers"),
+                    );
+                    continue;
+                }
+                let Some(props) = lb_props(cx, &lb, &arn, &tags.user).await? else {
+                    continue;
+                };
+                pass.load_balancers.push((arn.clone(), lb_name.to_string()));
+                pass.object(discovered(&LOAD_BALANCER, &arn, Some(name), props));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.elb_read
+                .describe_load_balancers()
+                .load_balancer_arns(id)
+                .send()
+                .await
+                .aws("DescribeLoadBalancers")
+                .or_not_found()?;
+        let Some(lb) = out.as_ref().and_then(|o| o.load_balancers().first()) else {
+            return Ok(None);
+        };
+        let Some(tags) = tags_any(cx, id).await? else {
+            return Ok(None);
+        };
+        Ok(lb_props(cx, lb, id, &tags.user)
+            .await?
+            .map(|p| observed_at(address, id, p, &tags)))
+    }
+
+    /// AddTags: `infra:stack` and `infra:id`; nothing else changes.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_elb(cx, current, to).await
+    }
+
     async fn read(&self, cx: &Cx<'_>, listings: &Listings) -> Result<Vec<Observed>, ProviderError> {
         let mut out = Vec::new();
         for o in listings.load_balancers(cx).await? {

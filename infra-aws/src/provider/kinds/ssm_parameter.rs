@@ -35,6 +35,7 @@ use crate::provider::common::{
     Props, TAG_ID, TAG_STACK,
 };
 use crate::provider::errors::AwsResult;
+use crate::provider::import::{discovered, observed_at, ownership_tags, Discovery, Unowned};
 
 /// The `aws_ssm_parameter` handler.
 pub(super) struct SsmParameter;
@@ -47,6 +48,8 @@ impl KindHandler for SsmParameter {
 
 /// At most this many `ListTagsForResource` calls at once.
 const CONCURRENT_TAG_READS: usize = 8;
+/// DescribeParameters' largest page.
+const DESCRIBE_PAGE: i32 = 50;
 /// `GetParameters` takes at most this many names.
 const GET_BATCH: usize = 10;
 
@@ -72,7 +75,7 @@ async fn describe(
             .describe_parameters()
             .set_parameter_filters(Some(filters))
             // AWS's largest page (its default is 10).
-            .max_results(50)
+            .max_results(DESCRIBE_PAGE)
             .into_paginator()
             .send()
             .try_collect()
@@ -292,8 +295,201 @@ async fn put(cx: &Cx<'_>, d: &Resolved, overwrite: bool) -> Result<(), ProviderE
         .map_err(|e| redacted(e, secret.as_deref()))
 }
 
+/// What a parameter has that the builder can't declare (its tier, a customer KMS key, a data
+/// type other than text, policies), for import.
+fn import_notes(meta: &ParameterMetadata) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(tier) = meta.tier().filter(|t| t.as_str() != "Standard") {
+        notes.push(format!(
+            "its tier is `{}`: infra declares Standard parameters (an overwrite keeps the tier)",
+            tier.as_str()
+        ));
+    }
+    if let Some(key) = meta.key_id().filter(|k| *k != "alias/aws/ssm") {
+        notes.push(format!(
+            "it is encrypted with the KMS key `{key}`: infra declares no key (AWS's \
+             `alias/aws/ssm`); an overwrite of the value would use that one"
+        ));
+    }
+    if let Some(t) = meta.data_type().filter(|t| *t != "text") {
+        notes.push(format!(
+            "its data type is `{t}`: infra declares `text` parameters"
+        ));
+    }
+    if !meta.policies().is_empty() {
+        notes.push(
+            "it has parameter policies (expiration, notification): infra declares none".into(),
+        );
+    }
+    notes
+}
+
+/// A parameter's properties for import: a `SecureString`'s value is never read (not even
+/// decrypted to digest it): the generated declaration reads it from the environment and
+/// ignores its changes.
+fn unowned_props(meta: &ParameterMetadata, value: Option<&Parameter>, tags: &Unowned) -> Props {
+    let mut props = Props::default();
+    props
+        .set("name", meta.name())
+        .set("type", meta.r#type().map(|t| t.as_str()))
+        .set("description", meta.description().filter(|d| !d.is_empty()))
+        .set("arn", meta.arn().or(value.and_then(|p| p.arn())))
+        .tags(&tags.user);
+    let text = value.and_then(|p| p.value());
+    match meta.r#type() {
+        Some(ParameterType::SecureString) => {}
+        Some(ParameterType::StringList) => {
+            props.set(
+                "value",
+                text.map(|v| Value::List(v.split(',').map(Value::from).collect())),
+            );
+        }
+        _ => {
+            props.set("value", text);
+        }
+    }
+    props
+}
+
+/// The values of plain (`String`, `StringList`) parameters by name, never decrypted.
+async fn plain_values(
+    cx: &Cx<'_>,
+    metas: &[&ParameterMetadata],
+) -> Result<BTreeMap<String, Parameter>, ProviderError> {
+    let names: Vec<String> = metas
+        .iter()
+        .filter(|m| m.r#type() != Some(&ParameterType::SecureString))
+        .filter_map(|m| m.name().map(str::to_string))
+        .collect();
+    let mut out = BTreeMap::new();
+    for batch in names.chunks(GET_BATCH) {
+        let got =
+            cx.c.ssm_read
+                .get_parameters()
+                .set_names(Some(batch.to_vec()))
+                .with_decryption(false)
+                .send()
+                .await
+                .aws("GetParameters")?;
+        for p in got.parameters() {
+            if let Some(n) = p.name() {
+                out.insert(n.to_string(), p.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl AwsKind for SsmParameter {
+    /// Pages of 50 from DescribeParameters (AWS's largest), the tags of each parameter
+    /// (ListTagsForResource, one call each: SSM has no batched form, 8 at once), the values of
+    /// the plain ones (GetParameters, 10 names a call, never decrypted). The name filter
+    /// applies to the parameter's name; the `vpc` filter doesn't apply to SSM.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.ssm_read
+                .describe_parameters()
+                .max_results(DESCRIBE_PAGE)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("DescribeParameters")?;
+            let listed: Vec<ParameterMetadata> = page
+                .parameters()
+                .iter()
+                .filter(|m| m.name().is_some_and(|n| pass.filter.name_matches(n)))
+                .cloned()
+                .collect();
+            let tagged: Vec<(ParameterMetadata, Option<Vec<Tag>>)> = futures::stream::iter(listed)
+                .map(|meta| async move {
+                    let tags = tags_of(cx, meta.name().unwrap_or_default()).await?;
+                    Ok::<_, ProviderError>((meta, tags))
+                })
+                .buffered(CONCURRENT_TAG_READS)
+                .try_collect()
+                .await?;
+            let unowned: Vec<(ParameterMetadata, Unowned)> = tagged
+                .into_iter()
+                .filter_map(|(meta, tags)| {
+                    let tags = Unowned::of(tags?.iter().map(|t| (t.key(), t.value())))?;
+                    pass.matches(meta.name()?, &tags.all)
+                        .then_some((meta, tags))
+                })
+                .collect();
+            let metas: Vec<&ParameterMetadata> = unowned.iter().map(|(m, _)| m).collect();
+            let values = plain_values(cx, &metas).await?;
+            for (meta, tags) in unowned {
+                let name = meta.name().unwrap_or_default();
+                let props = unowned_props(&meta, values.get(name), &tags);
+                let mut found = discovered(
+                    &SSM_PARAMETER,
+                    name,
+                    tags.name.as_deref().or(Some(name)),
+                    props,
+                );
+                found.notes = import_notes(&meta);
+                pass.object(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// The parameter by name (DescribeParameters with a `Name` equals filter), its tags and,
+    /// when plain, its value. A `SecureString`'s value is not read: the declaration import
+    /// writes ignores its changes.
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let filter = ParameterStringFilter::builder()
+            .key("Name")
+            .option("Equals")
+            .values(id)
+            .build()
+            .map_err(|e| ProviderError::fatal("ClientError", e.to_string()))?;
+        let out =
+            cx.c.ssm_read
+                .describe_parameters()
+                .parameter_filters(filter)
+                .send()
+                .await
+                .aws("DescribeParameters")?;
+        let Some(meta) = out.parameters().iter().find(|m| m.name() == Some(id)) else {
+            return Ok(None);
+        };
+        let Some(tags) = tags_of(cx, id).await? else {
+            return Ok(None);
+        };
+        let tags = Unowned::parse(tags.iter().map(|t| (t.key(), t.value())));
+        let values = plain_values(cx, &[meta]).await?;
+        let props = unowned_props(meta, values.get(id), &tags);
+        Ok(Some(observed_at(address, id, props, &tags)))
+    }
+
+    /// AddTagsToResource: `infra:stack` and `infra:id`; the value and other tags stay.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        cx.c.ssm
+            .add_tags_to_resource()
+            .resource_type(ResourceTypeForTagging::Parameter)
+            .resource_id(&current.id)
+            .set_tags(Some(ssm_tags(&ownership_tags(cx, to))?))
+            .send()
+            .await
+            .aws("AddTagsToResource")?;
+        Ok(Observed {
+            address: to.clone(),
+            ..current.clone()
+        })
+    }
+
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_parameters(cx, None).await
     }

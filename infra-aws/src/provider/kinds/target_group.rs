@@ -12,6 +12,8 @@
 //!   once), tags with `AddTags` / `RemoveTags`.
 //! * **Delete** retries `ResourceInUse` (a listener forwarding to it is being deleted).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroup as AwsTargetGroup, TargetTypeEnum,
@@ -26,8 +28,9 @@ use crate::kinds::elb::{target_group_name, TARGET_GROUP};
 use crate::provider::common::{
     all_tags, observed_from, opt_i64, opt_str, req_i64, req_str, updated_from, Cx, Props,
 };
-use crate::provider::elb_common::{elb_tags, owned, update_tags};
-use crate::provider::errors::AwsResult;
+use crate::provider::elb_common::{adopt_elb, elb_tags, owned, tags_any, unowned, update_tags};
+use crate::provider::errors::{AwsResult, ProviderResult};
+use crate::provider::import::{discovered, observed_at, Discovery};
 
 /// The `aws_lb_target_group` handler.
 pub(super) struct TargetGroup;
@@ -38,6 +41,8 @@ impl KindHandler for TargetGroup {
     }
 }
 
+/// DescribeTargetGroups' largest page.
+const TG_PAGE: i32 = 400;
 /// The code a taken name is reported with (AWS's own).
 const DUPLICATE: &str = "DuplicateTargetGroupName";
 
@@ -63,7 +68,7 @@ async fn describe(cx: &Cx<'_>, name: Option<&str>) -> Result<Vec<AwsTargetGroup>
             Err(e) => Err(e),
         },
         None => req
-            .page_size(400)
+            .page_size(TG_PAGE)
             .into_paginator()
             .items()
             .send()
@@ -87,31 +92,34 @@ async fn read_groups(cx: &Cx<'_>) -> Result<Vec<Observed>, ProviderError> {
     Ok(owned(cx, TARGET_GROUP.kind, items)
         .await?
         .into_iter()
-        .map(|(arn, g, o)| {
-            let http_check = is_http(g.health_check_protocol());
-            let mut p = Props::default();
-            p.set("protocol", g.protocol().map(|p| p.as_str()))
-                .set("port", g.port())
-                .set("vpc_id", g.vpc_id())
-                .set("target_type", g.target_type().map(|t| t.as_str()))
-                .set(
-                    "health_check_protocol",
-                    g.health_check_protocol().map(|p| p.as_str()),
-                )
-                .set("health_check_port", g.health_check_port())
-                .set("health_check_interval", g.health_check_interval_seconds())
-                .set("health_check_timeout", g.health_check_timeout_seconds())
-                .set("healthy_threshold", g.healthy_threshold_count())
-                .set("unhealthy_threshold", g.unhealthy_threshold_count())
-                .set("arn", arn.as_str())
-                .tags(&o.user);
-            if http_check {
-                p.set("health_check_path", g.health_check_path())
-                    .set("matcher", g.matcher().and_then(|m| m.http_code()));
-            }
-            p.observed(o, arn)
-        })
+        .map(|(arn, g, o)| group_props(&g, &arn, &o.user).observed(o, arn))
         .collect())
+}
+
+/// A target group's properties in the builder's shape.
+fn group_props(g: &AwsTargetGroup, arn: &str, user: &BTreeMap<String, String>) -> Props {
+    let http_check = is_http(g.health_check_protocol());
+    let mut p = Props::default();
+    p.set("protocol", g.protocol().map(|p| p.as_str()))
+        .set("port", g.port())
+        .set("vpc_id", g.vpc_id())
+        .set("target_type", g.target_type().map(|t| t.as_str()))
+        .set(
+            "health_check_protocol",
+            g.health_check_protocol().map(|p| p.as_str()),
+        )
+        .set("health_check_port", g.health_check_port())
+        .set("health_check_interval", g.health_check_interval_seconds())
+        .set("health_check_timeout", g.health_check_timeout_seconds())
+        .set("healthy_threshold", g.healthy_threshold_count())
+        .set("unhealthy_threshold", g.unhealthy_threshold_count())
+        .set("arn", arn)
+        .tags(user);
+    if http_check {
+        p.set("health_check_path", g.health_check_path())
+            .set("matcher", g.matcher().and_then(|m| m.http_code()));
+    }
+    p
 }
 
 fn i32_of(d: &Resolved, field: &str) -> Option<i32> {
@@ -120,6 +128,91 @@ fn i32_of(d: &Resolved, field: &str) -> Option<i32> {
 
 #[async_trait]
 impl AwsKind for TargetGroup {
+    /// Pages of 400 from DescribeTargetGroups, their tags 20 ARNs a call; the `vpc` filter
+    /// compares the group's VPC. Groups of other target types than `instance` (the builder's
+    /// only one) are listed as inexpressible.
+    async fn discover(&self, cx: &Cx<'_>, pass: &mut Discovery<'_>) -> Result<(), ProviderError> {
+        let mut pages =
+            cx.c.elb_read
+                .describe_target_groups()
+                .page_size(TG_PAGE)
+                .into_paginator()
+                .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("DescribeTargetGroups")?;
+            let items = page
+                .target_groups()
+                .iter()
+                .filter(|g| pass.in_vpc(g.vpc_id()))
+                .filter_map(|g| Some((g.target_group_arn()?.to_string(), g.clone())))
+                .collect();
+            for (arn, g, tags) in unowned(cx, items).await? {
+                let name = tags
+                    .name
+                    .as_deref()
+                    .unwrap_or(g.target_group_name().unwrap_or_default());
+                if !pass.matches(name, &tags.all) {
+                    continue;
+                }
+                match g.target_type() {
+                    None | Some(TargetTypeEnum::Instance) => {}
+                    Some(t) => {
+                        pass.inexpressible(
+                            "ELBv2 target group",
+                            &arn,
+                            format!(
+                                "its targets are of type `{}`: infra declares `instance` target groups",
+                                t.as_str()
+                            ),
+                        );
+                        continue;
+                    }
+                }
+                let props = group_props(&g, &arn, &tags.user);
+                pass.object(discovered(&TARGET_GROUP, &arn, Some(name), props));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_unowned(
+        &self,
+        cx: &Cx<'_>,
+        id: &str,
+        address: &Address,
+    ) -> Result<Option<Observed>, ProviderError> {
+        let out =
+            cx.c.elb_read
+                .describe_target_groups()
+                .target_group_arns(id)
+                .send()
+                .await
+                .aws("DescribeTargetGroups")
+                .or_not_found()?;
+        let Some(g) = out.as_ref().and_then(|o| o.target_groups().first()) else {
+            return Ok(None);
+        };
+        let Some(tags) = tags_any(cx, id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(observed_at(
+            address,
+            id,
+            group_props(g, id, &tags.user),
+            &tags,
+        )))
+    }
+
+    /// AddTags: `infra:stack` and `infra:id`; nothing else changes.
+    async fn adopt(
+        &self,
+        cx: &Cx<'_>,
+        current: &Observed,
+        to: &Address,
+    ) -> Result<Observed, ProviderError> {
+        adopt_elb(cx, current, to).await
+    }
+
     async fn read(&self, cx: &Cx<'_>, _: &Listings) -> Result<Vec<Observed>, ProviderError> {
         read_groups(cx).await
     }
