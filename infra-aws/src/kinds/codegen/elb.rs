@@ -27,7 +27,7 @@ pub(crate) fn load_balancer(o: &Discovered, name: &str, names: &ImportNames) -> 
     }
     let mut subnets = Vec::new();
     for s in strings(c.get("subnet_ids")) {
-        if let Some(r) = c.reference("subnets", "subnet", &s) {
+        if let Some(r) = c.reference("subnets", "aws_subnet", "subnet", &s) {
             subnets.push(r);
         }
     }
@@ -35,7 +35,7 @@ pub(crate) fn load_balancer(o: &Discovered, name: &str, names: &ImportNames) -> 
         c.call("subnets", &format!("&[{}]", subnets.join(", ")));
     }
     for group in strings(c.get("security_group_ids")) {
-        if let Some(r) = c.reference("security_group", "security group", &group) {
+        if let Some(r) = c.reference("security_group", "aws_security_group", "security group", &group) {
             c.call("security_group", &r);
         }
     }
@@ -79,7 +79,7 @@ pub(crate) fn target_group(o: &Discovered, name: &str, names: &ImportNames) -> G
             "its protocol `{protocol}` has no `TargetProtocol`: written as HTTP"
         ));
     }
-    c.reference_to("vpc", "VPC", "vpc_id");
+    c.reference_to("vpc", "aws_vpc", "VPC", "vpc_id");
     let http = matches!(protocol, "HTTP" | "HTTPS");
     let check = c.str("health_check_protocol").unwrap_or("");
     let builder_check = if http { protocol } else { "TCP" };
@@ -136,7 +136,7 @@ pub(crate) fn listener(o: &Discovered, name: &str, names: &ImportNames) -> Gener
         .unwrap_or("");
     // Listeners are only discovered for load balancers handed over before them.
     let lb = names
-        .reference(lb_id)
+        .reference("aws_lb", lb_id)
         .unwrap_or_else(|| "&load_balancer".to_string());
     let (constructor, args) = match protocol {
         "HTTPS" => {
@@ -154,7 +154,7 @@ pub(crate) fn listener(o: &Discovered, name: &str, names: &ImportNames) -> Gener
         _ => ("http", format!("{}, {lb}, {port}", rust_str(name))),
     };
     let mut c = Chain::new(o, names, "infra::aws::Listener", constructor, &args);
-    if names.reference(lb_id).is_none() {
+    if names.reference("aws_lb", lb_id).is_none() {
         c.comment(format!(
             "its load balancer `{lb_id}` was not imported: declare it as `load_balancer`"
         ));
@@ -169,7 +169,7 @@ pub(crate) fn listener(o: &Discovered, name: &str, names: &ImportNames) -> Gener
     match action.get("type").and_then(|v| v.as_str()) {
         Some("forward") => {
             if let Some(tg) = action.get("target_group_arn").and_then(|v| v.as_str()) {
-                match names.reference(tg) {
+                match names.reference("aws_lb_target_group", tg) {
                     Some(r) => c.call("forward", &r),
                     None => c.call("forward_arn", &rust_str(tg)),
                 };

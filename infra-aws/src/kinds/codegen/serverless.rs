@@ -22,7 +22,7 @@ pub(crate) fn lambda_function(o: &Discovered, name: &str, names: &ImportNames) -
     c.str_unless("runtime", "runtime", Some("provided.al2023"))
         .str_unless("handler", "handler", Some("bootstrap"));
     if let Some(role) = c.str("role") {
-        match names.var(role) {
+        match names.var("aws_iam_role", role) {
             Some(v) => c.call("role", &format!("infra::aws::IamRoleOutputs::arn(&{v})")),
             None => c.call("role", &rust_str(role)),
         };
@@ -57,11 +57,11 @@ pub(crate) fn lambda_function(o: &Discovered, name: &str, names: &ImportNames) -
     if !subnet_ids.is_empty() {
         let mut subnets = Vec::new();
         for s in subnet_ids {
-            subnets.extend(c.reference("vpc", "subnet", &s));
+            subnets.extend(c.reference("vpc", "aws_subnet", "subnet", &s));
         }
         let mut groups = Vec::new();
         for g in strings(c.get("security_group_ids")) {
-            groups.extend(c.reference("vpc", "security group", &g));
+            groups.extend(c.reference("vpc", "aws_security_group", "security group", &g));
         }
         c.call(
             "vpc",
@@ -81,7 +81,7 @@ pub(crate) fn lambda_permission(o: &Discovered, name: &str, names: &ImportNames)
         o.id
     ));
     if let Some(f) = c.str("function_name") {
-        match names.var(f) {
+        match names.var("aws_lambda_function", f) {
             Some(v) => c.call(
                 "function",
                 &format!("infra::aws::LambdaFunctionOutputs::name(&{v})"),
@@ -129,7 +129,7 @@ pub(crate) fn event_rule(o: &Discovered, name: &str, names: &ImportNames) -> Gen
         ) else {
             continue;
         };
-        match names.reference(arn) {
+        match names.reference("aws_lambda_function", arn) {
             Some(r) => c.call("target", &format!("{}, {r}", rust_str(id))),
             None => {
                 if !arn.contains(":lambda:") {
@@ -183,7 +183,7 @@ pub(crate) fn http_api(o: &Discovered, name: &str, names: &ImportNames) -> Gener
             ));
         }
         let arn = s("function_arn");
-        match names.reference(arn) {
+        match names.reference("aws_lambda_function", arn) {
             Some(f) => c.call("route", &format!("{}, {f}, {auth}", rust_str(key))),
             None => c.call(
                 "route_to",
