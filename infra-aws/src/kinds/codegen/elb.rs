@@ -35,7 +35,12 @@ pub(crate) fn load_balancer(o: &Discovered, name: &str, names: &ImportNames) -> 
         c.call("subnets", &format!("&[{}]", subnets.join(", ")));
     }
     for group in strings(c.get("security_group_ids")) {
-        if let Some(r) = c.reference("security_group", "aws_security_group", "security group", &group) {
+        if let Some(r) = c.reference(
+            "security_group",
+            "aws_security_group",
+            "security group",
+            &group,
+        ) {
             c.call("security_group", &r);
         }
     }
