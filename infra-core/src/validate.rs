@@ -85,6 +85,7 @@ impl<'a> ValidationContext<'a> {
         let mut by_address = HashMap::with_capacity(stack.len());
         let mut by_kind: HashMap<&str, Vec<&ResourceSpec>> = HashMap::new();
         for r in stack.resources() {
+            let r: &ResourceSpec = r;
             by_address.entry(&r.address).or_insert(r);
             by_kind.entry(r.schema.kind).or_default().push(r);
         }

@@ -341,14 +341,96 @@ impl Serialize for Value {
     }
 }
 
+/// Reads a value straight from the input (no intermediate `serde_json::Value`): what opening a
+/// sandbox journal or a saved plan spends most of its time on. Same result as reading the
+/// input's JSON document and interpreting its markers (`from_marked_json`, which the tests
+/// compare it with).
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let json = serde_json::Value::deserialize(d)?;
-        Value::from_marked_json(json).map_err(D::Error::custom)
+        d.deserialize_any(ValueVisitor)
     }
 }
 
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        // As `serde_json::Number::as_i64`, then `as_f64`.
+        Ok(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int))
+    }
+    fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
+        Ok(Value::Float(x))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(v) = seq.next_element::<Value>()? {
+            out.push(v);
+        }
+        Ok(Value::List(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            out.insert(k, v);
+        }
+        // A single-key object may be a marker; the marker's own value was read as a `Value`
+        // too, which for the string a marker holds is the same thing.
+        if out.len() == 1 {
+            if let Some(v) = out.get(SENSITIVE_MARKER) {
+                return match v {
+                    Value::String(d) => Ok(Value::Sensitive(Sensitive::from_digest(d.as_str()))),
+                    _ => Err(A::Error::custom("`$sensitive` must be a string")),
+                };
+            }
+            if let Some(v) = out.get(REF_MARKER) {
+                let text = v
+                    .as_str()
+                    .ok_or_else(|| A::Error::custom("`$known_after_apply` must be a string"))?;
+                return parse_reference(text).map_err(A::Error::custom);
+            }
+        }
+        Ok(Value::Map(out))
+    }
+}
+
+fn parse_reference(text: &str) -> Result<Value, String> {
+    let (addr, attr) = text.rsplit_once('.').ok_or("reference without attribute")?;
+    let address: Address = addr.parse()?;
+    Ok(Value::Ref(Reference {
+        address,
+        attribute: attr.to_string(),
+    }))
+}
+
 impl Value {
+    /// The value of a JSON document with `$`-markers interpreted (what [`Deserialize`] gives).
+    #[cfg(test)]
     fn from_marked_json(json: serde_json::Value) -> Result<Value, String> {
         match json {
             serde_json::Value::Object(o) if o.len() == 1 && o.contains_key(SENSITIVE_MARKER) => {
@@ -361,12 +443,7 @@ impl Value {
                 let text = o[REF_MARKER]
                     .as_str()
                     .ok_or("`$known_after_apply` must be a string")?;
-                let (addr, attr) = text.rsplit_once('.').ok_or("reference without attribute")?;
-                let address: Address = addr.parse()?;
-                Ok(Value::Ref(Reference {
-                    address,
-                    attribute: attr.to_string(),
-                }))
+                parse_reference(text)
             }
             serde_json::Value::Object(o) => Ok(Value::Map(
                 o.into_iter()
@@ -493,6 +570,41 @@ mod tests {
         let v = map! { "a" => r.clone(), "b" => s.clone(), "c" => vec![1, 2] };
         let back: Value = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn direct_deserialize_matches_the_json_document() {
+        let docs = [
+            r#"null"#,
+            r#"[true, 1, -2, 18446744073709551615, 1.5, 2.0, "s", [], {}]"#,
+            r#"{"$sensitive": "sha256:0123456789abcdef"}"#,
+            r#"{"$known_after_apply": "aws_vpc.main.id"}"#,
+            r#"{"$known_after_apply": "k.a.b.arn", "x": 1}"#,
+            r#"{"$sensitive": "sha256:0123", "other": {"$sensitive": "sha256:4567"}}"#,
+            r#"{"b": {"c": [{"$known_after_apply": "k.n.id"}]}, "a": 1, "a": 2}"#,
+            r#"{"$sensitive": 1}"#,
+            r#"{"$sensitive": {"$sensitive": "x"}}"#,
+            r#"{"$known_after_apply": "noattr"}"#,
+            r#"{"$known_after_apply": ".x.id"}"#,
+            r#"{"$known_after_apply": ["k.a.id"]}"#,
+        ];
+        for doc in docs {
+            let direct = serde_json::from_str::<Value>(doc).map_err(|e| e.to_string());
+            let json: serde_json::Value = serde_json::from_str(doc).unwrap();
+            let marked = Value::from_marked_json(json);
+            assert_eq!(
+                direct.is_ok(),
+                marked.is_ok(),
+                "{doc}: {direct:?} vs {marked:?}"
+            );
+            if let (Ok(a), Ok(b)) = (direct, marked) {
+                assert_eq!(a, b, "{doc}");
+                assert_eq!(
+                    serde_json::to_string(&a).unwrap(),
+                    serde_json::to_string(&b).unwrap()
+                );
+            }
+        }
     }
 
     #[test]
