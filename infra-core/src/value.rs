@@ -39,8 +39,10 @@ pub enum Value {
     List(Vec<Value>),
     /// A map with ordered keys.
     Map(BTreeMap<String, Value>),
-    /// An output of another resource, known only once that resource exists.
-    Ref(Reference),
+    /// An output of another resource, known only once that resource exists. Boxed: a
+    /// reference is three strings, and inline it would make every value (and every slot of
+    /// every property map) twice as big.
+    Ref(Box<Reference>),
     /// A secret; see [`Sensitive`].
     Sensitive(Sensitive),
 }
@@ -64,7 +66,8 @@ impl fmt::Display for Reference {
 /// the plain text (when this process knows it) is reachable only through [`Sensitive::expose`].
 #[derive(Clone)]
 pub struct Sensitive {
-    digest: String,
+    /// A boxed `str`, not a `String`: with it a value is 32 bytes, not 40.
+    digest: Box<str>,
     plain: Option<Arc<Vec<u8>>>,
 }
 
@@ -73,7 +76,7 @@ impl Sensitive {
     pub fn new(plain: impl Into<Vec<u8>>) -> Self {
         let plain = plain.into();
         Sensitive {
-            digest: digest_of(&plain),
+            digest: digest_of(&plain).into_boxed_str(),
             plain: Some(Arc::new(plain)),
         }
     }
@@ -81,7 +84,7 @@ impl Sensitive {
     /// A secret known only by its digest (what a provider reads back, or a state file stores).
     pub fn from_digest(digest: impl Into<String>) -> Self {
         Sensitive {
-            digest: digest.into(),
+            digest: digest.into().into_boxed_str(),
             plain: None,
         }
     }
@@ -334,7 +337,7 @@ impl Serialize for Value {
             }
             Value::Sensitive(x) => {
                 let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry(SENSITIVE_MARKER, &x.digest)?;
+                map.serialize_entry(SENSITIVE_MARKER, &*x.digest)?;
                 map.end()
             }
         }
@@ -422,10 +425,10 @@ impl<'de> serde::de::Visitor<'de> for ValueVisitor {
 fn parse_reference(text: &str) -> Result<Value, String> {
     let (addr, attr) = text.rsplit_once('.').ok_or("reference without attribute")?;
     let address: Address = addr.parse()?;
-    Ok(Value::Ref(Reference {
+    Ok(Value::Ref(Box::new(Reference {
         address,
         attribute: attr.to_string(),
-    }))
+    })))
 }
 
 impl Value {
@@ -526,7 +529,7 @@ impl<V: Into<Value>> From<BTreeMap<String, V>> for Value {
 }
 impl From<Reference> for Value {
     fn from(r: Reference) -> Self {
-        Value::Ref(r)
+        Value::Ref(Box::new(r))
     }
 }
 impl From<Sensitive> for Value {
@@ -551,6 +554,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_value_is_four_words() {
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
+
+    #[test]
     fn sensitive_never_serialises_plain_text() {
         let v = Value::String("hunter2".into()).into_sensitive();
         let json = serde_json::to_string(&v).unwrap();
@@ -562,7 +570,7 @@ mod tests {
 
     #[test]
     fn markers_round_trip() {
-        let r = Value::Ref(Reference {
+        let r = Value::from(Reference {
             address: "aws_vpc.main".parse().unwrap(),
             attribute: "id".into(),
         });
@@ -617,8 +625,8 @@ mod tests {
             address: "k.b".parse().unwrap(),
             attribute: "id".into(),
         };
-        let v = Value::List(vec![Value::Ref(a.clone()), Value::Ref(b.clone())]);
+        let v = Value::List(vec![Value::from(a.clone()), Value::from(b.clone())]);
         let out = v.resolve(&|r| (r == &a).then(|| Value::from("id-a")));
-        assert_eq!(out, Value::List(vec![Value::from("id-a"), Value::Ref(b)]));
+        assert_eq!(out, Value::List(vec![Value::from("id-a"), Value::from(b)]));
     }
 }
