@@ -256,7 +256,7 @@ clones the sandbox's state into `Observed` objects, a second resident copy of th
 (sharing the props between the two, or interning keys, would remove most of it); `Graph::build`
 hashes cloned `Address`es with SipHash; and freeing the stack, graph, observed state and sandbox
 at the end is ~13 % of the instructions, which a process about to exit could skip. The
-wall-clock figures of this run were taken with the 1-minute load at 6–9 on 2 cores (three other
+wall-clock figures of this run were taken with the 1-minute load above 4 on 2 cores (three other
 agents building), so they overstate the times; the instruction counts and RSS do not depend on
 the load.
 """
