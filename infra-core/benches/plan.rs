@@ -22,6 +22,11 @@
 //!   `plan_noop`: `Engine::plan` of the unchanged stack; `render_noop`: its text;
 //! * `total_scratch` = plan_scratch + render_scratch; `total_noop` = open + plan_noop +
 //!   render_noop: the "graph build + validation + plan + text render".
+//!
+//! `--rss scratch|noop N [--dir DIR]` makes one plan + render in this fresh process and prints
+//! its time and peak RSS; `--limit N --dir DIR` is the floor a no-op plan is compared with: in a
+//! fresh process, read the same journal file and parse every line into a `serde_json::Value`,
+//! nothing else (and, for reference, the same bytes only scanned: `serde::de::IgnoredAny`).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -228,6 +233,36 @@ fn rss_only(kind: &str, n: usize, dir: Option<&str>, rt: &tokio::runtime::Runtim
     )
 }
 
+/// The limit: the journal `fill` left in `dir` read and parsed, each line into a JSON tree, in
+/// this fresh process; and the same bytes only scanned (parsed without building anything).
+fn limit(n: usize, dir: &str) -> String {
+    let path = std::path::Path::new(dir).join("bench.jsonl");
+    let (d, lines) = time(|| {
+        let bytes = std::fs::read(&path).unwrap();
+        let mut lines = 0usize;
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+            std::hint::black_box(v);
+            lines += 1;
+        }
+        lines
+    });
+    let rss = peak_rss_mb();
+    let (scan, _) = time(|| {
+        let bytes = std::fs::read(&path).unwrap();
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde::de::IgnoredAny = serde_json::from_slice(line).unwrap();
+            std::hint::black_box(v);
+        }
+    });
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    format!(
+        "{{\"kind\":\"limit\",\"requested\":{n},\"lines\":{lines},\"journal_bytes\":{bytes},\"read_parse_ms\":{:.3},\"read_scan_ms\":{:.3},\"peak_rss_mb\":{rss:.1}}}",
+        ms(d),
+        ms(scan)
+    )
+}
+
 fn measure(n: usize, runs: usize, keep: Option<&str>, rt: &tokio::runtime::Runtime) -> Figures {
     let mut generate_t = Vec::new();
     for _ in 0..runs.min(3) {
@@ -339,6 +374,7 @@ fn main() {
     let mut sizes: Vec<usize> = Vec::new();
     let mut dir: Option<String> = None;
     let mut rss: Option<String> = None;
+    let mut limit_mode = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -346,6 +382,7 @@ fn main() {
             "--runs" => runs = args.next().and_then(|r| r.parse().ok()).unwrap_or(runs),
             "--dir" => dir = args.next(),
             "--rss" => rss = args.next(),
+            "--limit" => limit_mode = true,
             // cargo bench passes --bench to harness=false targets
             _ => sizes.extend(a.parse::<usize>().ok()),
         }
@@ -358,6 +395,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if limit_mode {
+        let dir = dir.expect("--limit needs --dir DIR (filled by --json --dir DIR)");
+        println!("{}", limit(sizes[0], &dir));
+        return;
+    }
     if let Some(kind) = rss {
         println!("{}", rss_only(&kind, sizes[0], dir.as_deref(), &rt));
         return;

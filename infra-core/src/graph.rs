@@ -5,6 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -16,7 +17,8 @@ use crate::validate::{check_name, Problem, ValidationContext, ValidationErrors};
 #[derive(Clone, Debug)]
 pub struct Graph {
     stack: String,
-    nodes: Vec<ResourceSpec>,
+    /// The stack's specs, shared with it (not copied).
+    nodes: Vec<Arc<ResourceSpec>>,
     index: HashMap<Address, usize>,
     deps: Vec<Vec<usize>>,
     order: Vec<usize>,
@@ -101,7 +103,7 @@ impl Graph {
         let order = topological_order(specs, &deps);
         Ok(Graph {
             stack: stack.name().to_string(),
-            nodes: specs.to_vec(),
+            nodes: specs.to_vec(), // clones of the `Arc`s
             index,
             deps,
             order,
@@ -130,7 +132,7 @@ impl Graph {
     /// Resources in a deterministic topological order: every resource after its dependencies,
     /// ties broken by address.
     pub fn in_order(&self) -> impl Iterator<Item = &ResourceSpec> + '_ {
-        self.order.iter().map(move |&i| &self.nodes[i])
+        self.order.iter().map(move |&i| &*self.nodes[i])
     }
 
     /// The number of resources.
@@ -145,7 +147,7 @@ impl Graph {
 
     /// The resource at an address.
     pub fn get(&self, address: &Address) -> Option<&ResourceSpec> {
-        self.index.get(address).map(|&i| &self.nodes[i])
+        self.index.get(address).map(|&i| &*self.nodes[i])
     }
 
     /// The direct dependencies of a resource, sorted by address.
@@ -192,7 +194,7 @@ fn check_stack_name(name: &str, problems: &mut Vec<Problem>) {
 
 fn check_references(
     r: &ResourceSpec,
-    specs: &[ResourceSpec],
+    specs: &[Arc<ResourceSpec>],
     index: &HashMap<Address, usize>,
     problems: &mut Vec<Problem>,
 ) {
@@ -241,7 +243,7 @@ fn check_references(
     }
 }
 
-fn check_cycles(specs: &[ResourceSpec], deps: &[Vec<usize>], problems: &mut Vec<Problem>) {
+fn check_cycles(specs: &[Arc<ResourceSpec>], deps: &[Vec<usize>], problems: &mut Vec<Problem>) {
     let mut g: DiGraph<usize, ()> = DiGraph::with_capacity(specs.len(), specs.len());
     for i in 0..specs.len() {
         g.add_node(i);
@@ -315,7 +317,7 @@ fn cycle_path(start: usize, members: &[usize], deps: &[Vec<usize>]) -> Vec<usize
 }
 
 /// Kahn's algorithm with a min-heap on address rank: deterministic whatever the declaration order.
-fn topological_order(specs: &[ResourceSpec], deps: &[Vec<usize>]) -> Vec<usize> {
+fn topological_order(specs: &[Arc<ResourceSpec>], deps: &[Vec<usize>]) -> Vec<usize> {
     let mut rank: Vec<usize> = (0..specs.len()).collect();
     rank.sort_by(|&a, &b| specs[a].address.cmp(&specs[b].address));
     let mut rank_of = vec![0; specs.len()];
@@ -450,7 +452,7 @@ fn resolve_moves(
 /// adopted at one address per provider. Every problem names the address and the id.
 fn check_adoptions(
     adoptions: &[Adoption],
-    specs: &[ResourceSpec],
+    specs: &[Arc<ResourceSpec>],
     index: &HashMap<Address, usize>,
     problems: &mut Vec<Problem>,
 ) -> Vec<Adoption> {

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -77,7 +78,13 @@ pub struct ValidationContext<'a> {
     stack: &'a Stack,
     by_address: HashMap<&'a Address, &'a ResourceSpec>,
     by_kind: HashMap<&'a str, Vec<&'a ResourceSpec>>,
+    /// Indexes built on first use by [`ValidationContext::earlier_same`] and
+    /// [`ValidationContext::earlier_containing`]: per (kind, field, by list element), the
+    /// resources of the kind by the JSON text of the field's value (or of each element).
+    indexes: Mutex<HashMap<(String, String, bool), FieldIndex<'a>>>,
 }
+
+type FieldIndex<'a> = HashMap<String, Vec<&'a ResourceSpec>>;
 
 impl<'a> ValidationContext<'a> {
     /// Indexes a stack (first declaration wins for duplicated addresses).
@@ -85,6 +92,7 @@ impl<'a> ValidationContext<'a> {
         let mut by_address = HashMap::with_capacity(stack.len());
         let mut by_kind: HashMap<&str, Vec<&ResourceSpec>> = HashMap::new();
         for r in stack.resources() {
+            let r: &ResourceSpec = r;
             by_address.entry(&r.address).or_insert(r);
             by_kind.entry(r.schema.kind).or_default().push(r);
         }
@@ -92,6 +100,7 @@ impl<'a> ValidationContext<'a> {
             stack,
             by_address,
             by_kind,
+            indexes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -116,6 +125,89 @@ impl<'a> ValidationContext<'a> {
     pub fn of_kind(&self, kind: &str) -> &[&'a ResourceSpec] {
         self.by_kind.get(kind).map_or(&[], Vec::as_slice)
     }
+
+    /// The resources of `kind` declared before `spec` whose `field` holds the same value as
+    /// `spec`'s (both absent counts as the same), in declaration order: what a check comparing
+    /// each resource with every earlier one of its kind looks at, found through an index built
+    /// once per kind and field (linear over the stack, where scanning [`Self::of_kind`] for
+    /// every resource is quadratic). When `spec` is not in the stack, every such resource.
+    pub fn earlier_same(
+        &self,
+        kind: &str,
+        field: &str,
+        spec: &ResourceSpec,
+    ) -> Vec<&'a ResourceSpec> {
+        let mine = spec.get(field);
+        self.earlier(kind, field, false, &key(mine), spec, |other| {
+            other.get(field) == mine
+        })
+    }
+
+    /// The resources of `kind` declared before `spec` whose list `field` contains `element`, in
+    /// declaration order, through an index by list element built once per kind and field (see
+    /// [`Self::earlier_same`]).
+    pub fn earlier_containing(
+        &self,
+        kind: &str,
+        field: &str,
+        element: &Value,
+        spec: &ResourceSpec,
+    ) -> Vec<&'a ResourceSpec> {
+        self.earlier(kind, field, true, &key(Some(element)), spec, |other| {
+            other
+                .get(field)
+                .and_then(Value::as_list)
+                .is_some_and(|l| l.contains(element))
+        })
+    }
+
+    fn earlier(
+        &self,
+        kind: &str,
+        field: &str,
+        elements: bool,
+        bucket: &str,
+        spec: &ResourceSpec,
+        matches: impl Fn(&ResourceSpec) -> bool,
+    ) -> Vec<&'a ResourceSpec> {
+        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        let index = indexes
+            .entry((kind.to_string(), field.to_string(), elements))
+            .or_insert_with(|| {
+                let mut index: FieldIndex<'a> = HashMap::new();
+                for &r in self.of_kind(kind) {
+                    match r.get(field) {
+                        Some(Value::List(l)) if elements => {
+                            for e in l {
+                                let list = index.entry(key(Some(e))).or_default();
+                                if !list.last().is_some_and(|x| std::ptr::eq(*x, r)) {
+                                    list.push(r);
+                                }
+                            }
+                        }
+                        _ if elements => {}
+                        v => index.entry(key(v)).or_default().push(r),
+                    }
+                }
+                index
+            });
+        let mut out = Vec::new();
+        for &other in index.get(bucket).map_or(&[][..], Vec::as_slice) {
+            if std::ptr::eq(other, spec) {
+                break;
+            }
+            // The bucket is by JSON text; equality is the values' own.
+            if matches(other) {
+                out.push(other);
+            }
+        }
+        out
+    }
+}
+
+/// An index key: the JSON text of a value, or nothing for an absent one.
+fn key(v: Option<&Value>) -> String {
+    v.map_or_else(String::new, |v| format!("={}", v.to_json()))
 }
 
 /// Accumulates the problems of one resource; the helpers record a problem and return `None`

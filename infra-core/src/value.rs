@@ -39,8 +39,10 @@ pub enum Value {
     List(Vec<Value>),
     /// A map with ordered keys.
     Map(BTreeMap<String, Value>),
-    /// An output of another resource, known only once that resource exists.
-    Ref(Reference),
+    /// An output of another resource, known only once that resource exists. Boxed: a
+    /// reference is three strings, and inline it would make every value (and every slot of
+    /// every property map) twice as big.
+    Ref(Box<Reference>),
     /// A secret; see [`Sensitive`].
     Sensitive(Sensitive),
 }
@@ -64,7 +66,8 @@ impl fmt::Display for Reference {
 /// the plain text (when this process knows it) is reachable only through [`Sensitive::expose`].
 #[derive(Clone)]
 pub struct Sensitive {
-    digest: String,
+    /// A boxed `str`, not a `String`: with it a value is 32 bytes, not 40.
+    digest: Box<str>,
     plain: Option<Arc<Vec<u8>>>,
 }
 
@@ -73,7 +76,7 @@ impl Sensitive {
     pub fn new(plain: impl Into<Vec<u8>>) -> Self {
         let plain = plain.into();
         Sensitive {
-            digest: digest_of(&plain),
+            digest: digest_of(&plain).into_boxed_str(),
             plain: Some(Arc::new(plain)),
         }
     }
@@ -81,7 +84,7 @@ impl Sensitive {
     /// A secret known only by its digest (what a provider reads back, or a state file stores).
     pub fn from_digest(digest: impl Into<String>) -> Self {
         Sensitive {
-            digest: digest.into(),
+            digest: digest.into().into_boxed_str(),
             plain: None,
         }
     }
@@ -334,21 +337,103 @@ impl Serialize for Value {
             }
             Value::Sensitive(x) => {
                 let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry(SENSITIVE_MARKER, &x.digest)?;
+                map.serialize_entry(SENSITIVE_MARKER, &*x.digest)?;
                 map.end()
             }
         }
     }
 }
 
+/// Reads a value straight from the input (no intermediate `serde_json::Value`): what opening a
+/// sandbox journal or a saved plan spends most of its time on. Same result as reading the
+/// input's JSON document and interpreting its markers (`from_marked_json`, which the tests
+/// compare it with).
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let json = serde_json::Value::deserialize(d)?;
-        Value::from_marked_json(json).map_err(D::Error::custom)
+        d.deserialize_any(ValueVisitor)
     }
 }
 
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        // As `serde_json::Number::as_i64`, then `as_f64`.
+        Ok(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int))
+    }
+    fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
+        Ok(Value::Float(x))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(v) = seq.next_element::<Value>()? {
+            out.push(v);
+        }
+        Ok(Value::List(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            out.insert(k, v);
+        }
+        // A single-key object may be a marker; the marker's own value was read as a `Value`
+        // too, which for the string a marker holds is the same thing.
+        if out.len() == 1 {
+            if let Some(v) = out.get(SENSITIVE_MARKER) {
+                return match v {
+                    Value::String(d) => Ok(Value::Sensitive(Sensitive::from_digest(d.as_str()))),
+                    _ => Err(A::Error::custom("`$sensitive` must be a string")),
+                };
+            }
+            if let Some(v) = out.get(REF_MARKER) {
+                let text = v
+                    .as_str()
+                    .ok_or_else(|| A::Error::custom("`$known_after_apply` must be a string"))?;
+                return parse_reference(text).map_err(A::Error::custom);
+            }
+        }
+        Ok(Value::Map(out))
+    }
+}
+
+fn parse_reference(text: &str) -> Result<Value, String> {
+    let (addr, attr) = text.rsplit_once('.').ok_or("reference without attribute")?;
+    let address: Address = addr.parse()?;
+    Ok(Value::Ref(Box::new(Reference {
+        address,
+        attribute: attr.to_string(),
+    })))
+}
+
 impl Value {
+    /// The value of a JSON document with `$`-markers interpreted (what [`Deserialize`] gives).
+    #[cfg(test)]
     fn from_marked_json(json: serde_json::Value) -> Result<Value, String> {
         match json {
             serde_json::Value::Object(o) if o.len() == 1 && o.contains_key(SENSITIVE_MARKER) => {
@@ -361,12 +446,7 @@ impl Value {
                 let text = o[REF_MARKER]
                     .as_str()
                     .ok_or("`$known_after_apply` must be a string")?;
-                let (addr, attr) = text.rsplit_once('.').ok_or("reference without attribute")?;
-                let address: Address = addr.parse()?;
-                Ok(Value::Ref(Reference {
-                    address,
-                    attribute: attr.to_string(),
-                }))
+                parse_reference(text)
             }
             serde_json::Value::Object(o) => Ok(Value::Map(
                 o.into_iter()
@@ -449,7 +529,7 @@ impl<V: Into<Value>> From<BTreeMap<String, V>> for Value {
 }
 impl From<Reference> for Value {
     fn from(r: Reference) -> Self {
-        Value::Ref(r)
+        Value::Ref(Box::new(r))
     }
 }
 impl From<Sensitive> for Value {
@@ -474,6 +554,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_value_is_four_words() {
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
+
+    #[test]
     fn sensitive_never_serialises_plain_text() {
         let v = Value::String("hunter2".into()).into_sensitive();
         let json = serde_json::to_string(&v).unwrap();
@@ -485,7 +570,7 @@ mod tests {
 
     #[test]
     fn markers_round_trip() {
-        let r = Value::Ref(Reference {
+        let r = Value::from(Reference {
             address: "aws_vpc.main".parse().unwrap(),
             attribute: "id".into(),
         });
@@ -493,6 +578,41 @@ mod tests {
         let v = map! { "a" => r.clone(), "b" => s.clone(), "c" => vec![1, 2] };
         let back: Value = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn direct_deserialize_matches_the_json_document() {
+        let docs = [
+            r#"null"#,
+            r#"[true, 1, -2, 18446744073709551615, 1.5, 2.0, "s", [], {}]"#,
+            r#"{"$sensitive": "sha256:0123456789abcdef"}"#,
+            r#"{"$known_after_apply": "aws_vpc.main.id"}"#,
+            r#"{"$known_after_apply": "k.a.b.arn", "x": 1}"#,
+            r#"{"$sensitive": "sha256:0123", "other": {"$sensitive": "sha256:4567"}}"#,
+            r#"{"b": {"c": [{"$known_after_apply": "k.n.id"}]}, "a": 1, "a": 2}"#,
+            r#"{"$sensitive": 1}"#,
+            r#"{"$sensitive": {"$sensitive": "x"}}"#,
+            r#"{"$known_after_apply": "noattr"}"#,
+            r#"{"$known_after_apply": ".x.id"}"#,
+            r#"{"$known_after_apply": ["k.a.id"]}"#,
+        ];
+        for doc in docs {
+            let direct = serde_json::from_str::<Value>(doc).map_err(|e| e.to_string());
+            let json: serde_json::Value = serde_json::from_str(doc).unwrap();
+            let marked = Value::from_marked_json(json);
+            assert_eq!(
+                direct.is_ok(),
+                marked.is_ok(),
+                "{doc}: {direct:?} vs {marked:?}"
+            );
+            if let (Ok(a), Ok(b)) = (direct, marked) {
+                assert_eq!(a, b, "{doc}");
+                assert_eq!(
+                    serde_json::to_string(&a).unwrap(),
+                    serde_json::to_string(&b).unwrap()
+                );
+            }
+        }
     }
 
     #[test]
@@ -505,8 +625,8 @@ mod tests {
             address: "k.b".parse().unwrap(),
             attribute: "id".into(),
         };
-        let v = Value::List(vec![Value::Ref(a.clone()), Value::Ref(b.clone())]);
+        let v = Value::List(vec![Value::from(a.clone()), Value::from(b.clone())]);
         let out = v.resolve(&|r| (r == &a).then(|| Value::from("id-a")));
-        assert_eq!(out, Value::List(vec![Value::from("id-a"), Value::Ref(b)]));
+        assert_eq!(out, Value::List(vec![Value::from("id-a"), Value::from(b)]));
     }
 }

@@ -725,7 +725,7 @@ fn an_http_listener_that_forwards_weak_tls_and_lax_headers_are_policy_errors() {
     edit(&mut s, "aws_lb_listener.http", |l| {
         let forward = infra::core::map! {
             "type" => "forward",
-            "target_group_arn" => Value::Ref(infra::core::value::Reference {
+            "target_group_arn" => Value::from(infra::core::value::Reference {
                 address: "aws_lb_target_group.app".parse().unwrap(),
                 attribute: "arn".into(),
             }),

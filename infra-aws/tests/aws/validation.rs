@@ -534,3 +534,105 @@ fn protocol_numbers_take_the_forms_aws_reads_back() {
     assert_eq!(value(Rule::raw("ALL", 1, 2)), value(Rule::all()));
     assert_eq!(value(Rule::raw("-1", 0, 0)), ("-1".into(), 0, 0));
 }
+
+/// The checks against earlier resources of a kind (one internet gateway per VPC, one NAT gateway
+/// per Elastic IP, one route table per subnet, no overlapping subnets in a VPC) go through the
+/// validation context's per-kind index: each conflict is reported once, on the later resource,
+/// and only within the same VPC / EIP / subnet.
+#[test]
+fn conflicts_with_earlier_resources_of_a_kind_are_found_per_vpc_eip_and_subnet() {
+    let mut s = Stack::new("val");
+    let v1 = s.add(Vpc::new("one").cidr("10.1.0.0/16"));
+    let v2 = s.add(Vpc::new("two").cidr("10.1.0.0/16"));
+    let a = s.add(
+        Subnet::new("a")
+            .vpc(&v1)
+            .cidr("10.1.0.0/24")
+            .public(true)
+            .az("us-east-1a"),
+    );
+    let b = s.add(
+        Subnet::new("b")
+            .vpc(&v1)
+            .cidr("10.1.0.0/25")
+            .public(true)
+            .az("us-east-1a"),
+    );
+    // Same CIDR as `a`, another VPC: no overlap.
+    let c = s.add(
+        Subnet::new("c")
+            .vpc(&v2)
+            .cidr("10.1.0.0/24")
+            .public(true)
+            .az("us-east-1a"),
+    );
+    s.add(InternetGateway::new("g1").vpc(&v1));
+    s.add(InternetGateway::new("g2").vpc(&v2));
+    s.add(InternetGateway::new("g3").vpc(&v1));
+    let e1 = s.add(ElasticIp::new("e1"));
+    let e2 = s.add(ElasticIp::new("e2"));
+    s.add(NatGateway::new("n1").subnet(&a).eip(&e1));
+    s.add(NatGateway::new("n2").subnet(&b).eip(&e2));
+    s.add(NatGateway::new("n3").subnet(&c).eip(&e1));
+    s.add(RouteTable::new("r1").vpc(&v1).associate(&a));
+    s.add(RouteTable::new("r2").vpc(&v1).associate(&b));
+    s.add(RouteTable::new("r3").vpc(&v1).associate(&b).associate(&a));
+    let ps = problems(&s);
+    let on = |address: &str| ps.iter().filter(|p| p.0 == address).count();
+    assert!(
+        has(&ps, "aws_subnet.b", "cidr_block", "overlaps aws_subnet.a"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(
+            &ps,
+            "aws_internet_gateway.g3",
+            "vpc_id",
+            "aws_internet_gateway.g1 is attached"
+        ),
+        "{ps:#?}"
+    );
+    assert!(
+        has(
+            &ps,
+            "aws_nat_gateway.n3",
+            "allocation_id",
+            "aws_nat_gateway.n1 already uses"
+        ),
+        "{ps:#?}"
+    );
+    assert!(
+        has(
+            &ps,
+            "aws_route_table.r3",
+            "subnet_ids[0]",
+            "already associated with aws_route_table.r2"
+        ),
+        "{ps:#?}"
+    );
+    assert!(
+        has(
+            &ps,
+            "aws_route_table.r3",
+            "subnet_ids[1]",
+            "already associated with aws_route_table.r1"
+        ),
+        "{ps:#?}"
+    );
+    for (address, n) in [
+        ("aws_subnet.a", 0),
+        ("aws_subnet.b", 1),
+        ("aws_subnet.c", 0),
+        ("aws_internet_gateway.g1", 0),
+        ("aws_internet_gateway.g2", 0),
+        ("aws_internet_gateway.g3", 1),
+        ("aws_nat_gateway.n1", 0),
+        ("aws_nat_gateway.n2", 0),
+        ("aws_nat_gateway.n3", 1),
+        ("aws_route_table.r1", 0),
+        ("aws_route_table.r2", 0),
+        ("aws_route_table.r3", 2),
+    ] {
+        assert_eq!(on(address), n, "{address}: {ps:#?}");
+    }
+}

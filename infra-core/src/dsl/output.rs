@@ -125,13 +125,13 @@ impl<V> fmt::Debug for Output<V> {
 
 impl<V> From<Output<V>> for Value {
     fn from(o: Output<V>) -> Value {
-        Value::Ref(o.reference)
+        Value::Ref(Box::new(o.reference))
     }
 }
 
 impl<V> From<&Output<V>> for Value {
     fn from(o: &Output<V>) -> Value {
-        Value::Ref(o.reference.clone())
+        Value::Ref(Box::new(o.reference.clone()))
     }
 }
 
@@ -250,7 +250,7 @@ mod tests {
     }
 
     fn reference(attribute: &str) -> Value {
-        Value::Ref(Reference {
+        Value::from(Reference {
             address: Address::new("demo_network", "main"),
             attribute: attribute.to_string(),
         })

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::value::Reference;
 
@@ -93,7 +94,9 @@ impl<T: Resource> Ref<T> {
 #[derive(Clone, Debug)]
 pub struct Stack {
     name: String,
-    resources: Vec<ResourceSpec>,
+    /// Shared with the graphs built from the stack ([`Graph::build`](crate::graph::Graph::build)
+    /// keeps these, not copies); changed copy-on-write.
+    resources: Vec<Arc<ResourceSpec>>,
     dangling: Vec<(Address, Address)>,
     moves: Vec<Move>,
     adoptions: Vec<Adoption>,
@@ -147,7 +150,7 @@ impl Stack {
     pub fn add<T: Resource>(&mut self, resource: T) -> Ref<T> {
         let spec = resource.into_spec();
         let address = spec.address.clone();
-        self.resources.push(spec);
+        self.resources.push(Arc::new(spec));
         Ref {
             address,
             _kind: PhantomData,
@@ -163,7 +166,10 @@ impl Stack {
             .find(|r| &r.address == dependent.address())
         {
             Some(r) => {
-                r.options.depends_on.insert(dependency.address().clone());
+                Arc::make_mut(r)
+                    .options
+                    .depends_on
+                    .insert(dependency.address().clone());
             }
             None => self
                 .dangling
@@ -229,7 +235,7 @@ impl Stack {
     }
 
     /// The declared resources, in declaration order.
-    pub fn resources(&self) -> &[ResourceSpec] {
+    pub fn resources(&self) -> &[Arc<ResourceSpec>] {
         &self.resources
     }
 
@@ -252,18 +258,21 @@ impl Stack {
     /// Removes a resource by address (for tests and tooling that derive variants of a stack).
     pub fn remove(&mut self, address: &Address) -> Option<ResourceSpec> {
         let i = self.resources.iter().position(|r| &r.address == address)?;
-        Some(self.resources.remove(i))
+        Some(Arc::unwrap_or_clone(self.resources.remove(i)))
     }
 
     /// Mutable access to a declared resource's spec (for tests and tooling that derive variants).
     pub fn get_mut(&mut self, address: &Address) -> Option<&mut ResourceSpec> {
-        self.resources.iter_mut().find(|r| &r.address == address)
+        self.resources
+            .iter_mut()
+            .find(|r| &r.address == address)
+            .map(Arc::make_mut)
     }
 
     /// Adds an already-built spec (for generated stacks and tooling).
     pub fn add_spec(&mut self, spec: ResourceSpec) -> Address {
         let address = spec.address.clone();
-        self.resources.push(spec);
+        self.resources.push(Arc::new(spec));
         address
     }
 }

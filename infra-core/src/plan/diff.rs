@@ -1,6 +1,7 @@
 //! One resource's change: its declared properties resolved against what is known before the
 //! apply, compared field by field with its observed object.
 
+use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{drift, Action, Change, FieldChange};
@@ -38,19 +39,26 @@ fn value_eq(a: &Value, b: &Value) -> bool {
 }
 
 /// The fields that differ between a declared resource (resolved) and its observed object,
-/// ignoring computed outputs and `ignore_changes`.
-pub fn changed_fields(
+/// ignoring computed outputs and `ignore_changes`. `desired` is a map of owned values or of
+/// borrowed ones (what planning passes: only values with references are resolved into new ones).
+pub fn changed_fields<K: Borrow<str> + Ord, V: Borrow<Value>>(
     spec: &ResourceSpec,
-    desired: &BTreeMap<String, Value>,
+    desired: &BTreeMap<K, V>,
     observed: &Observed,
 ) -> Vec<String> {
-    let mut names: BTreeSet<&String> = desired.keys().collect();
-    names.extend(observed.props.keys().filter(|k| !spec.schema.has_output(k)));
+    let mut names: BTreeSet<&str> = desired.keys().map(|k| k.borrow()).collect();
+    names.extend(
+        observed
+            .props
+            .keys()
+            .filter(|k| !spec.schema.has_output(k))
+            .map(String::as_str),
+    );
     names
         .into_iter()
         .filter(|n| !spec.options.ignore_changes.contains(*n))
         .filter(|n| {
-            let d = desired.get(*n);
+            let d = desired.get(*n).map(|v| v.borrow());
             let o = observed.props.get(*n);
             if matches!(d, Some(v) if v.has_refs()) {
                 return true;
@@ -61,7 +69,7 @@ pub fn changed_fields(
                 && (!spec.schema.is_unordered(n)
                     || !values_equal(sorted(d).as_ref(), sorted(o).as_ref()))
         })
-        .cloned()
+        .map(str::to_string)
         .collect()
 }
 
@@ -101,13 +109,14 @@ pub fn protect_secrets(
 /// A resource's declared properties as far as they are known before the apply, secrets
 /// digested. A reference is known when its target keeps its object (`actions`, the changes
 /// planned so far, says what happens to it) and the output doesn't change on update; otherwise
-/// it stays a [`Value::Ref`], shown as known after apply.
-pub(super) fn desired_props(
-    spec: &ResourceSpec,
+/// it stays a [`Value::Ref`], shown as known after apply. Values that hold no reference and
+/// are not secret are borrowed from the spec, not copied.
+pub(super) fn desired_props<'a>(
+    spec: &'a ResourceSpec,
     graph: &Graph,
     observed: &BTreeMap<Address, Observed>,
     actions: &HashMap<&Address, Action>,
-) -> BTreeMap<String, Value> {
+) -> BTreeMap<&'a str, Cow<'a, Value>> {
     let lookup = |r: &Reference| -> Option<Value> {
         let target = graph.get(&r.address)?;
         let known = match actions.get(&r.address) {
@@ -125,19 +134,30 @@ pub(super) fn desired_props(
             .get(&r.address)
             .and_then(|o| o.output(&r.attribute))
     };
-    let desired = spec
-        .props
+    spec.props
         .iter()
-        .map(|(k, v)| (k.clone(), v.resolve(&lookup)))
-        .collect();
-    protect_secrets(spec, desired)
+        .map(|(k, v)| {
+            let v = if v.has_refs() {
+                Cow::Owned(v.resolve(&lookup))
+            } else {
+                Cow::Borrowed(v)
+            };
+            // As `protect_secrets`.
+            let v = if spec.schema.is_sensitive(k) {
+                Cow::Owned(v.into_owned().into_sensitive())
+            } else {
+                v
+            };
+            (k.as_str(), v)
+        })
+        .collect()
 }
 
 /// The change of a declared resource: created when it has no object, else replaced when a
 /// changed field forces it, updated when fields changed, or left alone.
 pub(super) fn declared_change(
     spec: &ResourceSpec,
-    desired: &BTreeMap<String, Value>,
+    desired: &BTreeMap<&str, Cow<'_, Value>>,
     current: Option<&Observed>,
     depends_on: Vec<Address>,
     protected: bool,
@@ -164,9 +184,9 @@ pub(super) fn declared_change(
             change.fields = desired
                 .iter()
                 .map(|(k, v)| FieldChange {
-                    name: k.clone(),
+                    name: k.to_string(),
                     before: None,
-                    after: Some(v.clone()),
+                    after: Some(v.clone().into_owned()),
                     forces_replacement: false,
                     sensitive: spec.schema.is_sensitive(k),
                     computed: false,
@@ -189,12 +209,17 @@ pub(super) fn declared_change(
                 .map(|k| FieldChange {
                     name: k.clone(),
                     before: obs.props.get(k).cloned(),
-                    after: desired.get(k).cloned(),
+                    after: desired.get(k.as_str()).map(|v| v.clone().into_owned()),
                     forces_replacement: spec.schema.is_force_new(k),
                     sensitive: spec.schema.is_sensitive(k),
                     computed: false,
                     effect: None,
-                    origin: Some(drift::origin(spec.schema, k, desired.get(k), obs)),
+                    origin: Some(drift::origin(
+                        spec.schema,
+                        k,
+                        desired.get(k.as_str()).map(|v| &**v),
+                        obs,
+                    )),
                 })
                 .collect();
             if !forced.is_empty() {
@@ -243,7 +268,7 @@ pub(super) fn computed_fields(spec: &ResourceSpec) -> Vec<FieldChange> {
         .map(|c| FieldChange {
             name: c.to_string(),
             before: None,
-            after: Some(Value::Ref(Reference {
+            after: Some(Value::from(Reference {
                 address: spec.address.clone(),
                 attribute: c.to_string(),
             })),

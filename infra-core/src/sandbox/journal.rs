@@ -10,13 +10,18 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Error as _, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::SandboxObject;
 use crate::provider::LockInfo;
 
-/// One journal line.
-#[derive(Serialize, Deserialize)]
+/// One journal line, written internally tagged (`{"op":"put","object":{…}}`), the format every
+/// version has written. It is read by hand ([`Entry`]'s `Deserialize`): serde's derived reader
+/// for an internally tagged enum buffers the whole line into its `Content` tree before it looks
+/// at the tag, which was most of the time a fresh process spent opening a journal.
+#[derive(Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(super) enum Entry {
     Put { object: SandboxObject },
@@ -24,6 +29,101 @@ pub(super) enum Entry {
     Lock { stack: String, info: LockInfo },
     Unlock { stack: String },
     Counter { key: String, value: u64 },
+}
+
+#[derive(Deserialize)]
+struct PutFields {
+    object: SandboxObject,
+}
+#[derive(Deserialize)]
+struct DeleteFields {
+    id: String,
+}
+#[derive(Deserialize)]
+struct LockFields {
+    stack: String,
+    info: LockInfo,
+}
+#[derive(Deserialize)]
+struct StackField {
+    stack: String,
+}
+#[derive(Deserialize)]
+struct CounterFields {
+    key: String,
+    value: u64,
+}
+
+/// The entry of operation `op`, its fields read from `fields` (the rest of the line's object).
+fn entry_of<'de, D: Deserializer<'de>>(op: &str, fields: D) -> Result<Entry, D::Error> {
+    Ok(match op {
+        "put" => Entry::Put {
+            object: PutFields::deserialize(fields)?.object,
+        },
+        "delete" => Entry::Delete {
+            id: DeleteFields::deserialize(fields)?.id,
+        },
+        "lock" => {
+            let f = LockFields::deserialize(fields)?;
+            Entry::Lock {
+                stack: f.stack,
+                info: f.info,
+            }
+        }
+        "unlock" => Entry::Unlock {
+            stack: StackField::deserialize(fields)?.stack,
+        },
+        "counter" => {
+            let f = CounterFields::deserialize(fields)?;
+            Entry::Counter {
+                key: f.key,
+                value: f.value,
+            }
+        }
+        other => {
+            return Err(D::Error::unknown_variant(
+                other,
+                &["put", "delete", "lock", "unlock", "counter"],
+            ))
+        }
+    })
+}
+
+/// Reads a line as the derived internally tagged reader would, without its buffering when
+/// `op` comes first (as this and every earlier version write it): the rest of the object is then
+/// read straight into the variant's fields. A line with `op` elsewhere (written by hand, say)
+/// is buffered into a JSON object and read from that.
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = Entry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a journal entry (an object with an `op`)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+                let Some(first) = map.next_key::<String>()? else {
+                    return Err(A::Error::missing_field("op"));
+                };
+                if first == "op" {
+                    let op: String = map.next_value()?;
+                    return entry_of(&op, MapAccessDeserializer::new(map));
+                }
+                let mut object = serde_json::Map::new();
+                object.insert(first, map.next_value()?);
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    object.insert(k, v);
+                }
+                let op = match object.remove("op") {
+                    Some(serde_json::Value::String(op)) => op,
+                    Some(_) => return Err(A::Error::custom("`op` must be a string")),
+                    None => return Err(A::Error::missing_field("op")),
+                };
+                entry_of(&op, serde_json::Value::Object(object)).map_err(A::Error::custom)
+            }
+        }
+        d.deserialize_map(EntryVisitor)
+    }
 }
 
 /// What the journal holds once replayed, and how far it was read.
@@ -286,4 +386,63 @@ fn compact(path: &Path, state: &mut State) -> std::io::Result<()> {
     fs::rename(&tmp, path)?;
     *state = State::default();
     catch_up(path, state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(line: &str) -> Result<String, String> {
+        serde_json::from_str::<Entry>(line)
+            .map(|e| serde_json::to_string(&e).unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Lines as earlier versions wrote them (serde's derived internally tagged writer) read back
+    /// to the same entry, whatever the key order; bad lines are still refused.
+    #[test]
+    fn journal_lines_of_every_version_and_order_read_back() {
+        let lines = [
+            r#"{"op":"counter","key":"bench/bench_network.net-0","value":1}"#,
+            r#"{"op":"put","object":{"id":"group-5f69007d7c049cd6","kind":"bench_group","stack":"bench","name":"grp-0-1","props":{"network_id":"network-43978c3d9eb55f84","pw":{"$sensitive":"sha256:0123456789abcdef"},"rules":[{"group_id":"group-2452bc6005082ae9","port":1000,"protocol":"tcp"},{"cidr":"10.0.0.0/8","port":1001,"protocol":"tcp"}]},"protect":false,"token":"bench_group.grp-0-1","declared":"d1:0IcbgWkVLnI"}}"#,
+            r#"{"op":"put","object":{"id":"x-1","kind":"k","stack":null,"name":"n","props":{}}}"#,
+            r#"{"op":"delete","id":"group-5f69007d7c049cd6"}"#,
+            r#"{"op":"lock","stack":"prod","info":{"holder":"h:pid1:0000abcd","since_unix":1700000000,"operation":"apply"}}"#,
+            r#"{"op":"unlock","stack":"prod"}"#,
+        ];
+        for line in lines {
+            let written = read(line).unwrap();
+            if !line.contains(r#""props":{}}"#) {
+                // (That one lacks the fields with defaults, which are written out.)
+                assert_eq!(written, line, "written as it was read");
+            }
+            let back: serde_json::Value = serde_json::from_str(&written).unwrap();
+            let orig: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(back["op"], orig["op"], "{line}");
+            // The same entry when `op` is last (the buffered path) or an unknown field is added.
+            let op = format!(r#""op":{},"#, orig["op"]);
+            let rest = line.strip_prefix('{').unwrap().replacen(&op, "", 1);
+            let rest = rest.strip_suffix('}').unwrap();
+            let text = format!(
+                r#"{{{rest},"zz_unknown":[1,{{"a":2}}],{}}}"#,
+                &op[..op.len() - 1]
+            );
+            assert!(!text.starts_with("{\"op\""), "{text}");
+            assert_eq!(read(&text), Ok(written.clone()), "{text}");
+            // An unknown field right after `op` (the fast path) is skipped too.
+            let extra = line.replacen(',', r#","zz":{"$sensitive":7},"#, 1);
+            assert_eq!(read(&extra), Ok(written), "{extra}");
+        }
+        for bad in [
+            r#"{"op":"rename","id":"x"}"#,
+            r#"{"id":"x"}"#,
+            r#"{}"#,
+            r#"{"op":"delete"}"#,
+            r#"{"id":"x","op":7}"#,
+            r#"{"op":"counter","key":"k","value":"1"}"#,
+            r#"[1]"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -33,7 +33,7 @@ mod tests {
     use infra_core::dsl::Ref;
 
     fn reference<T>(r: &Ref<T>, attribute: &str) -> Value {
-        Value::Ref(Reference {
+        Value::from(Reference {
             address: r.address().clone(),
             attribute: attribute.to_string(),
         })

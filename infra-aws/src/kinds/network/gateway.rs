@@ -42,11 +42,8 @@ fn validate_internet_gateway(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -
     check_tags(&mut c, spec);
     // AWS allows one internet gateway per VPC.
     let mine = spec.get("vpc_id");
-    for other in ctx.of_kind(INTERNET_GATEWAY.kind) {
-        if std::ptr::eq(*other, spec) {
-            break;
-        }
-        if mine.is_some() && other.get("vpc_id") == mine {
+    for other in ctx.earlier_same(INTERNET_GATEWAY.kind, "vpc_id", spec) {
+        if mine.is_some() {
             c.problem(
                 "vpc_id",
                 format!(
@@ -172,11 +169,8 @@ fn validate_nat_gateway(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec
     }
     // An Elastic IP can back one NAT gateway only.
     let mine = spec.get("allocation_id");
-    for other in ctx.of_kind(NAT_GATEWAY.kind) {
-        if std::ptr::eq(*other, spec) {
-            break;
-        }
-        if mine.is_some() && other.get("allocation_id") == mine {
+    for other in ctx.earlier_same(NAT_GATEWAY.kind, "allocation_id", spec) {
+        if mine.is_some() {
             c.problem(
                 "allocation_id",
                 format!("{} already uses this Elastic IP", other.address),

@@ -126,23 +126,14 @@ fn validate_route_table(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec
                 "the subnet is associated twice",
             );
         }
-        for other in ctx.of_kind(ROUTE_TABLE.kind) {
-            if std::ptr::eq(*other, spec) {
-                break;
-            }
-            if other
-                .get("subnet_ids")
-                .and_then(Value::as_list)
-                .is_some_and(|l| l.contains(s))
-            {
-                c.problem(
-                    &format!("subnet_ids[{i}]"),
-                    format!(
-                        "the subnet is already associated with {}; a subnet has one route table",
-                        other.address
-                    ),
-                );
-            }
+        for other in ctx.earlier_containing(ROUTE_TABLE.kind, "subnet_ids", s, spec) {
+            c.problem(
+                &format!("subnet_ids[{i}]"),
+                format!(
+                    "the subnet is already associated with {}; a subnet has one route table",
+                    other.address
+                ),
+            );
         }
     }
     c.finish()

@@ -127,12 +127,8 @@ fn validate_subnet(spec: &ResourceSpec, ctx: &ValidationContext<'_>) -> Vec<Prob
         }
     }
     // Overlaps with earlier-declared siblings in the same VPC (each pair reported once).
-    let my_vpc = spec.get("vpc_id");
-    for other in ctx.of_kind(SUBNET.kind) {
-        if std::ptr::eq(*other, spec) {
-            break;
-        }
-        if other.address == spec.address || other.get("vpc_id") != my_vpc {
+    for other in ctx.earlier_same(SUBNET.kind, "vpc_id", spec) {
+        if other.address == spec.address {
             continue;
         }
         if let Some(o) = other.get_str("cidr_block").and_then(|s| check_cidr(s).ok()) {
