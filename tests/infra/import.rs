@@ -228,7 +228,7 @@ fn own_moto(env: &[(&str, &str)]) -> Result<OwnMoto, String> {
     Ok(moto)
 }
 
-/// Credentials that may describe EC2 and Auto Scaling but not read IAM: the import fails with
+/// Credentials that may call everything but IAM (an explicit deny): the import fails with
 /// one line naming the IAM kind and AccessDenied, exits 1, and writes no module. An import is
 /// all or nothing (as `terraform plan` fails whole when one read is denied): a module without
 /// the kinds that could not be read would look complete and silently leave them out, so the
@@ -257,10 +257,12 @@ async fn a_kind_the_credentials_cannot_read_is_one_line_and_no_module() {
         .send()
         .await
         .expect("CreateUser");
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:Describe*","autoscaling:Describe*","sts:GetCallerIdentity"],"Resource":"*"}]}"#;
+    // Everything but IAM (an explicit deny), so that IAM is the one kind it can't read
+    // whatever the order of discovery.
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#;
     iam.put_user_policy()
         .user_name("reader")
-        .policy_name("describe-only")
+        .policy_name("all-but-iam")
         .policy_document(policy)
         .send()
         .await
