@@ -188,6 +188,11 @@ pub fn swarm_node(node: &Node) -> SwarmNode {
         labels: spec.labels.unwrap_or_default().into_iter().collect(),
         reachable: manager.reachability == Some(Reachability::REACHABLE),
         leader: manager.leader == Some(true),
+        described: node
+            .description
+            .as_ref()
+            .and_then(|d| d.hostname.as_deref())
+            .is_some_and(|h| !h.is_empty()),
     }
 }
 

@@ -126,6 +126,10 @@ pub struct SwarmNode {
     pub reachable: bool,
     /// For a manager: whether it is the raft leader.
     pub leader: bool,
+    /// Whether its engine ever described it (a hostname). A join cancelled before it finished
+    /// (the agent leaves and joins again) can leave a node registered that never did: Down, with
+    /// no instance, it is nobody's and is removed.
+    pub described: bool,
 }
 
 /// An EC2 instance's state, as far as the agent cares.
@@ -221,6 +225,9 @@ fn instance_of<'a>(node: &'a SwarmNode, records: &'a [NodeRecord]) -> Option<&'a
         .filter(|i| !i.is_empty())
 }
 
+/// The instance named in the log for a node that never described itself.
+pub const GHOST: &str = "none (a join that never finished)";
+
 /// What the raft leader's loop does, from the swarm's nodes, the nodes' records and the states
 /// of the instances they name (an instance missing from `instances` counts as not found):
 ///
@@ -228,6 +235,8 @@ fn instance_of<'a>(node: &'a SwarmNode, records: &'a [NodeRecord]) -> Option<&'a
 ///   labels are kept) and is drained if the record says `draining`;
 /// * a node that is `down` and whose instance is gone (shutting down, terminated, unknown) is
 ///   demoted if it is a manager, removed, and its record deleted; `self_id` is never touched;
+/// * a node that is `down`, never described itself and names no instance (label or record) is
+///   what a cancelled join leaves behind: demoted if it is a manager, and removed;
 /// * a record whose instance is gone and whose node is not in the swarm is deleted.
 ///
 /// A node is matched to its record by node ID (a rebooted instance keeps its node). Actions are
@@ -274,6 +283,25 @@ pub fn leader_actions_when(
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     for node in sorted {
         let instance = instance_of(node, records);
+        // a join that never finished: Down, never described, no instance (label or record)
+        let ghost = node.id != self_id
+            && node.status == NodeStatus::Down
+            && !node.described
+            && instance.is_none();
+        if ghost {
+            let instance = GHOST.to_string();
+            if node.role == Role::Manager {
+                actions.push(Action::Demote {
+                    node_id: node.id.clone(),
+                    instance: instance.clone(),
+                });
+            }
+            actions.push(Action::Remove {
+                node_id: node.id.clone(),
+                instance,
+            });
+            continue;
+        }
         let dead = node.id != self_id
             && node.status == NodeStatus::Down
             && instance.is_some_and(|i| state(i).gone());

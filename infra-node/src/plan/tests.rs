@@ -14,6 +14,7 @@ fn node(id: &str, role: Role, status: NodeStatus, labels: &[(&str, &str)]) -> Sw
             .collect(),
         reachable: role == Role::Manager && status == NodeStatus::Ready,
         leader: false,
+        described: true,
     }
 }
 
@@ -234,6 +235,64 @@ fn down_nodes_whose_instance_runs_or_is_unknown_are_left_alone() {
         ]),
     );
     assert_eq!(actions, vec![]);
+}
+
+#[test]
+fn a_down_node_that_never_described_itself_and_names_no_instance_is_removed() {
+    let ghost = |id: &str, role: Role, status: NodeStatus| SwarmNode {
+        described: false,
+        ..node(id, role, status, &[])
+    };
+    let nodes = [
+        // what a cancelled join leaves: Down, no hostname, no label, no record
+        ghost("g1", Role::Worker, NodeStatus::Down),
+        ghost("g2", Role::Manager, NodeStatus::Down),
+        // still joining: Ready (or not yet Down) nodes are never touched
+        ghost("g3", Role::Worker, NodeStatus::Ready),
+        ghost("g4", Role::Worker, NodeStatus::Other),
+        // undescribed but its record names a running instance: not a ghost
+        ghost("g5", Role::Worker, NodeStatus::Down),
+        // the leader itself, whatever it looks like
+        ghost("g6", Role::Manager, NodeStatus::Down),
+    ];
+    let records = [record("g5", "i-5", "us-east-1a", Role::Worker)];
+    let actions = leader_actions(
+        "g6",
+        &nodes,
+        &records,
+        &states(&[("i-5", InstanceState::Running)]),
+    );
+    assert_eq!(
+        actions,
+        vec![
+            Action::Remove {
+                node_id: "g1".into(),
+                instance: GHOST.into(),
+            },
+            Action::Demote {
+                node_id: "g2".into(),
+                instance: GHOST.into(),
+            },
+            Action::Remove {
+                node_id: "g2".into(),
+                instance: GHOST.into(),
+            },
+            // g5 is its record's node, labelled as any other
+            Action::UpdateNode {
+                node_id: "g5".into(),
+                labels: [
+                    ("az", "us-east-1a"),
+                    ("instance", "i-5"),
+                    ("role", "worker")
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+                drain: false,
+                why: "labels az, instance, role".into(),
+            },
+        ]
+    );
 }
 
 #[test]
@@ -462,6 +521,7 @@ mod rebalance {
             labels: [("az".to_string(), az.to_string())].into_iter().collect(),
             reachable: false,
             leader: false,
+            described: true,
         }
     }
 
