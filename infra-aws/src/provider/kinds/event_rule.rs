@@ -80,6 +80,20 @@ async fn list_rules(cx: &Cx<'_>, prefix: &str) -> Result<Vec<Rule>, ProviderErro
     Ok(out)
 }
 
+/// A rule's tags (ListTagsForResource); `None` when the rule is gone.
+async fn tags_of(cx: &Cx<'_>, arn: &str) -> Result<Option<Vec<Tag>>, ProviderError> {
+    Ok(cx
+        .c
+        .events_read
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .aws("ListTagsForResource")
+        .or_not_found()?
+        .map(|out| out.tags.unwrap_or_default()))
+}
+
 /// A rule's targets as `(id, arn)`; `None` when the rule is gone.
 async fn targets_of(
     cx: &Cx<'_>,
@@ -129,21 +143,13 @@ async fn read_rules(
             let (Some(arn), Some(name)) = (rule.arn(), rule.name()) else {
                 return Ok(None);
             };
-            let Some(tags) =
-                cx.c.events_read
-                    .list_tags_for_resource()
-                    .resource_arn(arn)
-                    .send()
-                    .await
-                    .aws("ListTagsForResource")
-                    .or_not_found()?
-            else {
+            let Some(tags) = tags_of(cx, arn).await? else {
                 return Ok(None);
             };
             let Some(owned) = ownership(
                 cx.stack,
                 EVENT_RULE.kind,
-                tags.tags().iter().map(|t| (t.key(), t.value())),
+                tags.iter().map(|t| (t.key(), t.value())),
             ) else {
                 return Ok(None);
             };
@@ -354,19 +360,10 @@ impl AwsKind for EventRule {
                         let (Some(arn), Some(name)) = (rule.arn(), rule.name()) else {
                             return Ok(None);
                         };
-                        let Some(tags) =
-                            cx.c.events_read
-                                .list_tags_for_resource()
-                                .resource_arn(arn)
-                                .send()
-                                .await
-                                .aws("ListTagsForResource")
-                                .or_not_found()?
-                        else {
+                        let Some(tags) = tags_of(cx, arn).await? else {
                             return Ok(None);
                         };
-                        let Some(tags) =
-                            Unowned::of(tags.tags().iter().map(|t| (t.key(), t.value())))
+                        let Some(tags) = Unowned::of(tags.iter().map(|t| (t.key(), t.value())))
                         else {
                             return Ok(None);
                         };
@@ -435,18 +432,10 @@ impl AwsKind for EventRule {
         let Some(arn) = r.arn() else {
             return Ok(None);
         };
-        let Some(tags) =
-            cx.c.events_read
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .aws("ListTagsForResource")
-                .or_not_found()?
-        else {
+        let Some(tags) = tags_of(cx, arn).await? else {
             return Ok(None);
         };
-        let tags = Unowned::parse(tags.tags().iter().map(|t| (t.key(), t.value())));
+        let tags = Unowned::parse(tags.iter().map(|t| (t.key(), t.value())));
         let Some(targets) = targets_of(cx, id).await? else {
             return Ok(None);
         };
