@@ -423,6 +423,75 @@ def section_apply(d):
     return "\n".join(o), status
 
 
+# ------------------------------------------------------------------------------ lifecycle
+def section_lifecycle(d):
+    meta = load_json(os.path.join(d, "lifecycle.meta.json"))
+    rows = lines(os.path.join(d, "lifecycle.jsonl"))
+    phases = lines(os.path.join(d, "lifecycle-phases.jsonl"))
+    o = ["## 7. Create and destroy on moto: 1,000 resources, and the production stack's two phases\n", header(meta)]
+    if not rows:
+        return "\n".join(o), None
+    r = rows[-1]
+    kinds = ", ".join(f"{v} {k}" for k, v in sorted(r["kinds"].items(), key=lambda kv: -kv[1]))
+    o.append(
+        f"The refresh benchmark's generated stack ({r['resources']:,} resources: {kinds}) on a private moto, "
+        "reset before each run: a plan and an apply from nothing (`bench_aws lifecycle`: `Engine::plan` then "
+        f"`Engine::apply`, concurrency {r['concurrency']}, the default), a no-op re-plan (checked, untimed), then "
+        f"the destroy (a destroy plan and its apply). Medians of {r['runs']} runs. Moto serves one request at a time "
+        "and is CPU-bound, so its CPU time over a phase is the time moto was working on one of infra's requests; "
+        "*moto share* is that over the wall time (the share of the phase spent waiting on moto), *infra share* "
+        "infra's own CPU (a debug build) over the wall time. The remainder is neither process on a CPU: the "
+        "waits AWS requires (the provider polls an auto scaling group's deletion and a NAT gateway's state) and "
+        "loopback round trips.\n"
+    )
+    o.append("| phase | changes | API calls | plan | apply | wall | moto CPU | moto share | infra CPU | infra share |")
+    o.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in ("create", "destroy"):
+        p = r[name]
+        o.append(
+            f"| {name} | {p['changes']:,} | {p['api_calls']:,} | {p['plan_ms'] / 1000:.2f} s | {p['apply_ms'] / 1000:.2f} s | "
+            f"**{p['wall_ms'] / 1000:.2f} s** | {p['moto_cpu_ms'] / 1000:.2f} s | **{100 * p['moto_share']:.0f} %** | "
+            f"{p['client_cpu_ms'] / 1000:.2f} s | {100 * p['client_share']:.0f} % |"
+        )
+    o.append("")
+    ops = sorted(set(r["create"]["api_calls_by_operation"]) | set(r["destroy"]["api_calls_by_operation"]))
+    o.append("API calls by operation (the run nearest the median):\n")
+    o.append("| operation | create | destroy |")
+    o.append("|---|---:|---:|")
+    for op in ops:
+        o.append(f"| `{op}` | {r['create']['api_calls_by_operation'].get(op, 0)} | {r['destroy']['api_calls_by_operation'].get(op, 0)} |")
+    o.append("")
+    if phases:
+        steps = [("create", "aws"), ("create", "swarm"), ("destroy", "swarm"), ("destroy", "aws")]
+        nruns = len({x["run"] for x in phases})
+        o.append(
+            "The production stack (`examples/production`), as a user deploys it: each step one process of the deploy "
+            "program, `--target live --only aws|swarm apply|destroy --auto-approve --json` (start-up, plan, confirm-less "
+            "apply), the AWS phase on the private moto (reset, then `.ci/moto-node-image`), the Swarm phase on this "
+            "machine's Docker engine (swarm mode, the test images). API calls are the plan's reads plus the apply's (from "
+            "the JSON); CPU times from /proc and rusage. For the Swarm phase the engine's CPU (dockerd) is given "
+            "for reference: its waits (a task scheduled, a container started) use little CPU, so the share of time "
+            f"waiting on the engine is 1 − infra share. Medians of {nruns} runs.\n"
+        )
+        o.append("| step | changes | API calls | wall | infra CPU | infra share | moto CPU (share) | dockerd CPU |")
+        o.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for ph, only in steps:
+            xs = [x for x in phases if x["phase"] == ph and x["only"] == only]
+            if not xs:
+                continue
+            wall = med([x["wall_ms"] for x in xs])
+            me = med([x["client_cpu_ms"] for x in xs])
+            moto = med([x["moto_cpu_ms"] for x in xs]) if only == "aws" else None
+            dk = med([x["dockerd_cpu_ms"] for x in xs])
+            moto_s = f"{moto / 1000:.2f} s ({100 * moto / wall:.0f} %)" if moto is not None else "—"
+            o.append(
+                f"| {ph} `--only {only}` | {f0(med([x['changes'] for x in xs]))} | {f0(med([x['api_calls'] for x in xs]))} | "
+                f"**{wall / 1000:.2f} s** | {me / 1000:.2f} s | {100 * me / wall:.0f} % | {moto_s} | {dk / 1000:.2f} s |"
+            )
+        o.append("")
+    return "\n".join(o), (r["create"], r["destroy"])
+
+
 # ------------------------------------------------------------------------------- overhead
 def section_overhead(d):
     meta = load_json(os.path.join(d, "overhead.meta.json"))
@@ -803,6 +872,10 @@ def summary(statuses):
     lo = statuses.get("loop")
     if lo:
         o.append(f"| 5. edit → plan | ≤ 5 s | {verdict(lo[0])}: {f2(lo[1])} s with the default linker; fastest variant {lo[3]} {f2(lo[2])} s |")
+    lc = statuses.get("lifecycle")
+    if lc:
+        c, x = lc
+        o.append(f"| 7. 1,000 resources on moto: create, destroy | measured (calls, wall, share waiting on moto) | create {c['api_calls']:,} calls, {c['wall_ms'] / 1000:.1f} s, {100 * c['moto_share']:.0f} % moto; destroy {x['api_calls']:,} calls, {x['wall_ms'] / 1000:.1f} s, {100 * x['moto_share']:.0f} % moto |")
     ub = statuses.get("userbuild")
     if ub:
         o.append(f"| 6. a user's first `cargo test` without `live` | ≤ 90 s | {verdict(ub[0])}: {ub[1]:.0f} s |")
@@ -811,7 +884,7 @@ def summary(statuses):
 
 def markdown(d):
     parts, st = [], {}
-    for name, fn in [("plan", section_plan), ("refresh", section_refresh), ("apply", section_apply), ("overhead", section_overhead), ("peer", section_peer), ("swarm", section_swarm), ("loop", section_loop), ("userbuild", section_userbuild)]:
+    for name, fn in [("plan", section_plan), ("refresh", section_refresh), ("apply", section_apply), ("overhead", section_overhead), ("peer", section_peer), ("swarm", section_swarm), ("loop", section_loop), ("userbuild", section_userbuild), ("lifecycle", section_lifecycle)]:
         text, status = fn(d)
         parts.append(text)
         if status is not None:

@@ -10,6 +10,9 @@
 //!     N independent resources (IAM policies, or security groups in one VPC made beforehand)
 //!     through the fault proxy of test-support/src/proxy.rs adding L ms (default 50) to every
 //!     call, applied with `ApplyOptions.concurrency` = C; R runs, each on a fresh stack.
+//! bench_aws lifecycle N [--runs R] [--reset] [--concurrency C]
+//!     the refresh benchmark's stack of N resources created from nothing, then destroyed (plan +
+//!     apply each): wall time, API calls by operation, moto's CPU time and ours, per phase.
 //! ```
 //!
 //! `--reset` clears moto (`POST /moto-api/reset`) before each stack: only for a private moto.
@@ -34,6 +37,9 @@ use infra::core::render;
 use serde_json::json;
 
 use infra_test_support::proxy::{FaultConfig, FaultProxy};
+
+#[path = "bench_aws_parts/lifecycle.rs"]
+mod lifecycle;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -531,7 +537,7 @@ async fn main() -> Result<(), Error> {
     let n: usize = args
         .get(1)
         .and_then(|a| a.parse().ok())
-        .ok_or("usage: bench_aws refresh|apply N [options] (see the source)")?;
+        .ok_or("usage: bench_aws refresh|apply|lifecycle N [options] (see the source)")?;
     let runs = number("--runs", 5).max(1);
     match args.first().map(String::as_str) {
         Some("refresh") => refresh(n, runs, flag("--reset")).await,
@@ -546,6 +552,15 @@ async fn main() -> Result<(), Error> {
             )
             .await
         }
-        _ => Err("usage: bench_aws refresh|apply N [options] (see the source)".into()),
+        Some("lifecycle") => {
+            lifecycle::lifecycle(
+                n,
+                runs,
+                flag("--reset"),
+                value("--concurrency").and_then(|v| v.parse().ok()),
+            )
+            .await
+        }
+        _ => Err("usage: bench_aws refresh|apply|lifecycle N [options] (see the source)".into()),
     }
 }
