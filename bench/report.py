@@ -702,6 +702,8 @@ def section_loop(d):
         "mold": "mold 1.10 (`-fuse-ld=mold`)",
         "bfd": "GNU ld (bfd), the default before rustc 1.90",
         "dylib": "rust-lld, the facade as a `dylib` (`bench/run` builds a probe crate)",
+        "dylib rust-lld": "`--example production-dylib`: the facade as a `dylib` (`dev/infra-dylib`), rust-lld (**after**)",
+        "dylib mold": "`--example production-dylib`, mold",
     }
     med_total = {v: med([r["total_s"] for r in rs]) for v, rs in by.items()}
     med_link = {v: med([r["link_s"] for r in rs]) for v, rs in by.items()}
@@ -715,7 +717,12 @@ def section_loop(d):
     before = med_total.get("rust-lld", float("nan"))
     best = min(med_total, key=med_total.get)
     bt = med_total[best]
-    o.append(f"**Target ≤ 5 s:** {verdict(before <= 5)} with the default toolchain: {f2(before)} s "
+    # issue 15: <= 3 s, in the layout a user runs (README, "A fast edit -> plan loop")
+    after = med_total.get("dylib rust-lld", float("nan"))
+    o.append(f"**Target ≤ 3 s** (issue 15): {verdict(after <= 3)}: "
+             + (f"{f2(after)} s with `cargo run --example production-dylib` and the default toolchain; "
+                if "dylib rust-lld" in med_total else "`--example production-dylib` not measured (results older than it); ")
+             + f"{f2(before)} s with `--example production` "
              f"({f2(med_link.get('rust-lld', float('nan')))} s of it linking). Fastest variant: {best}, {f2(bt)} s.\n")
     rel = []
     for v in ("lld", "mold", "bfd"):
@@ -733,6 +740,18 @@ def section_loop(d):
            "`-C link-arg=-fuse-ld=mold` in their own `~/.cargo/config.toml`" if "mold" in med_total else "")
         + ".\n"
     )
+    if "dylib rust-lld" in med_total:
+        d = by["dylib rust-lld"][0]
+        o.append(
+            f"`examples/production-dylib.rs` is the production example linked against `dev/infra-dylib`, "
+            f"a crate of `crate-type = [\"dylib\"]` re-exporting `infra` (the README says how a team sets "
+            f"it up): an edit recompiles the stack and links a {d['binary_mb']} MB executable against "
+            f"`libinfra_dylib.so` ({d.get('dylib_mb', '?')} MB, linked again only when the facade or a "
+            f"dependency changes): **{f2(after)} s** instead of {f2(before)} s "
+            f"({f2(med_link['dylib rust-lld'])} s linking). The run alone includes loading that library. "
+            "Development only: the executable needs the facade's and the standard library's shared "
+            "objects, which `cargo run` puts on its library path.\n"
+        )
     if "dylib" in med_total:
         o.append(
             f"What does shorten the loop is not linking the SDK at all: with the facade built once as a "
@@ -743,7 +762,7 @@ def section_loop(d):
             "`dynamic_linking` feature, a development-only option (the binary then needs the Rust "
             "standard library's and the facade's shared objects, which `cargo run` provides).\n"
         )
-    return "\n".join(o), (before <= 5, before, bt, best)
+    return "\n".join(o), (after <= 3, after, bt, best)
 
 
 # ------------------------------------------------------------------------------- userbuild
@@ -871,14 +890,14 @@ def summary(statuses):
         o.append(f"| 4. vs Ansible amazon.aws | ≥ 10× create and no-op | {verdict(pe[0])}: {pe[1]:.0f}× / {pe[2]:.0f}× |")
     lo = statuses.get("loop")
     if lo:
-        o.append(f"| 5. edit → plan | ≤ 5 s | {verdict(lo[0])}: {f2(lo[1])} s with the default linker; fastest variant {lo[3]} {f2(lo[2])} s |")
+        o.append(f"| 5. edit → plan | ≤ 3 s | {verdict(lo[0])}: {f2(lo[1])} s (`--example production-dylib`, default linker); fastest variant {lo[3]} {f2(lo[2])} s |")
+    ub = statuses.get("userbuild")
+    if ub:
+        o.append(f"| 6. a user's first `cargo test` without `live` | ≤ 90 s | {verdict(ub[0])}: {ub[1]:.0f} s |")
     lc = statuses.get("lifecycle")
     if lc:
         c, x = lc
         o.append(f"| 7. 1,000 resources on moto: create, destroy | measured (calls, wall, share waiting on moto) | create {c['api_calls']:,} calls, {c['wall_ms'] / 1000:.1f} s, {100 * c['moto_share']:.0f} % moto; destroy {x['api_calls']:,} calls, {x['wall_ms'] / 1000:.1f} s, {100 * x['moto_share']:.0f} % moto |")
-    ub = statuses.get("userbuild")
-    if ub:
-        o.append(f"| 6. a user's first `cargo test` without `live` | ≤ 90 s | {verdict(ub[0])}: {ub[1]:.0f} s |")
     return "\n".join(o) + "\n"
 
 
