@@ -2,11 +2,12 @@
 //! apply, compared field by field with its observed object.
 
 use std::borrow::{Borrow, Cow};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{drift, Action, Change, FieldChange};
 use crate::dsl::{Address, ResourceSpec};
 use crate::graph::Graph;
+use crate::hash::HashMap;
 use crate::provider::Observed;
 use crate::value::{Reference, Value};
 
