@@ -176,7 +176,7 @@ impl Provider for Timed {
                 let o = Observed {
                     address: d.address.clone(),
                     id,
-                    props,
+                    props: props.into(),
                     protect: d.protect,
                     declared: None,
                 };

@@ -4,13 +4,14 @@
 //! happens, so a [`Graph`] is always valid.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::dsl::{Address, Adoption, Move, ResourceSpec, Stack};
+use crate::hash::HashMap;
 use crate::validate::{check_name, Problem, ValidationContext, ValidationErrors};
 
 /// A validated, ordered resource graph.
@@ -33,8 +34,10 @@ impl Graph {
         check_stack_name(stack.name(), &mut problems);
 
         let specs = stack.resources();
-        let mut index: HashMap<Address, usize> = HashMap::with_capacity(specs.len());
-        let mut counts: HashMap<&Address, usize> = HashMap::with_capacity(specs.len());
+        let mut index: HashMap<Address, usize> =
+            HashMap::with_capacity_and_hasher(specs.len(), Default::default());
+        let mut counts: HashMap<&Address, usize> =
+            HashMap::with_capacity_and_hasher(specs.len(), Default::default());
         for (i, r) in specs.iter().enumerate() {
             index.entry(r.address.clone()).or_insert(i);
             *counts.entry(&r.address).or_default() += 1;
@@ -288,7 +291,7 @@ fn check_cycles(specs: &[Arc<ResourceSpec>], deps: &[Vec<usize>], problems: &mut
 /// The shortest path from `start` back to itself inside one strongly connected component.
 fn cycle_path(start: usize, members: &[usize], deps: &[Vec<usize>]) -> Vec<usize> {
     let inside: BTreeSet<usize> = members.iter().copied().collect();
-    let mut prev: HashMap<usize, usize> = HashMap::new();
+    let mut prev: HashMap<usize, usize> = HashMap::default();
     let mut queue = VecDeque::from([start]);
     while let Some(n) = queue.pop_front() {
         for &m in &deps[n] {
@@ -360,7 +363,7 @@ fn resolve_moves(
     problems: &mut Vec<Problem>,
 ) -> Vec<Move> {
     let mut next: BTreeMap<&Address, &Address> = BTreeMap::new();
-    let mut into: HashMap<&Address, &Address> = HashMap::new();
+    let mut into: HashMap<&Address, &Address> = HashMap::default();
     let mut bad: BTreeSet<&Address> = BTreeSet::new();
     for m in moves {
         let (from, to) = (&m.from, &m.to);

@@ -18,6 +18,7 @@ pub mod declaration;
 pub mod dsl;
 pub mod engine;
 pub mod graph;
+mod hash;
 pub mod import;
 pub mod lock;
 pub mod plan;

@@ -19,6 +19,9 @@ pub use crate::lock::Created;
 use crate::validate::Problem;
 use crate::value::Value;
 
+mod props;
+pub use props::Props;
+
 /// A resource as a provider sees it: its address (from the ownership tag), the provider's id,
 /// its properties normalised to the form the kind's builder emits, plus computed outputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,8 +30,8 @@ pub struct Observed {
     pub address: Address,
     /// The provider's id (`vpc-0abc…`, a Swarm service id, …).
     pub id: String,
-    /// Declared fields (normalised) and computed outputs.
-    pub props: BTreeMap<String, Value>,
+    /// Declared fields (normalised) and computed outputs, shared ([`Props`]).
+    pub props: Props,
     /// Whether the object is tagged as protected (`infra:protect`); protects it even after its
     /// declaration is removed from the code.
     #[serde(default)]

@@ -3,7 +3,6 @@
 //! Validation runs before anything is read or touched. Every problem names the resource address
 //! and the field, and all problems are reported at once ([`ValidationErrors`]).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -12,6 +11,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::dsl::{Address, ResourceSpec, Stack};
+use crate::hash::HashMap;
 use crate::value::Value;
 
 /// One validation problem: which resource, which field, what is wrong.
@@ -89,8 +89,8 @@ type FieldIndex<'a> = HashMap<String, Vec<&'a ResourceSpec>>;
 impl<'a> ValidationContext<'a> {
     /// Indexes a stack (first declaration wins for duplicated addresses).
     pub fn new(stack: &'a Stack) -> Self {
-        let mut by_address = HashMap::with_capacity(stack.len());
-        let mut by_kind: HashMap<&str, Vec<&ResourceSpec>> = HashMap::new();
+        let mut by_address = HashMap::with_capacity_and_hasher(stack.len(), Default::default());
+        let mut by_kind: HashMap<&str, Vec<&ResourceSpec>> = HashMap::default();
         for r in stack.resources() {
             let r: &ResourceSpec = r;
             by_address.entry(&r.address).or_insert(r);
@@ -100,7 +100,7 @@ impl<'a> ValidationContext<'a> {
             stack,
             by_address,
             by_kind,
-            indexes: Mutex::new(HashMap::new()),
+            indexes: Mutex::new(HashMap::default()),
         }
     }
 
@@ -174,7 +174,7 @@ impl<'a> ValidationContext<'a> {
         let index = indexes
             .entry((kind.to_string(), field.to_string(), elements))
             .or_insert_with(|| {
-                let mut index: FieldIndex<'a> = HashMap::new();
+                let mut index: FieldIndex<'a> = HashMap::default();
                 for &r in self.of_kind(kind) {
                     match r.get(field) {
                         Some(Value::List(l)) if elements => {

@@ -484,17 +484,27 @@ async fn plan_phase(
     save: bool,
 ) -> Result<(Exit, Option<SavedPhase>), Error> {
     let opts = plan_command_options(args);
-    let (planned, phase) = if save {
+    let (engine, planned, phase) = if save {
         validate(args, stack).await?;
         let engine = engine_for(args, rules).await?;
         let (planned, phase) = engine
             .plan_to_save(stack, &opts)
             .await
             .map_err(|e| from_engine(e, args, stack, Error::Plan))?;
-        (planned, Some(phase))
+        (engine, planned, Some(phase))
     } else {
-        (make_plan(args, stack, &opts, rules).await?.1, None)
+        let (engine, planned) = make_plan(args, stack, &opts, rules).await?;
+        (engine, planned, None)
     };
+    let out = show_plan(args, &planned, &opts).map(|exit| (exit, phase));
+    // The plan's inputs (the engine's providers with what they read, the graph, the observed
+    // state) are not freed one by one when this process is the deploy program, about to exit.
+    super::release((engine, planned));
+    out
+}
+
+/// Prints a plan made by `plan_phase`; the exit status it calls for.
+fn show_plan(args: &Args, planned: &Planned, opts: &PlanOptions) -> Result<Exit, Error> {
     if matches!(
         args.command,
         Some(Command::Plan {
@@ -517,9 +527,9 @@ async fn plan_phase(
         } else {
             Exit::ChangesPending
         };
-        return Ok((exit, phase));
+        return Ok(exit);
     }
-    print_plan(args, &planned, &opts);
+    print_plan(args, planned, opts);
     if !planned.plan.blockers().is_empty() {
         return Err(Error::PlanHasErrors { shown: true });
     }
@@ -528,7 +538,7 @@ async fn plan_phase(
     } else {
         Exit::Success
     };
-    Ok((exit, phase))
+    Ok(exit)
 }
 
 fn print_plan(args: &Args, planned: &Planned, opts: &PlanOptions) {

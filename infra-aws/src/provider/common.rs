@@ -351,7 +351,7 @@ impl Props {
         Observed {
             address: owned.address,
             id: id.into(),
-            props: self.0,
+            props: self.0.into(),
             protect: owned.protect,
             declared: owned.declared,
         }
@@ -373,7 +373,7 @@ pub(crate) fn observed_from(
     Observed {
         address: d.address.clone(),
         id: id.into(),
-        props,
+        props: props.into(),
         protect: d.protect,
         declared: Some(record(d)),
     }
@@ -391,7 +391,7 @@ pub(crate) fn updated_from(current: &Observed, d: &Resolved) -> Observed {
     Observed {
         address: current.address.clone(),
         id: current.id.clone(),
-        props,
+        props: props.into(),
         protect: d.protect,
         declared: Some(record(d)),
     }

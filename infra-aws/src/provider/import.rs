@@ -198,7 +198,7 @@ pub(crate) fn observed_at(address: &Address, id: &str, props: Props, tags: &Unow
     Observed {
         address: address.clone(),
         id: id.to_string(),
-        props: props.0,
+        props: props.0.into(),
         protect: tags.all.get(TAG_PROTECT).map(String::as_str) == Some("true"),
         declared: None,
     }

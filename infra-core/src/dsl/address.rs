@@ -2,24 +2,28 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 /// The logical address of a resource: its kind and its name, written `kind.name`
 /// (`aws_vpc.main`). Unique within a stack; stored on every managed object as its ownership id.
+///
+/// Its parts are shared (`Arc<str>`): an address is cloned into every map and change that
+/// names it, and a clone copies two pointers instead of allocating two strings.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Address {
-    kind: String,
-    name: String,
+    kind: Arc<str>,
+    name: Arc<str>,
 }
 
 impl Address {
     /// An address from its parts.
     pub fn new(kind: impl Into<String>, name: impl Into<String>) -> Self {
         Address {
-            kind: kind.into(),
-            name: name.into(),
+            kind: Arc::from(kind.into()),
+            name: Arc::from(name.into()),
         }
     }
     /// The kind, e.g. `aws_vpc`.

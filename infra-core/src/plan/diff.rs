@@ -2,11 +2,12 @@
 //! apply, compared field by field with its observed object.
 
 use std::borrow::{Borrow, Cow};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use super::{drift, Action, Change, FieldChange};
 use crate::dsl::{Address, ResourceSpec};
 use crate::graph::Graph;
+use crate::hash::HashMap;
 use crate::provider::Observed;
 use crate::value::{Reference, Value};
 
@@ -31,8 +32,8 @@ fn value_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| value_eq(p, q))
         }
         (Value::Map(x), Value::Map(y)) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().all(|k| values_equal(x.get(k), y.get(k)))
+            union(x.keys().map(String::as_str), y.keys().map(String::as_str))
+                .all(|k| values_equal(x.get(k), y.get(k)))
         }
         _ => a == b,
     }
@@ -46,8 +47,8 @@ pub fn changed_fields<K: Borrow<str> + Ord, V: Borrow<Value>>(
     desired: &BTreeMap<K, V>,
     observed: &Observed,
 ) -> Vec<String> {
-    let mut names: BTreeSet<&str> = desired.keys().map(|k| k.borrow()).collect();
-    names.extend(
+    let names = union(
+        desired.keys().map(|k| k.borrow()),
         observed
             .props
             .keys()
@@ -55,7 +56,6 @@ pub fn changed_fields<K: Borrow<str> + Ord, V: Borrow<Value>>(
             .map(String::as_str),
     );
     names
-        .into_iter()
         .filter(|n| !spec.options.ignore_changes.contains(*n))
         .filter(|n| {
             let d = desired.get(*n).map(|v| v.borrow());
@@ -71,6 +71,28 @@ pub fn changed_fields<K: Borrow<str> + Ord, V: Borrow<Value>>(
         })
         .map(str::to_string)
         .collect()
+}
+
+/// The union of two ascending sequences of distinct keys, ascending, each key once: what
+/// collecting both into a `BTreeSet` gives, without building one (planning compares every
+/// declared resource's fields and maps this way).
+fn union<'a>(
+    a: impl Iterator<Item = &'a str>,
+    b: impl Iterator<Item = &'a str>,
+) -> impl Iterator<Item = &'a str> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) => match x.cmp(y) {
+            std::cmp::Ordering::Less => a.next(),
+            std::cmp::Ordering::Greater => b.next(),
+            std::cmp::Ordering::Equal => {
+                b.next();
+                a.next()
+            }
+        },
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
 }
 
 /// A list with its elements in a canonical order (by their JSON text), for set-like fields.
@@ -329,4 +351,41 @@ pub(super) fn delete_change(
 fn quote_list(fields: &[String]) -> String {
     let quoted: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
     quoted.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `union` is the sorted set of both sides' keys, whichever side runs out first.
+    #[test]
+    fn union_of_sorted_keys_is_the_sorted_set_of_both() {
+        let cases: [(&[&str], &[&str]); 6] = [
+            (&[], &[]),
+            (&["a"], &[]),
+            (&[], &["b"]),
+            (&["a", "c", "e"], &["b", "c", "d", "f", "g"]),
+            (&["x", "y"], &["a", "b"]),
+            (&["a", "b"], &["a", "b"]),
+        ];
+        for (a, b) in cases {
+            let want: std::collections::BTreeSet<&str> = a.iter().chain(b).copied().collect();
+            let got: Vec<&str> = union(a.iter().copied(), b.iter().copied()).collect();
+            assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{a:?} {b:?}");
+        }
+    }
+
+    /// Maps compare key by key over both sides' keys: a missing key is an empty value.
+    #[test]
+    fn maps_compare_over_the_union_of_their_keys() {
+        let map = |kv: &[(&str, Value)]| {
+            Value::Map(kv.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+        };
+        let a = map(&[("a", Value::Int(1)), ("b", Value::Null)]);
+        let b = map(&[("a", Value::Float(1.0)), ("c", Value::List(Vec::new()))]);
+        assert!(values_equal(Some(&a), Some(&b)));
+        let c = map(&[("a", Value::Int(1)), ("z", Value::Int(2))]);
+        assert!(!values_equal(Some(&a), Some(&c)));
+        assert!(!values_equal(Some(&c), Some(&a)));
+    }
 }

@@ -19,13 +19,14 @@ mod protect;
 mod replace;
 pub mod saved;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::dsl::Address;
 use crate::graph::Graph;
+use crate::hash::HashMap;
 use crate::policy::{PolicyReport, Severity};
 use crate::provider::Observed;
 use crate::value::Value;
@@ -399,7 +400,8 @@ fn declared_changes(
     in_scope: &dyn Fn(&str) -> bool,
     destroy: bool,
 ) -> Vec<Change> {
-    let mut actions: HashMap<&Address, Action> = HashMap::with_capacity(graph.len());
+    let mut actions: HashMap<&Address, Action> =
+        HashMap::with_capacity_and_hasher(graph.len(), Default::default());
     let mut changes: Vec<Change> = Vec::with_capacity(graph.len());
     for spec in graph.in_order() {
         if spec.schema.data_source || !in_scope(spec.schema.provider) {

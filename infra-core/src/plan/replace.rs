@@ -2,11 +2,10 @@
 //! dependencies, and the edges between existing objects (which also order deletions when
 //! applying).
 
-use std::collections::HashMap;
-
 use super::{Action, Change, ObservedState};
 use crate::dsl::Address;
 use crate::graph::Graph;
+use crate::hash::HashMap;
 use crate::value::Value;
 
 /// Create-before-destroy is inherited by the dependencies of a resource replaced that way (its
@@ -31,7 +30,7 @@ pub(super) fn propagate_create_before_destroy(
         .enumerate()
         .map(|(i, c)| (c.address.clone(), i))
         .collect();
-    let mut old_deps: HashMap<Address, Vec<Address>> = HashMap::new();
+    let mut old_deps: HashMap<Address, Vec<Address>> = HashMap::default();
     for (a, b) in old_edges(graph, observed) {
         old_deps.entry(a).or_default().push(b);
     }

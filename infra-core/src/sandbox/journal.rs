@@ -4,7 +4,7 @@
 //! appended. A torn last line (a killed writer) is ignored; a malformed line is skipped with a
 //! warning.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::SandboxObject;
+use crate::hash::HashMap;
 use crate::provider::LockInfo;
 
 /// One journal line, written internally tagged (`{"op":"put","object":{…}}`), the format every

@@ -45,7 +45,7 @@ use crate::import::{Found, ImportFilter};
 use crate::lock::Created;
 use crate::plan::drift;
 use crate::provider::{
-    LockInfo, Observed, OpContext, Provider, ProviderError, ReadResult, Resolved,
+    LockInfo, Observed, OpContext, Props, Provider, ProviderError, ReadResult, Resolved,
 };
 use crate::value::Value;
 use journal::{Entry, Journal, State};
@@ -61,8 +61,8 @@ pub struct SandboxObject {
     pub stack: Option<String>,
     /// The logical name (the `infra:id` tag).
     pub name: String,
-    /// Properties and computed outputs.
-    pub props: BTreeMap<String, Value>,
+    /// Properties and computed outputs (shared with the objects a read returns).
+    pub props: Props,
     /// The `infra:protect` tag.
     #[serde(default)]
     pub protect: bool,
@@ -168,7 +168,7 @@ impl SandboxProvider {
                 kind: kind.into(),
                 stack: None,
                 name: name.into(),
-                props,
+                props: props.into(),
                 protect: false,
                 token: None,
                 declared: None,
@@ -232,7 +232,7 @@ fn compute_outputs(
     id: &str,
     stack: &str,
     previous: Option<&SandboxObject>,
-) -> BTreeMap<String, Value> {
+) -> Props {
     let mut props: BTreeMap<String, Value> = desired.props.clone();
     for &c in desired.schema.computed {
         if c == "id" {
@@ -259,7 +259,7 @@ fn compute_outputs(
         };
         props.insert(c.to_string(), value);
     }
-    props
+    props.into()
 }
 
 #[async_trait]

@@ -434,7 +434,7 @@ impl Provider for NamedIds {
         let o = Observed {
             address: d.address.clone(),
             id: d.address.name().to_string(),
-            props,
+            props: props.into(),
             protect: false,
             declared: None,
         };

@@ -67,7 +67,7 @@ fn discovered(schema: &'static KindSchema, name: &str, o: Observed, notes: Vec<S
         id: o.id,
         name: name.to_string(),
         aliases: vec![name.to_string()],
-        props,
+        props: props.into(),
         notes,
     })
 }

@@ -86,7 +86,7 @@ mod tests {
         Observed {
             address: address.parse().unwrap(),
             id: id.into(),
-            props: BTreeMap::new(),
+            props: BTreeMap::new().into(),
             protect: false,
             declared: None,
         }

@@ -119,7 +119,7 @@ impl AwsKind for Ami {
         Ok(Observed {
             address: spec.address.clone(),
             id: newest.image_id().unwrap_or_default().to_string(),
-            props,
+            props: props.into(),
             protect: false,
             declared: None,
         })

@@ -575,7 +575,7 @@ async fn unowned_props(
             live.orphans.len()
         ));
     }
-    Ok(observe(cx, &live).map(|o| (Props(o.props), notes)))
+    Ok(observe(cx, &live).map(|o| (Props(o.props.into()), notes)))
 }
 
 #[async_trait]

@@ -94,7 +94,7 @@ fn observe_policy(stack: &str, function: &str, policy: &str) -> Vec<Observed> {
             Some(Observed {
                 address: Address::new(LAMBDA_PERMISSION.kind, logical),
                 id: format!("{function}/{sid}"),
-                props: props.0,
+                props: props.0.into(),
                 protect: false,
                 declared: None,
             })
@@ -338,7 +338,7 @@ impl AwsKind for LambdaPermission {
             ));
         }
         Ok(Observed {
-            props: d.props.clone(),
+            props: d.props.clone().into(),
             ..current.clone()
         })
     }

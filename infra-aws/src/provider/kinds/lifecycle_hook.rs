@@ -44,7 +44,7 @@ fn observe_hook(cx: &Cx<'_>, h: &LifecycleHook) -> Option<Observed> {
     Some(Observed {
         address,
         id: name.to_string(),
-        props: hook_props(h).0,
+        props: hook_props(h).0.into(),
         protect: false,
         declared: None,
     })

@@ -46,7 +46,7 @@ fn observe_policy(cx: &Cx<'_>, p: &ScalingPolicy, groups: &BTreeSet<String>) -> 
     Some(Observed {
         address,
         id: p.policy_arn().unwrap_or(name).to_string(),
-        props: policy_props(p).0,
+        props: policy_props(p).0.into(),
         protect: false,
         declared: None,
     })

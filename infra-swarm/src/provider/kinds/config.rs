@@ -54,7 +54,7 @@ pub(crate) fn observe_config_as(
     Some(Observed {
         address,
         id: c.id.clone()?,
-        props: p,
+        props: p.into(),
         protect,
         declared: crate::provider::convert::declared_label(spec.labels.as_ref()),
     })

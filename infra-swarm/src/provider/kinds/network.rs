@@ -94,7 +94,7 @@ pub(crate) fn observe_network_as(
     Some(Observed {
         address,
         id: n.id.clone()?,
-        props: p,
+        props: p.into(),
         protect,
         declared: crate::provider::convert::declared_label(n.labels.as_ref()),
     })

@@ -71,7 +71,7 @@ fn observe_node(node: &Node, stack: &str) -> Vec<Observed> {
         found.push(Observed {
             address: Address::new(crate::NodeLabels::SCHEMA.kind, name),
             id: node.id.clone().unwrap_or_default(),
-            props,
+            props: props.into(),
             protect: marker.protect,
             declared: None,
         });
@@ -173,7 +173,7 @@ impl Labels {
         Ok(Observed {
             address: desired.address.clone(),
             id: node_id,
-            props,
+            props: props.into(),
             protect: desired.protect,
             declared: None,
         })

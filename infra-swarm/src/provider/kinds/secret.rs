@@ -53,7 +53,7 @@ pub(crate) fn observe_secret_as(
     Some(Observed {
         address,
         id: s.id.clone()?,
-        props: p,
+        props: p.into(),
         protect,
         declared: crate::provider::convert::declared_label(spec.labels.as_ref()),
     })

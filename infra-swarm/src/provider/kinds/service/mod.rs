@@ -56,7 +56,7 @@ fn merged(observed: &Observed, desired: &Resolved, changed: &[String]) -> BTreeM
             None => props.remove(f),
         };
     }
-    props
+    props.into()
 }
 
 impl Service {

@@ -416,7 +416,7 @@ pub(crate) fn observe_service_as(
     Some(Observed {
         address,
         id: svc.id.clone()?,
-        props: p,
+        props: p.into(),
         protect,
         declared: crate::provider::convert::declared_label(spec.labels.as_ref()),
     })
