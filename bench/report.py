@@ -284,9 +284,9 @@ def section_refresh(d):
         "per 250 resources) an internet gateway, a public route table, 3 public and 3 private "
         "subnets, a route table per private subnet; then services — a security group, an IAM policy, "
         "a role with it attached, an instance profile, and for the first 15 services a launch template, "
-        "an auto scaling group (size 0) and a target-tracking policy (15: moto answers "
-        "`DescribeLaunchTemplates` with at most 15 templates and no `NextToken` unless `MaxResults` is "
-        "set, which infra-aws doesn't yet; see the report). Then a no-op plan (validation, read, diff, the built-in "
+        "an auto scaling group (size 0) and a target-tracking policy (15: the stack of the first "
+        "measurements, when moto's 15-template page without `NextToken` capped it; infra-aws now asks for "
+        "AWS's largest page everywhere, and 15 keeps the figures comparable). Then a no-op plan (validation, read, diff, the built-in "
         f"policy rules) {rows[0]['runs']} times; medians. Moto's CPU time (from /proc, moto serves one "
         "request at a time) and ours tell where the wall time goes.\n"
     )
@@ -318,20 +318,27 @@ def section_refresh(d):
             + f"; all {len(parts)} listings {total:.0f} ms in sum.\n"
         )
     big = rows[-1]
-    listings = sum(v for k, v in big["read_calls_by_operation"].items() if k != "ec2.DescribeVpcAttribute")
+    per_object = ("ec2.DescribeVpcAttribute", "autoscaling.DescribeLifecycleHooks")
+    listings = sum(v for k, v in big["read_calls_by_operation"].items() if k not in per_object)
     attrs = big["read_calls_by_operation"].get("ec2.DescribeVpcAttribute", 0)
+    hooks = big["read_calls_by_operation"].get("autoscaling.DescribeLifecycleHooks", 0)
     vpcs = big["kinds"].get("aws_vpc", 0)
+    asgs = big["kinds"].get("aws_autoscaling_group", 0)
     ok_calls = all(
-        all(v == 1 for k, v in r["read_calls_by_operation"].items() if k != "ec2.DescribeVpcAttribute")
+        all(v == 1 for k, v in r["read_calls_by_operation"].items() if k not in per_object)
         for r in rows
     )
     ok_time = big["plan_ms"] < 1000 and big["resources"] >= 1000
+    share = big["client_cpu_ms"] / big["plan_ms"]
+    ok_share = share <= 0.10 and big["resources"] >= 1000
     o.append(
         f"**Targets:** calls = Σ over resource types of the pages: {verdict(ok_calls)} — {listings} listings "
-        f"(one per object type, one page each, whatever the size) plus the VPCs' DNS attributes "
-        f"({attrs} = 2 × {vpcs} VPCs: AWS exposes `enableDnsSupport`/`enableDnsHostnames` only per VPC "
-        f"through `DescribeVpcAttribute`, the one per-object read). 1,000 resources under 1 s: "
-        f"{verdict(ok_time)} ({f0(big['plan_ms'])} ms).\n"
+        f"(one per object type, one page each, whatever the size) plus what AWS exposes only per object: the VPCs' DNS attributes "
+        f"({attrs} = 2 × {vpcs} VPCs: `enableDnsSupport`/`enableDnsHostnames` come only from `DescribeVpcAttribute`, "
+        f"one VPC and one attribute a call; `DescribeVpcs` returns neither) and the groups' lifecycle hooks ({hooks} for "
+        f"{asgs} auto scaling groups: `DescribeLifecycleHooks` takes one group). 1,000 resources under 1 s: "
+        f"{verdict(ok_time)} ({f0(big['plan_ms'])} ms). infra's own CPU ≤ 10 % of the wall time (issue 15): "
+        f"{verdict(ok_share)} ({f0(big['client_cpu_ms'])} ms of {f0(big['plan_ms'])} ms, {100 * share:.0f} %).\n"
     )
     if not ok_time:
         rest = big["plan_ms"] - big["moto_cpu_ms"] - big["client_cpu_ms"]
@@ -346,12 +353,13 @@ def section_refresh(d):
             rest=rest_text))
     o.append(TF_ANCHOR + f" For the {big['resources']:,}-resource stack that is ≥ {big['resources']:,} calls against "
              f"infra's {big['read_calls']}; at moto's pace (~7 ms a call, one at a time) ≥ {big['resources'] * 7 / 1000:.0f} s.\n")
-    return "\n".join(o), (ok_calls, ok_time, big)
+    return "\n".join(o), (ok_calls, ok_time, big, ok_share, share)
 
 
 REFRESH_MISS = """**Why 1,000 resources take longer than 1 s here.** Of the {wall} ms, moto's CPU is {moto} ms
-and infra's {me} ms (a debug build: the SDK's signing and XML parsing at opt-level 0, the diff,
-the policy rules); {rest}. Moto serves one request at a time, so its CPU time alone bounds the
+and infra's {me} ms (a debug build: the SDK's generated deserialisers, its orchestrator and hyper at
+opt-level 0 — the XML, JSON and signing crates are optimised, see Cargo.toml —, the graph, the
+diff, the policy rules); {rest}. Moto serves one request at a time, so its CPU time alone bounds the
 wall time from below: its Python rendering of every object it lists — per listing above, the
 security groups (a tag filter evaluated group by group) and IAM's account authorization details
 and instance profiles lead. infra makes one listing per object type, the minimum for a read that
@@ -362,6 +370,13 @@ slowest listing's pages.
 
 
 # ------------------------------------------------------------------------------------ apply
+# The round trips of an apply that follow one another whatever the concurrency, each leaving
+# moto idle for the proxy's added latency: the lock's CreatePolicy, the stale-plan re-read (its
+# listings at once; the 200-policy stack has no objects that need a second level), the creates
+# (all ready at once) and the unlock's GetPolicy then DeletePolicy.
+APPLY_ROUND_TRIPS = 5
+
+
 def section_apply(d):
     meta = load_json(os.path.join(d, "apply.meta.json"))
     rows = lines(os.path.join(d, "apply.jsonl"))
@@ -377,8 +392,8 @@ def section_apply(d):
         "`ApplyOptions.concurrency` = 1, 10, 32, through the seeded loopback proxy of "
         "`test-support/src/proxy.rs` (`FaultConfig::with_latency(50 ms)`: every request waits 50 ms before it is "
         "forwarded) in front of a private moto, reset before each run. The timed span is the whole "
-        "`apply`: the lock (an IAM policy, 2–3 calls), the stale-plan re-read (13 listings), the creates, the "
-        f"unlock. Medians of {lat[0]['runs'] if lat else '?'} runs, each on a fresh stack.\n"
+        "`apply`: the lock (an IAM policy: `CreatePolicy`), the stale-plan re-read (a listing per object type), the creates, the "
+        f"unlock (`GetPolicy`, `DeletePolicy`). Medians of {lat[0]['runs'] if lat else '?'} runs, each on a fresh stack.\n"
     )
     o.append("| concurrency | added latency | apply, wall | speed-up vs 1 | reconciler alone | API calls (creates) | requests through the proxy | moto CPU | infra CPU | retries | throttled / upstream errors |")
     o.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -402,9 +417,30 @@ def section_apply(d):
         alone = {r["concurrency"]: r for r in rows if r["latency_ms"] == 0}
         alone_sp = (f"{alone[1]['apply_ms'] / alone[32]['apply_ms']:.1f}×"
                     if 1 in alone and 32 in alone else "(not measured)")
-        status = (sp >= 8, sp)
+        # The bound: moto serves one request at a time, so the whole apply at 32 can't take less
+        # than moto's CPU time over it (all its requests: the lock, the re-read, the creates, the
+        # unlock); the best speed-up is the run at 1 over that. Reaching it means infra adds
+        # nothing of its own at 32: the share is the speed-up over the bound, i.e. moto's CPU time
+        # over the wall time at 32.
+        cpu_bound = base["apply_ms"] / c32["moto_cpu_ms"] if c32["moto_cpu_ms"] else float("nan")
+        # Moto is also idle, whatever the concurrency, while a request that the next one waits
+        # for spends its added latency in the proxy: the apply's chain of round trips one after
+        # another is at least the lock's create, the re-read (its listings at once), the creates
+        # (at once, up to the concurrency) and the unlock (GetPolicy, then DeletePolicy: IAM has
+        # no conditional delete). So the wall time at 32 is at least moto's CPU time plus those
+        # round trips' latency; the bound is the run at 1 over that floor.
+        trips = APPLY_ROUND_TRIPS
+        floor = c32["moto_cpu_ms"] + trips * L
+        bound = base["apply_ms"] / floor if floor else float("nan")
+        of_bound = sp / bound if bound == bound and bound else float("nan")
+        status = (sp >= 8, sp, of_bound >= 0.9, of_bound, bound)
         o.append(
-            f"**Target ≥ 8× at 32 vs 1:** {verdict(sp >= 8)} ({sp:.1f}×). No throttling or error surfaced "
+            f"**Target ≥ 8× at 32 vs 1:** {verdict(sp >= 8)} ({sp:.1f}×). **Target ≥ 90 % of the bound moto "
+            f"allows** (issue 15): {verdict(of_bound >= 0.9)} ({100 * of_bound:.0f} %). The bound is the run at 1 over the "
+            f"least wall time any client with this lock protocol can have at 32: moto's CPU time at 32 plus {trips} round trips that "
+            f"nothing overlaps (lock, re-read, creates, unlock's read and delete) × {L} ms = {c32['moto_cpu_ms'] / 1000:.2f} s + "
+            f"{trips * L / 1000:.2f} s → {base['apply_ms'] / 1000:.2f} s / {floor / 1000:.2f} s = {bound:.1f}×. Moto's CPU time alone "
+            f"would give {cpu_bound:.1f}× ({100 * sp / cpu_bound:.0f} % of it). No throttling or error surfaced "
             f"(retries seen: {sum(r['retries'] for r in rows)}; the proxy injects none in this configuration, "
             "and every apply reported success and re-planned as a no-op).\n\n"
             f"**What bounds it.** Moto serves one request at a time (`.ci/moto_serve.py`) and spends "
@@ -877,11 +913,11 @@ def summary(statuses):
         o.append(f"| 1. planning, no-op, a fresh process (issue 15) | 10,000: ≤ 150 ms, ≤ 80 MB; 100,000: ≤ 2 s, ≤ 800 MB, ≤ 3× the limit (read + parse the journal) | 10,000 {verdict(ok10)}: {f0(c10)} ms, {f0(m10)} MB; 100,000 {verdict(ok100)}: {f0(c100)} ms, {f0(m100)} MB, {c100 / l100:.1f}× the limit ({f0(l100)} ms); growth n^{max(slopes.get('total_noop_ms', 0), slopes.get('total_scratch_ms', 0)):.2f} vs n·log n ≈ n^{slopes.get('ref', float('nan')):.2f} |")
     r = statuses.get("refresh")
     if r:
-        ok_c, ok_t, big = r
-        o.append(f"| 2. refresh, no-op plan | calls = Σ types × pages; 1,000 in < 1 s (moto) | calls {verdict(ok_c)} ({big['read_calls']} for {big['resources']:,}); time {verdict(ok_t)}: {f0(big['plan_ms'])} ms |")
+        ok_c, ok_t, big, ok_s, share = r
+        o.append(f"| 2. refresh, no-op plan | calls = Σ types × pages; 1,000 in < 1 s (moto); infra CPU ≤ 10 % of the wall (issue 15) | calls {verdict(ok_c)} ({big['read_calls']} for {big['resources']:,}); time {verdict(ok_t)}: {f0(big['plan_ms'])} ms; CPU {verdict(ok_s)}: {f0(big['client_cpu_ms'])} ms, {100 * share:.0f} % |")
     a = statuses.get("apply")
     if a:
-        o.append(f"| 3. apply concurrency 32 vs 1 | ≥ 8× | {verdict(a[0])}: {a[1]:.1f}× |")
+        o.append(f"| 3. apply concurrency 32 vs 1 | ≥ 8×; ≥ 90 % of the bound moto allows (issue 15) | {verdict(a[0])}: {a[1]:.1f}×; {verdict(a[2])}: {100 * a[3]:.0f} % of {a[4]:.1f}× |")
     ov = statuses.get("overhead")
     if ov:
         o.append(f"| 3b. the engine's own overhead: 1,000 resources / chains of depth 10 at 32, 50 ms per call | ≤ 1.15 × ideal | {verdict(ov[0])}: " + ", ".join(f"{p} {v:.2f}×" for p, v in ov[1].items()) + " |")

@@ -142,8 +142,10 @@ fn unique(prefix: &str) -> String {
 
 /// Moto 5.2.5 answers `DescribeLaunchTemplates` and `DescribeLaunchTemplateVersions` with at
 /// most `MaxResults` (default 15) templates and no `NextToken`, so a read that doesn't set
-/// `MaxResults` sees only 15 of them (real AWS pages with a token). The generated stacks keep
-/// to 15 launch templates (and so 15 auto scaling groups) until infra-aws asks for 200 a page.
+/// `MaxResults` sees only 15 of them (real AWS pages with a token). infra-aws now asks for 200
+/// a page (tests/aws/paging.rs checks every listing's page size); the generated stacks keep to
+/// 15 launch templates (and so 15 auto scaling groups, each costing a `DescribeLifecycleHooks`
+/// per read) so that their figures stay comparable with the first measurements.
 const MOTO_LAUNCH_TEMPLATE_PAGE: usize = 15;
 
 /// A generated stack of `n` resources of AWS kinds, shaped like real deployments: a network

@@ -40,6 +40,7 @@ pub(crate) async fn account_details(cx: &Cx<'_>) -> Result<Vec<DetailsPage>, Pro
         .filter(EntityType::Group)
         .filter(EntityType::LocalManagedPolicy)
         .into_paginator()
+        .page_size(1000)
         .send()
         .try_collect()
         .await

@@ -112,6 +112,8 @@ pub struct AwsProvider {
     kinds: Registry<dyn AwsKind>,
     /// The caller's ARN, once known.
     caller: tokio::sync::OnceCell<String>,
+    /// The stack locks' policy ARNs, once seen (see [`lock::KnownArns`]).
+    lock_arns: lock::KnownArns,
     /// STS, for [`Provider::target`] (the account) and [`Provider::caller`] (the ARN).
     sts: aws_sdk_sts::Client,
     /// The endpoint the configuration names (`AWS_ENDPOINT_URL`), if any.
@@ -263,6 +265,7 @@ impl AwsProvider {
             severed: SeveredMap::default(),
             kinds: kinds::registry(),
             caller: tokio::sync::OnceCell::new(),
+            lock_arns: Default::default(),
         })
     }
 
@@ -454,15 +457,15 @@ impl Provider for AwsProvider {
     /// The lock is an IAM policy `<stack>.infra-lock` under the stack's IAM path (see
     /// [`lock_name`]): created atomically, never part of a read.
     async fn lock_create(&self, stack: &str, info: &LockInfo) -> Result<Created, ProviderError> {
-        lock::create(&self.clients, stack, info).await
+        lock::create(&self.clients, &self.lock_arns, stack, info).await
     }
 
     async fn lock_read(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
-        lock::read(&self.clients, stack).await
+        lock::read(&self.clients, &self.lock_arns, stack).await
     }
 
     async fn lock_delete(&self, stack: &str) -> Result<(), ProviderError> {
-        lock::delete(&self.clients, stack).await
+        lock::delete(&self.clients, &self.lock_arns, stack).await
     }
 
     fn kinds(&self) -> Option<Vec<&'static KindSchema>> {

@@ -10,6 +10,10 @@
 //! Moto truncates `DescribeLaunchTemplates` and `DescribeLaunchTemplateVersions` to
 //! `MaxResults` (15 when absent) without a `NextToken`: the proxy forwards the request's own
 //! page size to moto, so a provider that leaves it out sees that truncation here too.
+//!
+//! The proxy also records the page size each listing of the no-op re-plan asked for: every one
+//! must ask for the largest page its API allows ([`MAX_PAGE`]), so that a read takes the fewest
+//! calls AWS permits.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,11 +32,35 @@ const PAGE: usize = 5;
 
 const N: usize = 40;
 
-/// Per action: responses seen, and those that carried a next-page token.
+/// The largest page each listing of a read may ask for, from the AWS API references (EC2
+/// `MaxResults`, Auto Scaling `MaxRecords`, IAM `MaxItems`).
+const MAX_PAGE: &[(&str, usize)] = &[
+    ("DescribeVpcs", 1000),
+    ("DescribeSubnets", 1000),
+    ("DescribeInternetGateways", 1000),
+    ("DescribeNatGateways", 1000),
+    ("DescribeRouteTables", 100),
+    ("DescribeSecurityGroups", 1000),
+    ("DescribeLaunchTemplates", 200),
+    ("DescribeLaunchTemplateVersions", 200),
+    ("DescribeAutoScalingGroups", 100),
+    ("DescribePolicies", 100),
+    ("GetAccountAuthorizationDetails", 1000),
+    ("ListInstanceProfiles", 1000),
+];
+
+/// The listings of a read whose API has no page size: `DescribeAddresses` answers whole, and
+/// `DescribeLifecycleHooks` (one group's hooks, at most 50) too.
+const UNPAGED: &[&str] = &["DescribeAddresses", "DescribeLifecycleHooks"];
+
+/// Per action: responses seen, and those that carried a next-page token; while `recording`,
+/// the page sizes the requests asked for.
 #[derive(Default, Debug)]
 struct Counts {
     calls: BTreeMap<String, usize>,
     paged: BTreeMap<String, usize>,
+    recording: bool,
+    asked: BTreeMap<String, std::collections::BTreeSet<Option<usize>>>,
 }
 
 type Shared = Arc<Mutex<Counts>>;
@@ -231,6 +259,12 @@ async fn handle(req: Message, upstream: &str, counts: &Shared) -> std::io::Resul
         _ => ("MaxItems", "Marker"),
     };
     let asked: Option<usize> = get(&params, size_key).and_then(|v| v.parse().ok());
+    {
+        let mut c = counts.lock().unwrap();
+        if c.recording {
+            c.asked.entry(action.clone()).or_default().insert(asked);
+        }
+    }
     let page = asked.map_or(PAGE, |a| a.min(PAGE));
 
     let resp = if let Some(lists) = cut_by_proxy(&action) {
@@ -448,7 +482,9 @@ async fn paging_every_listing_follows_pages() {
     let t0 = Instant::now();
     apply(&engine, &s).await;
     let applied = t0.elapsed();
+    counts.lock().unwrap().recording = true;
     assert_noop(&engine, &s, "re-plan through 5-item pages").await;
+    counts.lock().unwrap().recording = false;
     let replanned = t0.elapsed();
     destroy(&m, &engine, &s).await;
 
@@ -473,6 +509,27 @@ async fn paging_every_listing_follows_pages() {
         assert!(
             c.paged.get(action).copied().unwrap_or(0) > 0,
             "{action} never answered with a next page: {c:?}"
+        );
+    }
+    // Every listing of the re-plan asked for AWS's largest page, and no listing is unknown here.
+    assert!(
+        c.asked.contains_key("DescribeSecurityGroups"),
+        "no page size recorded: {c:?}"
+    );
+    for (action, sizes) in &c.asked {
+        if UNPAGED.contains(&action.as_str()) {
+            continue;
+        }
+        let max = MAX_PAGE
+            .iter()
+            .find(|(a, _)| a == action)
+            .map(|(_, m)| *m)
+            .unwrap_or_else(|| {
+                panic!("{action}: a listing of the read with no known maximum page")
+            });
+        assert!(
+            sizes.iter().all(|s| *s == Some(max)),
+            "{action} asked for pages of {sizes:?}, AWS allows {max}"
         );
     }
 }

@@ -84,6 +84,7 @@ impl AwsKind for Ami {
                 .set_owners(Some(str_list(spec, "owners")))
                 .set_filters(Some(filters))
                 .into_paginator()
+                .page_size(1000)
                 .items()
                 .send()
                 .try_collect()

@@ -148,6 +148,7 @@ pub(super) async fn describe_groups(
         ),
     };
     req.into_paginator()
+        .page_size(100)
         .items()
         .send()
         .try_collect()
@@ -528,6 +529,7 @@ impl AwsKind for Asg {
                     )
                     // Every page: a filtered listing may answer an empty page with a NextToken.
                     .into_paginator()
+                    .page_size(1000)
                     .items()
                     .send()
                     .try_collect()

@@ -86,6 +86,7 @@ async fn entities_of(
             .policy_arn(arn)
             .set_path_prefix(path_prefix)
             .into_paginator()
+            .page_size(1000)
             .send()
             .try_collect()
             .await
@@ -246,6 +247,7 @@ impl AwsKind for IamPolicy {
                     .list_policy_versions()
                     .policy_arn(arn)
                     .into_paginator()
+                    .page_size(1000)
                     .items()
                     .send()
                     .try_collect()
@@ -327,6 +329,7 @@ impl AwsKind for IamPolicy {
                 .list_policy_versions()
                 .policy_arn(arn)
                 .into_paginator()
+                .page_size(1000)
                 .items()
                 .send()
                 .try_collect()

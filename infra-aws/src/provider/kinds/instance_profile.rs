@@ -34,6 +34,7 @@ async fn list(cx: &Cx<'_>) -> Result<Vec<Observed>, ProviderError> {
             .list_instance_profiles()
             .path_prefix(prefix(cx))
             .into_paginator()
+            .page_size(1000)
             .items()
             .send()
             .try_collect()

@@ -34,6 +34,7 @@ async fn read_internet_gateways(
             .describe_internet_gateways()
             .set_filters(Some(owned_filters(cx, address)))
             .into_paginator()
+            .page_size(1000)
             .items()
             .send()
             .try_collect()

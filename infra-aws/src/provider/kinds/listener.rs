@@ -58,6 +58,7 @@ async fn listeners_of(cx: &Cx<'_>, lbs: &[OwnedLb]) -> Result<Vec<AwsListener>, 
             cx.c.elb_read
                 .describe_listeners()
                 .load_balancer_arn(&lb.arn)
+                .page_size(LISTENER_PAGE)
                 .into_paginator()
                 .items()
                 .send()

@@ -51,6 +51,7 @@ async fn read_nat_gateways(
             .describe_nat_gateways()
             .set_filter(Some(filters))
             .into_paginator()
+            .page_size(1000)
             .items()
             .send()
             .try_collect()

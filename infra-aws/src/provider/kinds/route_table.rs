@@ -85,6 +85,7 @@ async fn describe_route_tables(
         .describe_route_tables()
         .set_filters(Some(owned_filters(cx, address)))
         .into_paginator()
+        .page_size(100)
         .items()
         .send()
         .try_collect()
@@ -244,6 +245,7 @@ async fn associate(cx: &Cx<'_>, table: &str, subnet: &str) -> Result<(), Provide
                     )
                     // A filtered listing may answer an empty first page with a NextToken.
                     .into_paginator()
+                    .page_size(100)
                     .items()
                     .send()
                     .try_collect()

@@ -90,6 +90,7 @@ async fn describe_policies(
         .set_auto_scaling_group_name(group.map(str::to_string))
         .set_policy_names(name.map(|n| vec![n.to_string()]))
         .into_paginator()
+        .page_size(100)
         .items()
         .send()
         .try_collect()

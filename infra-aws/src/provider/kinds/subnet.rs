@@ -36,6 +36,7 @@ async fn read_subnets(
             .describe_subnets()
             .set_filters(Some(owned_filters(cx, address)))
             .into_paginator()
+            .page_size(1000)
             .items()
             .send()
             .try_collect()

@@ -56,6 +56,7 @@ async fn read_vpcs(cx: &Cx<'_>, address: Option<&Address>) -> Result<Vec<Observe
             .describe_vpcs()
             .set_filters(Some(owned_filters(cx, address)))
             .into_paginator()
+            .page_size(1000)
             .items()
             .send()
             .try_collect()
