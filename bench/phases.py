@@ -5,7 +5,8 @@
 
 Needs AWS_ENDPOINT_URL at a private moto (reset before each run, its pid in BENCH_MOTO_PID),
 the local Docker engine in swarm mode with the test images (.ci/test-env), and the node image
-registered in moto (.ci/moto-node-image, run here after each reset), and the Lambda zips built
+registered in moto (.ci/moto-node-image, run here after each reset, then one untimed plan of the
+AWS phase that warms moto's backends), and the Lambda zips built
 (`cargo run --example build-functions`; taken from target/lambda as prebuilt, INFRA_LAMBDA_DIR). Each step is one process of
 the deploy program, `--target live --only aws|swarm apply|destroy --auto-approve --json`:
 wall time, the process's CPU time (rusage), moto's and dockerd's CPU time over the step (from
@@ -46,6 +47,8 @@ def reset_moto(endpoint):
 def step(binary, stack, phase, only, env):
     verb = "apply" if phase == "create" else "destroy"
     args = [binary, "--target", "live", "--stack", stack, "--only", only, verb, "--auto-approve", "--json"]
+    if verb == "destroy" and only == "aws":
+        args += ["--allow-destroy", "aws_vpc.main"]  # the stack protects its VPC (as tests/infra/live.rs)
     moto, dockerd = os.environ.get("BENCH_MOTO_PID"), pid_of("dockerd")
     m0, d0 = cpu_ms(moto) if moto else None, cpu_ms(dockerd) if dockerd else None
     t = time.monotonic()
@@ -85,6 +88,10 @@ def main():
         reset_moto(endpoint)
         subprocess.run([os.path.join(repo, ".ci", "moto-node-image")], check=True, stdout=subprocess.DEVNULL)
         stack = f"ph{os.getpid() % 10000}r{run}"
+        # untimed: after a reset moto builds each service's backend on its first request (a cost
+        # of the test endpoint, not of the deploy); the AWS phase's plan makes them
+        subprocess.run([binary, "--target", "live", "--stack", stack, "--only", "aws", "plan"],
+                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for phase, only in STEPS:
             before = os.times()
             line = step(binary, stack, phase, only, env)
