@@ -118,14 +118,20 @@ pub fn protect_secrets(
     props
         .into_iter()
         .map(|(k, v)| {
-            let v = if spec.schema.is_sensitive(&k) {
-                v.into_sensitive()
-            } else {
-                v
-            };
+            let v = protect_secret(spec, &k, Cow::Owned(v)).into_owned();
             (k, v)
         })
         .collect()
+}
+
+/// Field `key`'s value as a plan may hold it: digested when the field is sensitive, else as
+/// given (borrowed values stay borrowed).
+fn protect_secret<'a>(spec: &ResourceSpec, key: &str, v: Cow<'a, Value>) -> Cow<'a, Value> {
+    if spec.schema.is_sensitive(key) {
+        Cow::Owned(v.into_owned().into_sensitive())
+    } else {
+        v
+    }
 }
 
 /// A resource's declared properties as far as they are known before the apply, secrets
@@ -164,13 +170,7 @@ pub(super) fn desired_props<'a>(
             } else {
                 Cow::Borrowed(v)
             };
-            // As `protect_secrets`.
-            let v = if spec.schema.is_sensitive(k) {
-                Cow::Owned(v.into_owned().into_sensitive())
-            } else {
-                v
-            };
-            (k.as_str(), v)
+            (k.as_str(), protect_secret(spec, k, v))
         })
         .collect()
 }

@@ -289,17 +289,7 @@ pub fn leader_actions_when(
             && !node.described
             && instance.is_none();
         if ghost {
-            let instance = GHOST.to_string();
-            if node.role == Role::Manager {
-                actions.push(Action::Demote {
-                    node_id: node.id.clone(),
-                    instance: instance.clone(),
-                });
-            }
-            actions.push(Action::Remove {
-                node_id: node.id.clone(),
-                instance,
-            });
+            retire(&mut actions, node, GHOST);
             continue;
         }
         let dead = node.id != self_id
@@ -307,16 +297,7 @@ pub fn leader_actions_when(
             && instance.is_some_and(|i| state(i).gone());
         if dead {
             let instance = instance.unwrap_or_default().to_string();
-            if node.role == Role::Manager {
-                actions.push(Action::Demote {
-                    node_id: node.id.clone(),
-                    instance: instance.clone(),
-                });
-            }
-            actions.push(Action::Remove {
-                node_id: node.id.clone(),
-                instance: instance.clone(),
-            });
+            retire(&mut actions, node, &instance);
             if records.iter().any(|r| r.instance == instance) && deleted.insert(instance.clone()) {
                 actions.push(Action::DeleteRecord { instance });
             }
@@ -370,6 +351,21 @@ pub fn leader_actions_when(
         }
     }
     actions
+}
+
+/// Takes a Down node out of the swarm: demoted first when it is a manager (a manager that is
+/// gone still counts in raft's quorum), then removed; `instance` names it in the actions.
+fn retire(actions: &mut Vec<Action>, node: &SwarmNode, instance: &str) {
+    if node.role == Role::Manager {
+        actions.push(Action::Demote {
+            node_id: node.id.clone(),
+            instance: instance.to_string(),
+        });
+    }
+    actions.push(Action::Remove {
+        node_id: node.id.clone(),
+        instance: instance.to_string(),
+    });
 }
 
 /// The instances whose state [`leader_actions`] needs: those of `down` nodes (other than
