@@ -17,8 +17,11 @@
 //!   + the deterministic topological order;
 //! * `plan_scratch`: `Engine::plan` against an empty sandbox (graph, read, diff, policy);
 //!   `render_scratch`: `render::plan_text` of that plan (every field of every resource);
-//! * `open`: `SandboxProvider::open` of the filled journal (what a fresh CLI process does);
-//!   `read`: the sandbox read alone; `compute`: `plan::compute` alone;
+//! * `open`: `SandboxProvider::open` of the filled journal (what a fresh CLI process does: it
+//!   starts reading the journal on other threads and returns, so that a plan validates the
+//!   stack meanwhile); `read`: the sandbox read, which first waits for that reading when it
+//!   is not done (here, measured right after `open`, it always waits: `open` + `read` is the
+//!   whole cost of the journal); `compute`: `plan::compute` alone;
 //!   `plan_noop`: `Engine::plan` of the unchanged stack; `render_noop`: its text;
 //! * `total_scratch` = plan_scratch + render_scratch; `total_noop` = open + plan_noop +
 //!   render_noop: the "graph build + validation + plan + text render".

@@ -138,6 +138,28 @@ impl Graph {
         self.order.iter().map(move |&i| &*self.nodes[i])
     }
 
+    /// [`Graph::in_order`] in waves: each resource is in the wave after the last of its
+    /// dependencies' (a resource with none in the first), so that the resources of one wave
+    /// depend on none of the same wave; each wave lists its resources by their position in
+    /// [`Graph::in_order`], ascending.
+    pub(crate) fn waves(&self) -> Vec<Vec<usize>> {
+        let mut wave_of = vec![0usize; self.nodes.len()];
+        let mut waves: Vec<Vec<usize>> = Vec::new();
+        for (position, &i) in self.order.iter().enumerate() {
+            let wave = self.deps[i]
+                .iter()
+                .map(|&d| wave_of[d] + 1)
+                .max()
+                .unwrap_or(0);
+            wave_of[i] = wave;
+            if waves.len() <= wave {
+                waves.resize_with(wave + 1, Vec::new);
+            }
+            waves[wave].push(position);
+        }
+        waves
+    }
+
     /// The number of resources.
     pub fn len(&self) -> usize {
         self.nodes.len()

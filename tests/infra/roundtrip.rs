@@ -82,6 +82,13 @@ fn cargo() -> Command {
             command.env(var, value);
         }
     }
+    // The workspace's linker (.cargo/config.toml, which a crate outside the workspace does not
+    // see), or the dependencies built with it would be rebuilt for the fixture.
+    command.env(
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER",
+        std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER")
+            .unwrap_or_else(|| workspace().join("dev/linker").into_os_string()),
+    );
     command
 }
 

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::dsl::Address;
+use crate::dsl::{Address, ResourceSpec};
 use crate::graph::Graph;
 use crate::hash::HashMap;
 use crate::policy::{PolicyReport, Severity};
@@ -394,56 +394,112 @@ const DESTROYING: &str = "the stack is being destroyed";
 /// The changes of the declared, in-scope resources (data sources aside), in topological order.
 /// When destroying, the deletion of each one that has an object; otherwise each one's diff, its
 /// references resolved with what the changes before it leave known.
+///
+/// A resource's diff reads only the actions of the resources it references, which are its
+/// dependencies, so the diffs of one [wave](Graph::waves) are independent: a large wave is
+/// split between threads (the result is the same, in the same order, as one thread's).
 fn declared_changes(
     graph: &Graph,
     observed: &ObservedState,
-    in_scope: &dyn Fn(&str) -> bool,
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
     destroy: bool,
 ) -> Vec<Change> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    declared_changes_on(graph, observed, in_scope, destroy, threads, PARALLEL_WAVE)
+}
+
+/// [`declared_changes`] on up to `threads` threads, for waves of `parallel` resources or more.
+fn declared_changes_on(
+    graph: &Graph,
+    observed: &ObservedState,
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
+    destroy: bool,
+    threads: usize,
+    parallel: usize,
+) -> Vec<Change> {
+    let specs: Vec<&ResourceSpec> = graph.in_order().collect();
+    let wanted = |spec: &ResourceSpec| !spec.schema.data_source && in_scope(spec.schema.provider);
+    if destroy {
+        return specs
+            .iter()
+            .filter(|spec| wanted(spec))
+            .filter_map(|spec| {
+                let obs = observed.resources.get(&spec.address)?;
+                let protected = spec.options.protect || obs.protect;
+                let mut change = diff::delete_change(
+                    spec.schema.kind,
+                    spec.schema.provider,
+                    obs,
+                    protected,
+                    DESTROYING,
+                );
+                // An object a declared move re-keyed is destroyed under the resource's address.
+                change.address = spec.address.clone();
+                Some(change)
+            })
+            .collect();
+    }
     let mut actions: HashMap<&Address, Action> =
         HashMap::with_capacity_and_hasher(graph.len(), Default::default());
-    let mut changes: Vec<Change> = Vec::with_capacity(graph.len());
-    for spec in graph.in_order() {
-        if spec.schema.data_source || !in_scope(spec.schema.provider) {
-            continue;
-        }
-        let current = observed.resources.get(&spec.address);
-        let protected = spec.options.protect || current.is_some_and(|o| o.protect);
-        let change = if destroy {
-            let Some(obs) = current else { continue };
-            let mut change = diff::delete_change(
-                spec.schema.kind,
-                spec.schema.provider,
-                obs,
-                protected,
-                DESTROYING,
-            );
-            // An object a declared move re-keyed is destroyed under the resource's address.
-            change.address = spec.address.clone();
-            change
+    let mut changes: Vec<Option<Change>> = (0..specs.len()).map(|_| None).collect();
+    for wave in graph.waves() {
+        let positions: Vec<usize> = wave.into_iter().filter(|&p| wanted(specs[p])).collect();
+        let diff_of = |p: usize| (p, declared_diff(specs[p], graph, observed, &actions));
+        let diffs: Vec<(usize, Change)> = if threads < 2 || positions.len() < parallel {
+            positions.iter().map(|&p| diff_of(p)).collect()
         } else {
-            let desired = diff::desired_props(spec, graph, &observed.resources, &actions);
-            let depends_on = graph
-                .dependencies(&spec.address)
-                .into_iter()
-                .cloned()
-                .collect();
-            let mut change = diff::declared_change(spec, &desired, current, depends_on, protected);
-            moves::mark_moved(&mut change, observed, graph);
-            adopt::mark_adopted(&mut change, observed);
-            change
+            let chunk = positions.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = positions
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(|| part.iter().map(|&p| diff_of(p)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
         };
-        actions.insert(&spec.address, change.action);
-        changes.push(change);
+        for (p, change) in diffs {
+            actions.insert(&specs[p].address, change.action);
+            changes[p] = Some(change);
+        }
     }
-    changes
+    changes.into_iter().flatten().collect()
+}
+
+/// The number of resources in a wave from which [`declared_changes`] splits it between
+/// threads: below it, starting them costs more than they save.
+const PARALLEL_WAVE: usize = 2048;
+
+/// One declared resource's change (see [`declared_changes`]).
+fn declared_diff(
+    spec: &ResourceSpec,
+    graph: &Graph,
+    observed: &ObservedState,
+    actions: &HashMap<&Address, Action>,
+) -> Change {
+    let current = observed.resources.get(&spec.address);
+    let protected = spec.options.protect || current.is_some_and(|o| o.protect);
+    let desired = diff::desired_props(spec, graph, &observed.resources, actions);
+    let depends_on = graph
+        .dependencies(&spec.address)
+        .into_iter()
+        .cloned()
+        .collect();
+    let mut change = diff::declared_change(spec, &desired, current, depends_on, protected);
+    moves::mark_moved(&mut change, observed, graph);
+    adopt::mark_adopted(&mut change, observed);
+    change
 }
 
 /// Deletions of the in-scope objects the stack owns that are not declared, by address.
 fn orphan_deletions(
     graph: &Graph,
     observed: &ObservedState,
-    in_scope: &dyn Fn(&str) -> bool,
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
     destroy: bool,
 ) -> Vec<Change> {
     let reason = if destroy {
@@ -497,4 +553,104 @@ fn summarize(changes: &[Change]) -> Summary {
         }
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::{KindSchema, Stack};
+    use crate::value::Reference;
+
+    static NET: KindSchema = KindSchema::new("t_net", "t").computed(&["id"]);
+    static SUB: KindSchema = KindSchema::new("t_sub", "t")
+        .force_new(&["net_id", "cidr"])
+        .computed(&["id"]);
+    static HOST: KindSchema = KindSchema::new("t_host", "t")
+        .force_new(&["sub_id"])
+        .computed(&["id"]);
+
+    fn reference(address: &Address) -> Value {
+        Value::from(Reference {
+            address: address.clone(),
+            attribute: "id".into(),
+        })
+    }
+
+    /// Diffs computed wave by wave on several threads are those of one thread, in the same
+    /// order: creates, no-ops, updates and replacements, with references to replaced objects
+    /// left unknown.
+    #[test]
+    fn diffs_on_several_threads_are_those_of_one() {
+        let mut stack = Stack::new("t");
+        let mut observed = ObservedState::default();
+        let mut observe = |address: &Address, props: BTreeMap<String, Value>| {
+            let o = Observed {
+                address: address.clone(),
+                id: format!("id-{address}"),
+                props: props.into(),
+                protect: false,
+                declared: None,
+            };
+            observed.provider_of.insert(address.clone(), "t".into());
+            observed.resources.insert(address.clone(), o);
+        };
+        for n in 0..6 {
+            let mut net = ResourceSpec::new(&NET, format!("n{n}"));
+            net.set("cidr", format!("10.{n}.0.0/16"));
+            let net = stack.add_spec(net);
+            observe(
+                &net,
+                BTreeMap::from([("cidr".into(), format!("10.{n}.0.0/16").into())]),
+            );
+            for b in 0..8 {
+                let mut sub = ResourceSpec::new(&SUB, format!("s{n}-{b}"));
+                sub.set("net_id", reference(&net))
+                    .set("cidr", format!("10.{n}.{b}.0/24"));
+                let sub = stack.add_spec(sub);
+                // every third subnet's cidr changed (a replacement), one in five missing
+                let cidr = if b % 3 == 0 {
+                    format!("10.{n}.{b}.128/25")
+                } else {
+                    format!("10.{n}.{b}.0/24")
+                };
+                if b % 5 != 4 {
+                    observe(
+                        &sub,
+                        BTreeMap::from([
+                            ("net_id".into(), format!("id-{net}").into()),
+                            ("cidr".into(), cidr.into()),
+                        ]),
+                    );
+                }
+                for h in 0..5 {
+                    let mut host = ResourceSpec::new(&HOST, format!("h{n}-{b}-{h}"));
+                    host.set("sub_id", reference(&sub))
+                        .set("size", if h == 0 { "large" } else { "small" });
+                    let host = stack.add_spec(host);
+                    observe(
+                        &host,
+                        BTreeMap::from([
+                            ("sub_id".into(), format!("id-{sub}").into()),
+                            ("size".into(), "small".into()),
+                        ]),
+                    );
+                }
+            }
+        }
+        let graph = Graph::build(&stack).unwrap();
+        assert_eq!(graph.waves().len(), 3);
+        let in_scope = |_: &str| true;
+        let one = declared_changes_on(&graph, &observed, &in_scope, false, 1, usize::MAX);
+        let several = declared_changes_on(&graph, &observed, &in_scope, false, 3, 1);
+        assert_eq!(one.len(), graph.len());
+        let json = |c: &[Change]| serde_json::to_string(c).unwrap();
+        assert_eq!(json(&several), json(&one));
+        let count = |a: Action| one.iter().filter(|c| c.action == a).count();
+        assert_eq!(count(Action::Create), 6, "the missing subnets");
+        // per network: 3 subnets replaced (cidr), and the 5 hosts on each of them and on the
+        // missing one, whose `sub_id` is unknown; the large host on each of the 4 others updated
+        assert_eq!(count(Action::DeleteThenCreate), 6 * (3 + 4 * 5));
+        assert_eq!(count(Action::Update), 6 * 4);
+        assert_eq!(count(Action::NoOp), graph.len() - 6 - 6 * 23 - 6 * 4);
+    }
 }

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Error as _, MapAccess, Visitor};
@@ -134,8 +134,9 @@ pub(super) struct State {
     /// `tokens` up to date).
     pub(super) objects: BTreeMap<String, SandboxObject>,
     /// The id of the object each idempotency token made: a create looks its token up here
-    /// instead of scanning every object (quadratic over an apply).
-    tokens: HashMap<String, String>,
+    /// instead of scanning every object (quadratic over an apply). Built by the first create
+    /// ([`State::by_token`]), not while replaying: a plan never needs it.
+    tokens: Option<HashMap<String, String>>,
     /// Apply locks by stack.
     pub(super) locks: BTreeMap<String, LockInfo>,
     /// Id generations by object identity.
@@ -149,15 +150,37 @@ pub(super) struct State {
 /// The journal file and its replayed state.
 pub(super) struct Journal {
     path: PathBuf,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 impl Journal {
-    /// The journal at `path` (nothing is read until the first [`Journal::with_state`]).
+    /// The journal at `path` (nothing is read until the first [`Journal::with_state`] or
+    /// [`Journal::catch_up_in_background`]).
     pub(super) fn new(path: PathBuf) -> Self {
         Journal {
             path,
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    /// Reads what the file holds on another thread, so that the caller's first use finds the
+    /// state replayed, or waits only for the rest of the replay: a fresh process opening a
+    /// large journal parses it while the engine validates the stack. Reading is incremental,
+    /// so whichever of this thread and a first [`Journal::with_state`] takes the state first
+    /// reads the file and the other finds nothing new; an error here is met again (and
+    /// returned) by that call.
+    pub(super) fn catch_up_in_background(&self) {
+        let (path, state) = (self.path.clone(), self.state.clone());
+        let spawned = std::thread::Builder::new()
+            .name("sandbox-journal".into())
+            .spawn(move || {
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = locked(&path, &mut state, |_| Ok((Vec::new(), ()))) {
+                    tracing::debug!(path = %path.display(), error = %e, "reading the sandbox journal ahead failed");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "no thread to read the sandbox journal ahead");
         }
     }
 
@@ -173,26 +196,36 @@ impl Journal {
         f: impl FnOnce(&mut State) -> std::io::Result<(Vec<Entry>, T)>,
     ) -> std::io::Result<T> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.with_extension("lock"))?;
-        lock.lock()?;
-        let result = (|| {
-            catch_up(&self.path, &mut state)?;
-            let (entries, out) = f(&mut state)?;
-            if !entries.is_empty() {
-                append(&self.path, &mut state, &entries)?;
-            }
-            if state.lines > 1000 && state.lines > 4 * (state.objects.len() as u64 + 1) {
-                compact(&self.path, &mut state)?;
-            }
-            Ok(out)
-        })();
-        let _ = lock.unlock();
-        result
+        locked(&self.path, &mut state, f)
     }
+}
+
+/// [`Journal::with_state`]'s work, its caller holding `state`: under the file lock, catch up
+/// with the file, run `f`, journal its entries, compact when the file has grown.
+fn locked<T>(
+    path: &Path,
+    state: &mut State,
+    f: impl FnOnce(&mut State) -> std::io::Result<(Vec<Entry>, T)>,
+) -> std::io::Result<T> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))?;
+    lock.lock()?;
+    let result = (|| {
+        catch_up(path, state)?;
+        let (entries, out) = f(state)?;
+        if !entries.is_empty() {
+            append(path, state, &entries)?;
+        }
+        if state.lines > 1000 && state.lines > 4 * (state.objects.len() as u64 + 1) {
+            compact(path, state)?;
+        }
+        Ok(out)
+    })();
+    let _ = lock.unlock();
+    result
 }
 
 fn catch_up(path: &Path, state: &mut State) -> std::io::Result<()> {
@@ -220,18 +253,17 @@ fn catch_up(path: &Path, state: &mut State) -> std::io::Result<()> {
         *state = State::default();
         state.set_inode(inode);
     }
-    let mut reader = BufReader::new(file);
-    reader.seek(SeekFrom::Start(state.offset))?;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
-            break; // end, or a torn last line from a killed writer: ignored
-        }
-        state.offset += n as u64;
-        state.lines += 1;
-        match serde_json::from_str::<Entry>(&line) {
+    let mut file = file;
+    file.seek(SeekFrom::Start(state.offset))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    // Whole lines only: a torn last line from a killed writer is left for a later read.
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let lines: Vec<&[u8]> = bytes[..whole].split_inclusive(|&b| b == b'\n').collect();
+    state.offset += whole as u64;
+    state.lines += lines.len() as u64;
+    for entry in parse_lines(&lines) {
+        match entry {
             Ok(entry) => state.apply(entry),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "sandbox: skipping a malformed journal line")
@@ -240,6 +272,37 @@ fn catch_up(path: &Path, state: &mut State) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Journal lines parsed, in order. Many lines (a fresh process opening a large journal) are
+/// parsed on several threads, each a run of consecutive lines; replaying them stays in order.
+fn parse_lines(lines: &[&[u8]]) -> Vec<serde_json::Result<Entry>> {
+    parse_lines_from(lines, PARALLEL_LINES)
+}
+
+/// [`parse_lines`], on several threads from `parallel` lines.
+fn parse_lines_from(lines: &[&[u8]], parallel: usize) -> Vec<serde_json::Result<Entry>> {
+    let parse = |part: &[&[u8]]| -> Vec<serde_json::Result<Entry>> {
+        part.iter().map(|l| serde_json::from_slice(l)).collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || lines.len() < parallel {
+        return parse(lines);
+    }
+    let chunk = lines.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || parse(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// The number of new lines from which [`catch_up`] parses them on several threads.
+const PARALLEL_LINES: usize = 4096;
 
 impl State {
     fn inode_value(&self) -> u64 {
@@ -261,8 +324,8 @@ impl State {
     }
     /// Stores `object` (a new one, or a new version of one).
     pub(super) fn put(&mut self, object: SandboxObject) {
-        if let Some(token) = &object.token {
-            self.tokens.insert(token.clone(), object.id.clone());
+        if let (Some(tokens), Some(token)) = (&mut self.tokens, &object.token) {
+            tokens.insert(token.clone(), object.id.clone());
         }
         if let Some(old) = self.objects.insert(object.id.clone(), object) {
             self.forget_token(&old);
@@ -277,8 +340,15 @@ impl State {
     }
 
     /// The object a create with idempotency token `token` made, if it is still there.
-    pub(super) fn by_token(&self, token: &str) -> Option<&SandboxObject> {
-        let id = self.tokens.get(token)?;
+    pub(super) fn by_token(&mut self, token: &str) -> Option<&SandboxObject> {
+        let objects = &self.objects;
+        let tokens = self.tokens.get_or_insert_with(|| {
+            objects
+                .values()
+                .filter_map(|o| Some((o.token.clone()?, o.id.clone())))
+                .collect()
+        });
+        let id = tokens.get(token)?;
         self.objects
             .get(id)
             .filter(|o| o.token.as_deref() == Some(token))
@@ -292,8 +362,10 @@ impl State {
             .objects
             .get(&old.id)
             .is_some_and(|o| o.token.as_ref() == Some(token));
-        if !still && self.tokens.get(token) == Some(&old.id) {
-            self.tokens.remove(token);
+        if let Some(tokens) = &mut self.tokens {
+            if !still && tokens.get(token) == Some(&old.id) {
+                tokens.remove(token);
+            }
         }
     }
 
@@ -445,5 +517,82 @@ mod tests {
         ] {
             assert!(read(bad).is_err(), "{bad}");
         }
+    }
+
+    fn put_line(i: usize) -> String {
+        format!(
+            r#"{{"op":"put","object":{{"id":"x-{i}","kind":"k","stack":"s","name":"n{i}","props":{{"i":{i}}},"token":"t{i}"}}}}"#
+        )
+    }
+
+    /// Lines parsed on several threads come back in order, each as one thread parses it,
+    /// malformed ones included (as errors, in their place).
+    #[test]
+    fn lines_parsed_on_several_threads_come_back_in_order() {
+        let text: Vec<String> = (0..999)
+            .map(|i| {
+                if i % 97 == 5 {
+                    "{not json".to_string()
+                } else {
+                    put_line(i)
+                }
+            })
+            .collect();
+        let lines: Vec<&[u8]> = text.iter().map(|l| l.as_bytes()).collect();
+        let summary = |entries: Vec<serde_json::Result<Entry>>| -> Vec<String> {
+            entries
+                .into_iter()
+                .map(|e| match e {
+                    Ok(e) => serde_json::to_string(&e).unwrap(),
+                    Err(_) => "error".into(),
+                })
+                .collect()
+        };
+        let one = summary(parse_lines_from(&lines, usize::MAX));
+        let several = summary(parse_lines_from(&lines, 1));
+        assert_eq!(one.len(), 999);
+        assert_eq!(one.iter().filter(|l| *l == "error").count(), 11);
+        assert_eq!(several, one);
+    }
+
+    /// A journal read back whole (a torn last line left for later) replays every line in
+    /// order; the token index, built at the first lookup, follows later puts and deletes.
+    #[test]
+    fn a_large_journal_replays_in_order_and_the_token_index_is_built_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut text: String = (0..PARALLEL_LINES + 10)
+            .map(|i| put_line(i) + "\n")
+            .collect();
+        text.push_str(r#"{"op":"delete","id":"x-3"}"#);
+        text.push('\n');
+        // x-7 again, as a later version of it without a token
+        text.push_str(
+            r#"{"op":"put","object":{"id":"x-7","kind":"k","stack":"s","name":"n7","props":{}}}"#,
+        );
+        text.push('\n');
+        text.push_str(r#"{"op":"put","object":{"id":"torn""#);
+        std::fs::write(&path, &text).unwrap();
+        let mut state = State::default();
+        catch_up(&path, &mut state).unwrap();
+        assert_eq!(state.lines as usize, PARALLEL_LINES + 12);
+        assert_eq!(state.objects.len(), PARALLEL_LINES + 9);
+        assert!(state.tokens.is_none(), "a replay builds no token index");
+        assert!(state.by_token("t3").is_none(), "deleted");
+        assert!(
+            state.by_token("t7").is_none(),
+            "its new version has no token"
+        );
+        assert_eq!(state.by_token("t8").map(|o| o.id.as_str()), Some("x-8"));
+        let last = PARALLEL_LINES + 9;
+        state.remove(&format!("x-{last}"));
+        assert!(state.by_token(&format!("t{last}")).is_none());
+        // The torn line, completed by its writer, is read by the next catch-up.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#","kind":"k","stack":"s","name":"torn","props":{},"token":"tt"}}"#)
+            .unwrap();
+        file.write_all(b"\n").unwrap();
+        catch_up(&path, &mut state).unwrap();
+        assert_eq!(state.by_token("tt").map(|o| o.id.as_str()), Some("torn"));
     }
 }

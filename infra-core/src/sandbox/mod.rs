@@ -103,7 +103,14 @@ impl SandboxProvider {
             known: Mutex::new(Vec::new()),
             latency: Duration::ZERO,
         };
-        provider.journal.with_state(|_| Ok((Vec::new(), ())))?;
+        // The lock file is opened (and made) here, so that a directory the sandbox cannot
+        // write is an error now; the journal itself is read on another thread meanwhile.
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(provider.journal.path().with_extension("lock"))?;
+        provider.journal.catch_up_in_background();
         Ok(provider)
     }
 
