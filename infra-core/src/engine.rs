@@ -234,13 +234,31 @@ impl Engine {
     /// [preflight](Provider::preflight) checks against their configuration (the AWS region, …),
     /// every problem at once.
     pub fn validate(&self, stack: &Stack, only: &BTreeSet<String>) -> Result<Graph, Error> {
+        self.validate_built(stack, Graph::build(stack), only)
+    }
+
+    /// [`Engine::validate`] given what [`Graph::build`] of the same `stack` returned, for a
+    /// caller that has built the graph already (the deploy program checks a stack before it
+    /// contacts any endpoint): the graph's checks are not made again.
+    pub fn validate_built(
+        &self,
+        stack: &Stack,
+        built: Result<Graph, ValidationErrors>,
+        only: &BTreeSet<String>,
+    ) -> Result<Graph, Error> {
         let scope = self.scope(only)?;
         let mut problems: Vec<_> = scope
             .iter()
             .flat_map(|name| self.providers[name].preflight(stack))
             .collect();
         problems.extend(self.unserved_kinds(stack, only));
-        match Graph::build(stack) {
+        if let Ok(graph) = &built {
+            assert!(
+                graph.stack() == stack.name() && graph.len() == stack.len(),
+                "validate_built: the graph is not the stack's"
+            );
+        }
+        match built {
             Ok(graph) if problems.is_empty() => return Ok(graph),
             Ok(_) => {}
             Err(e) => problems.extend(e.problems),
@@ -297,7 +315,18 @@ impl Engine {
     /// Validates the stack (before any provider is called; see [`Engine::validate`]), reads
     /// what the in-scope providers own, and plans.
     pub async fn plan(&self, stack: &Stack, opts: &PlanOptions) -> Result<Planned, Error> {
-        let graph = self.validate(stack, &opts.only)?;
+        self.plan_built(stack, Graph::build(stack), opts).await
+    }
+
+    /// [`Engine::plan`] given what [`Graph::build`] of the same `stack` returned (see
+    /// [`Engine::validate_built`]).
+    pub async fn plan_built(
+        &self,
+        stack: &Stack,
+        built: Result<Graph, ValidationErrors>,
+        opts: &PlanOptions,
+    ) -> Result<Planned, Error> {
+        let graph = self.validate_built(stack, built, &opts.only)?;
         let scope = self.scope(&opts.only)?;
         let observed = self.read(&graph, &scope, opts.destroy).await?;
         let mut plan = plan::compute(&graph, &observed, &scope, opts);
@@ -484,10 +513,15 @@ impl Engine {
                 },
             )
             .await?;
+        let providers = self.scoped(&scope);
         let result = async {
-            let now = self
-                .read(&planned.graph, &scope, planned.plan.destroy)
-                .await?;
+            // Who applies (for the audit trail; an STS call on AWS, once per provider) is asked
+            // while the objects are read again, not after.
+            let (now, actor) = futures::join!(
+                self.read(&planned.graph, &scope, planned.plan.destroy),
+                crate::audit::actor_for(&providers)
+            );
+            let now = now?;
             if let Some(diff) = first_difference(&planned.observed, &now) {
                 // Another run changed the objects since this plan was made (typically the one
                 // whose lock this run waited for). If they now match the declaration, what this
@@ -511,8 +545,6 @@ impl Engine {
                     None => diff,
                 }));
             }
-            let providers = self.scoped(&scope);
-            let actor = crate::audit::actor_for(&providers).await;
             for entry in crate::audit::suppressions(&planned.plan, &actor) {
                 entry.trace();
                 observer.audit(&entry);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use infra_core::audit::AuditEntry;
 use infra_core::engine::{Engine, Error as EngineError, Planned};
+use infra_core::graph::Graph;
 use infra_core::plan::saved::{saved_plan_schema, SavedPhase, SavedPlan};
 use infra_core::plan::{Action, Plan, PlanOptions};
 use infra_core::policy::PolicyRule;
@@ -396,10 +397,10 @@ fn invalid(args: &Args, stack: &Stack, errors: ValidationErrors) -> Error {
 /// Validates the stack before anything is contacted: the graph's checks and, on a live target,
 /// the AWS provider's preflight against its configuration (a subnet in `us-east-1a` with the
 /// region `eu-west-1`), which makes no API call. Every problem is reported at once.
-async fn validate(args: &Args, stack: &Stack) -> Result<(), Error> {
-    let mut problems = match infra_core::graph::Graph::build(stack) {
-        Ok(_) => Vec::new(),
-        Err(e) => e.problems,
+async fn validate(args: &Args, stack: &Stack) -> Result<Graph, Error> {
+    let (graph, mut problems) = match Graph::build(stack) {
+        Ok(graph) => (Some(graph), Vec::new()),
+        Err(e) => (None, e.problems),
     };
     let aws_in_scope = args.only.is_empty() || args.only.iter().any(|o| o == "aws");
     if args.target == Target::Live && aws_in_scope {
@@ -410,8 +411,8 @@ async fn validate(args: &Args, stack: &Stack) -> Result<(), Error> {
             problems.extend(aws.preflight(stack));
         }
     }
-    if problems.is_empty() {
-        return Ok(());
+    if let (Some(graph), true) = (graph, problems.is_empty()) {
+        return Ok(graph);
     }
     problems.sort();
     problems.dedup();
@@ -428,11 +429,20 @@ async fn make_plan(
     opts: &PlanOptions,
     rules: &[Arc<dyn PolicyRule>],
 ) -> Result<(Engine, Planned), Error> {
+    // An existing sandbox is opened first: its journals are then read on other threads while
+    // the stack is validated (opening it creates nothing a plan of a broken stack would leave).
+    let early = match args.target {
+        Target::Sandbox if args.sandbox_dir.is_dir() => Some(engine_for(args, rules).await?),
+        _ => None,
+    };
     // Validate first: a broken stack is reported before any endpoint is contacted.
-    validate(args, stack).await?;
-    let engine = engine_for(args, rules).await?;
+    let graph = validate(args, stack).await?;
+    let engine = match early {
+        Some(engine) => engine,
+        None => engine_for(args, rules).await?,
+    };
     let planned = engine
-        .plan(stack, opts)
+        .plan_built(stack, Ok(graph), opts)
         .await
         .map_err(|e| from_engine(e, args, stack, Error::Plan))?;
     Ok((engine, planned))
