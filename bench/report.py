@@ -250,15 +250,27 @@ and 148 → 88 MB.
    kind and field in the `ValidationContext` (`earlier_same`, `earlier_containing`): linear, not
    O(k²) (not exercised by this bench, whose kinds are generic).
 
-What would fix the rest (commentary): about two fifths of the instructions are still
-`malloc`/`free` — every property map is a `BTreeMap<String, Value>` with owned keys, and a read
-clones the sandbox's state into `Observed` objects, a second resident copy of the journal
-(sharing the props between the two, or interning keys, would remove most of it); `Graph::build`
-hashes cloned `Address`es with SipHash; and freeing the stack, graph, observed state and sandbox
-at the end is ~13 % of the instructions, which a process about to exit could skip. The
-wall-clock figures of this run were taken with the 1-minute load above 4 on 2 cores (three other
-agents building), so they overstate the times; the instruction counts and RSS do not depend on
-the load.
+Round three (issue 15, commentary; the figures in this paragraph measured by hand on
+2026-11-30 with `PLAN --rss noop 100000` of the binaries before and after, alternated, on a
+machine where the table's runs were ~1.4× slower than the previous regeneration's): the work
+is spread over the two cores. `SandboxProvider::open` starts reading the journal on another
+thread and returns, so the engine builds and validates the graph meanwhile (the deploy program
+opens an existing sandbox before it validates, and builds the graph once: `Engine::plan_built`);
+a large journal's lines are parsed on several threads and replayed in order; the index of
+idempotency tokens is built at the first create instead of while replaying; and `plan::compute`
+diffs each wave of the graph (resources none of which depends on another of the same wave) on
+several threads from 2,048 resources, with the same result in the same order. 100,000 no-op:
+~1,460 → ~1,200 ms. Two threads do not halve the work: with glibc's malloc each thread allocates
+from its own arena, grown by `mprotect` and first-touch page faults (`perf record` of one
+plan: page faults ~19 % of the samples, `mprotect` ~8 %), and the compared limit frees each line
+as it goes (45 MB peak) where a plan keeps ~600 MB of state. With jemalloc or mimalloc preloaded
+(`LD_PRELOAD`) the same binary took 1,070–1,260 ms against 1,140–1,320 ms with glibc in the same
+series: the allocator is not the whole story. What would fix the rest: fewer, smaller allocations — a property map
+is a `BTreeMap<String, Value>` whose smallest node is ~640 bytes whatever its size, allocated
+once in the stack, once in the journal's state and once per resolved reference; an `Address`
+compares two strings where interned kinds would compare a pointer (`memcmp` is ~11 % of the
+samples, most of it in `BTreeMap<Address, _>` lookups); the sandbox read copies every object's
+identity into an `Observed`.
 """
 
 
@@ -340,6 +352,8 @@ def section_refresh(d):
         f"{verdict(ok_time)} ({f0(big['plan_ms'])} ms). infra's own CPU ≤ 10 % of the wall time (issue 15): "
         f"{verdict(ok_share)} ({f0(big['client_cpu_ms'])} ms of {f0(big['plan_ms'])} ms, {100 * share:.0f} %).\n"
     )
+    if not ok_share:
+        o.append(REFRESH_SHARE)
     if not ok_time:
         rest = big["plan_ms"] - big["moto_cpu_ms"] - big["client_cpu_ms"]
         if rest >= 0:
@@ -356,10 +370,24 @@ def section_refresh(d):
     return "\n".join(o), (ok_calls, ok_time, big, ok_share, share)
 
 
+REFRESH_SHARE = """**What is left of infra's CPU** (commentary, from `perf record` of `bench_aws refresh 1000`
+by hand on 2026-11-30, and the code). Issue 15 put the tokio runtime, the Smithy orchestrator and
+its types, hyper, http and serde_json at opt-level 1 in the dev profile and the engine's crates
+too (210 → 140 ms of infra CPU for this no-op plan, on that machine). The rest, by self time:
+the kernel ~18 % (sockets, epoll, page faults), generic code of `core` and `alloc` ~30 % —
+mostly instantiated in the crates left at opt-level 0, above all the generated SDK crates'
+deserialisers, which read every listed object field by field — then tokio, the Smithy types and
+runtime, http and the XML tokenizer at a few % each, and the engine ~2 %. Next: the generated
+crates at opt-level 1 (aws-sdk-ec2 alone takes ~4 min to build at level 0; measure what level 1
+costs a clean build), or fewer bytes to decode (filters that leave out fields infra does not
+compare do not exist in EC2's Describe calls).
+"""
+
+
 REFRESH_MISS = """**Why 1,000 resources take longer than 1 s here.** Of the {wall} ms, moto's CPU is {moto} ms
-and infra's {me} ms (a debug build: the SDK's generated deserialisers, its orchestrator and hyper at
-opt-level 0 — the XML, JSON and signing crates are optimised, see Cargo.toml —, the graph, the
-diff, the policy rules); {rest}. Moto serves one request at a time, so its CPU time alone bounds the
+and infra's {me} ms (a debug build: the SDK's generated deserialisers at opt-level 0 — the
+runtime, hyper, the XML, JSON and signing crates and the engine are optimised, see Cargo.toml —,
+the graph, the diff, the policy rules); {rest}. Moto serves one request at a time, so its CPU time alone bounds the
 wall time from below: its Python rendering of every object it lists — per listing above, the
 security groups (a tag filter evaluated group by group) and IAM's account authorization details
 and instance profiles lead. infra makes one listing per object type, the minimum for a read that
@@ -445,7 +473,7 @@ def section_apply(d):
             "and every apply reported success and re-planned as a no-op).\n\n"
             f"**What bounds it.** Moto serves one request at a time (`.ci/moto_serve.py`) and spends "
             f"~{s_ms:.1f} ms of CPU per request here; infra's process (reconciler, SDK and the in-process proxy, "
-            f"all a debug build) ~{c_ms:.1f} ms. At concurrency 1 each of the {req} requests costs {per1:.0f} ms of wall "
+            f"a debug build with the hot crates optimised: Cargo.toml) ~{c_ms:.1f} ms. At concurrency 1 each of the {req} requests costs {per1:.0f} ms of wall "
             f"time: the {L} ms, moto, infra, and waiting for a CPU on a loaded machine. At 32 the {L} ms waits overlap "
             f"32 ways and what remains is the serial part: moto's {req} × {s_ms:.1f} ms = {req * s_ms / 1000:.2f} s plus "
             f"infra's CPU on the same 2 cores — {c32['apply_ms'] / 1000:.2f} s measured. So at 32 moto (and this "
@@ -770,11 +798,11 @@ def section_loop(d):
         f"takes {', '.join(rel)} the time here. Line tables are on only for the workspace's "
         "own crates (`[profile.dev.package.\"*\"] debug = false`), so the facade's own debug info is a "
         "small part of the link: the linker's work is mostly reading the dependencies' rlibs (the AWS SDK "
-        "crates are the bulk). (commentary) `dev/linker` (mold when installed, else rustc's own link) is "
-        "not set in a committed `.cargo/config.toml`: the linker is part of every crate's fingerprint, "
-        "and a build outside the repository sharing its target directory (the round-trip tests' fixture "
-        "crates) would see no such config and rebuild the whole dependency tree in turn; the README says "
-        "how to opt in"
+        "crates are the bulk). (commentary) The workspace's `.cargo/config.toml` sets `dev/linker`: mold "
+        "when it is installed, else exactly rustc's own link, so a machine without mold builds as before "
+        "(the bench's own builds set `bench/ld-wrapper` instead, to switch linkers without a rebuild; the "
+        "round-trip tests' fixture crates, built outside the workspace into its target directory, are "
+        "given `dev/linker` through the environment so that they rebuild nothing)"
         + (f" (mold changes this loop by {f2(med_total['mold'] - before)} s)" if "mold" in med_total else "")
         + ".\n"
     )

@@ -262,7 +262,11 @@ fn catch_up(path: &Path, state: &mut State) -> std::io::Result<()> {
     let lines: Vec<&[u8]> = bytes[..whole].split_inclusive(|&b| b == b'\n').collect();
     state.offset += whole as u64;
     state.lines += lines.len() as u64;
-    for entry in parse_lines(&lines) {
+    let entries = parse_lines(&lines);
+    // The entries own what they hold: the file's bytes go before the replay grows the state.
+    drop(lines);
+    drop(bytes);
+    for entry in entries {
         match entry {
             Ok(entry) => state.apply(entry),
             Err(e) => {
