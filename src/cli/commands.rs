@@ -430,7 +430,7 @@ async fn make_plan(
     rules: &[Arc<dyn PolicyRule>],
 ) -> Result<(Engine, Planned), Error> {
     // An existing sandbox is opened first: its journals are then read on other threads while
-    // the stack is validated (opening it creates nothing a plan of a broken stack would leave).
+    // the stack is validated (opening an existing sandbox makes at most its lock files).
     let early = match args.target {
         Target::Sandbox if args.sandbox_dir.is_dir() => Some(engine_for(args, rules).await?),
         _ => None,
