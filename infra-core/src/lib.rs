@@ -21,6 +21,7 @@ pub mod graph;
 mod hash;
 pub mod import;
 pub mod lock;
+mod parallel;
 pub mod plan;
 pub mod policy;
 pub mod provider;

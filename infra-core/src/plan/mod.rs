@@ -404,7 +404,7 @@ fn declared_changes(
     in_scope: &(dyn Fn(&str) -> bool + Sync),
     destroy: bool,
 ) -> Vec<Change> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let threads = crate::parallel::threads();
     declared_changes_on(graph, observed, in_scope, destroy, threads, PARALLEL_WAVE)
 }
 
@@ -444,25 +444,10 @@ fn declared_changes_on(
     let mut changes: Vec<Option<Change>> = (0..specs.len()).map(|_| None).collect();
     for wave in graph.waves() {
         let positions: Vec<usize> = wave.into_iter().filter(|&p| wanted(specs[p])).collect();
-        let diff_of = |p: usize| (p, declared_diff(specs[p], graph, observed, &actions));
-        let diffs: Vec<(usize, Change)> = if threads < 2 || positions.len() < parallel {
-            positions.iter().map(|&p| diff_of(p)).collect()
-        } else {
-            let chunk = positions.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = positions
-                    .chunks(chunk)
-                    .map(|part| {
-                        scope.spawn(|| part.iter().map(|&p| diff_of(p)).collect::<Vec<_>>())
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
-            })
-        };
-        for (p, change) in diffs {
+        let diffs = crate::parallel::map_ordered(&positions, threads, parallel, |&p| {
+            declared_diff(specs[p], graph, observed, &actions)
+        });
+        for (p, change) in positions.into_iter().zip(diffs) {
             actions.insert(&specs[p].address, change.action);
             changes[p] = Some(change);
         }

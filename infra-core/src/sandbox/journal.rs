@@ -207,11 +207,7 @@ fn locked<T>(
     state: &mut State,
     f: impl FnOnce(&mut State) -> std::io::Result<(Vec<Entry>, T)>,
 ) -> std::io::Result<T> {
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path.with_extension("lock"))?;
+    let lock = lock_file(path)?;
     lock.lock()?;
     let result = (|| {
         catch_up(path, state)?;
@@ -226,6 +222,15 @@ fn locked<T>(
     })();
     let _ = lock.unlock();
     result
+}
+
+/// The lock file beside the journal at `path` (made if missing), which every operation holds.
+pub(super) fn lock_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))
 }
 
 fn catch_up(path: &Path, state: &mut State) -> std::io::Result<()> {
@@ -280,28 +285,8 @@ fn catch_up(path: &Path, state: &mut State) -> std::io::Result<()> {
 /// Journal lines parsed, in order. Many lines (a fresh process opening a large journal) are
 /// parsed on several threads, each a run of consecutive lines; replaying them stays in order.
 fn parse_lines(lines: &[&[u8]]) -> Vec<serde_json::Result<Entry>> {
-    parse_lines_from(lines, PARALLEL_LINES)
-}
-
-/// [`parse_lines`], on several threads from `parallel` lines.
-fn parse_lines_from(lines: &[&[u8]], parallel: usize) -> Vec<serde_json::Result<Entry>> {
-    let parse = |part: &[&[u8]]| -> Vec<serde_json::Result<Entry>> {
-        part.iter().map(|l| serde_json::from_slice(l)).collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads < 2 || lines.len() < parallel {
-        return parse(lines);
-    }
-    let chunk = lines.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || parse(part)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    crate::parallel::map_ordered(lines, crate::parallel::threads(), PARALLEL_LINES, |l| {
+        serde_json::from_slice(l)
     })
 }
 
@@ -552,8 +537,11 @@ mod tests {
                 })
                 .collect()
         };
-        let one = summary(parse_lines_from(&lines, usize::MAX));
-        let several = summary(parse_lines_from(&lines, 1));
+        let parse = |threads| {
+            crate::parallel::map_ordered(&lines, threads, 1, |l| serde_json::from_slice(l))
+        };
+        let one = summary(parse(1));
+        let several = summary(parse(3));
         assert_eq!(one.len(), 999);
         assert_eq!(one.iter().filter(|l| *l == "error").count(), 11);
         assert_eq!(several, one);

@@ -105,11 +105,7 @@ impl SandboxProvider {
         };
         // The lock file is opened (and made) here, so that a directory the sandbox cannot
         // write is an error now; the journal itself is read on another thread meanwhile.
-        fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(provider.journal.path().with_extension("lock"))?;
+        journal::lock_file(provider.journal.path())?;
         provider.journal.catch_up_in_background();
         Ok(provider)
     }
