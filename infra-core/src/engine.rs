@@ -24,7 +24,7 @@ use crate::graph::Graph;
 use crate::plan::saved::{Refusal, SavedPhase, SavedPlan};
 use crate::plan::{self, ObservedState, Plan, PlanOptions, ReadStats};
 use crate::policy::{self, PolicyRule, Rules};
-use crate::provider::{LockError, LockInfo, Provider, ProviderError, Resolved};
+use crate::provider::{LockError, LockInfo, Observed, Provider, ProviderError, Resolved};
 use crate::reconcile::{self, ApplyObserver, ApplyOptions, ApplyReport, Providers, ReconcileError};
 use crate::validate::{Problem, ValidationErrors};
 
@@ -423,21 +423,31 @@ impl Engine {
         }))
         .await;
         let mut observed = ObservedState::default();
-        for (name, r) in reads {
+        let mut objects: Vec<(usize, Observed)> = Vec::new();
+        for (p, (name, r)) in reads.into_iter().enumerate() {
             let r = r.map_err(|error| Error::Read {
                 provider: name.clone(),
                 error,
             })?;
             observed.reads.push(ReadStats {
-                provider: name.clone(),
+                provider: name,
                 resources: r.resources.len(),
                 api_calls: r.api_calls,
             });
-            for o in r.resources {
-                observed.provider_of.insert(o.address.clone(), name.clone());
-                observed.resources.insert(o.address.clone(), o);
-            }
+            objects.extend(r.resources.into_iter().map(|o| (p, o)));
         }
+        // Both maps built at once from the objects sorted by address (stable: of two objects
+        // at one address, the later provider's is kept, as inserting them in turn would),
+        // instead of two searches per object.
+        objects.sort_by(|a, b| a.1.address.cmp(&b.1.address));
+        observed.provider_of = objects
+            .iter()
+            .map(|(p, o)| (o.address.clone(), observed.reads[*p].provider.clone()))
+            .collect();
+        observed.resources = objects
+            .into_iter()
+            .map(|(_, o)| (o.address.clone(), o))
+            .collect();
         // Declared moves: objects owned at an old address are the new address's from here on.
         let problems = plan::apply_moves(graph, &mut observed);
         if !problems.is_empty() {

@@ -21,6 +21,7 @@ pub struct Graph {
     /// The stack's specs, shared with it (not copied).
     nodes: Vec<Arc<ResourceSpec>>,
     index: HashMap<Address, usize>,
+    /// Each node's dependencies (node indexes), sorted by their address.
     deps: Vec<Vec<usize>>,
     order: Vec<usize>,
     moves: Vec<Move>,
@@ -103,7 +104,12 @@ impl Graph {
             });
         }
 
-        let order = topological_order(specs, &deps);
+        // Each node's dependencies by address (what `dependencies` returns), by the ranks the
+        // order was computed with: no string is compared again.
+        let (order, rank_of) = topological_order(specs, &deps);
+        for d in &mut deps {
+            d.sort_unstable_by_key(|&j| rank_of[j]);
+        }
         Ok(Graph {
             stack: stack.name().to_string(),
             nodes: specs.to_vec(), // clones of the `Arc`s
@@ -177,15 +183,35 @@ impl Graph {
 
     /// The direct dependencies of a resource, sorted by address.
     pub fn dependencies(&self, address: &Address) -> Vec<&Address> {
-        let Some(&i) = self.index.get(address) else {
-            return Vec::new();
-        };
-        let mut out: Vec<&Address> = self.deps[i]
+        match self.index.get(address) {
+            Some(&i) => self.dependencies_of(i),
+            None => Vec::new(),
+        }
+    }
+
+    /// [`Graph::dependencies`] of the node at index `i` (already sorted by address).
+    pub(crate) fn dependencies_of(&self, i: usize) -> Vec<&Address> {
+        self.deps[i]
             .iter()
             .map(|&d| &self.nodes[d].address)
-            .collect();
-        out.sort();
-        out
+            .collect()
+    }
+
+    /// The node index of an address (what [`Graph::node_order`] and
+    /// [`Graph::dependencies_of`] speak of).
+    pub(crate) fn index_of(&self, address: &Address) -> Option<usize> {
+        self.index.get(address).copied()
+    }
+
+    /// The node indexes in [`Graph::in_order`]'s order: `node_order()[p]` is the node at
+    /// position `p`.
+    pub(crate) fn node_order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// The resource at node index `i`.
+    pub(crate) fn node(&self, i: usize) -> &ResourceSpec {
+        &self.nodes[i]
     }
 
     /// Every edge `(dependent, dependency)`, in topological order of the dependent.
@@ -341,10 +367,12 @@ fn cycle_path(start: usize, members: &[usize], deps: &[Vec<usize>]) -> Vec<usize
     vec![start, start]
 }
 
-/// Kahn's algorithm with a min-heap on address rank: deterministic whatever the declaration order.
-fn topological_order(specs: &[Arc<ResourceSpec>], deps: &[Vec<usize>]) -> Vec<usize> {
+/// Kahn's algorithm with a min-heap on address rank: deterministic whatever the declaration
+/// order. Returns the order and each node's rank.
+fn topological_order(specs: &[Arc<ResourceSpec>], deps: &[Vec<usize>]) -> (Vec<usize>, Vec<usize>) {
     let mut rank: Vec<usize> = (0..specs.len()).collect();
-    rank.sort_by(|&a, &b| specs[a].address.cmp(&specs[b].address));
+    // Unstable: the addresses of the nodes ranked are distinct (duplicates fail validation).
+    rank.sort_unstable_by(|&a, &b| specs[a].address.cmp(&specs[b].address));
     let mut rank_of = vec![0; specs.len()];
     for (r, &i) in rank.iter().enumerate() {
         rank_of[i] = r;
@@ -372,7 +400,7 @@ fn topological_order(specs: &[Arc<ResourceSpec>], deps: &[Vec<usize>]) -> Vec<us
             }
         }
     }
-    order
+    (order, rank_of)
 }
 
 /// Checks the declared moves and resolves their chains: every old address with the declared

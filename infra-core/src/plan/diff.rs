@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use super::{drift, Action, Change, FieldChange};
 use crate::dsl::{Address, ResourceSpec};
 use crate::graph::Graph;
-use crate::hash::HashMap;
 use crate::provider::Observed;
 use crate::value::{Reference, Value};
 
@@ -134,22 +133,42 @@ fn protect_secret<'a>(spec: &ResourceSpec, key: &str, v: Cow<'a, Value>) -> Cow<
     }
 }
 
-/// A resource's declared properties as far as they are known before the apply, secrets
-/// digested. A reference is known when its target keeps its object (`actions`, the changes
-/// planned so far, says what happens to it) and the output doesn't change on update; otherwise
-/// it stays a [`Value::Ref`], shown as known after apply. Values that hold no reference and
-/// are not secret are borrowed from the spec, not copied.
-pub(super) fn desired_props<'a>(
-    spec: &'a ResourceSpec,
-    graph: &Graph,
-    observed: &BTreeMap<Address, Observed>,
-    actions: &HashMap<&Address, Action>,
-) -> BTreeMap<&'a str, Cow<'a, Value>> {
-    let lookup = |r: &Reference| -> Option<Value> {
-        let target = graph.get(&r.address)?;
-        let known = match actions.get(&r.address) {
+/// What planning knows of the declared resources while it diffs them, by node index in the
+/// [`Graph`]: each one's observed object (looked up once, not per reference to it), and the
+/// action planned for it once its wave is diffed.
+pub(super) struct Known<'a> {
+    graph: &'a Graph,
+    /// The object observed at each node's address.
+    pub(super) observed: Vec<Option<&'a Observed>>,
+    /// The action planned for each node (`None` until it is diffed).
+    pub(super) actions: Vec<Option<Action>>,
+}
+
+impl<'a> Known<'a> {
+    /// Nothing planned yet; the objects of `observed` placed at their addresses' nodes.
+    pub(super) fn new(graph: &'a Graph, observed: &'a BTreeMap<Address, Observed>) -> Self {
+        let mut at = vec![None; graph.len()];
+        for (address, o) in observed {
+            if let Some(i) = graph.index_of(address) {
+                at[i] = Some(o);
+            }
+        }
+        Known {
+            graph,
+            observed: at,
+            actions: vec![None; graph.len()],
+        }
+    }
+
+    /// The value of reference `r` when it is known before the apply: its target keeps its
+    /// object (by the action planned for it) and the output doesn't change on update.
+    fn value_of(&self, r: &Reference) -> Option<Value> {
+        let i = self.graph.index_of(&r.address)?;
+        let known = match self.actions[i] {
             Some(Action::Create | Action::DeleteThenCreate | Action::CreateThenDelete) => false,
-            Some(Action::Update) => !target
+            Some(Action::Update) => !self
+                .graph
+                .node(i)
                 .schema
                 .changes_on_update
                 .contains(&r.attribute.as_str()),
@@ -158,10 +177,20 @@ pub(super) fn desired_props<'a>(
         if !known {
             return None;
         }
-        observed
-            .get(&r.address)
-            .and_then(|o| o.output(&r.attribute))
-    };
+        self.observed[i].and_then(|o| o.output(&r.attribute))
+    }
+}
+
+/// A resource's declared properties as far as they are known before the apply, secrets
+/// digested. A reference is known when its target keeps its object (`known.actions`, the
+/// changes planned so far, says what happens to it) and the output doesn't change on update;
+/// otherwise it stays a [`Value::Ref`], shown as known after apply. Values that hold no
+/// reference and are not secret are borrowed from the spec, not copied.
+pub(super) fn desired_props<'a>(
+    spec: &'a ResourceSpec,
+    known: &Known<'_>,
+) -> BTreeMap<&'a str, Cow<'a, Value>> {
+    let lookup = |r: &Reference| known.value_of(r);
     spec.props
         .iter()
         .map(|(k, v)| {

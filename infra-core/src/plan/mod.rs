@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::dsl::{Address, ResourceSpec};
 use crate::graph::Graph;
-use crate::hash::HashMap;
 use crate::policy::{PolicyReport, Severity};
 use crate::provider::Observed;
 use crate::value::Value;
@@ -439,16 +438,16 @@ fn declared_changes_on(
             })
             .collect();
     }
-    let mut actions: HashMap<&Address, Action> =
-        HashMap::with_capacity_and_hasher(graph.len(), Default::default());
+    let mut known = diff::Known::new(graph, &observed.resources);
+    let order = graph.node_order();
     let mut changes: Vec<Option<Change>> = (0..specs.len()).map(|_| None).collect();
     for wave in graph.waves() {
         let positions: Vec<usize> = wave.into_iter().filter(|&p| wanted(specs[p])).collect();
         let diffs = crate::parallel::map_ordered(&positions, threads, parallel, |&p| {
-            declared_diff(specs[p], graph, observed, &actions)
+            declared_diff(order[p], graph, observed, &known)
         });
         for (p, change) in positions.into_iter().zip(diffs) {
-            actions.insert(&specs[p].address, change.action);
+            known.actions[order[p]] = Some(change.action);
             changes[p] = Some(change);
         }
     }
@@ -459,21 +458,13 @@ fn declared_changes_on(
 /// threads: below it, starting them costs more than they save.
 const PARALLEL_WAVE: usize = 2048;
 
-/// One declared resource's change (see [`declared_changes`]).
-fn declared_diff(
-    spec: &ResourceSpec,
-    graph: &Graph,
-    observed: &ObservedState,
-    actions: &HashMap<&Address, Action>,
-) -> Change {
-    let current = observed.resources.get(&spec.address);
+/// The change of the declared resource at node index `i` (see [`declared_changes`]).
+fn declared_diff(i: usize, graph: &Graph, observed: &ObservedState, known: &diff::Known) -> Change {
+    let spec = graph.node(i);
+    let current = known.observed[i];
     let protected = spec.options.protect || current.is_some_and(|o| o.protect);
-    let desired = diff::desired_props(spec, graph, &observed.resources, actions);
-    let depends_on = graph
-        .dependencies(&spec.address)
-        .into_iter()
-        .cloned()
-        .collect();
+    let desired = diff::desired_props(spec, known);
+    let depends_on = graph.dependencies_of(i).into_iter().cloned().collect();
     let mut change = diff::declared_change(spec, &desired, current, depends_on, protected);
     moves::mark_moved(&mut change, observed, graph);
     adopt::mark_adopted(&mut change, observed);
