@@ -271,6 +271,21 @@ once in the stack, once in the journal's state and once per resolved reference; 
 compares two strings where interned kinds would compare a pointer (`memcmp` is ~11 % of the
 samples, most of it in `BTreeMap<Address, _>` lookups); the sandbox read copies every object's
 identity into an `Observed`.
+
+Round four (issue 15, commentary; measured by hand on 2026-11-30 with `PLAN --rss noop 100000`
+of the binaries before and after, 5 runs each alternated with the limit, on a VM with CPU steal
+where the same binary's time varied by ±20 % between series): address kinds are interned, so
+that two addresses of one kind compare by name only (`Address`'s order, equality and hash are
+still its parts'); `plan::compute` finds each declared resource's object once, by graph node,
+instead of once per reference to it in a `BTreeMap<Address, _>`, and keeps the planned actions by
+node; the graph keeps each resource's dependencies sorted (by the ranks its order was computed
+with); the engine builds its two maps of observed objects at once from the objects sorted by
+address instead of inserting each object twice. Median 3,666 → 3,199 ms (fastest 3,053 → 2,823)
+against a limit of 1,267 ms in that series. A `perf` timeline of one plan (threads sampled at
+500 Hz) shows the critical path that is left: the journal (parsed on two threads while the main
+thread builds and validates the graph; its parse allocates from per-thread arenas grown page by
+page with `mprotect`, and the replay inserts every object into a `BTreeMap` by id), then the
+diff of the waves on two threads, each part about a third of the whole.
 """
 
 

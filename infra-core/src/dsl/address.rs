@@ -155,7 +155,7 @@ mod tests {
         };
         assert_eq!(a, c);
         assert_eq!(a.cmp(&c), Ordering::Equal);
-        let mut all = vec![
+        let mut all = [
             Address::new("t_sub", "a"),
             b.clone(),
             Address::new("t_net", "c"),

@@ -89,10 +89,16 @@ async fn a_paused_update_is_reported() {
     let name = unique("pz");
     let _guard = Cleanup::new(&name);
     let engine = engine(&p);
+    // A monitor window long enough for the failing task's exit to be seen inside it on a loaded
+    // machine: with quick_policy's 300 ms the update once counted as done (under a full
+    // `.ci/test` on a VM with CPU steal, 2026-11-30), most likely because the exit was noticed
+    // after the window.
     let pausing = || {
-        quick_service("app", &image())
-            .replicas(1)
-            .update_policy(quick_policy().failure_action(FailureAction::Pause))
+        quick_service("app", &image()).replicas(1).update_policy(
+            quick_policy()
+                .monitor(std::time::Duration::from_secs(3))
+                .failure_action(FailureAction::Pause),
+        )
     };
     let mut s = Stack::new(&name);
     s.add(pausing());
