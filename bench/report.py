@@ -281,11 +281,14 @@ instead of once per reference to it in a `BTreeMap<Address, _>`, and keeps the p
 node; the graph keeps each resource's dependencies sorted (by the ranks its order was computed
 with); the engine builds its two maps of observed objects at once from the objects sorted by
 address instead of inserting each object twice. Median 3,666 → 3,199 ms (fastest 3,053 → 2,823)
-against a limit of 1,267 ms in that series. A `perf` timeline of one plan (threads sampled at
-500 Hz) shows the critical path that is left: the journal (parsed on two threads while the main
-thread builds and validates the graph; its parse allocates from per-thread arenas grown page by
-page with `mprotect`, and the replay inserts every object into a `BTreeMap` by id), then the
-diff of the waves on two threads, each part about a third of the whole.
+against a limit of 1,267 ms in that series. A `perf` timeline of one plan after the change
+(`perf record -F 500 --call-graph dwarf`, 2.94 s under perf) shows the critical path that is
+left: the journal, 61 % (parsed on two threads while the main thread builds and validates the
+graph, which ends first; the parse allocates from per-thread arenas grown page by page with
+`mprotect`, and the replay, on one thread, inserts every object into a `BTreeMap` by id), the
+sandbox read 6 %, the engine's observed maps 8 % (14 % before), the diff of the waves on two
+threads 22 % (0.65 s; 0.78 s before, in a slower series). Next: the journal's replay and memory
+(objects by id in a hash map; a read that does not copy every object's identity).
 """
 
 
