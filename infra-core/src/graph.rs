@@ -218,7 +218,7 @@ impl Graph {
     pub fn edges(&self) -> Vec<(&Address, &Address)> {
         let mut out = Vec::new();
         for &i in &self.order {
-            for d in self.dependencies(&self.nodes[i].address) {
+            for d in self.dependencies_of(i) {
                 out.push((&self.nodes[i].address, d));
             }
         }
