@@ -31,6 +31,13 @@ impl Address {
             name: Arc::from(name.into()),
         }
     }
+    /// [`Address::new`] from borrowed parts, without first making owned strings of them.
+    pub(crate) fn of(kind: &str, name: &str) -> Self {
+        Address {
+            kind: intern(kind),
+            name: Arc::from(name),
+        }
+    }
     /// The kind, e.g. `aws_vpc`.
     pub fn kind(&self) -> &str {
         &self.kind

@@ -62,11 +62,7 @@ impl SandboxProvider {
             .with_state(|s| {
                 Ok((
                     Vec::new(),
-                    s.objects
-                        .values()
-                        .filter(|o| o.stack.is_none())
-                        .cloned()
-                        .collect(),
+                    s.sorted(|o| o.stack.is_none()).cloned().collect(),
                 ))
             })
             .map_err(Self::err)?;

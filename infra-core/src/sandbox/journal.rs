@@ -131,16 +131,18 @@ impl<'de> Deserialize<'de> for Entry {
 #[derive(Default)]
 pub(super) struct State {
     /// Objects by id (written through [`State::put`] and [`State::remove`], which keep
-    /// `tokens` up to date).
-    pub(super) objects: BTreeMap<String, SandboxObject>,
+    /// `tokens` up to date). A hash map: replaying a large journal inserts every object, and
+    /// a B-tree keyed by random hex ids made that serial replay most of a fresh plan's
+    /// journal time. Whatever reaches a caller in order goes through [`State::sorted`].
+    pub(super) objects: HashMap<String, SandboxObject>,
     /// The id of the object each idempotency token made: a create looks its token up here
     /// instead of scanning every object (quadratic over an apply). Built by the first create
     /// ([`State::by_token`]), not while replaying: a plan never needs it.
     tokens: Option<HashMap<String, String>>,
     /// Apply locks by stack.
     pub(super) locks: BTreeMap<String, LockInfo>,
-    /// Id generations by object identity.
-    pub(super) counters: BTreeMap<String, u64>,
+    /// Id generations by object identity (written sorted by [`compact`]).
+    pub(super) counters: HashMap<String, u64>,
     offset: u64,
     lines: u64,
     #[cfg(unix)]
@@ -264,34 +266,70 @@ fn catch_up(path: &Path, state: &mut State) -> std::io::Result<()> {
     file.read_to_end(&mut bytes)?;
     // Whole lines only: a torn last line from a killed writer is left for a later read.
     let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let lines: Vec<&[u8]> = bytes[..whole].split_inclusive(|&b| b == b'\n').collect();
     state.offset += whole as u64;
-    state.lines += lines.len() as u64;
-    let entries = parse_lines(&lines);
-    // The entries own what they hold: the file's bytes go before the replay grows the state.
-    drop(lines);
-    drop(bytes);
-    for entry in entries {
-        match entry {
-            Ok(entry) => state.apply(entry),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "sandbox: skipping a malformed journal line")
+    // Runs of whole lines, parsed on several threads when there are many (a fresh process
+    // opening a large journal) and replayed here in order, each run as soon as it is parsed.
+    let runs = runs_of_lines(&bytes[..whole], crate::parallel::threads());
+    crate::parallel::map_consume_ordered(
+        &runs,
+        crate::parallel::threads(),
+        |run| parse_lines(run),
+        |entries| {
+            state.lines += entries.len() as u64;
+            for entry in entries {
+                match entry {
+                    Ok(entry) => state.apply(entry),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "sandbox: skipping a malformed journal line")
+                    }
+                }
             }
-        }
-    }
+        },
+    );
     Ok(())
 }
 
-/// Journal lines parsed, in order. Many lines (a fresh process opening a large journal) are
-/// parsed on several threads, each a run of consecutive lines; replaying them stays in order.
-fn parse_lines(lines: &[&[u8]]) -> Vec<serde_json::Result<Entry>> {
-    crate::parallel::map_ordered(lines, crate::parallel::threads(), PARALLEL_LINES, |l| {
-        serde_json::from_slice(l)
-    })
+/// `bytes` (whole lines) cut into runs of consecutive whole lines: one run when they are few,
+/// else about 16 per thread, so that the replay of a run overlaps the parse of later ones.
+fn runs_of_lines(bytes: &[u8], threads: usize) -> Vec<&[u8]> {
+    let pieces = if threads < 2 || bytes.len() < PARALLEL_BYTES {
+        1
+    } else {
+        (threads * 16).min(bytes.len() / (PARALLEL_BYTES / 16))
+    };
+    let mut runs = Vec::with_capacity(pieces);
+    let mut rest = bytes;
+    for left in (1..=pieces).rev() {
+        if rest.is_empty() {
+            break;
+        }
+        let end = if left == 1 {
+            rest.len()
+        } else {
+            // The end of the line that holds the run's last byte at an even share.
+            let at = rest.len() / left;
+            rest[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| at + i + 1)
+        };
+        let (run, after) = rest.split_at(end);
+        runs.push(run);
+        rest = after;
+    }
+    runs
 }
 
-/// The number of new lines from which [`catch_up`] parses them on several threads.
-const PARALLEL_LINES: usize = 4096;
+/// The lines of `run`, parsed in order.
+fn parse_lines(run: &[u8]) -> Vec<serde_json::Result<Entry>> {
+    run.split_inclusive(|&b| b == b'\n')
+        .map(serde_json::from_slice)
+        .collect()
+}
+
+/// The number of new bytes from which [`catch_up`] parses them on several threads (~2,000
+/// lines of a typical journal).
+const PARALLEL_BYTES: usize = 1 << 20;
 
 impl State {
     fn inode_value(&self) -> u64 {
@@ -311,6 +349,16 @@ impl State {
         }
         let _ = inode;
     }
+    /// The objects `keep` keeps, in id order (the order every output of the sandbox keeps).
+    pub(super) fn sorted(
+        &self,
+        keep: impl Fn(&SandboxObject) -> bool,
+    ) -> impl Iterator<Item = &SandboxObject> {
+        let mut objects: Vec<&SandboxObject> = self.objects.values().filter(|o| keep(o)).collect();
+        objects.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        objects.into_iter()
+    }
+
     /// Stores `object` (a new one, or a new version of one).
     pub(super) fn put(&mut self, object: SandboxObject) {
         if let (Some(tokens), Some(token)) = (&mut self.tokens, &object.token) {
@@ -415,7 +463,9 @@ fn same_file(file: &File, state: &State) -> bool {
 fn compact(path: &Path, state: &mut State) -> std::io::Result<()> {
     let tmp = path.with_extension("jsonl.tmp");
     let mut buf = Vec::new();
-    for (key, value) in &state.counters {
+    let mut counters: Vec<(&String, &u64)> = state.counters.iter().collect();
+    counters.sort_unstable();
+    for (key, value) in counters {
         serde_json::to_writer(
             &mut buf,
             &Entry::Counter {
@@ -425,7 +475,7 @@ fn compact(path: &Path, state: &mut State) -> std::io::Result<()> {
         )?;
         buf.push(b'\n');
     }
-    for object in state.objects.values() {
+    for object in state.sorted(|_| true) {
         serde_json::to_writer(
             &mut buf,
             &Entry::Put {
@@ -514,20 +564,21 @@ mod tests {
         )
     }
 
-    /// Lines parsed on several threads come back in order, each as one thread parses it,
-    /// malformed ones included (as errors, in their place).
+    /// Journal bytes cut into runs and parsed on several threads come back as one parse of
+    /// every line gives them, in order, malformed lines included (as errors, in their place);
+    /// every run ends at a line's end.
     #[test]
-    fn lines_parsed_on_several_threads_come_back_in_order() {
-        let text: Vec<String> = (0..999)
+    fn lines_parsed_in_runs_on_several_threads_come_back_in_order() {
+        let text: String = (0..20_000)
             .map(|i| {
                 if i % 97 == 5 {
-                    "{not json".to_string()
+                    "{not json\n".to_string()
                 } else {
-                    put_line(i)
+                    put_line(i) + "\n"
                 }
             })
             .collect();
-        let lines: Vec<&[u8]> = text.iter().map(|l| l.as_bytes()).collect();
+        assert!(text.len() > PARALLEL_BYTES);
         let summary = |entries: Vec<serde_json::Result<Entry>>| -> Vec<String> {
             entries
                 .into_iter()
@@ -537,15 +588,28 @@ mod tests {
                 })
                 .collect()
         };
-        let parse = |threads| {
-            crate::parallel::map_ordered(&lines, threads, 1, |l| serde_json::from_slice(l))
-        };
-        let one = summary(parse(1));
-        let several = summary(parse(3));
-        assert_eq!(one.len(), 999);
-        assert_eq!(one.iter().filter(|l| *l == "error").count(), 11);
-        assert_eq!(several, one);
+        let one = summary(parse_lines(text.as_bytes()));
+        assert_eq!(one.len(), 20_000);
+        assert_eq!(one.iter().filter(|l| *l == "error").count(), 207);
+        for threads in [2, 3, 8] {
+            let runs = runs_of_lines(text.as_bytes(), threads);
+            assert!(runs.len() > threads, "{threads}: {} runs", runs.len());
+            assert!(runs.iter().all(|r| r.ends_with(b"\n")));
+            let mut several = Vec::new();
+            crate::parallel::map_consume_ordered(
+                &runs,
+                threads,
+                |run| parse_lines(run),
+                |entries| several.extend(summary(entries)),
+            );
+            assert_eq!(several, one, "{threads}");
+        }
+        assert_eq!(runs_of_lines(b"", 2).len(), 0);
+        assert_eq!(runs_of_lines(put_line(1).as_bytes(), 2).len(), 1);
     }
+
+    /// Lines enough for a journal of them to be parsed on several threads.
+    const LARGE: usize = PARALLEL_BYTES / 64;
 
     /// A journal read back whole (a torn last line left for later) replays every line in
     /// order; the token index, built at the first lookup, follows later puts and deletes.
@@ -553,9 +617,7 @@ mod tests {
     fn a_large_journal_replays_in_order_and_the_token_index_is_built_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let mut text: String = (0..PARALLEL_LINES + 10)
-            .map(|i| put_line(i) + "\n")
-            .collect();
+        let mut text: String = (0..LARGE + 10).map(|i| put_line(i) + "\n").collect();
         text.push_str(r#"{"op":"delete","id":"x-3"}"#);
         text.push('\n');
         // x-7 again, as a later version of it without a token
@@ -567,8 +629,9 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let mut state = State::default();
         catch_up(&path, &mut state).unwrap();
-        assert_eq!(state.lines as usize, PARALLEL_LINES + 12);
-        assert_eq!(state.objects.len(), PARALLEL_LINES + 9);
+        assert!(text.len() > PARALLEL_BYTES);
+        assert_eq!(state.lines as usize, LARGE + 12);
+        assert_eq!(state.objects.len(), LARGE + 9);
         assert!(state.tokens.is_none(), "a replay builds no token index");
         assert!(state.by_token("t3").is_none(), "deleted");
         assert!(
@@ -576,7 +639,7 @@ mod tests {
             "its new version has no token"
         );
         assert_eq!(state.by_token("t8").map(|o| o.id.as_str()), Some("x-8"));
-        let last = PARALLEL_LINES + 9;
+        let last = LARGE + 9;
         state.remove(&format!("x-{last}"));
         assert!(state.by_token(&format!("t{last}")).is_none());
         // The torn line, completed by its writer, is read by the next catch-up.

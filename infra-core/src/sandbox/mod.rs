@@ -154,7 +154,7 @@ impl SandboxProvider {
     /// Every stored object, owned or not (for tests and inspection).
     pub fn objects(&self) -> std::io::Result<Vec<SandboxObject>> {
         self.journal
-            .with_state(|s| Ok((Vec::new(), s.objects.values().cloned().collect())))
+            .with_state(|s| Ok((Vec::new(), s.sorted(|_| true).cloned().collect())))
     }
 
     /// Stores an object no stack owns, as if made by hand beside the stack. Returns its id.
@@ -205,7 +205,7 @@ impl SandboxProvider {
 
     fn observed(o: &SandboxObject) -> Observed {
         Observed {
-            address: Address::new(o.kind.clone(), o.name.clone()),
+            address: Address::of(&o.kind, &o.name),
             id: o.id.clone(),
             props: o.props.clone(),
             protect: o.protect,
@@ -305,12 +305,20 @@ impl Provider for SandboxProvider {
         }
         self.journal
             .with_state(|s| {
-                let resources = s
+                // In the engine's order (by address; then by id), which it then finds sorted.
+                let mut mine: Vec<&SandboxObject> = s
                     .objects
                     .values()
                     .filter(|o| o.stack.as_deref() == Some(stack))
-                    .map(Self::observed)
                     .collect();
+                mine.sort_unstable_by(|a, b| {
+                    (a.kind.as_str(), a.name.as_str(), a.id.as_str()).cmp(&(
+                        b.kind.as_str(),
+                        b.name.as_str(),
+                        b.id.as_str(),
+                    ))
+                });
+                let resources = mine.into_iter().map(Self::observed).collect();
                 Ok((
                     Vec::new(),
                     ReadResult {
