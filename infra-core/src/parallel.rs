@@ -29,10 +29,15 @@ pub(crate) fn map_ordered<T: Sync, R: Send>(
             .chunks(chunk)
             .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
             .collect();
-        handles
+        let parts: Vec<Vec<R>> = handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        // One allocation of the final size: growing it part by part moved large results
+        // (a plan's changes) several times.
+        let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        parts.into_iter().for_each(|part| all.extend(part));
+        all
     })
 }
 

@@ -451,7 +451,11 @@ fn declared_changes_on(
             changes[p] = Some(change);
         }
     }
-    changes.into_iter().flatten().collect()
+    // Sized once: a collect through `flatten` knows no length and grew the vector (of large
+    // changes) step by step.
+    let mut all = Vec::with_capacity(changes.iter().filter(|c| c.is_some()).count());
+    all.extend(changes.into_iter().flatten());
+    all
 }
 
 /// The number of resources in a wave from which [`declared_changes`] splits it between
