@@ -38,6 +38,13 @@ impl Address {
             name: Arc::from(name),
         }
     }
+    /// The address of the same kind named `name` (sharing the kind's string).
+    pub(crate) fn renamed(&self, name: &str) -> Self {
+        Address {
+            kind: self.kind.clone(),
+            name: Arc::from(name),
+        }
+    }
     /// The kind, e.g. `aws_vpc`.
     pub fn kind(&self) -> &str {
         &self.kind

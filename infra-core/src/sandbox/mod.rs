@@ -204,8 +204,13 @@ impl SandboxProvider {
     }
 
     fn observed(o: &SandboxObject) -> Observed {
+        Self::observed_at(o, Address::of(&o.kind, &o.name))
+    }
+
+    /// `o` as observed, at `address` (its own, made by the caller).
+    fn observed_at(o: &SandboxObject, address: Address) -> Observed {
         Observed {
-            address: Address::of(&o.kind, &o.name),
+            address,
             id: o.id.clone(),
             props: o.props.clone(),
             protect: o.protect,
@@ -213,6 +218,47 @@ impl SandboxProvider {
         }
     }
 }
+
+/// `objects` as observed, in the engine's order: by address, then by id (the engine then finds
+/// them sorted). Many are sorted and copied in runs on several threads, then merged.
+fn observed_in_order(objects: &[&SandboxObject]) -> Vec<Observed> {
+    fn key(o: &SandboxObject) -> (&str, &str, &str) {
+        (&o.kind, &o.name, &o.id)
+    }
+    let threads = crate::parallel::threads();
+    let runs: Vec<&[&SandboxObject]> = objects
+        .chunks(objects.len().div_ceil(threads).max(PARALLEL_READ))
+        .collect();
+    let runs = crate::parallel::map_ordered(&runs, threads, 2, |run| {
+        let mut run = run.to_vec();
+        run.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        let mut out: Vec<Observed> = Vec::with_capacity(run.len());
+        for o in run {
+            // Objects of one kind are consecutive: their addresses share the kind's string.
+            let address = match out.last() {
+                Some(last) if last.address.kind() == o.kind => last.address.renamed(&o.name),
+                _ => Address::of(&o.kind, &o.name),
+            };
+            out.push(SandboxProvider::observed_at(o, address));
+        }
+        out
+    });
+    runs.into_iter()
+        .reduce(|a, b| {
+            let mut merged = Vec::with_capacity(a.len() + b.len());
+            let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+            while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+                let first = (&x.address, &x.id) <= (&y.address, &y.id);
+                merged.extend(if first { a.next() } else { b.next() });
+            }
+            merged.extend(a.chain(b));
+            merged
+        })
+        .unwrap_or_default()
+}
+
+/// The number of objects from which a read sorts and copies them on several threads.
+const PARALLEL_READ: usize = 4096;
 
 /// A deterministic id: the kind's short name and a hash of the object's identity and generation,
 /// so ids don't depend on the order concurrent creates happen in.
@@ -305,20 +351,12 @@ impl Provider for SandboxProvider {
         }
         self.journal
             .with_state(|s| {
-                // In the engine's order (by address; then by id), which it then finds sorted.
-                let mut mine: Vec<&SandboxObject> = s
+                let mine: Vec<&SandboxObject> = s
                     .objects
                     .values()
                     .filter(|o| o.stack.as_deref() == Some(stack))
                     .collect();
-                mine.sort_unstable_by(|a, b| {
-                    (a.kind.as_str(), a.name.as_str(), a.id.as_str()).cmp(&(
-                        b.kind.as_str(),
-                        b.name.as_str(),
-                        b.id.as_str(),
-                    ))
-                });
-                let resources = mine.into_iter().map(Self::observed).collect();
+                let resources = observed_in_order(&mine);
                 Ok((
                     Vec::new(),
                     ReadResult {
@@ -609,5 +647,52 @@ impl Provider for SandboxProvider {
 
     fn api_calls(&self) -> Option<u64> {
         Some(self.calls.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read on several threads or one, objects come out by address then id, duplicates of
+    /// an address included, each with its own identity and shared properties.
+    #[test]
+    fn objects_are_observed_in_address_then_id_order() {
+        let objects: Vec<SandboxObject> = (0..3 * PARALLEL_READ)
+            .map(|i| {
+                // A scattered order of kinds, names and ids; every 100th name twice.
+                let n = (i * 7919) % (3 * PARALLEL_READ);
+                SandboxObject {
+                    id: format!("x-{:08}", (i * 104_729) % 1_000_003),
+                    kind: ["t_b", "t_a", "t_c"][(n / 100) % 3].to_string(),
+                    stack: Some("s".into()),
+                    name: format!("n{}", if n % 100 == 1 { n - 1 } else { n }),
+                    props: Props::default(),
+                    protect: false,
+                    token: None,
+                    declared: None,
+                }
+            })
+            .collect();
+        let refs: Vec<&SandboxObject> = objects.iter().collect();
+        let seen: Vec<(Address, String)> = observed_in_order(&refs)
+            .into_iter()
+            .map(|o| (o.address, o.id))
+            .collect();
+        let mut expected: Vec<(Address, String)> = objects
+            .iter()
+            .map(|o| (Address::new(o.kind.as_str(), o.name.as_str()), o.id.clone()))
+            .collect();
+        expected.sort();
+        assert_eq!(seen.len(), 3 * PARALLEL_READ);
+        assert!(
+            seen.windows(2).any(|w| w[0].0 == w[1].0),
+            "a duplicate address"
+        );
+        assert_eq!(seen, expected);
+        let few = observed_in_order(&refs[..10]);
+        assert!(few
+            .windows(2)
+            .all(|w| (&w[0].address, &w[0].id) < (&w[1].address, &w[1].id)));
     }
 }
