@@ -379,7 +379,17 @@ def section_refresh(d):
         for r in rows
     )
     ok_time = big["plan_ms"] < 1000 and big["resources"] >= 1000
-    share = big["client_cpu_ms"] / big["plan_ms"]
+    # The share from the CPU time over all the runs and their summed wall time when the run
+    # recorded it (one run's CPU figure is ±10 ms: /proc counts ticks), else from medians.
+    if big.get("client_cpu_ms_total") is not None and big.get("plan_ms_all"):
+        cpu_me, cpu_wall = big["client_cpu_ms_total"], sum(big["plan_ms_all"])
+        n = len(big["plan_ms_all"])
+        share_text = (f"{f0(cpu_me / n)} ms of {f0(cpu_wall / n)} ms on average over the {n} runs "
+                      f"(CPU time read once around them all)")
+    else:
+        cpu_me, cpu_wall = big["client_cpu_ms"], big["plan_ms"]
+        share_text = f"{f0(cpu_me)} ms of {f0(cpu_wall)} ms"
+    share = cpu_me / cpu_wall
     ok_share = share <= 0.10 and big["resources"] >= 1000
     o.append(
         f"**Targets:** calls = Σ over resource types of the pages: {verdict(ok_calls)} — {listings} listings "
@@ -388,7 +398,7 @@ def section_refresh(d):
         f"one VPC and one attribute a call; `DescribeVpcs` returns neither) and the groups' lifecycle hooks ({hooks} for "
         f"{asgs} auto scaling groups: `DescribeLifecycleHooks` takes one group). 1,000 resources under 1 s: "
         f"{verdict(ok_time)} ({f0(big['plan_ms'])} ms). infra's own CPU ≤ 10 % of the wall time (issue 15): "
-        f"{verdict(ok_share)} ({f0(big['client_cpu_ms'])} ms of {f0(big['plan_ms'])} ms, {100 * share:.0f} %).\n"
+        f"{verdict(ok_share)} ({share_text}, {100 * share:.0f} %).\n"
     )
     if not ok_share:
         o.append(REFRESH_SHARE)
@@ -982,7 +992,7 @@ def summary(statuses):
     r = statuses.get("refresh")
     if r:
         ok_c, ok_t, big, ok_s, share = r
-        o.append(f"| 2. refresh, no-op plan | calls = Σ types × pages; 1,000 in < 1 s (moto); infra CPU ≤ 10 % of the wall (issue 15) | calls {verdict(ok_c)} ({big['read_calls']} for {big['resources']:,}); time {verdict(ok_t)}: {f0(big['plan_ms'])} ms; CPU {verdict(ok_s)}: {f0(big['client_cpu_ms'])} ms, {100 * share:.0f} % |")
+        o.append(f"| 2. refresh, no-op plan | calls = Σ types × pages; 1,000 in < 1 s (moto); infra CPU ≤ 10 % of the wall (issue 15) | calls {verdict(ok_c)} ({big['read_calls']} for {big['resources']:,}); time {verdict(ok_t)}: {f0(big['plan_ms'])} ms; CPU {verdict(ok_s)}: {100 * share:.0f} % of the wall |")
     a = statuses.get("apply")
     if a:
         o.append(f"| 3. apply concurrency 32 vs 1 | ≥ 8×; ≥ 90 % of the bound moto allows (issue 15) | {verdict(a[0])}: {a[1]:.1f}×; {verdict(a[2])}: {100 * a[3]:.0f} % of {a[4]:.1f}× |")
