@@ -425,10 +425,20 @@ too (210 → 140 ms of infra CPU for this no-op plan, on that machine). The rest
 the kernel ~18 % (sockets, epoll, page faults), generic code of `core` and `alloc` ~30 % —
 mostly instantiated in the crates left at opt-level 0, above all the generated SDK crates'
 deserialisers, which read every listed object field by field — then tokio, the Smithy types and
-runtime, http and the XML tokenizer at a few % each, and the engine ~2 %. Next: the generated
-crates at opt-level 1 (aws-sdk-ec2 alone takes ~4 min to build at level 0; measure what level 1
-costs a clean build), or fewer bytes to decode (filters that leave out fields infra does not
-compare do not exist in EC2's Describe calls).
+runtime, http and the XML tokenizer at a few % each, and the engine ~2 %.
+
+Tried on 2026-12-01 (by hand, not by this run): aws-sdk-ec2 and aws-sdk-iam at opt-level 1
+(`cargo build --example bench_aws --timings --config 'profile.dev.package.aws-sdk-ec2.opt-level=1'`
+and the same for iam, in a copy of the bench's target directory). `bench_aws refresh 1000
+--runs 5`, the two binaries alternated twice against one moto: infra's CPU 110 and 114 ms at
+level 0, 102 and 96 ms at level 1 (mean per run) — about a tenth less, still ~11 % of the wall.
+The price: aws-sdk-ec2 alone took 497 s to build at level 1 (aws-sdk-iam 116 s), about twice
+its time at level 0 and the last crate of every clean build, so CI and every user's first build
+would wait ~4 min more. Not taken. In a `perf record` of those no-op plans (3,480 samples)
+`memcmp` is 4 %, called mostly from the XML decoder's tag matching and the generated `de_tag`
+of both SDKs; no single function holds more than 5 %. What would meet the target is less to
+decode, which the APIs do not offer (EC2's Describe calls have no field selection), or a
+release build of the deploy program.
 """
 
 
