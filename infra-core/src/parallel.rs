@@ -1,5 +1,5 @@
-//! Ordered work on several threads: a slice mapped in consecutive runs, one scoped thread per
-//! run, the results concatenated in the slice's order (what one thread gives). Used where a
+//! Ordered work on several threads: a slice mapped in consecutive runs on scoped threads, the
+//! results taken in the slice's order (what one thread gives). Used where a
 //! fresh process's single pass over every resource or journal line dominates: parsing a large
 //! sandbox journal, diffing a large wave of the graph.
 
@@ -22,23 +22,17 @@ pub(crate) fn map_ordered<T: Sync, R: Send>(
     if threads < 2 || items.len() < from.max(2) {
         return items.iter().map(&f).collect();
     }
-    let f = &f;
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let parts: Vec<Vec<R>> = handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect();
-        // One allocation of the final size: growing it part by part moved large results
-        // (a plan's changes) several times.
-        let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-        parts.into_iter().for_each(|part| all.extend(part));
-        all
-    })
+    // One consecutive part per thread, each mapped whole, the parts joined in order into a
+    // vector of the final size (growing it part by part moved large results several times).
+    let parts: Vec<&[T]> = items.chunks(items.len().div_ceil(threads)).collect();
+    let mut all = Vec::with_capacity(items.len());
+    map_consume_ordered(
+        &parts,
+        threads,
+        |part| part.iter().map(&f).collect::<Vec<R>>(),
+        |part| all.extend(part),
+    );
+    all
 }
 
 /// `f` of every item on up to `threads` threads, each thread taking the next item nobody has

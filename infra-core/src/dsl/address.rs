@@ -26,10 +26,7 @@ pub struct Address {
 impl Address {
     /// An address from its parts.
     pub fn new(kind: impl Into<String>, name: impl Into<String>) -> Self {
-        Address {
-            kind: intern(&kind.into()),
-            name: Arc::from(name.into()),
-        }
+        Address::of(&kind.into(), &name.into())
     }
     /// [`Address::new`] from borrowed parts, without first making owned strings of them.
     pub(crate) fn of(kind: &str, name: &str) -> Self {
