@@ -322,6 +322,13 @@ TF_ANCHOR = (
 )
 
 
+def cpu_totals(r):
+    """Whether a refresh run recorded its CPU times once around all its runs (a single run's
+    /proc figure is ±10 ms: ticks), so that means per run can be used instead of medians."""
+    return (r.get("client_cpu_ms_total") is not None and r.get("moto_cpu_ms_total") is not None
+            and bool(r.get("plan_ms_all")))
+
+
 def section_refresh(d):
     meta = load_json(os.path.join(d, "refresh.meta.json"))
     rows = sorted(lines(os.path.join(d, "refresh.jsonl")), key=lambda r: r["resources"])
@@ -340,10 +347,7 @@ def section_refresh(d):
         f"policy rules) {rows[0]['runs']} times; medians. Moto's CPU time (from /proc, moto serves one "
         "request at a time) and ours tell where the wall time goes.\n"
     )
-    # CPU columns: the mean per run from one reading around all the runs when recorded (a
-    # single run's /proc figure is ±10 ms), else the median of the runs.
-    totals = all(r.get("client_cpu_ms_total") is not None and r.get("moto_cpu_ms_total") is not None
-                 and r.get("plan_ms_all") for r in rows)
+    totals = all(cpu_totals(r) for r in rows)
 
     def cpu(r, key):
         return r[key + "_total"] / len(r["plan_ms_all"]) if totals else r[key]
@@ -389,8 +393,8 @@ def section_refresh(d):
     )
     ok_time = big["plan_ms"] < 1000 and big["resources"] >= 1000
     # The share from the CPU time over all the runs and their summed wall time when the run
-    # recorded it (one run's CPU figure is ±10 ms: /proc counts ticks), else from medians.
-    if big.get("client_cpu_ms_total") is not None and big.get("plan_ms_all"):
+    # recorded it, else from medians.
+    if cpu_totals(big):
         cpu_me, cpu_wall = big["client_cpu_ms_total"], sum(big["plan_ms_all"])
         n = len(big["plan_ms_all"])
         share_text = (f"{f0(cpu_me / n)} ms of {f0(cpu_wall / n)} ms on average over the {n} runs "
